@@ -1,0 +1,79 @@
+"""A folder on the portal's own server (demos, network mounts). No path may leave the folder."""
+import os
+import shutil
+from pathlib import Path
+
+from connections.protocols.base import ConnectorError, FileSession, FileStore
+from connections.protocols.registry import register
+
+
+class LocalSession(FileSession):
+    def __init__(self, base):
+        self.base = Path(base).resolve()
+
+    def resolve(self, path):
+        full = (self.base / str(path).lstrip("/")).resolve()
+        if full != self.base and not full.is_relative_to(self.base):
+            raise ConnectorError(f"The path {path!r} leaves the connection's folder", step="path")
+        return full
+
+    def listdir(self, folder):
+        target = self.resolve(folder)
+        try:
+            return [entry.name for entry in os.scandir(target) if entry.is_file()]
+        except FileNotFoundError:
+            raise ConnectorError(f"Folder {folder or '/'} does not exist", step="folder") from None
+        except PermissionError:
+            raise ConnectorError(f"Permission denied on folder {folder or '/'}", step="permission") from None
+
+    def get(self, remote_path, local_path):
+        source = self.resolve(remote_path)
+        try:
+            shutil.copyfile(source, local_path)
+        except FileNotFoundError:
+            raise ConnectorError(f"{remote_path} does not exist", step="download") from None
+        if os.path.getsize(local_path) != source.stat().st_size:
+            raise ConnectorError(f"{remote_path} changed size while it was copied", retryable=True, step="download")
+        return local_path
+
+    def upload(self, local_path, remote_path):
+        target = self.resolve(remote_path)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(local_path, target)
+        except PermissionError:
+            raise ConnectorError(f"Permission denied writing {remote_path}", step="permission") from None
+
+    def rename(self, old_path, new_path, overwrite=False):
+        source, target = self.resolve(old_path), self.resolve(new_path)
+        if not overwrite and target.exists():
+            raise ConnectorError(f"{new_path} already exists and overwriting is off", step="rename")
+        os.replace(source, target)
+
+    def delete(self, remote_path):
+        try:
+            self.resolve(remote_path).unlink()
+        except FileNotFoundError:
+            raise ConnectorError(f"{remote_path} does not exist", step="delete") from None
+
+    def exists(self, remote_path):
+        return self.resolve(remote_path).exists()
+
+
+@register
+class LocalFolder(FileStore):
+    kind = "local"
+    label = "Local folder"
+    fields = ("path",)
+
+    def session(self):
+        base = self.connection.path
+        if not base or not os.path.isabs(base):
+            raise ConnectorError("A local folder connection needs an absolute folder path", step="settings")
+        if not os.path.isdir(base):
+            raise ConnectorError(f"The folder {base} does not exist on this server", step="folder")
+        return LocalSession(base)
+
+    def join(self, *parts):
+        # Paths are relative to the folder itself; the session enforces the boundary.
+        return "/".join(part.strip("/") for part in parts if part and part.strip("/"))

@@ -1,0 +1,165 @@
+"""PostgreSQL through psycopg 3: server-side cursors for rows, COPY for the fast CSV path."""
+import psycopg
+from psycopg import sql as pgsql
+
+from connections.protocols.base import ConnectorError, Database, QueryResult
+from connections.protocols.registry import register
+
+DEFAULT_QUERY_TIMEOUT = 90 * 60
+BOOL_OID = 16
+COPY_DELIMITERS = {",", "\t", "|", ";"}
+
+
+def _error_text(exc):
+    diag = getattr(exc, "diag", None)
+    primary = getattr(diag, "message_primary", None) if diag else None
+    return primary or str(exc).strip()
+
+
+def query_error(exc, scrub):
+    if isinstance(exc, psycopg.errors.QueryCanceled):
+        return ConnectorError("Query cancelled: it ran past the connection's query timeout or was stopped",
+                              step="query")
+    if isinstance(exc, psycopg.OperationalError):
+        return ConnectorError(scrub(f"PostgreSQL connection lost: {_error_text(exc)}"), retryable=True, step="query")
+    return ConnectorError(scrub(f"PostgreSQL error: {_error_text(exc)}"), step="query")
+
+
+def strip_statement(sql):
+    return sql.strip().rstrip(";").strip()
+
+
+class PostgresResult(QueryResult):
+    def __init__(self, connector, connection, cursor, columns, rowcount=-1):
+        self._connector = connector
+        self._connection = connection
+        self._cursor = cursor
+        self.columns = columns
+        self.rowcount = rowcount
+
+    def batches(self, size=5000):
+        try:
+            while rows := self._cursor.fetchmany(size):
+                yield rows
+        except psycopg.Error as exc:
+            raise query_error(exc, self._connector.scrub) from None
+
+    def close(self):
+        self._connection.close()
+
+
+@register
+class PostgresDatabase(Database):
+    kind = "postgresql"
+    label = "PostgreSQL"
+    fields = ("host", "port", "database", "username")
+    secret_fields = ("password",)
+    option_fields = ("query_timeout", "sslmode")
+    default_port = 5432
+
+    def connect(self):
+        query_timeout_ms = int(float(self.connection.options.get("query_timeout") or DEFAULT_QUERY_TIMEOUT) * 1000)
+        try:
+            return psycopg.connect(
+                host=self.connection.host or "127.0.0.1",
+                port=self.connection.port or self.default_port,
+                dbname=self.connection.database or None,
+                user=self.connection.username or None,
+                password=self.secret("password") or None,
+                sslmode=self.connection.options.get("sslmode") or "prefer",
+                connect_timeout=max(1, int(self.timeout)),
+                application_name="etl-portal",
+                options=f"-c statement_timeout={query_timeout_ms} -c DateStyle=ISO -c TimeZone=UTC",
+            )
+        except psycopg.OperationalError as exc:
+            text = _error_text(exc)
+            step = "authentication" if "authentication" in text or "password" in text else "connect"
+            raise ConnectorError(self.scrub(f"Cannot connect to PostgreSQL: {text}"), retryable=step != "authentication",
+                                 step=step) from None
+
+    def describe(self, connection, sql):
+        """Column (name, type oid) pairs of a single statement, without running it; [] when it returns no rows.
+
+        None when it cannot be described alone (several statements): the caller runs it as a script.
+        """
+        pgconn = connection.pgconn
+        result = pgconn.prepare(b"", sql.encode())
+        if result.status != psycopg.pq.ExecStatus.COMMAND_OK:
+            message = (result.error_message or b"").decode(errors="replace").strip()
+            if "multiple commands" in message:
+                return None
+            raise ConnectorError(self.scrub(f"PostgreSQL error: {message.removeprefix('ERROR:').strip()}"),
+                                 step="query")
+        described = pgconn.describe_prepared(b"")
+        return [(described.fname(i).decode(), described.ftype(i)) for i in range(described.nfields)]
+
+    def execute(self, sql, params=None):
+        connection = self.connect()
+        try:
+            statement = strip_statement(sql)
+            columns = None if params else self.describe(connection, statement)
+            if columns == [] or columns is None:
+                cursor = connection.cursor()
+                cursor.execute(statement if columns == [] else sql, params)
+                connection.commit()
+                names = [col.name for col in cursor.description] if cursor.description else None
+                return PostgresResult(self, connection, cursor, names, cursor.rowcount)
+            cursor = connection.cursor(name="etl_portal_extract")
+            cursor.itersize = 5000
+            cursor.execute(statement, params)
+            return PostgresResult(self, connection, cursor, [name for name, _ in columns])
+        except psycopg.Error as exc:
+            connection.close()
+            raise query_error(exc, self.scrub) from None
+        except BaseException:
+            connection.close()
+            raise
+
+    def can_copy_csv(self, options):
+        return (options.delimiter in COPY_DELIMITERS and options.quoting in ("minimal", "all")
+                and options.line_terminator == "\n" and options.encoding in ("utf-8", "utf-8-sig", "cp1252"))
+
+    def copy_csv(self, sql, out, options, on_header=None, on_row_block=None, block_rows=100_000):
+        """Write the query's rows as CSV to binary file `out` with COPY; return (columns, rows).
+
+        Values come out in the same form as the portable writer's (see runs.formats): booleans as
+        true/false, NULL as an empty field, timestamps in UTC. Returns None when the statement cannot be
+        described alone, so the caller falls back to the portable path.
+        """
+        connection = self.connect()
+        try:
+            statement = strip_statement(sql)
+            columns = self.describe(connection, statement)
+            if not columns:
+                return None
+            aliases = [pgsql.Identifier(f"c{i}") for i in range(len(columns))]
+            select_list = pgsql.SQL(", ").join(
+                pgsql.SQL("CASE WHEN {0} THEN 'true' WHEN NOT {0} THEN 'false' END").format(alias)
+                if oid == BOOL_OID else alias
+                for alias, (_, oid) in zip(aliases, columns)
+            )
+            copy_options = [pgsql.SQL("FORMAT csv"), pgsql.SQL("DELIMITER {}").format(pgsql.Literal(options.delimiter))]
+            if options.quoting == "all":
+                copy_options.append(pgsql.SQL("FORCE_QUOTE *"))
+            if options.encoding == "cp1252":
+                copy_options.append(pgsql.SQL("ENCODING 'WIN1252'"))
+            copy = pgsql.SQL("COPY (SELECT {} FROM ({}) AS q({})) TO STDOUT WITH ({})").format(
+                select_list, pgsql.SQL(statement), pgsql.SQL(", ").join(aliases), pgsql.SQL(", ").join(copy_options)
+            )
+            names = [name for name, _ in columns]
+            if on_header:
+                on_header(names)
+            rows = 0
+            with connection.cursor() as cursor, cursor.copy(copy) as stream:
+                write = out.write
+                # The server sends one COPY message per row, so counting reads counts rows exactly.
+                for row in stream:
+                    write(row)
+                    rows += 1
+                    if on_row_block and rows % block_rows == 0:
+                        on_row_block(rows)
+            return names, rows
+        except psycopg.Error as exc:
+            raise query_error(exc, self.scrub) from None
+        finally:
+            connection.close()

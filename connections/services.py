@@ -1,0 +1,36 @@
+import concurrent.futures
+
+from django.conf import settings
+from django.utils import timezone
+
+from connections.protocols import ConnectorError
+
+
+def test_connection(connection, timeout=None):
+    """Run the kind's test within a bounded time; record and return (ok, message in plain words)."""
+    timeout = timeout or settings.ETL_CONNECT_TIMEOUT
+    executor = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    future = executor.submit(_test, connection)
+    try:
+        ok, message = future.result(timeout=timeout + 5)
+    except concurrent.futures.TimeoutError:
+        ok, message = False, f"No answer within {timeout} seconds"
+    finally:
+        executor.shutdown(wait=False)
+    type(connection).objects.filter(pk=connection.pk).update(
+        last_tested_at=timezone.now(), last_test_ok=ok, last_test_message=message
+    )
+    return ok, message
+
+
+def _test(connection):
+    from django.db import connection as db_connection
+
+    try:
+        return True, connection.connector().test()
+    except ConnectorError as exc:
+        return False, (f"{exc.step.capitalize()} failed: " if exc.step else "") + exc.message
+    except Exception as exc:  # an unforeseen library error is still reported, never raised at the user
+        return False, connection.connector().scrub(f"Unexpected error: {type(exc).__name__}: {exc}")
+    finally:
+        db_connection.close()

@@ -1,0 +1,185 @@
+"""ETL Portal settings: one module, every deployment difference read from the environment.
+
+Defaults give the embedded setup (SQLite, django-q2's ORM broker, files under ./data) so a fresh machine
+needs no server; DATABASE_URL and REDIS_URL switch to the production path.
+"""
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env(name, default=""):
+    return os.environ.get(name, default)
+
+
+def env_bool(name, default=False):
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_int(name, default):
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else default
+
+
+def env_list(name, default=""):
+    return [item.strip() for item in env(name, default).split(",") if item.strip()]
+
+
+def _key_file(path, make):
+    """Read a generated key from the data folder, creating it once, so `make run` needs no setup."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        path.write_text(make())
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+ETL_DATA_DIR = Path(env("ETL_DATA_DIR", str(BASE_DIR / "data"))).resolve()
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+SECRET_KEY = env("DJANGO_SECRET_KEY") or _key_file(
+    ETL_DATA_DIR / "django-secret.key", lambda: secrets.token_urlsafe(50)
+)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+
+
+def _new_fernet_key():
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode()
+
+
+# Secrets at rest: the first key encrypts, every key decrypts (rotation: prepend a new key, run
+# `manage.py rotate_secrets`, then drop the old one).
+ETL_FERNET_KEYS = env_list("ETL_FERNET_KEYS") or [
+    _key_file(ETL_DATA_DIR / "fernet.key", _new_fernet_key)
+]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_q",
+    "django_tables2",
+    "crispy_forms",
+    "crispy_bootstrap5",
+    "projects",
+    "connections",
+    "tasks",
+    "runs",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "etl_portal.urls"
+WSGI_APPLICATION = "etl_portal.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+if env("DATABASE_URL"):
+    DATABASES = {"default": dj_database_url.parse(env("DATABASE_URL"), conn_max_age=60)}
+else:
+    # WAL and an IMMEDIATE write lock let the web server and the worker share one SQLite file
+    # without "database is locked" errors under normal load.
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": ETL_DATA_DIR / "etl_portal.sqlite3",
+            "OPTIONS": {
+                "timeout": 30,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+            "TEST": {"NAME": env("ETL_TEST_SQLITE_NAME") or None},
+        }
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/tasks/"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env("ETL_TIME_ZONE", "UTC")
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = ETL_DATA_DIR / "static"
+# WhiteNoise serves static files from the app itself, so `make run` needs no separate web server.
+WHITENOISE_USE_FINDERS = True
+
+CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
+CRISPY_TEMPLATE_PACK = "bootstrap5"
+DJANGO_TABLES2_TEMPLATE = "django_tables2/bootstrap5.html"
+
+# --- Running tasks -------------------------------------------------------------------------------
+# The longest a single run may take. django-q2 re-delivers a task not acknowledged after `retry`
+# seconds, so `retry` stays well above `timeout`: a long extract is never started twice.
+ETL_RUN_TIMEOUT = env_int("ETL_RUN_TIMEOUT", 6 * 3600)
+# A running run renews its lease every third of this; a run whose lease lapsed lost its worker.
+ETL_RUN_LEASE_SECONDS = env_int("ETL_RUN_LEASE_SECONDS", 60)
+ETL_PROGRESS_EVERY_ROWS = env_int("ETL_PROGRESS_EVERY_ROWS", 100_000)
+ETL_CONNECT_TIMEOUT = env_int("ETL_CONNECT_TIMEOUT", 15)
+
+Q_CLUSTER = {
+    "name": env("ETL_QUEUE_NAME", "etl_portal"),
+    "workers": env_int("ETL_WORKERS", 2),
+    "timeout": ETL_RUN_TIMEOUT,
+    "retry": ETL_RUN_TIMEOUT + 1800,
+    "max_attempts": 1,
+    "catch_up": False,
+    "ack_failures": True,
+    "save_limit": 1000,
+    "poll": 0.5,
+    "label": "Task queue",
+}
+if env("REDIS_URL"):
+    Q_CLUSTER["redis"] = env("REDIS_URL")
+else:
+    Q_CLUSTER["orm"] = "default"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env("ETL_LOG_LEVEL", "INFO")},
+}

@@ -1,0 +1,56 @@
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from connections.models import Connection
+from projects.demo import CUSTOMERS_QUERY, ORDERS_QUERY, build_shop_database
+from projects.models import Organization, Project
+from tasks.models import Destination, Task
+
+
+class Command(BaseCommand):
+    help = ("Create the demo: an organization, an admin user, a SQLite shop database, a local delivery folder, "
+            "and a project with tasks. Safe to run again: it updates what exists and creates what is missing.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--username", default="admin")
+        parser.add_argument("--password", default="admin", help="Password set when the user is first created.")
+
+    @transaction.atomic
+    def handle(self, username, password, **options):
+        data = settings.ETL_DATA_DIR
+        database_path = data / "demo" / "shop.sqlite3"
+        if not database_path.exists():
+            build_shop_database(database_path)
+        outbox = data / "demo" / "outbox"
+        outbox.mkdir(parents=True, exist_ok=True)
+
+        User = get_user_model()
+        user, created = User.objects.get_or_create(username=username, defaults={"is_staff": True,
+                                                                               "is_superuser": True})
+        if created:
+            user.set_password(password)
+            user.save()
+        org, _ = Organization.objects.get_or_create(name="Demo Company")
+        org.members.add(user)
+        shop, _ = Connection.objects.update_or_create(
+            organization=org, name="Demo shop database",
+            defaults={"kind": "sqlite", "path": str(database_path), "description": "SQLite demo data"})
+        folder, _ = Connection.objects.update_or_create(
+            organization=org, name="Demo outbox",
+            defaults={"kind": "local", "path": str(outbox), "description": "A folder on this server"})
+        project, _ = Project.objects.update_or_create(
+            organization=org, name="Daily shop extracts", defaults={"owner": user, "mode": Project.Mode.SERIES})
+        specs = [
+            ("Orders export", 1, ORDERS_QUERY, "orders.csv", "orders"),
+            ("Customers by city", 2, CUSTOMERS_QUERY, "customers_by_city.csv", "reports"),
+        ]
+        for name, rank, query, file_name, subfolder in specs:
+            task, _ = Task.objects.update_or_create(
+                project=project, name=name,
+                defaults={"run_rank": rank, "source_connection": shop, "query": query, "file_name": file_name})
+            Destination.objects.update_or_create(task=task, connection=folder, defaults={"folder": subfolder})
+        self.stdout.write(self.style.SUCCESS(
+            f"Demo ready: log in as {username!r}" + (f" with password {password!r}" if created else "")
+            + f"; files are delivered to {outbox}"))

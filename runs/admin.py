@@ -1,0 +1,42 @@
+from django.contrib import admin
+
+from runs.models import Run, RunFile, RunLog
+
+
+class RunLogInline(admin.TabularInline):
+    model = RunLog
+    extra = 0
+    can_delete = False
+    readonly_fields = ("created_at", "level", "message")
+
+
+class RunFileInline(admin.TabularInline):
+    model = RunFile
+    extra = 0
+    can_delete = False
+    readonly_fields = ("name", "size", "md5", "stored_path", "deliveries", "created_at", "purged_at")
+
+
+@admin.register(Run)
+class RunAdmin(admin.ModelAdmin):
+    list_display = ("id", "task", "status", "trigger", "attempt", "scheduled_for", "started_at", "finished_at", "rows")
+    list_filter = ("status", "trigger")
+    search_fields = ("task__name", "error")
+    list_select_related = ("task",)
+    raw_id_fields = ("task", "first_attempt", "requested_by")
+    readonly_fields = ("created_at", "worker", "lease_expires_at", "query_text", "error")
+    inlines = [RunFileInline, RunLogInline]
+
+
+@admin.register(RunFile)
+class RunFileAdmin(admin.ModelAdmin):
+    list_display = ("name", "run", "size", "md5", "created_at", "purged_at")
+    search_fields = ("name", "md5")
+    raw_id_fields = ("run",)
+
+
+@admin.register(RunLog)
+class RunLogAdmin(admin.ModelAdmin):
+    list_display = ("run", "created_at", "level", "message")
+    list_filter = ("level",)
+    raw_id_fields = ("run",)

@@ -1,0 +1,149 @@
+import datetime
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class RunQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        from tasks.models import Task
+
+        return self.filter(task__in=Task.objects.visible_to(user))
+
+    def claim(self, run_id, worker):
+        """Move a queued run to running for `worker`; False if another worker got it first."""
+        now = timezone.now()
+        return self.filter(id=run_id, status=Run.Status.QUEUED).update(
+            status=Run.Status.RUNNING, started_at=now, worker=worker,
+            lease_expires_at=now + datetime.timedelta(seconds=settings.ETL_RUN_LEASE_SECONDS),
+        ) == 1
+
+    def renew_lease(self, run_id, worker):
+        return self.filter(id=run_id, status=Run.Status.RUNNING, worker=worker).update(
+            lease_expires_at=timezone.now() + datetime.timedelta(seconds=settings.ETL_RUN_LEASE_SECONDS)
+        ) == 1
+
+    def lease_expired(self):
+        return self.filter(status=Run.Status.RUNNING, lease_expires_at__lt=timezone.now())
+
+
+class Run(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        WARNING = "warning", "Warning"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+        SKIPPED = "skipped", "Skipped"
+
+    FINISHED = (Status.SUCCEEDED, Status.WARNING, Status.FAILED, Status.CANCELLED, Status.SKIPPED)
+
+    class Trigger(models.TextChoices):
+        MANUAL = "manual", "Manual"
+        SCHEDULE = "schedule", "Schedule"
+        RETRY = "retry", "Retry"
+        DEPENDENCY = "dependency", "Dependency"
+        COMMAND = "command", "Command line"
+
+    task = models.ForeignKey("tasks.Task", on_delete=models.CASCADE, related_name="runs")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.MANUAL)
+    attempt = models.PositiveIntegerField(default=1)
+    first_attempt = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries"
+    )
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    scheduled_for = models.DateTimeField(
+        default=timezone.now, help_text="The time the run stands for; dates in names and queries come from it."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    query_text = models.TextField(blank=True, help_text="The query exactly as it ran.")
+    rows = models.BigIntegerField(null=True, blank=True)
+    worker = models.CharField(max_length=100, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+
+    objects = RunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["task", "-id"], name="run_task_latest")]
+
+    def __str__(self):
+        return f"Run {self.pk} of {self.task} ({self.status})"
+
+    @property
+    def is_finished(self):
+        return self.status in self.FINISHED
+
+    @property
+    def duration(self):
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+    def log(self, message, level="info"):
+        return RunLog.objects.create(run=self, level=level, message=str(message))
+
+    def _finish(self, status, error=""):
+        """Record the outcome unless the run already finished (e.g. cancelled meanwhile)."""
+        now = timezone.now()
+        updated = Run.objects.filter(pk=self.pk).exclude(status__in=self.FINISHED).update(
+            status=status, finished_at=now, error=error, lease_expires_at=None
+        )
+        if updated:
+            self.status, self.finished_at, self.error = status, now, error
+        return bool(updated)
+
+    def mark_succeeded(self):
+        return self._finish(self.Status.SUCCEEDED)
+
+    def mark_warning(self, reason):
+        self.log(reason, level="warning")
+        return self._finish(self.Status.WARNING, reason)
+
+    def mark_failed(self, error):
+        self.log(error, level="error")
+        return self._finish(self.Status.FAILED, error)
+
+
+class RunLog(models.Model):
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="log_lines")
+    created_at = models.DateTimeField(default=timezone.now)
+    level = models.CharField(max_length=10, default="info")
+    message = models.TextField()
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self):
+        return f"{self.created_at:%H:%M:%S} {self.level}: {self.message}"
+
+
+class RunFile(models.Model):
+    """One output file as it was finally delivered; the stored copy may be purged, the record stays."""
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="files")
+    name = models.CharField(max_length=255)
+    size = models.BigIntegerField()
+    md5 = models.CharField(max_length=32)
+    stored_path = models.CharField(max_length=1024, blank=True)
+    deliveries = models.JSONField(default=list, blank=True, help_text="Where the file was delivered.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    purged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def is_available(self):
+        import os
+
+        return bool(self.stored_path) and self.purged_at is None and os.path.exists(self.stored_path)

@@ -1,0 +1,140 @@
+"""The run pipeline: small steps that take and return plain data, composed by `run_pipeline`.
+
+render query -> extract rows to a file in the run folder -> checksum -> deliver (temporary name, then
+rename) -> record. Each step can be called and tested alone; only `run_pipeline` touches the models.
+"""
+import hashlib
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+
+from connections.protocols import ConnectorError
+from runs.formats import CsvOptions, CsvWriter
+
+
+class PipelineError(ConnectorError):
+    """A step failed for a reason the user must fix (bad settings), not a connector failure."""
+
+
+@dataclass
+class Extract:
+    path: Path
+    columns: list
+    rows: int
+
+
+@dataclass
+class OutputFile:
+    path: Path
+    name: str
+    size: int
+    md5: str
+    deliveries: list = field(default_factory=list)
+
+
+# --- steps -------------------------------------------------------------------------------------------
+
+def render_query(query):
+    """The query text exactly as it will run."""
+    text = (query or "").strip()
+    if not text:
+        raise PipelineError("The task has no query", step="query")
+    return text
+
+
+def output_name(file_name, task_name, extension="csv"):
+    """The output file's name: the one set on the task, else the task name made safe for a file system."""
+    name = (file_name or "").strip()
+    if not name:
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", task_name).strip("_") or "output"
+        name = f"{name}.{extension}"
+    if "/" in name or "\\" in name or name in (".", ".."):
+        raise PipelineError(f"The file name {name!r} may not contain a folder", step="file name")
+    return name
+
+
+def run_folder(task_id, run_id):
+    folder = Path(settings.ETL_DATA_DIR) / "runs" / str(task_id) / str(run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def extract_to_csv(database, sql, path, options, progress, every=None):
+    """Stream the query's rows into `path` as CSV. The file appears under its name only when complete.
+
+    `progress(rows)` is called every `every` rows and the caller decides what to log; memory stays flat
+    because rows are written batch by batch (or row by row through PostgreSQL's COPY).
+    """
+    every = every or settings.ETL_PROGRESS_EVERY_ROWS
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.part")
+    try:
+        with open(partial, "wb", buffering=1 << 20) as out:
+            extract = _copy_fast_path(database, sql, out, options, progress, every)
+            if extract is None:
+                out.seek(0)
+                out.truncate()
+                extract = _portable_path(database, sql, out, options, progress, every)
+        os.replace(partial, path)
+    finally:
+        if partial.exists():
+            partial.unlink()
+    return Extract(path=path, columns=extract[0], rows=extract[1])
+
+
+def _copy_fast_path(database, sql, out, options, progress, every):
+    if not (hasattr(database, "copy_csv") and database.can_copy_csv(options)):
+        return None
+
+    def write_header(columns):
+        if options.encoding == "utf-8-sig":
+            out.write("\ufeff".encode())
+        if options.include_headers:
+            # The BOM, if any, is already written: the header itself is plain UTF-8.
+            encoding = "utf-8" if options.encoding == "utf-8-sig" else options.encoding
+            writer = CsvWriter(out, CsvOptions(**{**options.__dict__, "encoding": encoding}))
+            writer.write_header(columns)
+            writer.close()
+
+    return database.copy_csv(sql, out, options, on_header=write_header, on_row_block=progress, block_rows=every)
+
+
+def _portable_path(database, sql, out, options, progress, every):
+    with database.execute(sql) as result:
+        if result.columns is None:
+            raise PipelineError(
+                f"The statement returned no rows to write ({max(result.rowcount, 0)} rows affected); "
+                "a query source must return a result set", step="query")
+        writer = CsvWriter(out, options)
+        writer.write_header(result.columns)
+        next_report = every
+        for batch in result.batches():
+            writer.write_batch(batch)
+            while writer.rows >= next_report:
+                progress(next_report if writer.rows == next_report else writer.rows)
+                next_report += every
+        writer.close()
+        return result.columns, writer.rows
+
+
+def checksum(path):
+    """(size, md5 hex) of a file, read in blocks."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return os.path.getsize(path), digest.hexdigest()
+
+
+def deliver(path, name, targets):
+    """Put the file on every (connector, folder, overwrite) target; return where it went."""
+    deliveries = []
+    for store, folder, overwrite in targets:
+        remote = store.join(folder, name)
+        with store.session() as session:
+            session.put(str(path), remote, overwrite=overwrite)
+        deliveries.append({"connection": store.connection.name, "kind": store.kind, "path": remote})
+    return deliveries

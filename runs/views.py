@@ -1,0 +1,33 @@
+from django.http import FileResponse, Http404, JsonResponse
+from django.shortcuts import get_object_or_404, render
+from django.utils.formats import date_format
+from django.utils.timezone import localtime
+
+from runs.models import Run, RunFile
+
+
+def run_detail(request, pk):
+    run = get_object_or_404(Run.objects.visible_to(request.user).select_related("task__project"), pk=pk)
+    return render(request, "runs/run_detail.html", {"run": run, "log_lines": run.log_lines.all(),
+                                                    "files": run.files.all()})
+
+
+def run_log(request, pk):
+    """New log lines after `after` (an id) and the run's status, for the live log."""
+    run = get_object_or_404(Run.objects.visible_to(request.user), pk=pk)
+    after = int(request.GET.get("after") or 0)
+    lines = run.log_lines.filter(id__gt=after)[:1000]
+    return JsonResponse({
+        "status": run.status,
+        "status_label": run.get_status_display(),
+        "finished": run.is_finished,
+        "lines": [{"id": line.id, "time": date_format(localtime(line.created_at), "H:i:s"), "level": line.level,
+                   "message": line.message} for line in lines],
+    })
+
+
+def file_download(request, pk):
+    run_file = get_object_or_404(RunFile.objects.filter(run__in=Run.objects.visible_to(request.user)), pk=pk)
+    if not run_file.is_available:
+        raise Http404("This file is no longer kept (retention period passed).")
+    return FileResponse(open(run_file.stored_path, "rb"), as_attachment=True, filename=run_file.name)
