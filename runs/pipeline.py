@@ -111,11 +111,11 @@ def _portable_path(database, sql, out, options, progress, every):
         writer = CsvWriter(out, options)
         writer.write_header(result.columns)
         next_report = every
-        for batch in result.batches():
+        for batch in result.batches(min(5000, every)):
             writer.write_batch(batch)
-            while writer.rows >= next_report:
-                progress(next_report if writer.rows == next_report else writer.rows)
-                next_report += every
+            if writer.rows >= next_report:
+                progress(writer.rows)
+                next_report = (writer.rows // every + 1) * every
         writer.close()
         return result.columns, writer.rows
 

@@ -115,6 +115,50 @@ class PostgresDatabase(Database):
             connection.close()
             raise
 
+    def _stream_copy(self, connection, copy_sql, write, on_row_block, block_rows):
+        """Pump COPY OUT data straight from libpq into `write`; return the row count.
+
+        This loop is the hot path of every PostgreSQL extract. It talks to libpq directly because
+        psycopg's Copy object costs a Python generator round trip per row (about 0.5 s per million
+        rows here); the server sends one message per row, so rows are counted by the loop itself.
+        """
+        pgconn = connection.pgconn
+        pgconn.send_query(copy_sql)
+        started = pgconn.get_result()
+        if started.status != psycopg.pq.ExecStatus.COPY_OUT:
+            self._raise_result_error(pgconn, started)
+        get_copy_data = pgconn.get_copy_data
+        rows, finished = 0, False
+        while not finished:
+            for count in range(block_rows):
+                size, data = get_copy_data(0)
+                if size <= 0:
+                    finished = True
+                    break
+                write(data)
+            else:
+                count = block_rows
+            rows += count
+            if on_row_block and not finished:
+                on_row_block(rows)
+        result = pgconn.get_result()
+        while pgconn.get_result() is not None:
+            pass
+        if result is None or result.status != psycopg.pq.ExecStatus.COMMAND_OK:
+            self._raise_result_error(pgconn, result)
+        return rows
+
+    def _raise_result_error(self, pgconn, result):
+        message = ((result.error_message if result is not None else b"") or pgconn.error_message or b"")
+        message = message.decode(errors="replace").strip().removeprefix("ERROR:").strip()
+        while pgconn.get_result() is not None:
+            pass
+        if "canceling statement due to statement timeout" in message or "canceling statement" in message:
+            raise ConnectorError("Query cancelled: it ran past the connection's query timeout or was stopped",
+                                 step="query")
+        raise ConnectorError(self.scrub(f"PostgreSQL error: {message or 'the connection was lost'}"),
+                             retryable=not message, step="query")
+
     def can_copy_csv(self, options):
         return (options.delimiter in COPY_DELIMITERS and options.quoting in ("minimal", "all")
                 and options.line_terminator == "\n" and options.encoding in ("utf-8", "utf-8-sig", "cp1252"))
@@ -149,15 +193,7 @@ class PostgresDatabase(Database):
             names = [name for name, _ in columns]
             if on_header:
                 on_header(names)
-            rows = 0
-            with connection.cursor() as cursor, cursor.copy(copy) as stream:
-                write = out.write
-                # The server sends one COPY message per row, so counting reads counts rows exactly.
-                for row in stream:
-                    write(row)
-                    rows += 1
-                    if on_row_block and rows % block_rows == 0:
-                        on_row_block(rows)
+            rows = self._stream_copy(connection, copy.as_bytes(connection), out.write, on_row_block, block_rows)
             return names, rows
         except psycopg.Error as exc:
             raise query_error(exc, self.scrub) from None

@@ -1,0 +1,39 @@
+# ETL Portal. `make run` starts the demo, `make test` runs the tests; both install what they need.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench install system-deps-run system-deps-test migrate clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -r requirements-dev.txt
+	touch $(STAMP)
+
+install: system-deps-run $(STAMP)
+
+system-deps-run:
+	@scripts/system-deps.sh run
+
+system-deps-test:
+	@scripts/system-deps.sh test
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+
+run: migrate
+	$(PY) manage.py seed_demo
+	@echo "Open http://127.0.0.1:8000/ and log in with the user printed above."
+	$(PY) manage.py serve
+
+test: system-deps-test install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: system-deps-test install
+	$(PY) -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) data test-artifacts

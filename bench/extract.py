@@ -1,0 +1,96 @@
+"""extract_postgres_csv and extract_memory_growth: the portal's PostgreSQL -> CSV extract against psql."""
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from bench.common import best_of, emit, run_child, setup_django
+
+ROWS = 1_000_000
+TABLE = "bench_extract"
+QUERY = f"SELECT id, name, amount, created, updated, active, score, note FROM {TABLE} ORDER BY id"
+ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+
+
+def database_name():
+    return os.environ.get("ETL_BENCH_DB", "etl_bench")
+
+
+def prepare(dbname):
+    import psycopg
+
+    with psycopg.connect(**ADMIN, dbname="postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{dbname}"')
+    with psycopg.connect(**ADMIN, dbname=dbname, autocommit=True) as conn:
+        count = conn.execute(f"SELECT count(*) FROM pg_class WHERE relname = '{TABLE}'").fetchone()[0]
+        if count and conn.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0] == ROWS:
+            return
+        conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
+        conn.execute(f"""CREATE TABLE {TABLE} AS
+            SELECT g AS id, 'customer ' || g AS name, (g % 100000) / 100.0 AS amount,
+                   DATE '2020-01-01' + (g % 2000) AS created,
+                   TIMESTAMP '2020-01-01 00:00:00' + g * INTERVAL '1 minute' AS updated,
+                   g % 3 = 0 AS active, g / 7.0::float8 AS score,
+                   CASE WHEN g % 10 = 0 THEN NULL ELSE 'note, with "quotes" ' || (g % 97) END AS note
+            FROM generate_series(1, {ROWS}) AS g""")
+        conn.execute(f"ALTER TABLE {TABLE} ADD PRIMARY KEY (id)")
+        conn.execute(f"VACUUM ANALYZE {TABLE}")
+
+
+def connection(dbname):
+    from connections.models import Connection
+
+    return Connection(kind="postgresql", host=ADMIN["host"], port=ADMIN["port"], username=ADMIN["user"],
+                      database=dbname)
+
+
+def portal_extract(dbname, out_path, limit=None):
+    from runs import pipeline
+    from runs.formats import CsvOptions
+
+    query = QUERY + (f" LIMIT {limit}" if limit else "")
+    return pipeline.extract_to_csv(connection(dbname).connector(), query, out_path, CsvOptions(),
+                                   progress=lambda rows: None)
+
+
+def psql_extract(dbname, out_path):
+    subprocess.run(["psql", "-h", ADMIN["host"], "-p", str(ADMIN["port"]), "-U", ADMIN["user"], "-d", dbname, "-q",
+                    "-c", f"\\copy ({QUERY}) to '{out_path}' csv header"], check=True)
+
+
+def main():
+    setup_django()
+    dbname = database_name()
+    prepare(dbname)
+    workdir = Path(tempfile.mkdtemp(prefix="etl-bench-extract-"))
+    try:
+        ours = best_of(3, portal_extract, dbname, workdir / "portal.csv")
+        theirs = best_of(3, psql_extract, dbname, workdir / "psql.csv")
+        rows_ours, rows_theirs = ROWS / ours, ROWS / theirs
+        emit("extract_postgres_csv", rows_ours, "rows/s", ref=rows_theirs, ratio=rows_ours / rows_theirs,
+             rows=ROWS, seconds=round(ours, 3), psql_seconds=round(theirs, 3))
+        small = run_child("bench.extract", "--child", dbname, str(workdir / "small.csv"), "100000")
+        large = run_child("bench.extract", "--child", dbname, str(workdir / "large.csv"), str(ROWS))
+        emit("extract_memory_growth", large["peak_kib"], "KiB", ref=small["peak_kib"],
+             ratio=large["peak_kib"] / small["peak_kib"], rows_small=small["rows"], rows_large=large["rows"])
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def child(dbname, out_path, limit):
+    setup_django()
+    extract = portal_extract(dbname, out_path, limit=int(limit))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"rows": extract.rows, "peak_kib": peak}))
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--child"]:
+        child(*sys.argv[2:5])
+    else:
+        main()

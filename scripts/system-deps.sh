@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the project needs that are missing (as root; otherwise says what to install).
+# Usage: scripts/system-deps.sh run|test
+set -euo pipefail
+need=()
+# Debian's python3 cannot create virtual environments without python3-venv; a pyenv/python.org build can.
+python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
+if [ "${1:-run}" = "test" ]; then
+  need+=(openssh-server samba unixodbc unixodbc-dev odbc-postgresql odbc-mariadb gnupg chromium)
+fi
+missing=()
+for pkg in "${need[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+  echo "Missing Debian packages: ${missing[*]} (install them with apt-get as root)" >&2
+  exit 0
+fi
+echo "Installing Debian packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

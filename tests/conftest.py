@@ -1,0 +1,108 @@
+"""Shared fixtures: the four kinds of user, an organization, and real servers started once per session."""
+import pytest
+from django.contrib.auth.models import Group, User
+
+from connections.models import Connection
+from projects.models import Organization, Project
+from tasks.models import Destination, Task
+from tests.servers import postgres as pg
+from tests.servers.sshd import start_sshd
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(autouse=True)
+def data_dir(settings, tmp_path):
+    """Every test gets its own data folder for run files and caches."""
+    settings.ETL_DATA_DIR = tmp_path / "data"
+    settings.ETL_DATA_DIR.mkdir()
+    return settings.ETL_DATA_DIR
+
+
+# --- people ----------------------------------------------------------------------------------------
+
+@pytest.fixture
+def organization(db):
+    return Organization.objects.create(name="Acme Analytics")
+
+
+@pytest.fixture
+def owner(organization):
+    user = User.objects.create_user("olivia", "olivia@example.com", PASSWORD)
+    organization.members.add(user)
+    return user
+
+
+@pytest.fixture
+def member(organization):
+    """In the organization, not the project's owner, not in its editor groups: may look, not change."""
+    user = User.objects.create_user("max", "max@example.com", PASSWORD)
+    organization.members.add(user)
+    return user
+
+
+@pytest.fixture
+def outsider(db):
+    return User.objects.create_user("eve", "eve@example.com", PASSWORD)
+
+
+@pytest.fixture
+def staff(db):
+    return User.objects.create_user("sam", "sam@example.com", PASSWORD, is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def editors_group(db):
+    return Group.objects.create(name="Finance editors")
+
+
+@pytest.fixture
+def project(organization, owner):
+    return Project.objects.create(organization=organization, name="Vendor feeds", owner=owner)
+
+
+# --- servers, once per session -------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def sshd():
+    server = start_sshd()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_database():
+    """Name of a fresh database on the local PostgreSQL server, dropped at the end of the session."""
+    pg.admin_connect().close()
+    name = pg.create_database()
+    yield name
+    pg.drop_database(name)
+
+
+# --- connections ---------------------------------------------------------------------------------
+
+@pytest.fixture
+def sftp_connection(organization, sshd):
+    return Connection.objects.create(
+        organization=organization, name="Vendor SFTP", kind="sftp", host=sshd.host, port=sshd.port,
+        username=sshd.username, secrets={"password": sshd.password},
+    )
+
+
+@pytest.fixture
+def pg_connection(organization, pg_database):
+    host, port, user = pg.dsn_parts()
+    return Connection.objects.create(organization=organization, name="Warehouse", kind="postgresql", host=host,
+                                     port=port, username=user, database=pg_database)
+
+
+@pytest.fixture
+def make_task(project):
+    def make(source, query, destinations=(), **fields):
+        task = Task.objects.create(project=project, name=fields.pop("name", "Extract"), source_connection=source,
+                                   query=query, **fields)
+        for position, (connection, folder) in enumerate(destinations):
+            Destination.objects.create(task=task, connection=connection, folder=folder, position=position)
+        return task
+
+    return make

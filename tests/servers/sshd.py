@@ -1,0 +1,80 @@
+"""OpenSSH's sshd on 127.0.0.1 with a throwaway host key, a test user with a password and a key."""
+import os
+import pwd
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.servers.common import ensure_system_user, free_port, require_binary, stop_process, wait_for_port
+
+USER = "etl_ssh_test"
+PASSWORD = "Sftp-test-Pa55word!"
+
+
+@dataclass
+class SshServer:
+    host: str
+    port: int
+    username: str
+    password: str
+    private_key: str  # OpenSSH ed25519, no passphrase
+    host_public_key: str  # "ssh-ed25519 AAAA..."
+    root: Path  # a folder the user owns; tests deliver under it
+    process: subprocess.Popen = None
+    workdir: Path = None
+
+    def make_folder(self, name):
+        """A fresh folder under `root` that the test user can write to."""
+        folder = self.root / name
+        folder.mkdir(parents=True)
+        account = pwd.getpwnam(self.username)
+        os.chown(folder, account.pw_uid, account.pw_gid)
+        return folder
+
+    def stop(self):
+        stop_process(self.process)
+
+
+def start_sshd():
+    sshd = require_binary("/usr/sbin/sshd")
+    require_binary("ssh-keygen")
+    ensure_system_user(USER, PASSWORD)
+    account = pwd.getpwnam(USER)
+    workdir = Path(tempfile.mkdtemp(prefix="etl-sshd-"))
+    os.chmod(workdir, 0o755)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(workdir / "host_key")], check=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "etl-test", "-f", str(workdir / "user_key")],
+                   check=True)
+    authorized = workdir / "authorized_keys"
+    authorized.write_text((workdir / "user_key.pub").read_text())
+    authorized.chmod(0o644)
+    root = workdir / "sftp-root"
+    root.mkdir()
+    os.chown(root, account.pw_uid, account.pw_gid)
+    port = free_port()
+    config = workdir / "sshd_config"
+    config.write_text(f"""Port {port}
+ListenAddress 127.0.0.1
+HostKey {workdir / 'host_key'}
+PidFile {workdir / 'sshd.pid'}
+AuthorizedKeysFile {authorized}
+StrictModes no
+UsePAM no
+PasswordAuthentication yes
+KbdInteractiveAuthentication no
+PermitRootLogin no
+AllowUsers {USER}
+Subsystem sftp internal-sftp
+LogLevel ERROR
+""")
+    Path("/run/sshd").mkdir(exist_ok=True)
+    process = subprocess.Popen([sshd, "-D", "-e", "-f", str(config)], stdout=subprocess.DEVNULL,
+                               stderr=open(workdir / "sshd.log", "wb"), start_new_session=True)
+    wait_for_port(port, process)
+    return SshServer(
+        host="127.0.0.1", port=port, username=USER, password=PASSWORD,
+        private_key=(workdir / "user_key").read_text(),
+        host_public_key=" ".join((workdir / "host_key.pub").read_text().split()[:2]),
+        root=root, process=process, workdir=workdir,
+    )

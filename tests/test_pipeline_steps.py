@@ -1,0 +1,125 @@
+"""Each pipeline step alone, on plain data."""
+import datetime
+import decimal
+import io
+import uuid
+
+import psycopg
+import pytest
+
+from connections.models import Connection
+from runs import pipeline
+from runs.formats import CsvOptions, CsvWriter, format_value
+from tests.servers import postgres as pg
+
+
+def test_output_name_defaults_to_the_task_name_and_refuses_folders():
+    assert pipeline.output_name("", "Orders / daily (EU)") == "Orders_daily_EU.csv"
+    assert pipeline.output_name(" report.txt ", "x") == "report.txt"
+    with pytest.raises(pipeline.PipelineError, match="may not contain a folder"):
+        pipeline.output_name("../etc/passwd", "x")
+
+
+def test_render_query_refuses_an_empty_query():
+    with pytest.raises(pipeline.PipelineError, match="no query"):
+        pipeline.render_query("  \n ")
+
+
+def test_checksum_reads_size_and_md5(tmp_path):
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"hello\n")
+    assert pipeline.checksum(path) == (6, "b1946ac92492d2347c6235b4d2611184")
+
+
+@pytest.mark.parametrize("value, text", [
+    (None, None), ("", ""), (True, "true"), (False, "false"), (42, "42"), (1.5, "1.5"), (1e20, "1e+20"),
+    (123456789012345.0, "123456789012345"), (float("inf"), "Infinity"), (float("nan"), "NaN"),
+    (decimal.Decimal("1E+2"), "100"), (decimal.Decimal("12.50"), "12.50"),
+    (datetime.date(2024, 2, 29), "2024-02-29"),
+    (datetime.datetime(2024, 1, 2, 3, 4, 5), "2024-01-02 03:04:05"),
+    (datetime.datetime(2024, 1, 2, 3, 4, 5, 120000, tzinfo=datetime.timezone.utc), "2024-01-02 03:04:05.12+00"),
+    (datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.timezone(datetime.timedelta(hours=-5, minutes=-30))),
+     "2024-01-02 03:04:05-05:30"),
+    (b"\x00\xff", "\\x00ff"), ({"a": [1, "é"]}, '{"a": [1, "é"]}'),
+    (uuid.UUID("12345678-1234-5678-1234-567812345678"), "12345678-1234-5678-1234-567812345678"),
+])
+def test_every_value_has_one_text_form(value, text):
+    assert format_value(value) == text
+
+
+def test_csv_writer_tells_null_from_empty_string_and_honours_options():
+    out = io.BytesIO()
+    writer = CsvWriter(out, CsvOptions(delimiter="|", line_terminator="\r\n", encoding="utf-8-sig"))
+    writer.write_header(["a", "b", "c"])
+    writer.write_batch([(1, None, ""), (2, "x|y", True)])
+    writer.close()
+    assert out.getvalue() == '\ufeffa|b|c\r\n1||""\r\n2|"x|y"|true\r\n'.encode()
+    assert writer.rows == 2
+
+
+@pytest.mark.django_db
+def test_progress_is_reported_every_n_rows_on_the_portable_path(tmp_path, organization):
+    import sqlite3
+
+    path = tmp_path / "n.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE t (n INTEGER)")
+    db.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(7)])
+    db.commit()
+    source = Connection(organization=organization, kind="sqlite", path=str(path)).connector()
+    reports = []
+    extract = pipeline.extract_to_csv(source, "SELECT n FROM t", tmp_path / "out.csv", CsvOptions(),
+                                      progress=reports.append, every=3)
+    assert reports == [3, 6] and extract.rows == 7
+    assert (tmp_path / "out.csv").read_text() == "n\n0\n1\n2\n3\n4\n5\n6\n"
+
+
+@pytest.fixture
+def typed_table(pg_connection):
+    host, port, user = pg.dsn_parts()
+    with psycopg.connect(host=host, port=port, user=user, dbname=pg_connection.database, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS typed")
+        conn.execute("""CREATE TABLE typed (i bigint, b boolean, n numeric, f float8, d date, ts timestamp,
+                        tz timestamptz, bin bytea, j jsonb, u uuid, t text)""")
+        conn.execute("""INSERT INTO typed VALUES
+            (1, true, 12.50, 0.1, '2024-02-29', '2024-01-02 03:04:05.12', '2024-01-02 03:04:05+00', '\\x00ff',
+             '{"a": [1, "é"]}', '12345678-1234-5678-1234-567812345678', 'plain'),
+            (2, false, -3, 1e20, '1999-12-31', '2000-01-01 00:00:00', '2024-06-01 12:00:00.5+02', '',
+             '[]', NULL, ''),
+            (NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)""")
+    return pg_connection
+
+
+@pytest.mark.django_db
+def test_copy_fast_path_and_portable_path_write_identical_bytes(typed_table, tmp_path):
+    database = typed_table.connector()
+    query = "SELECT * FROM typed ORDER BY i NULLS LAST"
+    fast = tmp_path / "fast.csv"
+    pipeline.extract_to_csv(database, query, fast, CsvOptions(), progress=lambda rows: None)
+    portable = io.BytesIO()
+    pipeline._portable_path(database, query, portable, CsvOptions(), lambda rows: None, 1000)
+    assert fast.read_bytes() == portable.getvalue()
+    assert fast.read_text().splitlines()[1:] == [
+        '1,true,12.50,0.1,2024-02-29,2024-01-02 03:04:05.12,2024-01-02 03:04:05+00,\\x00ff,'
+        '"{""a"": [1, ""é""]}",12345678-1234-5678-1234-567812345678,plain',
+        '2,false,-3,1e+20,1999-12-31,2000-01-01 00:00:00,2024-06-01 10:00:00.5+00,\\x,[],,""',
+        ',,,,,,,,,,',
+    ]
+
+
+@pytest.mark.django_db
+def test_copy_fast_path_reports_progress_and_counts_rows(pg_connection, tmp_path):
+    reports = []
+    extract = pipeline.extract_to_csv(pg_connection.connector(), "SELECT g FROM generate_series(1, 10) g",
+                                      tmp_path / "g.csv", CsvOptions(include_headers=False),
+                                      progress=reports.append, every=4)
+    assert reports == [4, 8] and extract.rows == 10
+    assert (tmp_path / "g.csv").read_text() == "".join(f"{n}\n" for n in range(1, 11))
+
+
+@pytest.mark.django_db
+def test_a_statement_without_result_set_is_a_clear_outcome(pg_connection, tmp_path):
+    with pytest.raises(pipeline.PipelineError, match=r"returned no rows to write \(0 rows affected\)"):
+        pipeline.extract_to_csv(pg_connection.connector(), "CREATE TEMP TABLE x (i int)", tmp_path / "x.csv",
+                                CsvOptions(), progress=lambda rows: None)
+    assert not (tmp_path / "x.csv").exists() and not list(tmp_path.glob(".*part"))
