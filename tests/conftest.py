@@ -10,6 +10,16 @@ from tests.servers.sshd import start_sshd
 
 PASSWORD = "correct horse battery"
 
+# Feature areas keep their own fixtures (and the servers they start) in tests/fixtures/.
+pytest_plugins = [
+    "tests.fixtures.ftp",
+    "tests.fixtures.smb",
+    "tests.fixtures.ssh_odbc",
+    "tests.fixtures.remote_text",
+    "tests.fixtures.sftp_speed",
+    "tests.fixtures.pages",
+]
+
 
 @pytest.fixture(autouse=True)
 def data_dir(settings, tmp_path):

@@ -1,8 +1,13 @@
 """Protocol classes, one module per kind, found through the registry.
 
-Importing this package imports every protocol module so each registers itself.
+Every module in this package is imported here, so each registers its classes; adding a protocol is
+adding a module.
 """
+import importlib
+import pkgutil
+
 from connections.protocols import registry  # noqa: F401
 from connections.protocols.base import ConnectorError, Database, FileStore  # noqa: F401
 
-from connections.protocols import local, postgres, sftp, sqlite  # noqa: F401,E402  isort:skip
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
