@@ -65,6 +65,10 @@ class EncryptedJSONField(models.TextField):
             return ""
         return encrypt(json.dumps(value, sort_keys=True))
 
+    def value_to_string(self, obj):
+        # Serialisation (dumpdata) keeps the ciphertext, never the plain secrets.
+        return self.get_prep_value(self.value_from_object(obj))
+
 
 def scrub(text, secret_values):
     """Remove every known secret from a message before it is logged or shown."""
@@ -73,3 +77,20 @@ def scrub(text, secret_values):
         if secret and len(str(secret)) >= 3:
             text = text.replace(str(secret), MASK)
     return text
+
+
+class EncryptedTextField(models.TextField):
+    """One string stored as a Fernet token (used for parameter values)."""
+
+    def from_db_value(self, value, expression, connection):
+        return decrypt(value) if value else ""
+
+    def to_python(self, value):
+        return value or ""
+
+    def get_prep_value(self, value):
+        return encrypt(str(value)) if value else ""
+
+    def value_to_string(self, obj):
+        # Serialisation (dumpdata) keeps the ciphertext, never the plain value.
+        return self.get_prep_value(self.value_from_object(obj))

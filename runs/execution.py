@@ -15,8 +15,8 @@ from django.utils import timezone
 
 from connections.protocols import ConnectorError
 from connections.secrets import scrub
-from runs import pipeline
-from runs.formats import CsvOptions
+from runs import conditions, delivery, notifications, packaging, parameters, pipeline, processing, sources
+from runs.context import RunContext
 from runs.models import Run, RunFile
 
 logger = logging.getLogger(__name__)
@@ -70,12 +70,16 @@ class LeaseKeeper:
 
 
 def secrets_of(task):
+    """Every secret value a run of `task` could meet, so messages can be scrubbed of them."""
+    from runs.parameters import sensitive_values
+
     values = []
-    connections = [task.source_connection] + [dest.connection for dest in task.destinations.all()]
+    connections = [task.source_connection, task.text_connection, task.processing_connection] + [
+        destination.connection for destination in task.destinations.all()]
     for connection in connections:
         if connection is not None:
             values.extend(connection.secret_values())
-    return values
+    return values + sensitive_values(task)
 
 
 def execute_run(run_id, worker=None):
@@ -87,55 +91,45 @@ def execute_run(run_id, worker=None):
         return "not claimed"
     run = Run.objects.select_related("task__project", "task__source_connection").get(pk=run_id)
     run.log(f"Started on {worker.rsplit(':', 1)[0]} (attempt {run.attempt})")
+    secrets = []
     with LeaseKeeper(run_id, worker):
         try:
-            run_pipeline(run)
+            secrets = secrets_of(run.task)
+            warnings = run_pipeline(run, secrets)
         except ConnectorError as exc:
-            run.mark_failed(scrub(exc.message, secrets_of(run.task)))
+            run.mark_failed(scrub(exc.message, secrets))
         except Exception as exc:
-            logger.exception("Run %s failed unexpectedly", run_id)
-            run.mark_failed(scrub(f"Unexpected error: {type(exc).__name__}: {exc}", secrets_of(run.task)))
+            logger.error("Run %s failed unexpectedly: %s", run_id, type(exc).__name__)
+            run.mark_failed(scrub(f"Unexpected error: {type(exc).__name__}: {exc}", secrets))
         else:
-            if run.mark_succeeded():
+            if warnings:
+                run._finish(Run.Status.WARNING, "; ".join(warnings))
+            elif run.mark_succeeded():
                 run.log("Finished successfully")
+    notifications.notify(run)
     return run.status
 
 
-def run_pipeline(run):
+def run_pipeline(run, secrets=()):
+    """Run every stage for `run`; return the warnings (empty when all went well)."""
     task = run.task
-    sql = pipeline.render_query(task.query)
-    Run.objects.filter(pk=run.pk).update(query_text=sql)
-    source = task.source_connection
-    if source is None:
-        raise pipeline.PipelineError("The task has no source database connection", step="settings")
-    database = source.connector()
-    if database.category != "database":
-        raise pipeline.PipelineError(f"{source.name} is not a database connection", step="settings")
-    name = pipeline.output_name(task.file_name, task.name)
-    folder = pipeline.run_folder(task.pk, run.pk)
-
-    run.log(f"Running query on {source.name}")
-    extract = pipeline.extract_to_csv(
-        database, sql, folder / name, CsvOptions.for_task(task),
-        progress=lambda rows: run.log(f"{rows:,} rows written so far"),
-    )
-    Run.objects.filter(pk=run.pk).update(rows=extract.rows)
-    size, md5 = pipeline.checksum(extract.path)
-    run.log(f"Query finished: {extract.rows:,} rows, {len(extract.columns)} columns; {name} is {size:,} bytes, "
-            f"md5 {md5}")
-
-    deliveries = []
-    for destination in task.destinations.select_related("connection"):
-        store = destination.connection.connector()
-        if store.category != "files":
-            raise pipeline.PipelineError(f"{destination.connection.name} cannot receive files", step="settings")
-        delivered = pipeline.deliver(extract.path, name, [(store, destination.folder, destination.overwrite)])
-        run.log(f"Delivered {name} to {destination.connection.name}:{delivered[0]['path']}")
-        deliveries.extend(delivered)
-    if not deliveries:
-        run.log("No destinations: the file is kept in the run history only", level="warning")
-    RunFile.objects.create(run=run, name=name, size=size, md5=md5, stored_path=str(extract.path),
-                           deliveries=deliveries)
+    ctx = RunContext(run=run, task=task, folder=pipeline.run_folder(task.pk, run.pk),
+                     params=parameters.resolve(task, run), secrets=list(secrets),
+                     log=lambda message, level="info": run.log(scrub(message, secrets), level=level))
+    outputs = sources.produce(ctx)
+    outputs = processing.apply(ctx, outputs)
+    reason = conditions.failed_condition(ctx, outputs)
+    if reason:
+        ctx.warn(f"Not delivered: {reason}")
+        return ctx.warnings
+    outputs = packaging.finish(ctx, outputs)
+    outputs = delivery.deliver_all(ctx, outputs)
+    RunFile.objects.bulk_create([
+        RunFile(run=run, name=output.name, size=output.size, md5=output.md5, stored_path=str(output.path),
+                deliveries=output.deliveries)
+        for output in outputs
+    ])
+    return ctx.warnings
 
 
 def reap_interrupted_runs():

@@ -66,6 +66,13 @@ class Run(models.Model):
     rows = models.BigIntegerField(null=True, blank=True)
     worker = models.CharField(max_length=100, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    priority = models.PositiveSmallIntegerField(default=50, help_text="Copied from the task when queued.")
+    trigger_source = models.ForeignKey("projects.Trigger", null=True, blank=True, on_delete=models.SET_NULL,
+                                       related_name="runs")
+    upstream_run = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="downstream_runs", help_text="The run whose outcome started this.")
+    not_before = models.DateTimeField(null=True, blank=True, help_text="A retry waits until then.")
+    cancel_requested = models.BooleanField(default=False)
 
     objects = RunQuerySet.as_manager()
 
@@ -147,3 +154,14 @@ class RunFile(models.Model):
         import os
 
         return bool(self.stored_path) and self.purged_at is None and os.path.exists(self.stored_path)
+
+
+class FileDownload(models.Model):
+    """Every download of an output file from the portal, for the file hub's audit trail."""
+
+    run_file = models.ForeignKey(RunFile, on_delete=models.CASCADE, related_name="downloads")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL)
+    downloaded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]

@@ -17,9 +17,20 @@ class TaskQuerySet(models.QuerySet):
 class Task(models.Model):
     class SourceKind(models.TextChoices):
         QUERY = "query", "Database query"
+        FILES = "files", "Files from a server"
+        SCRIPT = "script", "Python script"
+        SSH = "ssh", "SSH command"
+
+    class TextLocation(models.TextChoices):
+        """Where a query, script or command text comes from at run time."""
+
+        INLINE = "inline", "Typed in"
+        REMOTE = "remote", "Loaded from a connection (SFTP, FTP, SMB, GitLab, web)"
 
     class FileFormat(models.TextChoices):
         CSV = "csv", "CSV"
+        XLSX = "xlsx", "Excel (.xlsx)"
+        JSONL = "jsonl", "JSON Lines"
 
     class Quoting(models.TextChoices):
         MINIMAL = "minimal", "Minimal (only when needed)"
@@ -36,25 +47,96 @@ class Task(models.Model):
         UTF8_BOM = "utf-8-sig", "UTF-8 with BOM"
         CP1252 = "cp1252", "Windows-1252"
 
+    class NoFiles(models.TextChoices):
+        FAIL = "fail", "Fail the run"
+        WARN = "warn", "Finish with a warning"
+        SUCCEED = "succeed", "Succeed quietly"
+
+    class FileHandling(models.TextChoices):
+        AS_IS = "as_is", "Pass through unchanged (byte for byte)"
+        REWRITE = "rewrite", "Re-write as CSV with the output settings"
+
+    class DependencyMode(models.TextChoices):
+        ALL = "all", "All conditions"
+        ANY = "any", "Any condition"
+
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="tasks")
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     run_rank = models.PositiveIntegerField(default=1, help_text="Order within a series project; lower runs first.")
     enabled = models.BooleanField(default=True)
 
+    # --- source ---
     source_kind = models.CharField(max_length=10, choices=SourceKind.choices, default=SourceKind.QUERY)
     source_connection = models.ForeignKey(
-        "connections.Connection", null=True, blank=True, on_delete=models.PROTECT, related_name="source_tasks"
+        "connections.Connection", null=True, blank=True, on_delete=models.PROTECT, related_name="source_tasks",
+        help_text="The database (query), file server (files) or SSH server (command).",
     )
+    text_location = models.CharField(max_length=10, choices=TextLocation.choices, default=TextLocation.INLINE,
+                                     help_text="Where the query, script or command comes from.")
+    text_connection = models.ForeignKey(
+        "connections.Connection", null=True, blank=True, on_delete=models.PROTECT, related_name="text_tasks",
+        help_text="Connection holding the query/script/command file.",
+    )
+    text_path = models.CharField(max_length=1024, blank=True,
+                                 help_text="File path (or folder, for a multi-file script) on that connection.")
+    text_entry = models.CharField(max_length=255, blank=True, help_text="Script file to run inside a folder.")
+    cache_remote_text = models.BooleanField(
+        default=False, help_text="Keep the last text fetched; use it (with a warning) when the next fetch fails.")
     query = models.TextField(blank=True)
     include_headers = models.BooleanField(default=True)
+    script = models.TextField(blank=True, help_text="Python source when the source is a script.")
+    command = models.TextField(blank=True, help_text="Shell command(s) when the source is SSH.")
+    file_folder = models.CharField(max_length=1024, blank=True)
+    file_pattern = models.CharField(max_length=255, blank=True, help_text="Name or wildcard, e.g. report_%Y%m%d_*.csv")
+    on_no_files = models.CharField(max_length=10, choices=NoFiles.choices, default=NoFiles.FAIL)
+    file_handling = models.CharField(max_length=10, choices=FileHandling.choices, default=FileHandling.AS_IS)
+    delete_source_files = models.BooleanField(default=False)
 
-    file_name = models.CharField(max_length=255, blank=True, help_text="Name of the output file.")
+    # --- processing script ---
+    processing_location = models.CharField(max_length=10, choices=TextLocation.choices, blank=True,
+                                           help_text="Blank: no processing script.")
+    processing_script = models.TextField(blank=True)
+    processing_connection = models.ForeignKey(
+        "connections.Connection", null=True, blank=True, on_delete=models.PROTECT, related_name="processing_tasks")
+    processing_path = models.CharField(max_length=1024, blank=True)
+    processing_entry = models.CharField(max_length=255, blank=True)
+
+    # --- output file ---
+    file_name = models.CharField(max_length=255, blank=True,
+                                 help_text="Parameters allowed, e.g. orders_{yesterday:%Y%m%d}.csv")
     file_format = models.CharField(max_length=10, choices=FileFormat.choices, default=FileFormat.CSV)
     csv_delimiter = models.CharField(max_length=5, default=",")
     csv_quoting = models.CharField(max_length=12, choices=Quoting.choices, default=Quoting.MINIMAL)
     line_terminator = models.CharField(max_length=4, choices=LineTerminator.choices, default=LineTerminator.LF)
     encoding = models.CharField(max_length=10, choices=Encoding.choices, default=Encoding.UTF8)
+    append_to_lines = models.CharField(max_length=50, blank=True, help_text="Characters appended to every line.")
+    gpg_key = models.ForeignKey("connections.Connection", null=True, blank=True, on_delete=models.PROTECT,
+                                related_name="gpg_tasks", help_text="Encrypt each file to this key (.gpg).")
+    zip_output = models.BooleanField(default=False)
+    zip_name = models.CharField(max_length=255, blank=True, help_text="Parameters allowed; default: <task>.zip")
+    write_md5_file = models.BooleanField(default=False, help_text="Deliver a .md5 file beside each file.")
+    retention_days = models.PositiveIntegerField(default=90, help_text="Keep output files this long.")
+
+    # --- notifications ---
+    test_mode = models.BooleanField(default=False, help_text="Send every email to the test address instead.")
+    test_email = models.EmailField(blank=True)
+
+    # --- schedule-related ---
+    priority = models.PositiveSmallIntegerField(default=50, help_text="1 is highest, 100 lowest.")
+    max_instances = models.PositiveIntegerField(default=1)
+    timeout_seconds = models.PositiveIntegerField(null=True, blank=True, help_text="Blank: the portal's default.")
+    dependency_mode = models.CharField(max_length=3, choices=DependencyMode.choices, default=DependencyMode.ALL)
+
+    # --- retries ---
+    retries = models.PositiveSmallIntegerField(default=0)
+    retry_delay_seconds = models.PositiveIntegerField(default=300)
+    retry_backoff = models.BooleanField(default=False, help_text="Double the delay after every attempt.")
+    retry_max_delay_seconds = models.PositiveIntegerField(default=3600)
+
+    # --- file hub ---
+    publish_to_users = models.ManyToManyField("auth.User", blank=True, related_name="published_tasks")
+    publish_to_groups = models.ManyToManyField("auth.Group", blank=True, related_name="published_tasks")
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -81,6 +163,7 @@ class Destination(models.Model):
     connection = models.ForeignKey("connections.Connection", on_delete=models.PROTECT, related_name="destinations")
     folder = models.CharField(max_length=1024, blank=True, help_text="Folder under the connection's base folder.")
     overwrite = models.BooleanField(default=True)
+    skip_empty = models.BooleanField(default=False, help_text="Don't send empty files (no data rows / zero bytes).")
     position = models.PositiveIntegerField(default=0)
 
     class Meta:
@@ -88,3 +171,85 @@ class Destination(models.Model):
 
     def __str__(self):
         return f"{self.connection.name}:{self.folder or '/'}"
+
+
+class Dependency(models.Model):
+    """Run `downstream` after `upstream` ends in the given way (also across projects)."""
+
+    class On(models.TextChoices):
+        SUCCESS = "success", "On success"
+        FAILURE = "failure", "On failure"
+        COMPLETION = "completion", "On completion"
+
+    upstream = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="downstream_links")
+    downstream = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="upstream_links")
+    on = models.CharField(max_length=10, choices=On.choices, default=On.SUCCESS)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["upstream", "downstream"], name="one_link_per_pair")]
+
+    def __str__(self):
+        return f"{self.upstream} -> {self.downstream} ({self.on})"
+
+
+class Condition(models.Model):
+    """All of a task's conditions must hold for its output to be delivered; else the run ends as a warning."""
+
+    class Kind(models.TextChoices):
+        QUERY_HAS_ROWS = "query_rows", "Condition query returns at least one row"
+        QUERY_VALUE = "query_value", "Condition query's first value compares to"
+        MIN_ROWS = "min_rows", "Output has at least N rows"
+        MAX_ROWS = "max_rows", "Output has at most N rows"
+
+    class Operator(models.TextChoices):
+        EQ = "=", "="
+        NE = "<>", "<>"
+        LT = "<", "<"
+        LE = "<=", "<="
+        GT = ">", ">"
+        GE = ">=", ">="
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="conditions")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    connection = models.ForeignKey("connections.Connection", null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="condition_tasks")
+    query = models.TextField(blank=True)
+    operator = models.CharField(max_length=2, choices=Operator.choices, blank=True)
+    value = models.CharField(max_length=255, blank=True, help_text="A number, or a parameter name in braces.")
+    position = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self):
+        return self.get_kind_display()
+
+
+class Notification(models.Model):
+    class Event(models.TextChoices):
+        SUCCESS = "success", "On success"
+        WARNING = "warning", "On warning"
+        ERROR = "error", "On error"
+
+    class Output(models.TextChoices):
+        NONE = "none", "Don't include the output"
+        ATTACH = "attach", "Attach the output files"
+        EMBED = "embed", "Embed a small CSV as a table"
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="notifications")
+    event = models.CharField(max_length=10, choices=Event.choices)
+    smtp_connection = models.ForeignKey("connections.Connection", null=True, blank=True, on_delete=models.PROTECT,
+                                        related_name="notification_tasks")
+    recipients = models.TextField(help_text="Addresses, one per line or comma-separated; phone gateways get SMS text.")
+    cc = models.TextField(blank=True)
+    bcc = models.TextField(blank=True)
+    subject = models.CharField(max_length=255, blank=True, help_text="Parameters allowed.")
+    message = models.TextField(blank=True, help_text="Parameters allowed.")
+    include_output = models.CharField(max_length=10, choices=Output.choices, default=Output.NONE)
+    max_attachment_bytes = models.PositiveIntegerField(default=10 * 1024 * 1024)
+
+    class Meta:
+        ordering = ["event", "id"]
+
+    def __str__(self):
+        return f"{self.get_event_display()} email"

@@ -15,5 +15,5 @@ def remove_reaper(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("runs", "0001_initial"), ("django_q", "0018_task_success_index")]
+    dependencies = [("runs", "0002_initial"), ("django_q", "0019_alter_task_options_alter_ormq_key_alter_ormq_lock_and_more")]
     operations = [migrations.RunPython(create_reaper, remove_reaper)]

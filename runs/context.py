@@ -1,0 +1,36 @@
+"""What every stage of a run receives: the run's settings and a way to log, as plain values where it matters."""
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+
+@dataclass
+class OutputFile:
+    """One file a run produces. `rows` counts data rows (headers excluded); None when not tabular."""
+
+    path: Path
+    name: str
+    rows: int | None = None
+    size: int | None = None
+    md5: str | None = None
+    deliveries: list = field(default_factory=list)
+
+    @property
+    def is_empty(self):
+        return self.rows == 0 if self.rows is not None else self.path.stat().st_size == 0
+
+
+@dataclass
+class RunContext:
+    run: object  # runs.models.Run
+    task: object  # tasks.models.Task
+    folder: Path
+    params: dict
+    log: Callable[..., object]
+    warnings: list = field(default_factory=list)
+    secrets: list = field(default_factory=list)
+
+    def warn(self, reason):
+        """A problem worth telling, which does not fail the run: it ends as a warning."""
+        self.warnings.append(reason)
+        self.log(reason, level="warning")
