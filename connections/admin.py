@@ -1,38 +1,26 @@
-from django import forms
 from django.contrib import admin, messages
 
+from connections.forms import MODEL_FIELDS, ConnectionForm, kinds_using, option_keys, secret_names
 from connections.models import Connection
-from connections.protocols import registry
 
 
-class ConnectionAdminForm(forms.ModelForm):
-    """Secrets are write-only: blank keeps the stored value, and the stored value is never shown."""
+class ConnectionAdminForm(ConnectionForm):
+    """The portal's form: every kind, write-only secrets, only the chosen kind's fields kept on save."""
 
-    kind = forms.ChoiceField(choices=lambda: registry.choices())
-    password = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False),
-                               help_text="Leave blank to keep the stored password.")
-    private_key = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 3}),
-                                  help_text="Leave blank to keep the stored key.")
-    passphrase = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False))
-    token = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False))
-    clear_secrets = forms.BooleanField(required=False, help_text="Remove every stored secret.")
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # static/js/connection-form.js hides the row of an input whose kinds do not include the chosen one.
+        kind_dependent = [(name, "fields") for name in MODEL_FIELDS]
+        kind_dependent += [(key, "option_fields") for key in option_keys()]
+        kind_dependent += [(name, "secret_fields") for name in secret_names()]
+        kind_dependent += [(f"clear_{name}", "secret_fields", name) for name in secret_names()]
+        for name, attribute, *used_as in kind_dependent:
+            if name in self.fields:
+                kinds = kinds_using(attribute, used_as[0] if used_as else name)
+                self.fields[name].widget.attrs["data-kinds"] = " ".join(kinds)
 
-    class Meta:
-        model = Connection
-        exclude = ("secrets",)
-
-    SECRET_NAMES = ("password", "private_key", "passphrase", "token")
-
-    def save(self, commit=True):
-        connection = super().save(commit=False)
-        secrets = {} if self.cleaned_data.get("clear_secrets") else dict(connection.secrets or {})
-        for name in self.SECRET_NAMES:
-            if self.cleaned_data.get(name):
-                secrets[name] = self.cleaned_data[name]
-        connection.secrets = secrets
-        if commit:
-            connection.save()
-        return connection
+    class Media:
+        js = ("js/connection-form.js",)
 
 
 @admin.register(Connection)
@@ -44,10 +32,26 @@ class ConnectionAdmin(admin.ModelAdmin):
     readonly_fields = ("last_tested_at", "last_test_ok", "last_test_message", "created_at", "updated_at")
     actions = ["test_connections"]
 
+    def get_fieldsets(self, request, obj=None):
+        secrets = []
+        for name in secret_names():
+            secrets.append(name)
+            if obj is not None and obj.secret(name):
+                secrets.append(f"clear_{name}")
+        return [
+            (None, {"fields": ("organization", "name", "kind", "description")}),
+            ("Address", {"fields": MODEL_FIELDS}),
+            ("Secrets", {"fields": secrets, "description": "Write-only: a stored value is never shown. "
+                                                           "Leave a field blank to keep what is stored."}),
+            ("Options", {"fields": option_keys()}),
+            ("Host key and last test", {"fields": ("host_key",) + self.readonly_fields}),
+        ]
+
     @admin.action(description="Test the selected connections")
     def test_connections(self, request, queryset):
         from connections.services import test_connection
 
         for connection in queryset:
             ok, message = test_connection(connection)
-            self.message_user(request, f"{connection.name}: {message}", messages.SUCCESS if ok else messages.ERROR)
+            self.message_user(request, f"{connection.name} ({connection.kind_label}): {message}",
+                              messages.SUCCESS if ok else messages.ERROR)

@@ -8,7 +8,7 @@ class ConnectionQuerySet(models.QuerySet):
     def visible_to(self, user):
         if user.is_staff:
             return self
-        return self.filter(organization__members=user).distinct()
+        return self.filter(organization__in=user.organizations.values("pk"))
 
 
 class Connection(models.Model):

@@ -82,10 +82,15 @@ def scrub(text, secret_values):
 class EncryptedTextField(models.TextField):
     """One string stored as a Fernet token (used for parameter values)."""
 
+    # Serialised values carry this prefix so loaddata can tell ciphertext from a plain value.
+    SERIAL_PREFIX = "fernet:"
+
     def from_db_value(self, value, expression, connection):
         return decrypt(value) if value else ""
 
     def to_python(self, value):
+        if isinstance(value, str) and value.startswith(self.SERIAL_PREFIX):
+            return decrypt(value[len(self.SERIAL_PREFIX):])
         return value or ""
 
     def get_prep_value(self, value):
@@ -93,4 +98,5 @@ class EncryptedTextField(models.TextField):
 
     def value_to_string(self, obj):
         # Serialisation (dumpdata) keeps the ciphertext, never the plain value.
-        return self.get_prep_value(self.value_from_object(obj))
+        value = self.value_from_object(obj)
+        return self.SERIAL_PREFIX + self.get_prep_value(value) if value else ""

@@ -1,0 +1,124 @@
+"""The analysts' connection pages: list, details with a Test button, one form for every kind, delete."""
+import base64
+import binascii
+import hashlib
+
+from django.contrib import messages
+from django.db.models import ProtectedError
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from connections.forms import SECRET_LABELS, ConnectionPageForm, field_label, option_form_field
+from connections.models import Connection
+from connections.protocols import registry
+from connections.services import test_connection
+
+def visible_connections(user):
+    return Connection.objects.visible_to(user).select_related("organization")
+
+
+def get_connection(request, pk):
+    """Members of the connection's organization (and staff) may see and change it; anyone else gets a 404."""
+    return get_object_or_404(visible_connections(request.user), pk=pk)
+
+
+def address(connection):
+    if connection.host:
+        return f"{connection.host}:{connection.port}" if connection.port else connection.host
+    return connection.path
+
+
+def host_key_fingerprint(host_key):
+    """SHA256 fingerprint of a pinned "type base64" key, as `ssh-keygen -l` prints it."""
+    try:
+        key_type, blob = host_key.split()[:2]
+        digest = hashlib.sha256(base64.b64decode(blob)).digest()
+    except (ValueError, binascii.Error):
+        return ""
+    return f"{key_type} SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def readable_settings(connection):
+    """(label, value) pairs of what the kind uses; a secret only ever shows as stored or not set."""
+    protocol = registry.get(connection.kind)
+    if protocol is None:
+        return [("Kind", f"{connection.kind} (no longer available)")]
+    rows = [(field_label(connection.kind, name), getattr(connection, name) or "—") for name in protocol.fields]
+    options = connection.options or {}
+    for key in protocol.option_fields:
+        value = options.get(key)
+        if isinstance(value, bool):
+            value = "yes" if value else "no"
+        rows.append((option_form_field(key).label or key, "—" if value in (None, "") else value))
+    for name in protocol.secret_fields:
+        rows.append((SECRET_LABELS.get(name, name.replace("_", " ").capitalize()),
+                     "stored" if connection.secret(name) else "not set"))
+    return rows
+
+
+def connection_list(request):
+    connections = list(visible_connections(request.user))
+    for connection in connections:
+        connection.address = address(connection)
+    return render(request, "connections/connection_list.html", {"connections": connections})
+
+
+def connection_detail(request, pk, test_result=None):
+    connection = get_connection(request, pk)
+    return render(request, "connections/connection_detail.html", {
+        "connection": connection,
+        "address": address(connection),
+        "settings_rows": readable_settings(connection),
+        "host_key_fingerprint": host_key_fingerprint(connection.host_key) if connection.host_key else "",
+        "users": connection.users(),
+        "test_result": test_result,
+    })
+
+
+def connection_form(request, pk=None):
+    connection = get_connection(request, pk) if pk else Connection()
+    form = ConnectionPageForm(request.POST or None, instance=connection, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        connection = form.save()
+        messages.success(request, f"Connection {connection.name} is saved.")
+        return redirect("connection-detail", pk=connection.pk)
+    return render(request, "connections/connection_form.html", {
+        "form": form, "connection": connection if pk else None,
+    })
+
+
+@require_POST
+def connection_test(request, pk):
+    """Try the connection now. A script on the page gets only the result box; without it, the whole page."""
+    connection = get_connection(request, pk)
+    ok, message = test_connection(connection)
+    result = {"ok": ok, "message": message}
+    if request.headers.get("X-Requested-With") == "fetch":
+        connection.refresh_from_db()
+        return render(request, "connections/_test_result_update.html", {"test_result": result,
+                                                                        "connection": connection})
+    return connection_detail(request, pk, test_result=result)
+
+
+@require_POST
+def connection_forget_host_key(request, pk):
+    connection = get_connection(request, pk)
+    Connection.objects.filter(pk=connection.pk).update(host_key="")
+    messages.success(request, "The pinned host key is forgotten; the key offered at the next connection is pinned.")
+    return redirect("connection-detail", pk=connection.pk)
+
+
+def connection_delete(request, pk):
+    connection = get_connection(request, pk)
+    users = connection.users()
+    if request.method == "POST" and not users.exists():
+        name = connection.name
+        try:
+            connection.delete()
+        except ProtectedError:  # a task started using it between the check and the delete
+            pass
+        else:
+            messages.success(request, f"Connection {name} is deleted.")
+            return redirect("connection-list")
+    return render(request, "connections/connection_confirm_delete.html", {"connection": connection, "users": users},
+                  status=409 if request.method == "POST" else 200)

@@ -1,0 +1,192 @@
+"""The leak test: one known password, every way we can make things fail, and nowhere may it show up.
+
+The password is stored in several connections, runs fail with it in every way we can cause (wrong password,
+refused port, broken query, unknown database user), every connection is tested, and every page a user or an
+administrator can open is rendered. Then the database (dumped and read raw), run logs, pages, Python logging
+and the objects' repr are searched for the password text.
+"""
+import io
+import json
+import logging
+import urllib.parse
+
+import pytest
+from django.core import serializers
+from django.core.management import call_command
+from django.db import connection as db
+from django.urls import reverse
+
+from connections.models import Connection
+from connections import services
+from runs.execution import execute_run
+from runs.models import Run, RunLog
+from tests.fixtures.pages import SOURCE_QUERY
+
+LEAKY = "Leaky-P@ss-1234-XYZ"
+FORMS_OF_THE_PASSWORD = {LEAKY, urllib.parse.quote(LEAKY), urllib.parse.quote_plus(LEAKY), json.dumps(LEAKY)[1:-1]}
+BROKEN_KEY = f"-----BEGIN OPENSSH PRIVATE KEY-----\n{LEAKY}\n-----END OPENSSH PRIVATE KEY-----\n"
+
+
+def assert_no_leak(place, text):
+    for form in FORMS_OF_THE_PASSWORD:
+        assert form not in text, f"the password shows up in {place}"
+
+
+@pytest.fixture
+def leaky_connections(organization, sshd, closed_port):
+    def make(name, **fields):
+        return Connection.objects.create(organization=organization, name=name, **fields)
+
+    return {
+        "wrong password": make("SFTP wrong password", kind="sftp", host=sshd.host, port=sshd.port,
+                               username=sshd.username, secrets={"password": LEAKY}),
+        "refused": make("SFTP closed port", kind="sftp", host="127.0.0.1", port=closed_port, username="nobody",
+                        secrets={"password": LEAKY}),
+        "broken key": make("SFTP broken key", kind="sftp", host=sshd.host, port=sshd.port, username=sshd.username,
+                           secrets={"private_key": BROKEN_KEY, "passphrase": LEAKY}),
+        "database user": make("PostgreSQL nobody", kind="postgresql", host="127.0.0.1", port=5432,
+                              username="nobody_here", database="postgres", secrets={"password": LEAKY}),
+    }
+
+
+@pytest.fixture
+def every_kind_refused(organization, closed_port):
+    """One connection of every registered kind with secrets, all of them the password, at a closed port."""
+    from connections.protocols import registry
+
+    made = []
+    for kind, protocol in registry.all_kinds().items():
+        if not protocol.secret_fields:
+            continue
+        fields = {"host": "127.0.0.1", "port": closed_port, "username": "nobody", "database": "group/project",
+                  "path": "" if "host" in protocol.fields else f"http://127.0.0.1:{closed_port}/file.csv"}
+        made.append(Connection.objects.create(
+            organization=organization, name=f"Every kind: {kind}", kind=kind,
+            secrets={name: LEAKY for name in protocol.secret_fields if name != "private_key"},
+            **{name: value for name, value in fields.items() if name in protocol.fields}))
+    return made
+
+
+def run_to_the_end(task, user):
+    run = Run.objects.create(task=task, requested_by=user)
+    execute_run(run.pk)
+    run.refresh_from_db()
+    return run
+
+
+def failing_runs(make_task, owner, sqlite_people, connections):
+    """Each run fails at another step; the reasons are checked so the test knows it caused what it meant."""
+    cases = [
+        ("Login refused", sqlite_people, SOURCE_QUERY, connections["wrong password"], "Authentication failed"),
+        ("Nobody listening", sqlite_people, SOURCE_QUERY, connections["refused"], "Connection refused"),
+        ("Unreadable key", sqlite_people, SOURCE_QUERY, connections["broken key"], "private key could not be read"),
+        ("Broken query", sqlite_people, "SELECT no_such_column FROM people", connections["wrong password"],
+         "no such column"),
+        ("Unknown database user", connections["database user"], "SELECT 1", connections["wrong password"],
+         "nobody_here"),
+    ]
+    runs = []
+    for name, source, query, destination, reason in cases:
+        run = run_to_the_end(make_task(source, query, [(destination, "")], name=name), owner)
+        assert run.status == Run.Status.FAILED and reason in run.error, (name, run.error)
+        runs.append(run)
+    return runs
+
+
+def everything_in_the_database():
+    dump = io.StringIO()
+    call_command("dumpdata", stdout=dump)
+    yield "dumpdata", dump.getvalue()
+    with db.cursor() as cursor:
+        for table in db.introspection.table_names(cursor):
+            cursor.execute(f"SELECT * FROM {db.ops.quote_name(table)}")
+            yield f"table {table}", repr(cursor.fetchall())
+
+
+def pages_of(client, runs, connections):
+    urls = [reverse("connection-list"), reverse("admin:connections_connection_changelist"),
+            reverse("admin:runs_run_changelist"), reverse("admin:runs_runlog_changelist")]
+    for run in runs:
+        urls += [reverse("task-detail", args=[run.task_id]), reverse("run-detail", args=[run.pk]),
+                 reverse("run-log", args=[run.pk]), reverse("admin:runs_run_change", args=[run.pk])]
+    for connection in connections:
+        urls += [reverse(name, args=[connection.pk]) for name in (
+            "connection-detail", "connection-edit", "connection-delete", "admin:connections_connection_change")]
+    for url in urls:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        yield url, response.content.decode()
+    for connection in connections:
+        url = reverse("connection-test", args=[connection.pk])
+        yield url, client.post(url, headers={"X-Requested-With": "fetch"}).content.decode()
+
+
+# Runs and tests use worker threads (lease keeper, bounded test) that must see committed rows.
+@pytest.mark.django_db(transaction=True)
+def test_a_password_never_leaks(client, staff, owner, sqlite_people, leaky_connections, every_kind_refused,
+                                make_task, caplog, capfd):
+    caplog.set_level(logging.DEBUG)
+    connections = list(leaky_connections.values()) + every_kind_refused
+
+    runs = failing_runs(make_task, owner, sqlite_people, leaky_connections)
+    results = [services.test_connection(connection, timeout=5) for connection in connections]
+
+    assert not any(ok for ok, _ in results), results
+    assert "Authentication failed" in results[0][1] and "Refused failed" in results[1][1]
+    for connection, (_, message) in zip(connections, results):
+        assert_no_leak(f"the test message of {connection.name}", message)
+    for place, text in everything_in_the_database():
+        assert_no_leak(place, text)
+    for line in RunLog.objects.all():
+        assert_no_leak(f"run log line {line}", line.message)
+    for run in Run.objects.all():
+        assert_no_leak(f"the error of run {run.pk}", run.error)
+    client.force_login(staff)
+    for url, page in pages_of(client, runs, connections):
+        assert_no_leak(f"the page {url}", page)
+    for connection in Connection.objects.all():
+        for text in (repr(connection), str(connection), repr(connection.secrets), str(connection.secrets),
+                     repr(vars(connection))):
+            assert_no_leak(f"repr/str of {connection.name}", text)
+    assert_no_leak("Python logging", caplog.text)
+    for record in caplog.records:
+        assert_no_leak("a log record's arguments", repr(record.args) + repr(record.exc_text or ""))
+    out, err = capfd.readouterr()
+    assert_no_leak("standard output and error", out + err)
+    assert caplog.records, "logging was captured"
+
+
+@pytest.mark.django_db
+def test_a_dump_holds_the_ciphertext_and_loads_back(organization):
+    connection = Connection.objects.create(organization=organization, name="Dumped", kind="sftp", host="h",
+                                           secrets={"password": LEAKY})
+    dump = io.StringIO()
+    call_command("dumpdata", "connections.connection", stdout=dump)
+    assert_no_leak("dumpdata", dump.getvalue())
+
+    connection.delete()
+    for restored in serializers.deserialize("json", dump.getvalue()):
+        restored.save()
+    assert Connection.objects.get(name="Dumped").secrets == {"password": LEAKY}
+
+
+@pytest.mark.django_db
+def test_parameter_values_dump_encrypted_and_load_back(project):
+    import io
+    import json
+
+    from django.core.management import call_command
+
+    from projects.models import Parameter
+
+    Parameter.objects.create(project=project, key="api_key", value="Param-S3cret-987", sensitive=True)
+    dump = io.StringIO()
+    call_command("dumpdata", "projects.parameter", stdout=dump)
+    assert "Param-S3cret-987" not in dump.getvalue()
+    rows = json.loads(dump.getvalue())
+    Parameter.objects.all().delete()
+    from django.core import serializers
+
+    for obj in serializers.deserialize("json", json.dumps(rows)):
+        obj.save()
+    assert Parameter.objects.get(key="api_key").value == "Param-S3cret-987"
