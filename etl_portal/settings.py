@@ -144,6 +144,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = ETL_DATA_DIR / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise expects it even when serving from the finders
 # WhiteNoise serves static files from the app itself, so `make run` needs no separate web server.
 WHITENOISE_USE_FINDERS = True
 
@@ -159,6 +160,8 @@ ETL_RUN_TIMEOUT = env_int("ETL_RUN_TIMEOUT", 6 * 3600)
 ETL_RUN_LEASE_SECONDS = env_int("ETL_RUN_LEASE_SECONDS", 60)
 ETL_PROGRESS_EVERY_ROWS = env_int("ETL_PROGRESS_EVERY_ROWS", 100_000)
 ETL_CONNECT_TIMEOUT = env_int("ETL_CONNECT_TIMEOUT", 15)
+# A staging install sets this: every notification email goes there instead (one per original recipient).
+ETL_EMAIL_TEST_ADDRESS = env("ETL_EMAIL_TEST_ADDRESS")
 
 Q_CLUSTER = {
     "name": env("ETL_QUEUE_NAME", "etl_portal"),

@@ -8,4 +8,9 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("tasks/", include("tasks.urls")),
     path("runs/", include("runs.urls")),
+    path("projects/", include("projects.urls")),
+    path("files/", include("runs.urls_hub")),
+    path("connections/", include("connections.urls")),
+    path("", include("runs.urls_files")),
+    path("", include("runs.urls_control")),
 ]

@@ -20,15 +20,17 @@ class Organization(models.Model):
 
 
 class ProjectQuerySet(models.QuerySet):
+    # Membership tests are subqueries, not joins, so no row is repeated and no DISTINCT is needed.
     def visible_to(self, user):
         if user.is_staff:
             return self
-        return self.filter(Q(owner=user) | Q(organization__members=user)).distinct()
+        return self.filter(Q(owner=user) | Q(organization__in=user.organizations.values("pk")))
 
     def editable_by(self, user):
         if user.is_staff:
             return self
-        return self.filter(Q(owner=user) | Q(editor_groups__in=user.groups.all())).distinct()
+        return self.filter(Q(owner=user) | Q(pk__in=Project.editor_groups.through.objects.filter(
+            group__in=user.groups.values("pk")).values("project_id")))
 
 
 class Project(models.Model):

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from runs.models import Run, RunFile, RunLog
+from runs.models import FileDownload, Run, RunFile, RunLog
 
 
 class RunLogInline(admin.TabularInline):
@@ -19,8 +19,10 @@ class RunFileInline(admin.TabularInline):
 
 @admin.register(Run)
 class RunAdmin(admin.ModelAdmin):
-    list_display = ("id", "task", "status", "trigger", "attempt", "scheduled_for", "started_at", "finished_at", "rows")
+    list_display = ("id", "task", "status", "trigger", "attempt", "priority", "scheduled_for", "started_at",
+                    "finished_at", "rows")
     list_filter = ("status", "trigger")
+    date_hierarchy = "created_at"
     search_fields = ("task__name", "error")
     list_select_related = ("task",)
     raw_id_fields = ("task", "first_attempt", "requested_by")
@@ -40,3 +42,10 @@ class RunLogAdmin(admin.ModelAdmin):
     list_display = ("run", "created_at", "level", "message")
     list_filter = ("level",)
     raw_id_fields = ("run",)
+
+
+@admin.register(FileDownload)
+class FileDownloadAdmin(admin.ModelAdmin):
+    list_display = ("run_file", "user", "downloaded_at")
+    search_fields = ("run_file__name", "user__username")
+    raw_id_fields = ("run_file",)

@@ -2,6 +2,7 @@ import datetime
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 
@@ -131,6 +132,14 @@ class RunLog(models.Model):
         return f"{self.created_at:%H:%M:%S} {self.level}: {self.message}"
 
 
+class RunFileQuerySet(models.QuerySet):
+    def published_to(self, user):
+        from tasks.models import Task
+
+        published = Task.objects.filter(Q(publish_to_users=user) | Q(publish_to_groups__in=user.groups.all()))
+        return self.filter(run__task__in=published.values("pk"), purged_at__isnull=True)
+
+
 class RunFile(models.Model):
     """One output file as it was finally delivered; the stored copy may be purged, the record stays."""
 
@@ -142,6 +151,8 @@ class RunFile(models.Model):
     deliveries = models.JSONField(default=list, blank=True, help_text="Where the file was delivered.")
     created_at = models.DateTimeField(auto_now_add=True)
     purged_at = models.DateTimeField(null=True, blank=True)
+
+    objects = RunFileQuerySet.as_manager()
 
     class Meta:
         ordering = ["-id"]

@@ -1,9 +1,12 @@
+from django.core.paginator import Paginator
+from django.db.models import Q
 from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils.formats import date_format
 from django.utils.timezone import localtime
 
-from runs.models import Run, RunFile
+from runs.models import FileDownload, Run, RunFile
+from tasks.models import Task
 
 
 def run_detail(request, pk):
@@ -27,7 +30,20 @@ def run_log(request, pk):
 
 
 def file_download(request, pk):
-    run_file = get_object_or_404(RunFile.objects.filter(run__in=Run.objects.visible_to(request.user)), pk=pk)
+    """Download a stored output file: to whoever may see its task or had it published to them. Logged."""
+    allowed = RunFile.objects.filter(Q(run__task__in=Task.objects.visible_to(request.user))
+                                     | Q(pk__in=RunFile.objects.published_to(request.user).values("pk")))
+    run_file = get_object_or_404(allowed, pk=pk)
     if not run_file.is_available:
         raise Http404("This file is no longer kept (retention period passed).")
+    FileDownload.objects.create(run_file=run_file, user=request.user)
     return FileResponse(open(run_file.stored_path, "rb"), as_attachment=True, filename=run_file.name)
+
+
+def file_hub(request):
+    """Files published to the user (by name or through a group), newest first."""
+    files = (RunFile.objects.published_to(request.user).select_related("run__task__project")
+             .order_by("-created_at", "-id"))
+    paginator = Paginator(files, 50)
+    page = paginator.get_page(request.GET.get("page"))
+    return render(request, "runs/file_hub.html", {"page": page})

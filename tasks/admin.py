@@ -1,7 +1,9 @@
 from django.contrib import admin, messages
 
+from projects.models import Parameter
 from runs.models import Run
-from tasks.models import Destination, Task
+from tasks.forms import ParameterForm
+from tasks.models import Condition, Dependency, Destination, Notification, Task
 
 
 class DestinationInline(admin.TabularInline):
@@ -10,15 +12,44 @@ class DestinationInline(admin.TabularInline):
     autocomplete_fields = ("connection",)
 
 
+class ParameterInline(admin.TabularInline):
+    model = Parameter
+    form = ParameterForm
+    fk_name = "task"
+    fields = ("key", "value", "sensitive")
+    extra = 0
+
+
+class ConditionInline(admin.TabularInline):
+    model = Condition
+    extra = 0
+
+
+class NotificationInline(admin.StackedInline):
+    model = Notification
+    extra = 0
+
+
+class UpstreamInline(admin.TabularInline):
+    model = Dependency
+    fk_name = "downstream"
+    extra = 0
+    verbose_name = "runs after"
+    verbose_name_plural = "runs after (dependencies)"
+    autocomplete_fields = ("upstream",)
+
+
 @admin.register(Task)
 class TaskAdmin(admin.ModelAdmin):
-    list_display = ("name", "project", "run_rank", "enabled", "source_kind", "source_connection")
-    list_filter = ("enabled", "source_kind", "project__organization", "project")
+    list_display = ("name", "project", "run_rank", "enabled", "source_kind", "source_connection", "priority",
+                    "retries")
+    list_filter = ("enabled", "source_kind", "file_format", "project__organization", "project")
     search_fields = ("name", "project__name")
     list_select_related = ("project", "source_connection")
-    autocomplete_fields = ("source_connection",)
-    inlines = [DestinationInline]
-    actions = ["run_now", "enable", "disable"]
+    autocomplete_fields = ("source_connection", "text_connection", "processing_connection", "gpg_key")
+    filter_horizontal = ("publish_to_users", "publish_to_groups")
+    inlines = [DestinationInline, ParameterInline, ConditionInline, NotificationInline, UpstreamInline]
+    actions = ["run_now", "duplicate", "enable", "disable"]
 
     @admin.action(description="Run the selected tasks now")
     def run_now(self, request, queryset):
@@ -28,6 +59,12 @@ class TaskAdmin(admin.ModelAdmin):
             run = enqueue_run(task, Run.Trigger.MANUAL, request.user)
             self.message_user(request, f"{task.name}: run {run.pk} queued", messages.SUCCESS)
 
+    @admin.action(description="Duplicate the selected tasks (disabled copies)")
+    def duplicate(self, request, queryset):
+        for task in queryset:
+            copy = task.duplicate()
+            self.message_user(request, f"Created {copy.name} (disabled)", messages.SUCCESS)
+
     @admin.action(description="Enable the selected tasks")
     def enable(self, request, queryset):
         self.message_user(request, f"{queryset.update(enabled=True)} tasks enabled")
@@ -35,3 +72,18 @@ class TaskAdmin(admin.ModelAdmin):
     @admin.action(description="Disable the selected tasks")
     def disable(self, request, queryset):
         self.message_user(request, f"{queryset.update(enabled=False)} tasks disabled")
+
+
+@admin.register(Dependency)
+class DependencyAdmin(admin.ModelAdmin):
+    list_display = ("upstream", "on", "downstream")
+    list_filter = ("on",)
+    search_fields = ("upstream__name", "downstream__name")
+    autocomplete_fields = ("upstream", "downstream")
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    list_display = ("task", "event", "recipients", "include_output")
+    list_filter = ("event", "include_output")
+    search_fields = ("task__name", "recipients")

@@ -1,17 +1,39 @@
-from django.db import models
-from django.db.models import Q
+from django.db import models, transaction
+from django.db.models import OuterRef, Q, Subquery
 
 
 class TaskQuerySet(models.QuerySet):
+    # Membership tests are subqueries, not joins, so no row is repeated and no DISTINCT is needed.
     def visible_to(self, user):
+        from projects.models import Project
+
         if user.is_staff:
             return self
-        return self.filter(Q(project__owner=user) | Q(project__organization__members=user)).distinct()
+        return self.filter(project__in=Project.objects.visible_to(user).values("pk"))
 
     def editable_by(self, user):
+        from projects.models import Project
+
         if user.is_staff:
             return self
-        return self.filter(Q(project__owner=user) | Q(project__editor_groups__in=user.groups.all())).distinct()
+        return self.filter(project__in=Project.objects.editable_by(user).values("pk"))
+
+    def owned_by(self, user):
+        return self.filter(project__owner=user)
+
+    def with_run_summary(self):
+        """Annotate the last run's status and time and the project's next trigger time, in one query."""
+        from projects.models import Trigger
+        from runs.models import Run
+
+        last_run = Run.objects.filter(task=OuterRef("pk")).order_by("-id")
+        next_trigger = Trigger.objects.filter(project=OuterRef("project"), enabled=True,
+                                              next_run_at__isnull=False).order_by("next_run_at")
+        return self.annotate(
+            last_run_status=Subquery(last_run.values("status")[:1]),
+            last_run_at=Subquery(last_run.values("created_at")[:1]),
+            next_run_at=Subquery(next_trigger.values("next_run_at")[:1]),
+        )
 
 
 class Task(models.Model):
@@ -154,6 +176,37 @@ class Task(models.Model):
         from django.urls import reverse
 
         return reverse("task-detail", args=[self.pk])
+
+    @transaction.atomic
+    def duplicate(self):
+        """A disabled copy named "... (copy)" with its destinations, parameters, conditions and notifications.
+
+        Secrets live on connections, which the copy shares, so nothing secret is copied or shown.
+        """
+        related = {
+            "destinations": list(self.destinations.all()),
+            "parameters": list(self.parameters.all()),
+            "conditions": list(self.conditions.all()),
+            "notifications": list(self.notifications.all()),
+        }
+        users, groups = list(self.publish_to_users.all()), list(self.publish_to_groups.all())
+        name, number = f"{self.name} (copy)", 2
+        while Task.objects.filter(project=self.project_id, name=name).exists():
+            name, number = f"{self.name} (copy {number})", number + 1
+        copy = Task.objects.get(pk=self.pk)
+        copy.pk = copy.id = None
+        copy.name, copy.enabled = name, False
+        copy._state.adding = True
+        copy.save()
+        copy.publish_to_users.set(users)
+        copy.publish_to_groups.set(groups)
+        for items in related.values():
+            for item in items:
+                item.pk = item.id = None
+                item.task = copy
+                item._state.adding = True
+                item.save()
+        return copy
 
 
 class Destination(models.Model):

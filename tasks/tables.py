@@ -4,12 +4,21 @@ from tasks.models import Task
 
 
 class TaskTable(tables.Table):
+    # Cells are written by tasks/_task_table.html; the columns here give headers, sorting and order.
+    selection = tables.CheckBoxColumn(accessor="pk", attrs={"th__input": {"id": "select-all"}})
     name = tables.Column(linkify=True)
-    project = tables.Column(accessor="project__name", verbose_name="Project")
+    project = tables.Column(accessor="project__name", verbose_name="Project", order_by=("project__name", "run_rank"))
     owner = tables.Column(accessor="project__owner__username", verbose_name="Owner")
     enabled = tables.BooleanColumn()
+    last_run_status = tables.Column(verbose_name="Last run")
+    last_run_at = tables.DateTimeColumn(verbose_name="Last run at", format="Y-m-d H:i")
+    next_run_at = tables.DateTimeColumn(verbose_name="Next run", format="Y-m-d H:i")
 
     class Meta:
         model = Task
-        fields = ("name", "project", "owner", "enabled", "run_rank")
-        attrs = {"class": "table table-sm table-hover align-middle"}
+        fields = ("selection", "name", "project", "owner", "enabled", "last_run_status", "last_run_at",
+                  "next_run_at")
+        attrs = {"class": "table table-sm table-hover align-middle", "id": "task-table"}
+        template_name = "tasks/_task_table.html"
+        empty_text = "No tasks match."
+

@@ -1,0 +1,92 @@
+"""page_all_tasks, page_my_tasks, page_task_details: server time and SQL queries at scale.
+
+10,000 tasks in 200 projects, 50 owners and 1,000,000 runs on the embedded default (SQLite). The
+reference is the 200 ms goal; `queries` must not grow with the data (the tests assert that).
+"""
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+GOAL_MS = 200
+OWNERS, PROJECTS, TASKS, RUNS = 50, 200, 10_000, 1_000_000
+
+
+def populate():
+    from django.contrib.auth.models import User
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from connections.models import Connection
+    from projects.models import Organization, Project
+    from tasks.models import Task
+
+    rng = random.Random(1)
+    with transaction.atomic():
+        org = Organization.objects.create(name="Bench Org")
+        users = User.objects.bulk_create([User(username=f"owner{i:02d}") for i in range(OWNERS)])
+        org.members.add(*users)
+        source = Connection.objects.create(organization=org, name="Bench DB", kind="sqlite", path="/dev/null")
+        projects = Project.objects.bulk_create([
+            Project(organization=org, name=f"Project {i:03d}", owner=users[i % OWNERS]) for i in range(PROJECTS)])
+        Task.objects.bulk_create([
+            Task(project=projects[i % PROJECTS], name=f"Task {i:05d}", source_connection=source, query="SELECT 1",
+                 run_rank=i // PROJECTS) for i in range(TASKS)], batch_size=2000)
+    task_ids = list(Task.objects.values_list("id", flat=True))
+    now = timezone.now().isoformat(sep=" ")
+    statuses = ["succeeded"] * 8 + ["failed", "warning"]
+    with transaction.atomic(), connection.cursor() as cursor:
+        for start in range(0, RUNS, 50_000):
+            cursor.executemany(
+                "INSERT INTO runs_run (task_id, status, trigger, attempt, scheduled_for, created_at, started_at, "
+                "finished_at, error, query_text, worker, priority, cancel_requested) "
+                "VALUES (%s, %s, 'schedule', 1, %s, %s, %s, %s, '', '', '', 50, %s)",
+                [(rng.choice(task_ids), rng.choice(statuses), now, now, now, now, False)
+                 for _ in range(start, min(start + 50_000, RUNS))])
+    return users[0], task_ids[0]
+
+
+def measure(client, url, repeat=7):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.get(url)  # warm caches and templates
+    timings = []
+    for _ in range(repeat):
+        with CaptureQueriesContext(connection) as queries:
+            start = time.perf_counter()
+            response = client.get(url)
+            timings.append((time.perf_counter() - start) * 1000)
+        assert response.status_code == 200, (url, response.status_code)
+    return statistics.median(timings), len(queries)
+
+
+def child():
+    from bench.common import emit, setup_django
+
+    setup_django()
+    from django.core.management import call_command
+    from django.test import Client
+
+    call_command("migrate", verbosity=0)
+    owner, task_id = populate()
+    client = Client()
+    client.force_login(owner)
+    for name, url in [("page_all_tasks", "/tasks/"), ("page_my_tasks", "/tasks/mine/"),
+                      ("page_task_details", f"/tasks/{task_id}/")]:
+        ms, queries = measure(client, url)
+        emit(name, ms, "ms", ref=GOAL_MS, ratio=ms / GOAL_MS, queries=queries, tasks=TASKS, runs=RUNS)
+
+
+def main():
+    # A fresh data folder (and so a fresh SQLite database) for the populated portal.
+    env = {**os.environ, "ETL_DATA_DIR": tempfile.mkdtemp(prefix="etl-bench-pages-"), "DJANGO_DEBUG": "0"}
+    env.pop("DATABASE_URL", None)
+    subprocess.run([sys.executable, "-m", "bench.pages", "--child"], check=True, env=env)
+
+
+if __name__ == "__main__":
+    child() if sys.argv[1:2] == ["--child"] else main()

@@ -1,0 +1,43 @@
+from crispy_forms.helper import FormHelper
+from django import forms
+from django.forms import inlineformset_factory
+
+from projects.models import Organization, Parameter, Project, Trigger
+from tasks.forms import ParameterForm
+
+
+class ProjectForm(forms.ModelForm):
+    class Meta:
+        model = Project
+        fields = ("organization", "name", "description", "owner", "editor_groups", "enabled", "mode", "max_parallel",
+                  "time_zone", "missed_runs")
+        widgets = {"description": forms.Textarea(attrs={"rows": 2})}
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not user.is_staff:
+            self.fields["organization"].queryset = Organization.objects.filter(members=user)
+        if not self.instance.pk:
+            self.initial.setdefault("owner", user.pk)
+        self.helper = FormHelper()
+        self.helper.form_tag = False
+
+    def clean_time_zone(self):
+        import zoneinfo
+
+        name = self.cleaned_data["time_zone"]
+        try:
+            zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise forms.ValidationError(f"{name!r} is not a time zone name (for example Europe/London)") from None
+        return name
+
+
+TriggerFormSet = inlineformset_factory(
+    Project, Trigger, fk_name="project", extra=1, can_delete=True,
+    fields=("kind", "enabled", "time_zone", "jitter_seconds", "start_at", "end_at", "year", "month", "day", "week",
+            "day_of_week", "hour", "minute", "second", "every", "unit", "run_at"),
+    widgets={name: forms.DateTimeInput(attrs={"type": "datetime-local"}) for name in ("start_at", "end_at", "run_at")},
+)
+ProjectParameterFormSet = inlineformset_factory(Project, Parameter, form=ParameterForm, fk_name="project",
+                                                fields=("key", "value", "sensitive"), extra=1, can_delete=True)

@@ -1,0 +1,10 @@
+from django.urls import path
+
+from projects import views
+
+urlpatterns = [
+    path("", views.project_list, name="project-list"),
+    path("new/", views.project_new, name="project-new"),
+    path("<int:pk>/", views.project_detail, name="project-detail"),
+    path("<int:pk>/edit/", views.project_edit, name="project-edit"),
+]

@@ -1,0 +1,61 @@
+from django.contrib import messages
+from django.db import transaction
+from django.db.models import Count
+from django.shortcuts import get_object_or_404, redirect, render
+
+from projects.forms import ProjectForm, ProjectParameterFormSet, TriggerFormSet
+from projects.models import Project
+
+
+def project_list(request):
+    projects = (Project.objects.visible_to(request.user).select_related("owner", "organization")
+                .annotate(task_count=Count("tasks")).order_by("name"))
+    return render(request, "projects/project_list.html", {"projects": projects})
+
+
+def project_detail(request, pk):
+    project = get_object_or_404(Project.objects.visible_to(request.user).select_related("owner", "organization"),
+                                pk=pk)
+    tasks = project.tasks.with_run_summary().order_by("run_rank", "name")
+    return render(request, "projects/project_detail.html", {
+        "project": project,
+        "tasks": tasks,
+        "triggers": project.triggers.all(),
+        "parameters": project.parameters.all(),
+        "can_edit": Project.objects.editable_by(request.user).filter(pk=pk).exists(),
+    })
+
+
+def _save_project_form(request, project=None):
+    form = ProjectForm(request.POST or None, instance=project, user=request.user)
+    triggers = TriggerFormSet(request.POST or None, instance=project or Project(), prefix="triggers")
+    parameters = ProjectParameterFormSet(request.POST or None, instance=project or Project(), prefix="parameters")
+    if request.method == "POST" and form.is_valid() and triggers.is_valid() and parameters.is_valid():
+        with transaction.atomic():
+            saved = form.save()
+            for formset in (triggers, parameters):
+                formset.instance = saved
+                formset.save()
+            _after_triggers_saved(saved)
+        messages.success(request, f"Project {saved.name} saved.")
+        return redirect("project-detail", pk=saved.pk)
+    return render(request, "projects/project_form.html", {"form": form, "project": project,
+                                                          "formsets": {"triggers": triggers,
+                                                                       "parameters": parameters}})
+
+
+def _after_triggers_saved(project):
+    """Bring the project's django-q2 schedules in line with its triggers."""
+    try:
+        from projects.scheduling import reschedule
+    except ImportError:
+        return
+    reschedule(project)
+
+
+def project_new(request):
+    return _save_project_form(request)
+
+
+def project_edit(request, pk):
+    return _save_project_form(request, get_object_or_404(Project.objects.editable_by(request.user), pk=pk))

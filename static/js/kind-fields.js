@@ -1,0 +1,16 @@
+// Shows only the fields that apply: an element with data-switch="<field>" data-kinds="a b" is visible
+// when the form field named <field> has one of those values.
+(function () {
+  function update() {
+    document.querySelectorAll("[data-switch]").forEach((box) => {
+      const input = document.querySelector(`[name="${box.dataset.switch}"]`);
+      if (!input) return;
+      const kinds = box.dataset.kinds.split(" ");
+      box.hidden = !kinds.includes(input.value);
+    });
+  }
+  document.addEventListener("change", (event) => {
+    if (event.target.name && document.querySelector(`[data-switch="${event.target.name}"]`)) update();
+  });
+  update();
+})();

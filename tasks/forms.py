@@ -1,0 +1,199 @@
+"""The New/Edit Task form: sections that show only the fields of the chosen source kind, and inline lists."""
+from crispy_forms.helper import FormHelper
+from crispy_forms.layout import HTML, Div, Fieldset, Layout
+from django import forms
+from django.forms import inlineformset_factory
+
+from connections.models import Connection
+from projects.models import Parameter, Project
+from tasks.models import Condition, Dependency, Destination, Notification, Task
+
+CODE = {"class": "code-editor font-monospace", "rows": 12, "spellcheck": "false"}
+
+
+def shown_for(*kinds, field_names, switch="source_kind"):
+    """Fields wrapped so connection-form style JS shows them only for the given values of `switch`."""
+    return Div(*field_names, css_class="kind-field", data_switch=switch, data_kinds=" ".join(kinds))
+
+
+class TaskForm(forms.ModelForm):
+    class Meta:
+        model = Task
+        exclude = ("created_at", "updated_at")
+        widgets = {
+            "query": forms.Textarea(attrs={**CODE, "data-mode": "text/x-sql"}),
+            "script": forms.Textarea(attrs={**CODE, "data-mode": "text/x-python"}),
+            "processing_script": forms.Textarea(attrs={**CODE, "data-mode": "text/x-python"}),
+            "command": forms.Textarea(attrs={**CODE, "rows": 5, "data-mode": "text/x-sh"}),
+            "description": forms.Textarea(attrs={"rows": 2}),
+            "publish_to_users": forms.SelectMultiple(attrs={"size": 4}),
+            "publish_to_groups": forms.SelectMultiple(attrs={"size": 4}),
+        }
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+        self.fields["project"].queryset = Project.objects.editable_by(user)
+        connections = Connection.objects.visible_to(user).select_related("organization")
+        for name in ("source_connection", "text_connection", "processing_connection", "gpg_key"):
+            self.fields[name].queryset = connections
+        self.fields["gpg_key"].queryset = connections.filter(kind="gpg")
+        self.fields["processing_location"].choices = [("", "No processing script")] + list(
+            Task.TextLocation.choices)
+        self.helper = FormHelper()
+        self.helper.form_tag = False
+        self.helper.layout = Layout(
+            Fieldset("General", "project", "name", "description", "run_rank", "enabled"),
+            Fieldset(
+                "Source", "source_kind", "source_connection",
+                shown_for("query", "script", "ssh", field_names=["text_location"]),
+                Div("text_connection", "text_path", "text_entry", "cache_remote_text", css_class="kind-field",
+                    data_switch="text_location", data_kinds="remote"),
+                shown_for("query", field_names=["query", "include_headers"]),
+                shown_for("script", field_names=["script"]),
+                shown_for("ssh", field_names=["command"]),
+                shown_for("files", field_names=["file_folder", "file_pattern", "on_no_files", "file_handling",
+                                                "delete_source_files"]),
+                css_id="section-source",
+            ),
+            Fieldset(
+                "Processing", "processing_location",
+                Div("processing_script", css_class="kind-field", data_switch="processing_location",
+                    data_kinds="inline"),
+                Div("processing_connection", "processing_path", "processing_entry", css_class="kind-field",
+                    data_switch="processing_location", data_kinds="remote"),
+                css_id="section-processing",
+            ),
+            Fieldset(
+                "Output file", "file_name", "file_format",
+                Div("csv_delimiter", "csv_quoting", "line_terminator", "encoding", css_class="kind-field",
+                    data_switch="file_format", data_kinds="csv"),
+                "append_to_lines", "gpg_key", "zip_output", "zip_name", "write_md5_file", "retention_days",
+                css_id="section-output",
+            ),
+            HTML("{% include 'tasks/_formset.html' with formset=formsets.destinations title='Destinations' %}"),
+            Fieldset("Notifications", "test_mode", "test_email", css_id="section-notifications"),
+            HTML("{% include 'tasks/_formset.html' with formset=formsets.notifications title='Emails' %}"),
+            HTML("{% include 'tasks/_formset.html' with formset=formsets.conditions title='Conditions' %}"),
+            HTML("{% include 'tasks/_formset.html' with formset=formsets.parameters title='Parameters' %}"),
+            Fieldset("Schedule", "priority", "max_instances", "timeout_seconds", "dependency_mode",
+                     css_id="section-schedule"),
+            HTML("{% include 'tasks/_formset.html' with formset=formsets.dependencies title='Runs after' %}"),
+            Fieldset("Retries", "retries", "retry_delay_seconds", "retry_backoff", "retry_max_delay_seconds",
+                     css_id="section-retries"),
+            Fieldset("File hub", "publish_to_users", "publish_to_groups", css_id="section-hub"),
+        )
+
+    def _require(self, cleaned, *names, message="This field is required for this kind of task."):
+        for name in names:
+            if not cleaned.get(name):
+                self.add_error(name, message)
+
+    def _require_category(self, cleaned, name, *categories):
+        connection = cleaned.get(name)
+        if connection is None:
+            return self.add_error(name, "Choose a connection.")
+        try:
+            category = connection.connector().category
+        except Exception:
+            category = ""
+        if category not in categories:
+            self.add_error(name, f"{connection.name} is a {connection.kind_label} connection; this needs "
+                                 f"{' or '.join(categories)}.")
+
+    def clean(self):
+        cleaned = super().clean()
+        kind = cleaned.get("source_kind")
+        remote_text = cleaned.get("text_location") == Task.TextLocation.REMOTE and kind != "files"
+        if kind == "query":
+            self._require_category(cleaned, "source_connection", "database")
+            if not remote_text:
+                self._require(cleaned, "query", message="Type the query, or load it from a connection.")
+        elif kind == "files":
+            self._require_category(cleaned, "source_connection", "files")
+            self._require(cleaned, "file_pattern", message="Give a file name or a wildcard such as *.csv.")
+        elif kind == "script" and not remote_text:
+            self._require(cleaned, "script", message="Type the script, or load it from a connection.")
+        elif kind == "ssh":
+            self._require_category(cleaned, "source_connection", "shell")
+            if not remote_text:
+                self._require(cleaned, "command", message="Type the command, or load it from a connection.")
+        if remote_text:
+            self._require(cleaned, "text_connection", "text_path")
+        if cleaned.get("processing_location") == Task.TextLocation.INLINE:
+            self._require(cleaned, "processing_script")
+        elif cleaned.get("processing_location") == Task.TextLocation.REMOTE:
+            self._require(cleaned, "processing_connection", "processing_path")
+        project = cleaned.get("project")
+        if project:
+            for name in ("source_connection", "text_connection", "processing_connection", "gpg_key"):
+                connection = cleaned.get(name)
+                if connection and connection.organization_id != project.organization_id:
+                    self.add_error(name, f"{connection.name} belongs to another organization than the project.")
+        if cleaned.get("test_mode") and not cleaned.get("test_email"):
+            from django.conf import settings
+
+            if not getattr(settings, "ETL_EMAIL_TEST_ADDRESS", ""):
+                self.add_error("test_email", "Test mode needs a test address.")
+        return cleaned
+
+
+class ParameterForm(forms.ModelForm):
+    """Sensitive values are write-only: blank keeps the stored value."""
+
+    value = forms.CharField(required=False, widget=forms.TextInput(attrs={"autocomplete": "off"}))
+
+    class Meta:
+        model = Parameter
+        fields = ("key", "value", "sensitive")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and self.instance.sensitive:
+            self.initial["value"] = ""
+            self.fields["value"].widget = forms.PasswordInput(render_value=False)
+            self.fields["value"].help_text = "Stored; leave blank to keep."
+
+    def clean_value(self):
+        value = self.cleaned_data["value"]
+        if not value and self.instance.pk and self.instance.sensitive:
+            return self.instance.value
+        return value
+
+
+def _formset(model, fields, fk_name=None, form=forms.ModelForm, widgets=None):
+    return inlineformset_factory(Task, model, form=form, fields=fields, fk_name=fk_name, extra=1, can_delete=True,
+                                 widgets=widgets or {})
+
+
+DestinationFormSet = _formset(Destination, ("connection", "folder", "overwrite", "skip_empty", "position"))
+ParameterFormSet = _formset(Parameter, ("key", "value", "sensitive"), form=ParameterForm)
+ConditionFormSet = _formset(Condition, ("kind", "connection", "query", "operator", "value"),
+                            widgets={"query": forms.Textarea(attrs={"rows": 2, "class": "font-monospace"})})
+NotificationFormSet = _formset(
+    Notification, ("event", "smtp_connection", "recipients", "cc", "bcc", "subject", "message", "include_output",
+                   "max_attachment_bytes"),
+    widgets={name: forms.Textarea(attrs={"rows": 2}) for name in ("recipients", "cc", "bcc", "message")})
+DependencyFormSet = _formset(Dependency, ("upstream", "on"), fk_name="downstream")
+
+
+def task_formsets(user, data=None, instance=None):
+    """The inline lists of the task form, their connection and task choices limited to what the user sees."""
+    instance = instance or Task()
+    connections = Connection.objects.visible_to(user)
+    sets = {
+        "destinations": DestinationFormSet(data, instance=instance, prefix="destinations"),
+        "parameters": ParameterFormSet(data, instance=instance, prefix="parameters"),
+        "conditions": ConditionFormSet(data, instance=instance, prefix="conditions"),
+        "notifications": NotificationFormSet(data, instance=instance, prefix="notifications"),
+        "dependencies": DependencyFormSet(data, instance=instance, prefix="dependencies"),
+    }
+    for formset in sets.values():
+        for form in formset.forms + [formset.empty_form]:
+            for name in ("connection", "smtp_connection"):
+                if name in form.fields:
+                    form.fields[name].queryset = connections
+            if "upstream" in form.fields:
+                form.fields["upstream"].queryset = Task.objects.visible_to(user).select_related("project").exclude(
+                    pk=instance.pk)
+    return sets
