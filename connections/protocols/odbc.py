@@ -1,0 +1,311 @@
+"""Any database with an ODBC driver, through pyodbc; tuned for psqlODBC and MariaDB Connector/ODBC.
+
+Rows are fetched in batches (fetchmany) and, with psqlODBC, also streamed from the server through a
+cursor (UseDeclareFetch): without it the driver reads the whole result into memory first. MariaDB
+Connector/ODBC 3.1 always buffers the whole result client-side; 3.2+ streams with STREAMRS=1.
+
+Values come out as they do through the native PostgreSQL connector, so both write the same CSV
+bytes: every session runs in UTC, psqlODBC booleans are real booleans, and timestamptz columns (which
+psqlODBC hands over as naive datetimes in the session time zone) get their UTC offset back. Known
+differences with psqlODBC: 'infinity' timestamps come as 9999-12-31 23:59:59 / 0001-01-01, BC dates
+lose their era, money comes as a float.
+"""
+import datetime
+import math
+import re
+
+try:
+    import pyodbc
+except ImportError:  # its wheel needs unixODBC's libodbc.so.2; the rest of the portal works without it
+    pyodbc = None
+
+from connections.protocols.base import ConnectorError, Database, QueryResult
+from connections.protocols.registry import register
+
+DEFAULT_QUERY_TIMEOUT = 90 * 60
+# Rows psqlODBC fetches per round trip through its server-side cursor.
+FETCH_ROWS = 5000
+# A dead network mid-query would otherwise block a MariaDB read forever; the server stops the query first.
+READ_TIMEOUT_MARGIN = 60
+PG_BOOL, PG_TIMESTAMPTZ = 16, 1184
+NEEDS_BRACES = re.compile(r"[\[\]{}(),;?*=!@\s]")
+UTC = datetime.timezone.utc
+
+
+def odbc_value(value):
+    """One connection-string value, braced when it holds a character the ODBC grammar gives a meaning to."""
+    text = str(value)
+    if text and not NEEDS_BRACES.search(text):
+        return text
+    return "{" + text.replace("}", "}}") + "}"
+
+
+def attribute_names(text):
+    """Lower-cased keys of a connection string fragment such as `A=1;B={x;y}}z}`."""
+    names, position = set(), 0
+    while (equals := text.find("=", position)) >= 0:
+        names.add(text[position:equals].strip().lower())
+        position = equals + 1
+        if text[position:position + 1] == "{":
+            closing = position + 1
+            while (closing := text.find("}", closing)) >= 0 and text[closing + 1:closing + 2] == "}":
+                closing += 2
+            position = len(text) if closing < 0 else closing
+        position = text.find(";", position)
+        if position < 0:
+            break
+        position += 1
+    return names - {""}
+
+
+def driver_family(driver_name):
+    lowered = (driver_name or "").lower()
+    if "postgres" in lowered or "psqlodbc" in lowered:
+        return "postgresql"
+    if "maria" in lowered or "mysql" in lowered or "maodbc" in lowered:
+        return "mysql"
+    return ""
+
+
+def clean_message(text):
+    """The database's own words from a pyodbc error, without SQLSTATE, driver tags and call names."""
+    text = str(text)
+    text = re.sub(r"^\[[0-9A-Z]{5}\]\s*", "", text)
+    text = re.sub(r"(\s*\(-?\d+\))?\s*\(SQL\w+\)\s*$", "", text)
+    text = re.sub(r"^(\[[^\]]*\])+\s*", "", text)
+    text = text.replace(";\nError while executing the query", "")
+    text = re.sub(r"^(ERROR|FATAL):\s+", "", text.strip())
+    return " ".join(text.split())
+
+
+def sqlstate_and_text(exc):
+    if len(exc.args) >= 2:
+        return str(exc.args[0]), str(exc.args[1])
+    return "", str(exc.args[0]) if exc.args else type(exc).__name__
+
+
+class OdbcResult(QueryResult):
+    def __init__(self, connector, connection, cursor, dbms, fix_row=None):
+        self._connector = connector
+        self._connection = connection
+        self._cursor = cursor
+        self._dbms = dbms
+        self._fix_row = fix_row
+        self.columns = [column[0] for column in cursor.description] if cursor.description else None
+        self.rowcount = cursor.rowcount
+
+    def batches(self, size=5000):
+        fix_row = self._fix_row or tuple
+        try:
+            while rows := self._cursor.fetchmany(size):
+                yield [fix_row(row) for row in rows]
+        except pyodbc.Error as exc:
+            raise self._connector.query_error(exc, self._dbms) from None
+
+    def close(self):
+        try:
+            self._connection.close()
+        except pyodbc.Error:
+            pass
+
+
+def row_fixer(types):
+    """Give timestamptz values their UTC offset and turn psqlODBC's '1'/'0' booleans into booleans."""
+    zoned = [index for index, oid in enumerate(types) if oid == PG_TIMESTAMPTZ]
+    booleans = [index for index, oid in enumerate(types) if oid == PG_BOOL]
+    if not zoned and not booleans:
+        return None
+
+    def fix(row):
+        values = list(row)
+        for index in zoned:
+            value = values[index]
+            if isinstance(value, datetime.datetime) and value.tzinfo is None:
+                values[index] = value.replace(tzinfo=UTC)
+        for index in booleans:
+            value = values[index]
+            if isinstance(value, str):
+                values[index] = {"1": True, "0": False}.get(value, value)
+        return tuple(values)
+
+    return fix
+
+
+@register
+class OdbcDatabase(Database):
+    kind = "odbc"
+    label = "ODBC"
+    fields = ("host", "port", "database", "username")
+    secret_fields = ("password",)
+    option_fields = ("driver", "dsn", "extra", "query_timeout")
+
+    @property
+    def query_timeout(self):
+        # Whole seconds, at least one: zero would mean "no limit" to every server.
+        return max(1, math.ceil(float(self.connection.options.get("query_timeout") or DEFAULT_QUERY_TIMEOUT)))
+
+    def _driver_name(self):
+        options = self.connection.options
+        if options.get("driver"):
+            return options["driver"]
+        return pyodbc.dataSources().get(options.get("dsn") or "", "")
+
+    def connection_string(self):
+        options, connection = self.connection.options, self.connection
+        dsn, driver = (options.get("dsn") or "").strip(), (options.get("driver") or "").strip()
+        if not dsn and not driver:
+            raise ConnectorError("Set an ODBC driver name or a data source name (DSN)", step="settings")
+        attributes = [("DSN", dsn) if dsn else ("Driver", driver)]
+        for key, value in (("Server", connection.host), ("Port", connection.port),
+                           ("Database", connection.database), ("Uid", connection.username),
+                           ("Pwd", self.secret("password"))):
+            if value not in (None, ""):
+                attributes.append((key, value))
+        extra = (options.get("extra") or "").strip().strip(";")
+        chosen = attribute_names(extra) | {key.lower() for key, _ in attributes}
+        family = driver_family(self._driver_name())
+        if family == "postgresql":
+            defaults = {"BoolsAsChar": 0, "UseDeclareFetch": 1, "Fetch": FETCH_ROWS}
+        elif family == "mysql":
+            defaults = {"CONN_TIMEOUT": max(1, int(self.timeout)), "STREAMRS": 1,
+                        "READ_TIMEOUT": self.query_timeout + READ_TIMEOUT_MARGIN}
+        else:
+            defaults = {}
+        attributes += [(key, value) for key, value in defaults.items() if key.lower() not in chosen]
+        text = ";".join(f"{key}={odbc_value(value)}" for key, value in attributes)
+        return f"{text};{extra}" if extra else text
+
+    def connect(self):
+        if pyodbc is None:
+            raise ConnectorError("ODBC is not available on this server: install unixODBC (Debian: unixodbc) and the "
+                                 "database's ODBC driver", step="settings")
+        try:
+            connection = pyodbc.connect(self.connection_string(), timeout=max(1, int(self.timeout)))
+        except pyodbc.Error as exc:
+            raise self.connect_error(exc) from None
+        try:
+            dbms = connection.getinfo(pyodbc.SQL_DBMS_NAME) or ""
+            self._prepare_session(connection, dbms)
+            return connection, dbms
+        except pyodbc.Error as exc:
+            connection.close()
+            raise self.query_error(exc, "") from None
+
+    def _prepare_session(self, connection, dbms):
+        """UTC and the query timeout, per server: most drivers ignore or refuse SQL_ATTR_QUERY_TIMEOUT."""
+        seconds = self.query_timeout
+        try:
+            connection.timeout = seconds
+        except pyodbc.Error:
+            pass  # psqlODBC refuses it; the server-side setting below does the job
+        statements = {
+            "PostgreSQL": ["SET TimeZone = 'UTC'", "SET DateStyle = 'ISO'",
+                           f"SET statement_timeout = {seconds * 1000}"],
+            "MariaDB": ["SET time_zone = '+00:00'", f"SET SESSION max_statement_time = {seconds}"],
+            "MySQL": ["SET time_zone = '+00:00'", f"SET SESSION max_execution_time = {seconds * 1000}"],
+        }.get(dbms, [])
+        if statements:
+            cursor = connection.cursor()
+            for statement in statements:
+                cursor.execute(statement)
+            cursor.close()
+            connection.commit()
+
+    def _postgres_types(self, connection, statement):
+        """Type OIDs of the statement's columns, read from a temporary view; None if it is not one query."""
+        cursor = connection.cursor()
+        try:
+            # The newline ends a trailing -- comment before the closing parenthesis.
+            cursor.execute(f"SELECT * FROM ({statement}\n) AS etl_portal_q LIMIT 0")
+            names = ", ".join(f"c{i}" for i in range(len(cursor.description or ())))
+            if not names:
+                return None
+            # Own column names: a query may repeat one (a.id, b.id), which a view would refuse.
+            cursor.execute(f"CREATE TEMP VIEW etl_portal_describe ({names}) AS {statement}")
+            cursor.execute("SELECT atttypid FROM pg_attribute WHERE attrelid = 'etl_portal_describe'::regclass "
+                           "AND attnum > 0 ORDER BY attnum")
+            return [int(row[0]) for row in cursor.fetchall()]
+        except pyodbc.Error:
+            return None
+        finally:
+            cursor.close()
+            connection.rollback()
+
+    def execute(self, sql, params=None):
+        connection, dbms = self.connect()
+        try:
+            fix_row = None
+            statement = sql.strip().rstrip(";").strip()
+            if dbms == "PostgreSQL" and not params:
+                types = self._postgres_types(connection, statement)
+                fix_row = row_fixer(types) if types else None
+            cursor = connection.cursor()
+            # psqlODBC appends its own words to the statement; the newline ends a trailing -- comment first.
+            if params:
+                cursor.execute(sql + "\n", params)
+            else:
+                cursor.execute(sql + "\n")
+            if cursor.description is None:
+                connection.commit()
+            return OdbcResult(self, connection, cursor, dbms, fix_row)
+        except pyodbc.Error as exc:
+            connection.close()
+            raise self.query_error(exc, dbms) from None
+        except BaseException:
+            connection.close()
+            raise
+
+    def query_error(self, exc, dbms):
+        state, text = sqlstate_and_text(exc)
+        message = clean_message(text)
+        lowered = message.lower()
+        if (state in ("57014", "HYT00") or "statement timeout" in lowered or "max_statement_time" in lowered
+                or "maximum statement execution time" in lowered):
+            return ConnectorError(
+                f"Query cancelled: it ran past the connection's query timeout ({self.query_timeout} s)", step="query")
+        if "unsupported type from postgres" in lowered:
+            message += " (use the PostgreSQL Unicode driver: the ANSI one cannot read text columns)"
+        retryable = state.startswith("08") or "lost connection" in lowered or "server closed" in lowered
+        return ConnectorError(self.scrub(f"{dbms or 'Database'} error: {message}"), retryable=retryable, step="query")
+
+    def connect_error(self, exc):
+        state, text = sqlstate_and_text(exc)
+        message = self.scrub(clean_message(text))
+        lowered = message.lower()
+        where = f"{self.connection.host}:{self.connection.port}" if self.connection.port else self.connection.host
+        options = self.connection.options
+        if state == "IM002" or "data source name not found" in lowered:
+            names = ", ".join(sorted(pyodbc.dataSources())) or "none"
+            return ConnectorError(f"The data source {options.get('dsn') or '(default)'!r} is not defined in odbc.ini "
+                                  f"on this server. Defined data sources: {names}", step="settings")
+        if "can't open lib" in lowered or "driver not found" in lowered:
+            return ConnectorError(f"The ODBC driver {options.get('driver')!r} is not installed on this server. "
+                                  f"Installed drivers: {', '.join(pyodbc.drivers()) or 'none'}", step="settings")
+        if (state == "28000" or "access denied" in lowered or "password authentication failed" in lowered
+                or "authentication failed" in lowered or "no password supplied" in lowered):
+            return ConnectorError(f"Authentication failed for user {self.connection.username!r}: {message}",
+                                  step="authentication")
+        if "could not translate host name" in lowered or "unknown server host" in lowered:
+            return ConnectorError(f"Name resolution failed: the host name {self.connection.host!r} is not known",
+                                  retryable=True, step="name resolution")
+        if (state == "HYT00" or "timeout expired" in lowered or "timed out" in lowered
+                or "system error: 110" in lowered or "(110)" in lowered):
+            return ConnectorError(f"Timed out connecting to {where}", retryable=True, step="timeout")
+        if "connection refused" in lowered or "can't connect to" in lowered:
+            return ConnectorError(f"Connection refused by {where}: nothing is listening there", retryable=True,
+                                  step="refused")
+        return ConnectorError(f"Could not connect through ODBC: {message}", retryable=True, step="connect")
+
+    def test(self):
+        connection, dbms = self.connect()
+        try:
+            row = connection.cursor().execute("SELECT 1").fetchone()
+            version = connection.getinfo(pyodbc.SQL_DBMS_VER)
+            driver = connection.getinfo(pyodbc.SQL_DRIVER_NAME)
+        except pyodbc.Error as exc:
+            raise self.query_error(exc, dbms) from None
+        finally:
+            connection.close()
+        if not row or row[0] != 1:
+            raise ConnectorError("Connected, but SELECT 1 did not return 1", step="query")
+        return f"Connected to {dbms} {version} through {driver}; SELECT 1 returned 1."
