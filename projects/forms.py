@@ -15,10 +15,13 @@ class ProjectForm(forms.ModelForm):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        if not user.is_staff:
-            self.fields["organization"].queryset = Organization.objects.filter(members=user)
+        organizations = Organization.objects.all() if user.is_staff else Organization.objects.filter(members=user)
+        self.fields["organization"].queryset = organizations
         if not self.instance.pk:
             self.initial.setdefault("owner", user.pk)
+            mine = list(Organization.objects.filter(members=user)[:2])
+            if len(mine) == 1:
+                self.initial.setdefault("organization", mine[0].pk)
         self.helper = FormHelper()
         self.helper.form_tag = False
 

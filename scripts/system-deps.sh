@@ -5,6 +5,7 @@ set -euo pipefail
 need=()
 # Debian's python3 cannot create virtual environments without python3-venv; a pyenv/python.org build can.
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
+need+=(unixodbc)  # pyodbc loads libodbc at import
 if [ "${1:-run}" = "test" ]; then
   need+=(openssh-server samba unixodbc unixodbc-dev odbc-postgresql odbc-mariadb gnupg chromium)
 fi

@@ -34,6 +34,10 @@ class TaskForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.user = user
         self.fields["project"].queryset = Project.objects.editable_by(user)
+        if not self.instance.pk and not self.initial.get("project"):
+            only = list(self.fields["project"].queryset[:2])
+            if len(only) == 1:
+                self.initial["project"] = only[0].pk
         connections = Connection.objects.visible_to(user).select_related("organization")
         for name in ("source_connection", "text_connection", "processing_connection", "gpg_key"):
             self.fields[name].queryset = connections

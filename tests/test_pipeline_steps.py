@@ -123,3 +123,10 @@ def test_a_statement_without_result_set_is_a_clear_outcome(pg_connection, tmp_pa
         pipeline.extract_to_csv(pg_connection.connector(), "CREATE TEMP TABLE x (i int)", tmp_path / "x.csv",
                                 CsvOptions(), progress=lambda rows: None)
     assert not (tmp_path / "x.csv").exists() and not list(tmp_path.glob(".*part"))
+
+
+@pytest.mark.django_db
+def test_a_query_ending_in_a_comment_still_takes_the_copy_path(pg_connection, tmp_path):
+    extract = pipeline.extract_to_csv(pg_connection.connector(), "SELECT 1 AS one -- the answer",
+                                      tmp_path / "c.csv", CsvOptions(), progress=lambda rows: None)
+    assert extract.rows == 1 and (tmp_path / "c.csv").read_text() == "one\n1\n"

@@ -187,7 +187,8 @@ class PostgresDatabase(Database):
                 copy_options.append(pgsql.SQL("FORCE_QUOTE *"))
             if options.encoding == "cp1252":
                 copy_options.append(pgsql.SQL("ENCODING 'WIN1252'"))
-            copy = pgsql.SQL("COPY (SELECT {} FROM ({}) AS q({})) TO STDOUT WITH ({})").format(
+            # The newline ends a trailing "-- comment" in the user's query before the wrapper's ")".
+            copy = pgsql.SQL("COPY (SELECT {} FROM ({}\n) AS q({})) TO STDOUT WITH ({})").format(
                 select_list, pgsql.SQL(statement), pgsql.SQL(", ").join(aliases), pgsql.SQL(", ").join(copy_options)
             )
             names = [name for name, _ in columns]
