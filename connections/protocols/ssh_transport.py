@@ -48,17 +48,33 @@ def check_host_key(connection, key):
         )
 
 
-def open_transport(connector):
+def _prefer_ciphers(transport, preferred):
+    options = transport.get_security_options()
+    supported = [name for name in preferred if name in options.ciphers]
+    options.ciphers = tuple(supported) + tuple(name for name in options.ciphers if name not in supported)
+
+
+def _handshake_timeout(host, port, timeout):
+    return ConnectorError(f"{host}:{port} accepted the connection but did not complete the SSH handshake within "
+                          f"{timeout:g} seconds", retryable=True, step="timeout")
+
+
+def open_transport(connector, *, preferred_ciphers=()):
+    """`preferred_ciphers` are moved to the front of the offer (never restricting it), for bulk transfers."""
     connection = connector.connection
     host, port = connection.host, connection.port or 22
     if not host:
         raise ConnectorError("No host is set", step="settings")
     sock = open_socket(host, port, connector.timeout)
     transport = paramiko.Transport(sock)
+    if preferred_ciphers:
+        _prefer_ciphers(transport, preferred_ciphers)
     transport.banner_timeout = connector.timeout
     transport.auth_timeout = connector.timeout
     try:
         transport.start_client(timeout=connector.timeout)
+        if not transport.initial_kex_done:  # start_client returns quietly when its time is up
+            raise TimeoutError
         check_host_key(connection, transport.get_remote_server_key())
         username = connection.username
         if connector.secret("private_key"):
@@ -75,8 +91,13 @@ def open_transport(connector):
         raise ConnectorError(f"Authentication failed for user {username!r}", step="authentication") from None
     except paramiko.SSHException as exc:
         transport.close()
+        if isinstance(exc.__context__, TimeoutError):  # paramiko wraps a missing banner's timeout
+            raise _handshake_timeout(host, port, connector.timeout) from None
         raise ConnectorError(connector.scrub(f"SSH negotiation with {host}:{port} failed: {exc}"), retryable=True,
                              step="connect") from None
+    except TimeoutError:
+        transport.close()
+        raise _handshake_timeout(host, port, connector.timeout) from None
     except (OSError, EOFError) as exc:
         transport.close()
         raise ConnectorError(f"Connection to {host}:{port} dropped: {exc or type(exc).__name__}", retryable=True,
