@@ -5,6 +5,7 @@ from functools import lru_cache
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 from django.db import models
+from django.db.models.query_utils import DeferredAttribute
 
 MASK = "********"
 
@@ -42,8 +43,17 @@ class SecretDict(dict):
     __str__ = __repr__
 
 
+class SecretDictAttribute(DeferredAttribute):
+    """Wraps whatever is assigned in a SecretDict, so even an unsaved instance never shows its secrets."""
+
+    def __set__(self, instance, value):
+        instance.__dict__[self.field.attname] = SecretDict(value) if isinstance(value, dict) else value
+
+
 class EncryptedJSONField(models.TextField):
     """A dict of secrets stored as one Fernet token; blank in the database when empty."""
+
+    descriptor_class = SecretDictAttribute
 
     def from_db_value(self, value, expression, connection):
         if not value:

@@ -190,3 +190,12 @@ def test_parameter_values_dump_encrypted_and_load_back(project):
     for obj in serializers.deserialize("json", json.dumps(rows)):
         obj.save()
     assert Parameter.objects.get(key="api_key").value == "Param-S3cret-987"
+
+
+@pytest.mark.django_db
+def test_an_unsaved_connection_never_shows_its_secrets(organization):
+    from connections.models import Connection
+
+    connection = Connection(organization=organization, name="x", kind="sftp", secrets={"password": "Fresh-Pw-42"})
+    assert "Fresh-Pw-42" not in repr(connection.secrets) and "Fresh-Pw-42" not in str(connection.secrets)
+    assert connection.secret("password") == "Fresh-Pw-42"

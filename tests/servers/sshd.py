@@ -1,6 +1,7 @@
 """OpenSSH's sshd on 127.0.0.1 with a throwaway host key, a test user with a password and a key."""
 import os
 import pwd
+import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ class SshServer:
 
     def stop(self):
         stop_process(self.process)
+        if self.workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def start_sshd():
