@@ -12,11 +12,20 @@ from pathlib import Path
 from django.conf import settings
 
 from connections.protocols import ConnectorError
-from runs.formats import CsvOptions, CsvWriter
+from runs.formats import CsvOptions, CsvWriter, writer_for
 
 
 class PipelineError(ConnectorError):
     """A step failed for a reason the user must fix (bad settings), not a connector failure."""
+
+
+class NoResultSet(PipelineError):
+    """The statement ran but returned no rows to write (an UPDATE, a DDL statement)."""
+
+    def __init__(self, rowcount):
+        self.rowcount = max(rowcount if rowcount is not None else -1, 0)
+        super().__init__(f"The statement returned no rows to write ({self.rowcount} rows affected); "
+                         "a query source must return a result set", step="query")
 
 
 @dataclass
@@ -62,8 +71,9 @@ def run_folder(task_id, run_id):
     return folder
 
 
-def extract_to_csv(database, sql, path, options, progress, every=None):
-    """Stream the query's rows into `path` as CSV. The file appears under its name only when complete.
+def extract_to_csv(database, sql, path, options, progress, every=None, file_format="csv", params=None):
+    """Stream the query's rows into `path` as CSV (or `file_format`: xlsx, jsonl). The file appears under
+    its name only when complete. `params` are bound to the query's placeholders (COPY cannot take them).
 
     `progress(rows)` is called every `every` rows and the caller decides what to log; memory stays flat
     because rows are written batch by batch (or row by row through PostgreSQL's COPY).
@@ -71,13 +81,16 @@ def extract_to_csv(database, sql, path, options, progress, every=None):
     every = every or settings.ETL_PROGRESS_EVERY_ROWS
     path = Path(path)
     partial = path.with_name(f".{path.name}.part")
+    writer = writer_for(file_format)
     try:
         with open(partial, "wb", buffering=1 << 20) as out:
-            extract = _copy_fast_path(database, sql, out, options, progress, every)
+            extract = None
+            if writer is CsvWriter and not params:
+                extract = _copy_fast_path(database, sql, out, options, progress, every)
             if extract is None:
                 out.seek(0)
                 out.truncate()
-                extract = _portable_path(database, sql, out, options, progress, every)
+                extract = _portable_path(database, sql, out, options, progress, every, writer, params)
         os.replace(partial, path)
     finally:
         if partial.exists():
@@ -102,21 +115,25 @@ def _copy_fast_path(database, sql, out, options, progress, every):
     return database.copy_csv(sql, out, options, on_header=write_header, on_row_block=progress, block_rows=every)
 
 
-def _portable_path(database, sql, out, options, progress, every):
-    with database.execute(sql) as result:
+def _portable_path(database, sql, out, options, progress, every, writer_class=CsvWriter, params=None):
+    with (database.execute(sql, params) if params else database.execute(sql)) as result:
         if result.columns is None:
+            raise NoResultSet(result.rowcount)
+        writer = writer_class(out, options)
+        try:
+            writer.write_header(result.columns)
+            next_report = every
+            for batch in result.batches(min(5000, every)):
+                writer.write_batch(batch)
+                if writer.rows >= next_report:
+                    progress(writer.rows)
+                    next_report = (writer.rows // every + 1) * every
+            writer.close()
+        except UnicodeEncodeError as exc:
+            character = exc.object[exc.start]
             raise PipelineError(
-                f"The statement returned no rows to write ({max(result.rowcount, 0)} rows affected); "
-                "a query source must return a result set", step="query")
-        writer = CsvWriter(out, options)
-        writer.write_header(result.columns)
-        next_report = every
-        for batch in result.batches(min(5000, every)):
-            writer.write_batch(batch)
-            if writer.rows >= next_report:
-                progress(writer.rows)
-                next_report = (writer.rows // every + 1) * every
-        writer.close()
+                f"A value holds {character!r} (U+{ord(character):04X}), which {options.encoding} cannot hold: "
+                "choose UTF-8 as the file's encoding", step="query") from None
         return result.columns, writer.rows
 
 
