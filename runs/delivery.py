@@ -1,18 +1,180 @@
-"""Delivery stage: put every output file on every destination of the task."""
+"""Delivery: every output file to every destination of the task; resending from history; retention.
+
+Each destination has a folder (parameters allowed), overwrite on/off and "don't send empty files". Every
+destination is tried even when one fails, so one vendor's server being down does not hold back the
+others; the run then fails with every failure named (one destination's error is passed on as it is).
+Uploads go to a temporary name, then are renamed.
+"""
+import datetime
+import logging
+import os
+from pathlib import Path
+
+from django.conf import settings
+from django.utils import timezone
+
+from connections.protocols import ConnectorError
+from connections.secrets import scrub
 from runs import pipeline
+from runs.context import OutputFile
+from runs.parameters import render, resolve
+
+logger = logging.getLogger(__name__)
 
 
 def deliver_all(ctx, outputs):
     destinations = list(ctx.task.destinations.select_related("connection"))
     if not destinations:
         ctx.log("No destinations: the files are kept in the run history only")
+        return outputs
+    if not outputs:
+        ctx.log("Nothing to deliver")
+        return outputs
+    failures = []
     for destination in destinations:
-        store = destination.connection.connector()
-        if store.category != "files":
-            raise pipeline.PipelineError(f"{destination.connection.name} cannot receive files", step="settings")
-        for output in outputs:
-            delivered = pipeline.deliver(output.path, output.name,
-                                         [(store, destination.folder, destination.overwrite)])
-            ctx.log(f"Delivered {output.name} to {destination.connection.name}:{delivered[0]['path']}")
-            output.deliveries.extend(delivered)
+        try:
+            deliver_to(destination, outputs, render(destination.folder, ctx.params), ctx.log, ctx.warn)
+        except ConnectorError as exc:
+            ctx.log(f"Delivery to {describe(destination)} failed: {exc.message}", level="error")
+            failures.append((destination, exc))
+    if failures and len(destinations) == 1:
+        raise failures[0][1]
+    if failures:
+        raise ConnectorError("Delivery failed: " + "; ".join(f"{describe(d)}: {exc.message}" for d, exc in failures),
+                             retryable=any(exc.retryable for _, exc in failures), step=failures[0][1].step or "upload")
     return outputs
+
+
+def describe(destination):
+    folder = destination.folder.strip("/")
+    return f"{destination.connection.name}:/{folder}" if folder else destination.connection.name
+
+
+def file_store(destination):
+    store = destination.connection.connector()
+    if store.category != "files":
+        raise pipeline.PipelineError(f"{destination.connection.name} is a {destination.connection.kind_label} "
+                                     "connection and cannot receive files", step="settings")
+    return store
+
+
+def deliver_to(destination, outputs, folder, log, warn):
+    """Put `outputs` in `folder` of one destination over one session; return the delivery records."""
+    store = file_store(destination)
+    wanted = []
+    for output in outputs:
+        if destination.skip_empty and output.is_empty:
+            warn(f"{output.name} is empty: not sent to {destination.connection.name} "
+                 "(\"don't send empty files\" is on)")
+        else:
+            wanted.append(output)
+    records = []
+    if not wanted:
+        return records
+    with store.session() as session:
+        for output in wanted:
+            remote = store.join(folder, output.name)
+            if not destination.overwrite and session.exists(remote):
+                warn(f"{output.name} was not sent to {destination.connection.name}: {remote} already exists "
+                     "and overwriting is off")
+                continue
+            session.put(str(output.path), remote, overwrite=destination.overwrite)
+            record = {"connection": destination.connection.name, "kind": store.kind, "path": remote}
+            output.deliveries.append(record)
+            records.append(record)
+            log(f"Delivered {output.name} to {destination.connection.name}:{remote}")
+    return records
+
+
+# --- resend -----------------------------------------------------------------------------------------
+
+def resend(run_file, user=None):
+    """Deliver a stored file again to the task's CURRENT destinations; every attempt is logged on its run.
+
+    Folders are worked out for the run's own date, so a resent file lands where it would have then.
+    Returns one result per destination: {"destination", "ok", "message"}.
+    """
+    from runs.execution import secrets_of
+
+    run = run_file.run
+    task = run.task
+    if not run_file.is_available:
+        raise ConnectorError(f"{run_file.name} is no longer kept (its retention period passed): it cannot be resent",
+                             step="settings")
+    destinations = list(task.destinations.select_related("connection"))
+    if not destinations:
+        raise ConnectorError(f"{task.name} has no destinations to resend {run_file.name} to", step="settings")
+    secrets = secrets_of(task)
+    requested = f" (requested by {user.username})" if user is not None else ""
+    output = OutputFile(path=Path(run_file.stored_path), name=run_file.name, rows=0 if run_file.size == 0 else None)
+    params = resolve(task, run)
+    results = []
+
+    def log(message, level="info"):
+        run.log(scrub(message.replace("Delivered ", "Resent ", 1) + requested, secrets), level=level)
+
+    for destination in destinations:
+        skipped = []
+        try:
+            records = deliver_to(destination, [output], render(destination.folder, params), log,
+                                 lambda reason: skipped.append(reason) or log(reason, level="warning"))
+        except ConnectorError as exc:
+            message = scrub(exc.message, secrets)
+            run.log(f"Resend of {run_file.name} to {describe(destination)} failed{requested}: {message}",
+                    level="error")
+            results.append({"destination": describe(destination), "ok": False, "message": message})
+            continue
+        for record in records:
+            record.update(resent_by=user.username if user is not None else "",
+                          at=timezone.now().isoformat(timespec="seconds"))
+        results.append({"destination": describe(destination), "ok": bool(records),
+                        "message": records[0]["path"] if records else "; ".join(skipped)})
+    run_file.deliveries = list(run_file.deliveries or []) + output.deliveries
+    run_file.save(update_fields=["deliveries"])
+    return results
+
+
+# --- retention --------------------------------------------------------------------------------------
+
+def purge_expired_files(now=None):
+    """Delete stored output files older than their task's retention_days; the RunFile records stay.
+
+    A retention of 0 days keeps files forever. Returns how many files were purged.
+    """
+    from runs.models import RunFile
+    from tasks.models import Task
+
+    now = now or timezone.now()
+    data_dir = Path(settings.ETL_DATA_DIR).resolve()
+    purged = 0
+    for task in Task.objects.filter(retention_days__gt=0).only("pk", "retention_days"):
+        cutoff = now - datetime.timedelta(days=task.retention_days)
+        expired = RunFile.objects.filter(run__task=task, purged_at__isnull=True, created_at__lt=cutoff)
+        for run_file in expired:
+            _delete_stored(run_file.stored_path, data_dir)
+            run_file.purged_at = now
+            run_file.save(update_fields=["purged_at"])
+            purged += 1
+    return purged
+
+
+def _delete_stored(stored_path, data_dir):
+    if not stored_path:
+        return
+    path = Path(stored_path).resolve()
+    if not path.is_relative_to(data_dir):
+        # Never delete outside the portal's own data folder, whatever a record says.
+        logger.warning("Not deleting %s: it is outside ETL_DATA_DIR", path)
+        return
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    runs_root = data_dir / "runs"
+    folder = path.parent
+    while folder != runs_root and folder.is_relative_to(runs_root):
+        try:
+            os.rmdir(folder)  # only succeeds when empty: the run's folder goes with its last file
+        except OSError:
+            break
+        folder = folder.parent
