@@ -172,7 +172,7 @@ Q_CLUSTER = {
     "catch_up": False,
     "ack_failures": True,
     "save_limit": 1000,
-    "poll": 0.5,
+    "poll": 0.2,  # ORM broker: how long an idle cluster waits before looking for work again (trigger lateness)
     "label": "Task queue",
 }
 if env("REDIS_URL"):

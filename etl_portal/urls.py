@@ -11,4 +11,6 @@ urlpatterns = [
     path("projects/", include("projects.urls")),
     path("files/", include("runs.urls_hub")),
     path("connections/", include("connections.urls")),
+    path("", include("runs.urls_files")),
+    path("", include("runs.urls_control")),
 ]

@@ -1,6 +1,10 @@
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.utils import timezone
 
-from projects.models import Organization, Project
+from projects import scheduling, system_jobs
+from projects.forms import TriggerForm
+from projects.models import Organization, Project, SystemJob, Trigger
 
 
 @admin.register(Organization)
@@ -10,10 +14,97 @@ class OrganizationAdmin(admin.ModelAdmin):
     filter_horizontal = ("members",)
 
 
+class TriggerInline(admin.StackedInline):
+    model = Trigger
+    form = TriggerForm
+    extra = 0
+    readonly_fields = ("next_run_at", "last_fired_at")
+    fieldsets = (
+        (None, {"fields": (("kind", "enabled"), ("time_zone", "jitter_seconds"), ("start_at", "end_at"),
+                           ("next_run_at", "last_fired_at"))}),
+        ("Cron (blank = every; cron syntax such as 1-5, */15, mon-fri)", {"fields": (
+            ("year", "month", "day", "week", "day_of_week"), ("hour", "minute", "second"))}),
+        ("Interval", {"fields": (("every", "unit"),)}),
+        ("One-off", {"fields": ("run_at",)}),
+    )
+
+
+class RescheduleMixin:
+    @admin.action(description="Reschedule: remove and recreate the selected items' schedules")
+    def reschedule(self, request, queryset):
+        for item in queryset:
+            self.reschedule_one(item)
+        self.message_user(request, f"{queryset.count()} rescheduled from their triggers", messages.SUCCESS)
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        self.reschedule_one(form.instance)
+
+    @admin.display(description="Next run")
+    def next_run(self, item):
+        upcoming = [t.next_run_at for t in item.triggers.all() if t.enabled and t.next_run_at]
+        return timezone.localtime(min(upcoming)) if upcoming else "-"
+
+
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
-    list_display = ("name", "organization", "owner", "mode", "enabled", "time_zone")
+class ProjectAdmin(RescheduleMixin, admin.ModelAdmin):
+    list_display = ("name", "organization", "owner", "mode", "enabled", "time_zone", "next_run")
     list_filter = ("enabled", "mode", "organization")
     search_fields = ("name", "owner__username")
     list_select_related = ("organization", "owner")
     filter_horizontal = ("editor_groups",)
+    inlines = [TriggerInline]
+    actions = ["reschedule"]
+
+    def reschedule_one(self, project):
+        scheduling.reschedule(project=project)
+
+
+class SystemJobForm(forms.ModelForm):
+    function = forms.ChoiceField(choices=system_jobs.choices,
+                                 help_text="Only functions from the portal's registry can be scheduled.")
+
+    class Meta:
+        model = SystemJob
+        fields = ("name", "function", "args", "kwargs", "max_instances", "active", "time_zone")
+
+
+@admin.register(SystemJob)
+class SystemJobAdmin(RescheduleMixin, admin.ModelAdmin):
+    form = SystemJobForm
+    list_display = ("name", "function_label", "active", "max_instances", "next_run", "last_started_at",
+                    "last_result_short")
+    list_filter = ("active",)
+    search_fields = ("name",)
+    readonly_fields = ("last_started_at", "last_finished_at", "last_result", "running_count")
+    inlines = [TriggerInline]
+    actions = ["reschedule", "run_now", "activate", "deactivate"]
+
+    def reschedule_one(self, job):
+        for trigger in job.triggers.all():
+            scheduling.arm(trigger)
+
+    @admin.display(description="Function")
+    def function_label(self, job):
+        entry = system_jobs.REGISTRY.get(job.function)
+        return entry.label if entry else f"{job.function} (unknown)"
+
+    @admin.display(description="Last result")
+    def last_result_short(self, job):
+        return (job.last_result or "")[:80]
+
+    @admin.action(description="Run the selected jobs now (in the background)")
+    def run_now(self, request, queryset):
+        from django_q.tasks import async_task
+
+        for job in queryset:
+            async_task("projects.system_jobs.run_system_job", job.pk, group="system-jobs")
+        self.message_user(request, f"{queryset.count()} job(s) queued", messages.SUCCESS)
+
+    @admin.action(description="Activate the selected jobs")
+    def activate(self, request, queryset):
+        self.message_user(request, f"{queryset.update(active=True)} job(s) active from their next trigger time")
+
+    @admin.action(description="Deactivate the selected jobs")
+    def deactivate(self, request, queryset):
+        self.message_user(request, f"{queryset.update(active=False)} job(s) inactive")

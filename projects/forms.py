@@ -1,7 +1,9 @@
 from crispy_forms.helper import FormHelper
 from django import forms
+from django.core.exceptions import ValidationError
 from django.forms import inlineformset_factory
 
+from projects import triggers
 from projects.models import Organization, Parameter, Project, Trigger
 from tasks.forms import ParameterForm
 
@@ -36,8 +38,25 @@ class ProjectForm(forms.ModelForm):
         return name
 
 
+class TriggerForm(forms.ModelForm):
+    class Meta:
+        model = Trigger
+        exclude = ("next_run_at", "last_fired_at")
+
+    def clean(self):
+        data = super().clean()
+        plain = {field.name for field in Trigger._meta.fields if not field.is_relation and not field.primary_key}
+        candidate = Trigger(**{name: value for name, value in data.items() if name in plain})
+        try:
+            triggers.validate(candidate)
+        except ValidationError as exc:
+            for field, problems in exc.message_dict.items():
+                self.add_error(field if field in self.fields else None, problems)
+        return data
+
+
 TriggerFormSet = inlineformset_factory(
-    Project, Trigger, fk_name="project", extra=1, can_delete=True,
+    Project, Trigger, form=TriggerForm, fk_name="project", extra=1, can_delete=True,
     fields=("kind", "enabled", "time_zone", "jitter_seconds", "start_at", "end_at", "year", "month", "day", "week",
             "day_of_week", "hour", "minute", "second", "every", "unit", "run_at"),
     widgets={name: forms.DateTimeInput(attrs={"type": "datetime-local"}) for name in ("start_at", "end_at", "run_at")},

@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 
 from projects.models import Parameter
+from runs.forms_control import DependencyForm
 from runs.models import Run
 from tasks.forms import ParameterForm
 from tasks.models import Condition, Dependency, Destination, Notification, Task
@@ -32,6 +33,7 @@ class NotificationInline(admin.StackedInline):
 
 class UpstreamInline(admin.TabularInline):
     model = Dependency
+    form = DependencyForm
     fk_name = "downstream"
     extra = 0
     verbose_name = "runs after"
@@ -49,7 +51,7 @@ class TaskAdmin(admin.ModelAdmin):
     autocomplete_fields = ("source_connection", "text_connection", "processing_connection", "gpg_key")
     filter_horizontal = ("publish_to_users", "publish_to_groups")
     inlines = [DestinationInline, ParameterInline, ConditionInline, NotificationInline, UpstreamInline]
-    actions = ["run_now", "duplicate", "enable", "disable"]
+    actions = ["run_now", "duplicate", "enable", "disable", "reschedule"]
 
     @admin.action(description="Run the selected tasks now")
     def run_now(self, request, queryset):
@@ -73,9 +75,18 @@ class TaskAdmin(admin.ModelAdmin):
     def disable(self, request, queryset):
         self.message_user(request, f"{queryset.update(enabled=False)} tasks disabled")
 
+    @admin.action(description="Reschedule: remove and recreate the schedules of the selected tasks")
+    def reschedule(self, request, queryset):
+        from projects.scheduling import reschedule
+
+        for task in queryset.select_related("project"):
+            reschedule(task=task)
+        self.message_user(request, f"{queryset.count()} tasks rescheduled from their projects' triggers")
+
 
 @admin.register(Dependency)
 class DependencyAdmin(admin.ModelAdmin):
+    form = DependencyForm
     list_display = ("upstream", "on", "downstream")
     list_filter = ("on",)
     search_fields = ("upstream__name", "downstream__name")

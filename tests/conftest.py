@@ -18,6 +18,9 @@ pytest_plugins = [
     "tests.fixtures.remote_text",
     "tests.fixtures.sftp_speed",
     "tests.fixtures.pages",
+    "tests.fixtures.sources",
+    "tests.fixtures.delivery",
+    "tests.fixtures.scheduling",
 ]
 
 

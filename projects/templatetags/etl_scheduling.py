@@ -1,0 +1,37 @@
+"""Template tags behind the scheduling includes: task controls, next run times, the dependency graph."""
+from django import template
+
+from projects import graph, scheduling, triggers
+
+register = template.Library()
+
+
+@register.simple_tag(takes_context=True)
+def task_controls(context, task):
+    """What the schedule controls of a task page need: its running runs, pending retries, edit right."""
+    from runs.orchestration import pending_retries
+    from runs.models import Run
+    from tasks.models import Task
+
+    user = context.get("user") or getattr(context.get("request"), "user", None)
+    can_edit = bool(user and user.is_authenticated and Task.objects.editable_by(user).filter(pk=task.pk).exists())
+    running = list(task.runs.filter(status=Run.Status.RUNNING).order_by("id"))
+    return {"can_edit": can_edit, "running": running, "pending_retries": list(pending_retries(task)),
+            "queued": list(task.runs.filter(status=Run.Status.QUEUED).exclude(trigger=Run.Trigger.RETRY))}
+
+
+@register.simple_tag
+def trigger_rows(project, count=10):
+    """Each trigger of the project with its next `count` times in the project's time zone."""
+    zone = triggers.time_zone(project.time_zone)
+    rows = []
+    for trigger in project.triggers.all():
+        rows.append({"trigger": trigger, "description": triggers.describe(trigger),
+                     "zone": triggers.zone_of(trigger).key,
+                     "times": scheduling.upcoming(trigger, count, zone=zone) if trigger.enabled else []})
+    return {"zone": zone.key, "triggers": rows}
+
+
+@register.simple_tag
+def dependency_graph(project):
+    return graph.dependency_graph(project)
