@@ -1,5 +1,5 @@
 from django.db import models, transaction
-from django.db.models import OuterRef, Q, Subquery
+from django.db.models import OuterRef, Subquery
 
 
 class TaskQuerySet(models.QuerySet):

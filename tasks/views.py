@@ -67,17 +67,6 @@ def task_detail(request, pk):
     runs = list(task.runs.select_related("requested_by")[:20])
     live_run = next((run for run in runs if not run.is_finished), None)
     files = RunFile.objects.filter(run__task=task).select_related("run")[:50]
-    preview = None
-    if task.source_kind == Task.SourceKind.QUERY and task.text_location == Task.TextLocation.INLINE:
-        try:
-            from runs.sources import preview_query
-        except ImportError:
-            preview_query = None
-        if preview_query:
-            try:
-                preview = preview_query(task, None)
-            except Exception as exc:  # a preview problem is shown in place, never a broken page
-                preview = (task.query, f"Preview unavailable: {exc}")
     return render(request, "tasks/task_detail.html", {
         "task": task,
         "destinations": task.destinations.select_related("connection"),
@@ -89,7 +78,6 @@ def task_detail(request, pk):
         "live_run": live_run,
         "live_lines": live_run.log_lines.all() if live_run else [],
         "files": files,
-        "preview": preview,
         "can_edit": Task.objects.editable_by(request.user).filter(pk=pk).exists(),
         "is_running": any(run.status == Run.Status.RUNNING for run in runs),
     })

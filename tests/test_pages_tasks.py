@@ -112,9 +112,11 @@ def test_task_details_show_settings_history_and_controls(client, owner, project,
     page = client.get(f"/tasks/{task.pk}/").content.decode()
     for text in ["Orders", "Run now", "Edit", "Duplicate", "Disable", "Delete", "Outbox: in", "empty files not sent",
                  "<code>region</code> = EU", "2 × after 300 s, doubling up to 3600 s", f"#{run.pk}",
-                 "PostgreSQL error: boom", "SELECT * FROM t"]:
+                 "PostgreSQL error: boom", "Parameters preview"]:
         assert text in page, text
     assert "s3cr3t-value" not in page
+    preview = client.get(f"/tasks/{task.pk}/preview/").content.decode()  # loaded into the page by its script
+    assert "SELECT * FROM t" in preview and "s3cr3t-value" not in preview
 
 
 def test_member_sees_details_without_controls(client, member, project, sqlite_conn):
