@@ -107,11 +107,15 @@ def produce_query(ctx):
     name = pipeline.output_name(parameters.render(task.file_name, ctx.params), task.name, output_extension(task))
     ctx.log(f"Running query on {task.source_connection.name}")
     try:
-        extract = pipeline.extract_to_csv(
-            database, sql, ctx.folder / name, CsvOptions.for_task(task),
-            progress=lambda rows: ctx.log(f"{rows:,} rows written so far"),
-            file_format=task.file_format, params=values,
-        )
+        # Cancelling the run (or its timeout) cancels the statement on the server, not just the wait.
+        from runs.execution import on_cancel
+
+        with on_cancel(database.cancel):
+            extract = pipeline.extract_to_csv(
+                database, sql, ctx.folder / name, CsvOptions.for_task(task),
+                progress=lambda rows: ctx.log(f"{rows:,} rows written so far"),
+                file_format=task.file_format, params=values,
+            )
     except pipeline.NoResultSet as outcome:
         ctx.log(f"The statement ran and returned no result set ({outcome.rowcount:,} rows affected), "
                 "so there is no file to deliver")

@@ -124,6 +124,11 @@ class FileStore(Connector):
 
 class Database(Connector):
     category = "database"
+    # The connection a query is running on, so another thread can cancel it (see `cancel`).
+    _active = None
+
+    def cancel(self):
+        """Stop the statement running on this connector, from another thread. Engines override it."""
 
     def execute(self, sql, params=None):
         """Run `sql`; return a QueryResult context manager with `columns` and `batches()`."""

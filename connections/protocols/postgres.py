@@ -1,4 +1,6 @@
 """PostgreSQL through psycopg 3: server-side cursors for rows, COPY for the fast CSV path."""
+import select
+
 import psycopg
 from psycopg import sql as pgsql
 
@@ -23,6 +25,11 @@ def query_error(exc, scrub):
     if isinstance(exc, psycopg.OperationalError):
         return ConnectorError(scrub(f"PostgreSQL connection lost: {_error_text(exc)}"), retryable=True, step="query")
     return ConnectorError(scrub(f"PostgreSQL error: {_error_text(exc)}"), step="query")
+
+
+def _wait_for_data(pgconn):
+    select.select([pgconn.socket], [], [], 1.0)
+    pgconn.consume_input()
 
 
 def strip_statement(sql):
@@ -60,7 +67,7 @@ class PostgresDatabase(Database):
     def connect(self):
         query_timeout_ms = int(float(self.connection.options.get("query_timeout") or DEFAULT_QUERY_TIMEOUT) * 1000)
         try:
-            return psycopg.connect(
+            self._active = psycopg.connect(
                 host=self.connection.host or "127.0.0.1",
                 port=self.connection.port or self.default_port,
                 dbname=self.connection.database or None,
@@ -71,11 +78,17 @@ class PostgresDatabase(Database):
                 application_name="etl-portal",
                 options=f"-c statement_timeout={query_timeout_ms} -c DateStyle=ISO -c TimeZone=UTC",
             )
+            return self._active
         except psycopg.OperationalError as exc:
             text = _error_text(exc)
             step = "authentication" if "authentication" in text or "password" in text else "connect"
             raise ConnectorError(self.scrub(f"Cannot connect to PostgreSQL: {text}"), retryable=step != "authentication",
                                  step=step) from None
+
+    def cancel(self):
+        connection = self._active
+        if connection is not None and not connection.closed:
+            connection.cancel_safe(timeout=5)
 
     def describe(self, connection, sql):
         """Column (name, type oid) pairs of a single statement, without running it; [] when it returns no rows.
@@ -124,6 +137,10 @@ class PostgresDatabase(Database):
         """
         pgconn = connection.pgconn
         pgconn.send_query(copy_sql)
+        while pgconn.flush():
+            select.select([], [pgconn.socket], [], 1.0)
+        while pgconn.is_busy():
+            _wait_for_data(pgconn)
         started = pgconn.get_result()
         if started.status != psycopg.pq.ExecStatus.COPY_OUT:
             self._raise_result_error(pgconn, started)
@@ -131,8 +148,13 @@ class PostgresDatabase(Database):
         rows, finished = 0, False
         while not finished:
             for count in range(block_rows):
-                size, data = get_copy_data(0)
-                if size <= 0:
+                # Non-blocking reads, waiting in select(): a blocking libpq read would hold the GIL,
+                # freezing the lease heartbeat and the cancel watcher while the server thinks.
+                size, data = get_copy_data(1)
+                while size == 0:
+                    _wait_for_data(pgconn)
+                    size, data = get_copy_data(1)
+                if size < 0:
                     finished = True
                     break
                 write(data)
@@ -141,6 +163,8 @@ class PostgresDatabase(Database):
             rows += count
             if on_row_block and not finished:
                 on_row_block(rows)
+        while pgconn.is_busy():
+            _wait_for_data(pgconn)
         result = pgconn.get_result()
         while pgconn.get_result() is not None:
             pass

@@ -7,6 +7,7 @@ from connections.protocols.base import ConnectorError, Database, QueryResult
 from connections.protocols.registry import register
 
 DEFAULT_QUERY_TIMEOUT = 90 * 60
+STOPPED = "Query cancelled: it ran past the connection's query timeout or was stopped"
 
 
 class SqliteResult(QueryResult):
@@ -21,7 +22,8 @@ class SqliteResult(QueryResult):
             while rows := self._cursor.fetchmany(size):
                 yield rows
         except sqlite3.Error as exc:
-            raise ConnectorError(f"SQLite error: {exc}", step="query") from None
+            raise ConnectorError(STOPPED if "interrupted" in str(exc) else f"SQLite error: {exc}",
+                                 step="query") from None
 
     def close(self):
         self._connection.close()
@@ -34,11 +36,15 @@ class SqliteDatabase(Database):
     fields = ("path",)
     option_fields = ("query_timeout",)
 
+    def cancel(self):
+        if self._active is not None:
+            self._active.interrupt()  # documented as safe from another thread
+
     def execute(self, sql, params=None):
         path = self.connection.path
         if not path or not os.path.isfile(path):
             raise ConnectorError(f"The SQLite file {path or '(none)'} does not exist", step="connect")
-        connection = sqlite3.connect(path, timeout=self.timeout, check_same_thread=False)
+        connection = self._active = sqlite3.connect(path, timeout=self.timeout, check_same_thread=False)
         deadline = time.monotonic() + float(self.connection.options.get("query_timeout") or DEFAULT_QUERY_TIMEOUT)
         # SQLite has no server-side timeout: abort from its progress callback once the deadline passes.
         connection.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
@@ -49,5 +55,5 @@ class SqliteDatabase(Database):
             return SqliteResult(connection, cursor)
         except sqlite3.Error as exc:
             connection.close()
-            message = "Query timed out" if "interrupted" in str(exc) else f"SQLite error: {exc}"
+            message = STOPPED if "interrupted" in str(exc) else f"SQLite error: {exc}"
             raise ConnectorError(message, step="query") from None
