@@ -4,7 +4,8 @@ from django.utils import timezone
 
 from projects import scheduling, system_jobs
 from projects.forms import TriggerForm
-from projects.models import Organization, Project, SystemJob, Trigger
+from projects.models import Organization, Parameter, Project, SystemJob, Trigger
+from tasks.forms import ParameterForm
 
 
 @admin.register(Organization)
@@ -108,3 +109,27 @@ class SystemJobAdmin(RescheduleMixin, admin.ModelAdmin):
     @admin.action(description="Deactivate the selected jobs")
     def deactivate(self, request, queryset):
         self.message_user(request, f"{queryset.update(active=False)} job(s) inactive")
+
+
+@admin.register(Parameter)
+class ParameterAdmin(admin.ModelAdmin):
+    form = ParameterForm
+    list_display = ("key", "shown_value", "sensitive", "project", "task")
+    list_filter = ("sensitive",)
+    search_fields = ("key", "project__name", "task__name")
+    raw_id_fields = ("project", "task")
+
+    @admin.display(description="value")
+    def shown_value(self, parameter):
+        return "********" if parameter.sensitive else parameter.value
+
+
+@admin.register(Trigger)
+class TriggerAdmin(admin.ModelAdmin):
+    form = TriggerForm
+    list_display = ("__str__", "kind", "project", "system_job", "enabled", "time_zone", "next_run_at",
+                    "last_fired_at")
+    list_filter = ("kind", "enabled")
+    search_fields = ("project__name", "system_job__name")
+    raw_id_fields = ("project", "system_job")
+    readonly_fields = ("next_run_at", "last_fired_at")

@@ -98,3 +98,19 @@ class NotificationAdmin(admin.ModelAdmin):
     list_display = ("task", "event", "recipients", "include_output")
     list_filter = ("event", "include_output")
     search_fields = ("task__name", "recipients")
+
+
+@admin.register(Destination)
+class DestinationAdmin(admin.ModelAdmin):
+    list_display = ("task", "connection", "folder", "overwrite", "skip_empty")
+    list_filter = ("overwrite", "skip_empty", "connection__kind")
+    search_fields = ("task__name", "connection__name", "folder")
+    autocomplete_fields = ("task", "connection")
+
+
+@admin.register(Condition)
+class ConditionAdmin(admin.ModelAdmin):
+    list_display = ("task", "kind", "operator", "value", "connection")
+    list_filter = ("kind",)
+    search_fields = ("task__name",)
+    autocomplete_fields = ("task", "connection")
