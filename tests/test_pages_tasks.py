@@ -200,3 +200,24 @@ def test_file_hub_lists_published_files_and_logs_downloads(client, owner, member
     assert run_file.downloads.get().user == outsider
     client.force_login(member)
     assert "report.csv" not in client.get("/files/").content.decode()
+
+
+def test_a_dependency_cycle_is_refused_on_save_naming_it(client, owner, project, sqlite_conn):
+    from tasks.models import Dependency
+
+    first = Task.objects.create(project=project, name="Load", source_connection=sqlite_conn, query="SELECT 1")
+    second = Task.objects.create(project=project, name="Report", source_connection=sqlite_conn, query="SELECT 1")
+    Dependency.objects.create(upstream=first, downstream=second, on="success")
+    client.force_login(owner)
+    form = client.get(f"/tasks/{first.pk}/edit/").context["form"]
+    data = {name: value for name, value in form.initial.items()
+            if value is not None and not isinstance(value, (list, tuple))}
+    data.update({"project": project.pk, "source_connection": sqlite_conn.pk, "enabled": "on",
+                 "include_headers": "on", "processing_location": ""})
+    for prefix in ("destinations", "parameters", "conditions", "notifications"):
+        data.update({f"{prefix}-TOTAL_FORMS": 0, f"{prefix}-INITIAL_FORMS": 0})
+    data.update({"dependencies-TOTAL_FORMS": 1, "dependencies-INITIAL_FORMS": 0,
+                 "dependencies-0-upstream": second.pk, "dependencies-0-on": "completion"})
+    page = client.post(f"/tasks/{first.pk}/edit/", data).content.decode()
+    assert "These dependencies would make a cycle: Load → Report → Load" in page
+    assert not Dependency.objects.filter(upstream=second, downstream=first).exists()
