@@ -4,7 +4,6 @@ import decimal
 import io
 import uuid
 
-import psycopg
 import pytest
 
 from connections.models import Connection
@@ -76,17 +75,7 @@ def test_progress_is_reported_every_n_rows_on_the_portable_path(tmp_path, organi
 
 @pytest.fixture
 def typed_table(pg_connection):
-    host, port, user = pg.dsn_parts()
-    with psycopg.connect(host=host, port=port, user=user, dbname=pg_connection.database, autocommit=True) as conn:
-        conn.execute("DROP TABLE IF EXISTS typed")
-        conn.execute("""CREATE TABLE typed (i bigint, b boolean, n numeric, f float8, d date, ts timestamp,
-                        tz timestamptz, bin bytea, j jsonb, u uuid, t text)""")
-        conn.execute("""INSERT INTO typed VALUES
-            (1, true, 12.50, 0.1, '2024-02-29', '2024-01-02 03:04:05.12', '2024-01-02 03:04:05+00', '\\x00ff',
-             '{"a": [1, "é"]}', '12345678-1234-5678-1234-567812345678', 'plain'),
-            (2, false, -3, 1e20, '1999-12-31', '2000-01-01 00:00:00', '2024-06-01 12:00:00.5+02', '',
-             '[]', NULL, ''),
-            (NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)""")
+    pg.create_typed_table(pg_connection.database, "typed")
     return pg_connection
 
 

@@ -31,3 +31,18 @@ def drop_database(name):
 def dsn_parts():
     parts = dict(item.split("=", 1) for item in ADMIN_DSN.split())
     return parts.get("host", "127.0.0.1"), int(parts.get("port", 5432)), parts.get("user", "postgres")
+
+
+def create_typed_table(dbname, table):
+    """A table with one column of every type whose text form the writers must agree on, and a NULL row."""
+    host, port, user = dsn_parts()
+    with psycopg.connect(host=host, port=port, user=user, dbname=dbname, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
+        conn.execute(f"""CREATE TABLE {table} (i bigint, b boolean, n numeric, f float8, d date, ts timestamp,
+                         tz timestamptz, bin bytea, j jsonb, u uuid, t text)""")
+        conn.execute(f"""INSERT INTO {table} VALUES
+            (1, true, 12.50, 0.1, '2024-02-29', '2024-01-02 03:04:05.12', '2024-01-02 03:04:05+00', '\\x00ff',
+             '{{"a": [1, "é"]}}', '12345678-1234-5678-1234-567812345678', 'plain'),
+            (2, false, -3, 1e20, '1999-12-31', '2000-01-01 00:00:00', '2024-06-01 12:00:00.5+02', '',
+             '[]', NULL, ''),
+            (NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)""")
