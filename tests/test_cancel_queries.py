@@ -57,3 +57,18 @@ def test_cancelling_a_sqlite_extract_interrupts_it(project, organization, tmp_pa
     worker.join(timeout=15)
     run.refresh_from_db()
     assert run.status == "cancelled" and time.monotonic() - started < 5
+
+
+def test_cancelling_an_odbc_extract_stops_it(project, odbc_pg_connection):
+    task = Task.objects.create(project=project, name="Slow ODBC", source_connection=odbc_pg_connection,
+                               query="SELECT pg_sleep(30)")
+    run = Run.objects.create(task=task)
+    worker = run_in_background(run)
+    wait_for(lambda: Run.objects.get(pk=run.pk).log_lines.filter(message__startswith="Running query").exists())
+    time.sleep(1)
+    started = time.monotonic()
+    orchestration.cancel_run(Run.objects.get(pk=run.pk))
+    worker.join(timeout=15)
+    run.refresh_from_db()
+    assert run.status == "cancelled", run.error
+    assert time.monotonic() - started < 5

@@ -231,6 +231,10 @@ class OdbcDatabase(Database):
             cursor.close()
             connection.rollback()
 
+    def cancel(self):
+        if self._active is not None:
+            self._active.cancel()  # SQLCancel: the driver asks the server to stop the statement
+
     def execute(self, sql, params=None):
         connection, dbms = self.connect()
         try:
@@ -239,7 +243,7 @@ class OdbcDatabase(Database):
             if dbms == "PostgreSQL" and not params:
                 types = self._postgres_types(connection, statement)
                 fix_row = row_fixer(types) if types else None
-            cursor = connection.cursor()
+            cursor = self._active = connection.cursor()
             # psqlODBC appends its own words to the statement; the newline ends a trailing -- comment first.
             if params:
                 cursor.execute(sql + "\n", params)
