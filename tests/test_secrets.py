@@ -199,3 +199,22 @@ def test_an_unsaved_connection_never_shows_its_secrets(organization):
     connection = Connection(organization=organization, name="x", kind="sftp", secrets={"password": "Fresh-Pw-42"})
     assert "Fresh-Pw-42" not in repr(connection.secrets) and "Fresh-Pw-42" not in str(connection.secrets)
     assert connection.secret("password") == "Fresh-Pw-42"
+
+
+@pytest.mark.django_db
+def test_keys_rotate_without_losing_a_secret(settings, organization, project):
+    from cryptography.fernet import Fernet
+    from django.core.management import call_command
+
+    from connections.models import Connection
+    from projects.models import Parameter
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.ETL_FERNET_KEYS = [old]
+    Connection.objects.create(organization=organization, name="c", kind="sftp", secrets={"password": "Rot-8-Pw"})
+    Parameter.objects.create(project=project, key="k", value="Rot-8-Param", sensitive=True)
+    settings.ETL_FERNET_KEYS = [new, old]
+    call_command("rotate_secrets")
+    settings.ETL_FERNET_KEYS = [new]
+    assert Connection.objects.get(name="c").secret("password") == "Rot-8-Pw"
+    assert Parameter.objects.get(key="k").value == "Rot-8-Param"

@@ -1,0 +1,22 @@
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from connections.models import Connection
+from projects.models import Parameter
+
+
+class Command(BaseCommand):
+    help = ("Re-encrypt every stored secret (connection secrets, parameter values) with the first key of "
+            "ETL_FERNET_KEYS. Rotate keys by putting a new key first, running this, then removing the old key.")
+
+    @transaction.atomic
+    def handle(self, **options):
+        # Loading decrypts with any configured key; saving encrypts with the first one.
+        connections = parameters = 0
+        for connection in Connection.objects.exclude(secrets=""):
+            connection.save(update_fields=["secrets"])
+            connections += 1
+        for parameter in Parameter.objects.exclude(value=""):
+            parameter.save(update_fields=["value"])
+            parameters += 1
+        self.stdout.write(f"Re-encrypted the secrets of {connections} connections and {parameters} parameters.")
