@@ -11,11 +11,10 @@ from connections.models import Connection
 from connections.protocols import ConnectorError
 from runs.execution import execute_run
 from runs.models import Run
+from tests.file_stores import check_round_trip, local_file
 from tests.servers.common import free_port
 
 pytestmark = pytest.mark.django_db
-
-ALL_BYTES = bytes(range(256)) * 64
 
 
 @pytest.fixture
@@ -27,37 +26,9 @@ def based_smb(smb_connection, smbd):
     return smb_connection, folder
 
 
-def local_file(tmp_path, name, content):
-    path = tmp_path / name
-    path.write_bytes(content)
-    return str(path)
-
-
 def test_round_trip(based_smb, tmp_path):
     connection, folder = based_smb
-    store = connection.connector()
-    (folder / "subfolder.csv").mkdir()  # a folder whose name matches the wildcard must not be listed
-    with store.session() as session:
-        session.put(local_file(tmp_path, "a.csv", b"id,name\n1,Zo\xc3\xab\n"), store.join("a.csv"))
-        session.put(local_file(tmp_path, "bytes.bin", ALL_BYTES), store.join("bytes.csv"))
-        session.put(local_file(tmp_path, "note.txt", b"x"), store.join("note.txt"))
-
-        assert session.list(store.join(), "*.csv") == ["a.csv", "bytes.csv"]
-        session.get(store.join("bytes.csv"), str(tmp_path / "back.bin"))
-        assert (tmp_path / "back.bin").read_bytes() == ALL_BYTES
-
-        session.rename(store.join("a.csv"), store.join("renamed.csv"))
-        assert not session.exists(store.join("a.csv"))
-        assert session.exists(store.join("renamed.csv"))
-        session.delete(store.join("note.txt"))
-        assert not session.exists(store.join("note.txt"))
-
-        # SMB's rename never replaces a file: overwriting deletes the old one first.
-        session.put(local_file(tmp_path, "new.csv", b"new"), store.join("renamed.csv"), overwrite=True)
-
-    assert sorted(p.name for p in folder.iterdir()) == ["bytes.csv", "renamed.csv", "subfolder.csv"]
-    assert (folder / "bytes.csv").read_bytes() == ALL_BYTES
-    assert (folder / "renamed.csv").read_bytes() == b"new"
+    check_round_trip(connection.connector(), folder, tmp_path)
 
 
 def test_backslashes_in_the_base_folder_work(based_smb, smbd, tmp_path):
