@@ -25,7 +25,7 @@ import zoneinfo
 from django.utils import timezone
 
 from connections.protocols import ConnectorError
-from runs.pipeline import PipelineError
+from runs.pipeline import PipelineError, safe_name
 
 MASK = "********"
 NAMED_DATES = ("today", "yesterday", "first_of_month", "last_of_month", "first_of_last_month",
@@ -400,8 +400,7 @@ def query_preview(task, params, secrets):
 
 def zip_file_name(task, params):
     """The archive's name: the task's zip name with parameters, else the task's name; always ends .zip."""
-    name = render(task.zip_name, params).strip() or re.sub(r"[^A-Za-z0-9._-]+", "_", task.name).strip("_")
-    name = name or "output"
+    name = render(task.zip_name, params).strip() or safe_name(task.name)
     if "/" in name or "\\" in name:
         raise ParameterError(f"The zip name {name!r} may not contain a folder")
     return name if name.lower().endswith(".zip") else f"{name}.zip"

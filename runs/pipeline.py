@@ -54,12 +54,16 @@ def render_query(query):
     return text
 
 
+def safe_name(text):
+    """`text` made safe as a file name on every file system ("output" when nothing is left)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "output"
+
+
 def output_name(file_name, task_name, extension="csv"):
     """The output file's name: the one set on the task, else the task name made safe for a file system."""
     name = (file_name or "").strip()
     if not name:
-        name = re.sub(r"[^A-Za-z0-9._-]+", "_", task_name).strip("_") or "output"
-        name = f"{name}.{extension}"
+        name = f"{safe_name(task_name)}.{extension}"
     if "/" in name or "\\" in name or name in (".", ".."):
         raise PipelineError(f"The file name {name!r} may not contain a folder", step="file name")
     return name

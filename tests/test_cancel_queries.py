@@ -9,17 +9,9 @@ from connections.models import Connection
 from runs import execution, orchestration
 from runs.models import Run
 from tasks.models import Task
+from tests.fixtures.scheduling import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def wait_for(condition, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def run_in_background(run):
