@@ -33,24 +33,15 @@ def _save_project_form(request, project=None):
     if request.method == "POST" and form.is_valid() and triggers.is_valid() and parameters.is_valid():
         with transaction.atomic():
             saved = form.save()
+            # Saving a trigger arms (and deleting one removes) its django-q2 schedule through signals.
             for formset in (triggers, parameters):
                 formset.instance = saved
                 formset.save()
-            _after_triggers_saved(saved)
         messages.success(request, f"Project {saved.name} saved.")
         return redirect("project-detail", pk=saved.pk)
     return render(request, "projects/project_form.html", {"form": form, "project": project,
                                                           "formsets": {"triggers": triggers,
                                                                        "parameters": parameters}})
-
-
-def _after_triggers_saved(project):
-    """Bring the project's django-q2 schedules in line with its triggers."""
-    try:
-        from projects.scheduling import reschedule
-    except ImportError:
-        return
-    reschedule(project)
 
 
 def project_new(request):

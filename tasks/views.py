@@ -8,6 +8,7 @@ from django.views.decorators.http import require_POST
 from django_tables2 import RequestConfig
 
 from runs.execution import enqueue_run
+from runs.orchestration import find_cycle
 from runs.models import Run, RunFile
 from tasks.clouds import name_cloud
 from tasks.forms import TaskForm, task_formsets
@@ -105,10 +106,6 @@ def _save_task_form(request, task=None):
 
 def _check_dependencies(task):
     """Refuse a save that would create a dependency cycle, naming it."""
-    try:
-        from runs.orchestration import find_cycle
-    except ImportError:
-        return
     cycle = find_cycle(task)
     if cycle:
         raise ValueError("These dependencies would make a cycle: " + " → ".join(t.name for t in cycle))
