@@ -6,13 +6,13 @@ from tasks.models import Task
 class TaskTable(tables.Table):
     # Cells are written by tasks/_task_table.html; the columns here give headers, sorting and order.
     selection = tables.CheckBoxColumn(accessor="pk", attrs={"th__input": {"id": "select-all"}})
-    name = tables.Column(linkify=True)
+    name = tables.Column()
     project = tables.Column(accessor="project__name", verbose_name="Project", order_by=("project__name", "run_rank"))
     owner = tables.Column(accessor="project__owner__username", verbose_name="Owner")
-    enabled = tables.BooleanColumn()
+    enabled = tables.Column()
     last_run_status = tables.Column(verbose_name="Last run")
-    last_run_at = tables.DateTimeColumn(verbose_name="Last run at", format="Y-m-d H:i")
-    next_run_at = tables.DateTimeColumn(verbose_name="Next run", format="Y-m-d H:i")
+    last_run_at = tables.Column(verbose_name="Last run at")
+    next_run_at = tables.Column(verbose_name="Next run")
 
     class Meta:
         model = Task
