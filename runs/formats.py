@@ -260,22 +260,48 @@ class CsvWriter:
     def write_batch(self, batch):
         quoting = self.options.quoting
         rows, text_columns, has_null = normalize_batch(batch, numeric_marks=quoting == "nonnumeric")
+        # csv quotes a value holding a carriage return only when the line terminator holds one too; COPY
+        # (and every reader that takes a lone CR for a line break) needs it quoted whatever the terminator.
+        bare_cr = quoting == "minimal" and "\r" not in self.options.line_terminator and any(
+            "\r" in value for column in text_columns for value in column if isinstance(value, str))
         if quoting == "minimal" and any("" in column for column in text_columns):
             # The csv module writes "" and None alike; mark empty strings so they come out quoted.
             rows = [tuple(EMPTY_MARK if value == "" else value for value in row) for row in rows]
-            self._write_marked(rows, EMPTY_MARK, '""')
+            self._write_marked(rows, EMPTY_MARK, '""', bare_cr)
         elif quoting == "all" and has_null:
             # Like COPY's FORCE_QUOTE *: every value quoted except NULL, which stays an empty field.
             rows = [tuple(NULL_MARK if value is None else value for value in row) for row in rows]
             self._write_marked(rows, f'"{NULL_MARK}"', "")
+        elif bare_cr:
+            self._write_marked(rows, None, None, bare_cr)
         else:
             self._writer.writerows(rows)
         self.rows += len(batch)
 
-    def _write_marked(self, rows, mark, replacement):
+    def _write_marked(self, rows, mark, replacement, bare_cr=False):
         buffer = io.StringIO()
-        csv.writer(buffer, **self._kwargs).writerows(rows)
-        self._text.write(buffer.getvalue().replace(mark, replacement))
+        if bare_cr:
+            self._write_quoting_cr(buffer, rows)
+        else:
+            csv.writer(buffer, **self._kwargs).writerows(rows)
+        text = buffer.getvalue()
+        self._text.write(text.replace(mark, replacement) if mark else text)
+
+    def _write_quoting_cr(self, buffer, rows):
+        """Rows holding a carriage return go through a writer whose terminator ends in CR LF, so it quotes
+        them; their terminator is then put back."""
+        plain = csv.writer(buffer, **self._kwargs)
+        terminator = self.options.line_terminator
+        scratch = io.StringIO()
+        quoting_cr = csv.writer(scratch, **{**self._kwargs, "lineterminator": "\r\n"})
+        for row in rows:
+            if any(isinstance(value, str) and "\r" in value for value in row):
+                scratch.seek(0)
+                scratch.truncate()
+                quoting_cr.writerow(row)
+                buffer.write(scratch.getvalue()[:-2] + terminator)
+            else:
+                plain.writerow(row)
 
     def close(self):
         self._text.flush()

@@ -50,6 +50,15 @@ def test_quoting_levels_keep_null_an_empty_unquoted_field(quoting, expected):
     assert csv_bytes(CsvOptions(quoting=quoting)).decode() == expected
 
 
+@pytest.mark.parametrize("rows, expected", [
+    # With an empty string in the batch (marked) and without; a CR LF inside a value stays as it is.
+    ([(1, "cr\rhere", ""), (2, "plain", "x")], '1,"cr\rhere",""\n2,plain,x\n'),
+    ([(1, "cr\rhere", "a"), (2, 'both\r\n"q"', None)], '1,"cr\rhere",a\n2,"both\r\n""q""",\n'),
+])
+def test_a_value_holding_a_carriage_return_is_quoted_whatever_the_terminator(rows, expected):
+    assert csv_bytes(CsvOptions(), header=["id", "text", "other"], rows=rows).decode() == "id,text,other\n" + expected
+
+
 def test_pipe_delimited_crlf_cp1252():
     data = csv_bytes(CsvOptions(delimiter="|", line_terminator="\r\n", encoding="cp1252"))
     expected = 'id|name|amount|ratio|note|empty\r\n1|Smith, John|12.50|0.25||""\r\n2|"say ""hi"""|-3|1e+20|é|x\r\n'
