@@ -51,6 +51,10 @@ OPTION_FIELDS = {
     "server_name": forms.CharField(label="Server name (NetBIOS)", required=False),
     "driver": forms.CharField(label="ODBC driver", required=False, help_text="For example: PostgreSQL Unicode"),
     "dsn": forms.CharField(label="ODBC data source name (DSN)", required=False),
+    "fast_csv": forms.BooleanField(
+        label="Fast CSV extracts", required=False, initial=True,
+        help_text="PostgreSQL through psqlODBC: the server writes each CSV line, as COPY would, and rows come "
+                  "back as one value each. Untick to read the values one by one."),
     "extra": forms.CharField(label="Extra connection settings", required=False,
                              help_text="Appended to the connection string, e.g. Encrypt=yes;"),
     "public_key": forms.CharField(label="Public key (ASCII armored)", required=False, strip=True,

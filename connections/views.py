@@ -46,10 +46,11 @@ def readable_settings(connection):
     rows = [(field_label(connection.kind, name), getattr(connection, name) or "—") for name in protocol.fields]
     options = connection.options or {}
     for key in protocol.option_fields:
-        value = options.get(key)
+        field = option_form_field(key)
+        value = options.get(key, field.initial)  # an option never saved has its form's default
         if isinstance(value, bool):
             value = "yes" if value else "no"
-        rows.append((option_form_field(key).label or key, "—" if value in (None, "") else value))
+        rows.append((field.label or key, "—" if value in (None, "") else value))
     for name in protocol.secret_fields:
         rows.append((SECRET_LABELS.get(name, name.replace("_", " ").capitalize()),
                      "stored" if connection.secret(name) else "not set"))

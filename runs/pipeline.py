@@ -96,6 +96,11 @@ def extract_to_csv(database, sql, path, options, progress, every=None, file_form
                 out.truncate()
                 extract = _portable_path(database, sql, out, options, progress, every, writer, params)
         os.replace(partial, path)
+    except UnicodeEncodeError as exc:
+        character = exc.object[exc.start]
+        raise PipelineError(
+            f"A value holds {character!r} (U+{ord(character):04X}), which {options.encoding} cannot hold: "
+            "choose UTF-8 as the file's encoding", step="query") from None
     finally:
         if partial.exists():
             partial.unlink()
@@ -124,20 +129,14 @@ def _portable_path(database, sql, out, options, progress, every, writer_class=Cs
         if result.columns is None:
             raise NoResultSet(result.rowcount)
         writer = writer_class(out, options)
-        try:
-            writer.write_header(result.columns)
-            next_report = every
-            for batch in result.batches(min(5000, every)):
-                writer.write_batch(batch)
-                if writer.rows >= next_report:
-                    progress(writer.rows)
-                    next_report = (writer.rows // every + 1) * every
-            writer.close()
-        except UnicodeEncodeError as exc:
-            character = exc.object[exc.start]
-            raise PipelineError(
-                f"A value holds {character!r} (U+{ord(character):04X}), which {options.encoding} cannot hold: "
-                "choose UTF-8 as the file's encoding", step="query") from None
+        writer.write_header(result.columns)
+        next_report = every
+        for batch in result.batches(min(5000, every)):
+            writer.write_batch(batch)
+            if writer.rows >= next_report:
+                progress(writer.rows)
+                next_report = (writer.rows // every + 1) * every
+        writer.close()
         return result.columns, writer.rows
 
 

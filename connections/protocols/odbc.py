@@ -4,11 +4,15 @@ Rows are fetched in batches (fetchmany) and, with psqlODBC, also streamed from t
 cursor (UseDeclareFetch): without it the driver reads the whole result into memory first. MariaDB
 Connector/ODBC 3.1 always buffers the whole result client-side; 3.2+ streams with STREAMRS=1.
 
-Values come out as they do through the native PostgreSQL connector, so both write the same CSV
-bytes: every session runs in UTC, psqlODBC booleans are real booleans, and timestamptz columns (which
-psqlODBC hands over as naive datetimes in the session time zone) get their UTC offset back. Known
-differences with psqlODBC: 'infinity' timestamps come as 9999-12-31 23:59:59 / 0001-01-01, BC dates
-lose their era, money comes as a float.
+CSV extracts from PostgreSQL, with the options COPY supports, take a fast path: the server writes each
+CSV line by COPY's rules (see `csv_lines_query`) and pyodbc fetches one value per row instead of one
+per column, 8x fewer driver calls for an 8-column table. Its bytes are the native connector's COPY bytes.
+
+Everything else (Excel, JSON Lines, other CSV options, other databases) reads value by value. Values then
+come out as they do through the native PostgreSQL connector: every session runs in UTC, psqlODBC booleans
+are real booleans, and timestamptz columns (which psqlODBC hands over as naive datetimes in the session
+time zone) get their UTC offset back. Known differences there with psqlODBC: 'infinity' timestamps come
+as 9999-12-31 23:59:59 / 0001-01-01, BC dates lose their era, money comes as a float.
 """
 import datetime
 import math
@@ -20,6 +24,7 @@ except ImportError:  # its wheel needs unixODBC's libodbc.so.2; the rest of the 
     pyodbc = None
 
 from connections.protocols.base import ConnectorError, Database, QueryResult
+from connections.protocols.postgres import copy_supports, strip_statement
 from connections.protocols.registry import register
 
 DEFAULT_QUERY_TIMEOUT = 90 * 60
@@ -28,6 +33,10 @@ FETCH_ROWS = 5000
 # A dead network mid-query would otherwise block a MariaDB read forever; the server stops the query first.
 READ_TIMEOUT_MARGIN = 60
 PG_BOOL, PG_TIMESTAMPTZ = 16, 1184
+# Types whose text form is never empty and never holds a quote, a delimiter COPY accepts or a line break,
+# so their values need no quoting test: bool, int8, int2, int4, oid, float4, float8, date, time,
+# timestamp, timestamptz, numeric, timetz, uuid.
+PLAIN_TEXT_TYPES = {16, 20, 21, 23, 26, 700, 701, 1082, 1083, 1114, 1184, 1700, 1266, 2950}
 NEEDS_BRACES = re.compile(r"[\[\]{}(),;?*=!@\s]")
 UTC = datetime.timezone.utc
 
@@ -73,7 +82,7 @@ def clean_message(text):
     text = re.sub(r"^\[[0-9A-Z]{5}\]\s*", "", text)
     text = re.sub(r"(\s*\(-?\d+\))?\s*\(SQL\w+\)\s*$", "", text)
     text = re.sub(r"^(\[[^\]]*\])+\s*", "", text)
-    text = text.replace(";\nError while executing the query", "")
+    text = re.sub(r";\s*Error while (executing the query|fetching the next result)\s*$", "", text)
     text = re.sub(r"^(ERROR|FATAL):\s+", "", text.strip())
     return " ".join(text.split())
 
@@ -131,13 +140,42 @@ def row_fixer(types):
     return fix
 
 
+def csv_lines_query(statement, type_oids, options):
+    """The statement wrapped so PostgreSQL returns each row as one CSV line, by COPY's rules: NULL is an
+    empty field; a value is quoted (quotes doubled) when it is empty or holds the delimiter, a quote or a
+    line break, or always with quoting "all"; a lone `\\.` in a one-column row is quoted too.
+
+    Values take their text form from the type's output function (`::text`), the one COPY uses.
+    """
+    delimiter = "E'\\t'" if options.delimiter == "\t" else f"'{options.delimiter}'"
+    aliases = [f"c{index}" for index in range(len(type_oids))]
+    fields = []
+    for alias, oid in zip(aliases, type_oids):
+        text, quoted = f"{alias}::text", f"""'"' || replace({alias}::text, '"', '""') || '"'"""
+        if options.quoting == "all":
+            fields.append(f"COALESCE({quoted}, '')")
+        elif oid in PLAIN_TEXT_TYPES:
+            fields.append(f"COALESCE({text}, '')")
+        else:
+            # strpos() tests cost the server less than one regular expression.
+            tests = [f"{text} = ''"] + [f"strpos({text}, {char}) > 0"
+                                         for char in ("'\"'", delimiter, "E'\\n'", "E'\\r'")]
+            if len(type_oids) == 1:
+                tests.append(f"{text} = E'\\\\.'")
+            fields.append(f"CASE WHEN {alias} IS NULL THEN '' WHEN {' OR '.join(tests)} THEN {quoted} "
+                          f"ELSE {text} END")
+    line = f" || {delimiter} || ".join(fields)
+    # The newline ends a trailing "-- comment" in the user's statement before the wrapper's ")".
+    return f"SELECT {line} FROM ({statement}\n) AS etl_portal_q({', '.join(aliases)})"
+
+
 @register
 class OdbcDatabase(Database):
     kind = "odbc"
     label = "ODBC"
     fields = ("host", "port", "database", "username")
     secret_fields = ("password",)
-    option_fields = ("driver", "dsn", "extra", "query_timeout")
+    option_fields = ("driver", "dsn", "extra", "query_timeout", "fast_csv")
 
     @property
     def query_timeout(self):
@@ -211,25 +249,64 @@ class OdbcDatabase(Database):
             cursor.close()
             connection.commit()
 
-    def _postgres_types(self, connection, statement):
-        """Type OIDs of the statement's columns, read from a temporary view; None if it is not one query."""
+    def _postgres_columns(self, connection, statement):
+        """(name, type OID) of the statement's columns, read from a temporary view; None if it is not one query."""
         cursor = connection.cursor()
         try:
             # The newline ends a trailing -- comment before the closing parenthesis.
             cursor.execute(f"SELECT * FROM ({statement}\n) AS etl_portal_q LIMIT 0")
-            names = ", ".join(f"c{i}" for i in range(len(cursor.description or ())))
+            names = [column[0] for column in cursor.description or ()]
             if not names:
                 return None
             # Own column names: a query may repeat one (a.id, b.id), which a view would refuse.
-            cursor.execute(f"CREATE TEMP VIEW etl_portal_describe ({names}) AS {statement}")
+            aliases = ", ".join(f"c{i}" for i in range(len(names)))
+            cursor.execute(f"CREATE TEMP VIEW etl_portal_describe ({aliases}) AS {statement}")
             cursor.execute("SELECT atttypid FROM pg_attribute WHERE attrelid = 'etl_portal_describe'::regclass "
                            "AND attnum > 0 ORDER BY attnum")
-            return [int(row[0]) for row in cursor.fetchall()]
+            return list(zip(names, (int(row[0]) for row in cursor.fetchall())))
         except pyodbc.Error:
             return None
         finally:
             cursor.close()
             connection.rollback()
+
+    def can_copy_csv(self, options):
+        """Whether a CSV extract with these options can take the fast path (PostgreSQL through psqlODBC)."""
+        return (self.connection.options.get("fast_csv", True) is not False and pyodbc is not None
+                and copy_supports(options) and driver_family(self._driver_name()) == "postgresql")
+
+    def copy_csv(self, sql, out, options, on_header=None, on_row_block=None, block_rows=100_000):
+        """Write the query's rows as CSV lines the server composes to binary file `out`; return (columns, rows).
+
+        None when the statement is not one query that returns rows: the caller then reads it value by value.
+        """
+        connection, dbms = self.connect()
+        try:
+            statement = strip_statement(sql)
+            columns = self._postgres_columns(connection, statement) if dbms == "PostgreSQL" else None
+            if not columns:
+                return None
+            # One text value per row: its UTF-8 bytes as they come, without a detour through UTF-16.
+            connection.setdecoding(pyodbc.SQL_WCHAR, encoding="utf-8", ctype=pyodbc.SQL_CHAR)
+            names = [name for name, _ in columns]
+            if on_header:
+                on_header(names)
+            cursor = self._active = connection.cursor()
+            cursor.execute(csv_lines_query(statement, [oid for _, oid in columns], options))
+            encoding = "cp1252" if options.encoding == "cp1252" else "utf-8"
+            rows, next_report = 0, block_rows
+            while batch := cursor.fetchmany(FETCH_ROWS):
+                out.write(("\n".join([row[0] for row in batch]) + "\n").encode(encoding))
+                rows += len(batch)
+                if on_row_block and rows >= next_report:
+                    on_row_block(rows)
+                    next_report = (rows // block_rows + 1) * block_rows
+            return names, rows
+        except pyodbc.Error as exc:
+            raise self.query_error(exc, dbms) from None
+        finally:
+            self._active = None
+            connection.close()
 
     def cancel(self):
         if self._active is not None:
@@ -239,10 +316,10 @@ class OdbcDatabase(Database):
         connection, dbms = self.connect()
         try:
             fix_row = None
-            statement = sql.strip().rstrip(";").strip()
+            statement = strip_statement(sql)
             if dbms == "PostgreSQL" and not params:
-                types = self._postgres_types(connection, statement)
-                fix_row = row_fixer(types) if types else None
+                columns = self._postgres_columns(connection, statement)
+                fix_row = row_fixer([oid for _, oid in columns]) if columns else None
             cursor = self._active = connection.cursor()
             # psqlODBC appends its own words to the statement; the newline ends a trailing -- comment first.
             if params:
@@ -260,9 +337,14 @@ class OdbcDatabase(Database):
             raise
 
     def query_error(self, exc, dbms):
-        state, text = sqlstate_and_text(exc)
+        return self.error_from(*sqlstate_and_text(exc), dbms)
+
+    def error_from(self, state, text, dbms):
+        """The ConnectorError for a database error: SQLSTATE and the driver's text."""
         message = clean_message(text)
         lowered = message.lower()
+        if "due to user request" in lowered:
+            return ConnectorError("Query cancelled: the run was stopped", step="query")
         if (state in ("57014", "HYT00") or "statement timeout" in lowered or "max_statement_time" in lowered
                 or "maximum statement execution time" in lowered):
             return ConnectorError(

@@ -32,6 +32,12 @@ def _wait_for_data(pgconn):
     pgconn.consume_input()
 
 
+def copy_supports(options):
+    """Whether COPY (and the ODBC fast path, which writes the same bytes) can write CSV with these options."""
+    return (options.delimiter in COPY_DELIMITERS and options.quoting in ("minimal", "all")
+            and options.line_terminator == "\n" and options.encoding in ("utf-8", "utf-8-sig", "cp1252"))
+
+
 def strip_statement(sql):
     return sql.strip().rstrip(";").strip()
 
@@ -184,8 +190,7 @@ class PostgresDatabase(Database):
                              retryable=not message, step="query")
 
     def can_copy_csv(self, options):
-        return (options.delimiter in COPY_DELIMITERS and options.quoting in ("minimal", "all")
-                and options.line_terminator == "\n" and options.encoding in ("utf-8", "utf-8-sig", "cp1252"))
+        return copy_supports(options)
 
     def copy_csv(self, sql, out, options, on_header=None, on_row_block=None, block_rows=100_000):
         """Write the query's rows as CSV to binary file `out` with COPY; return (columns, rows).
