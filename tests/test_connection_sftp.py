@@ -4,11 +4,13 @@ import os
 import subprocess
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 
 from connections.models import Connection
 from connections.protocols.base import ConnectorError
+from connections.protocols.sftp_transfer import PACKET_MARGIN, SftpPipe, _string
 from connections import services
 from tests.fixtures.sftp_speed import drop_sessions
 from tests.servers.common import free_port
@@ -238,3 +240,14 @@ def test_a_dropped_connection_mid_upload_is_an_error_not_a_hang(make_sftp_connec
     assert caught.value.step in ("upload", "timeout") and caught.value.retryable
     assert f"{sftp_folder}/large.bin" in caught.value.message  # the name the user asked for, not the ".part"
     assert not (sftp_folder / "large.bin").exists()
+
+
+@pytest.mark.parametrize("server_limit, packets", [(261120, 7), (32768, 1)])
+def test_a_write_request_fills_whole_ssh_packets_within_the_servers_limit(server_limit, packets):
+    # A request one byte over a packet boundary costs a nearly empty packet, as much CPU as a full one.
+    pipe = SftpPipe.__new__(SftpPipe)
+    pipe.channel, pipe.write_limit = SimpleNamespace(out_max_packet_size=32768), server_limit
+    handle = _string(b"\x00\x00\x00\x01")
+    chunk = pipe.write_chunk(handle)
+    request = 4 + 1 + 4 + len(handle) + 8 + 4 + chunk
+    assert chunk <= server_limit and request == packets * (32768 - PACKET_MARGIN)

@@ -3,9 +3,11 @@
 paramiko's own put sends 32 KiB requests (each just over one SSH packet, so two) and drains the whole
 pipeline whenever a reply is waiting; its get queues every read of the file at once and keeps whatever
 arrives early in memory. Uploads end up CPU-bound at about half of OpenSSH's speed. Here each request
-carries up to 128 KiB as the server allows (OpenSSH's "limits@openssh.com" extension; otherwise 32 KiB,
+carries up to 128 KiB (256 KiB for writes) as the server allows (OpenSSH's "limits@openssh.com" extension; otherwise 32 KiB,
 which every server accepts), a fixed number of bytes stays in flight, and each reply is read as its slot
-is needed. Handles are opened and closed through paramiko; stray replies left by a failed transfer are
+is needed. A write carries as much data as fills whole SSH packets: paramiko splits a request into
+packets of the channel's maximum size, and a last packet holding a few bytes costs as much CPU as a
+full one. Handles are opened and closed through paramiko; stray replies left by a failed transfer are
 skipped by paramiko's reader, and our request ids start far above its counter so they never collide.
 """
 import contextlib
@@ -18,7 +20,10 @@ from paramiko.sftp import CMD_DATA, CMD_EXTENDED, CMD_EXTENDED_REPLY, CMD_READ, 
 
 SAFE_CHUNK = 32 * 1024
 LARGEST_CHUNK = 128 * 1024
-IN_FLIGHT_BYTES = 4 * 1024 * 1024
+LARGEST_WRITE = 256 * 1024
+IN_FLIGHT_BYTES = 8 * 1024 * 1024
+# paramiko keeps this much of each packet for the channel message around the data.
+PACKET_MARGIN = 64
 STATUS_OK, STATUS_EOF, STATUS_NO_SUCH_FILE, STATUS_PERMISSION_DENIED = 0, 1, 2, 3
 
 
@@ -33,7 +38,7 @@ class SftpPipe:
         self.sftp = sftp
         self.channel = sftp.get_channel()
         self._ids = itertools.count(0x40000000)
-        self.read_chunk, self.write_chunk = self._chunk_sizes()
+        self.read_chunk, self.write_limit = self._chunk_sizes()
 
     def send(self, kind, payload):
         request_id = next(self._ids)
@@ -68,7 +73,14 @@ class SftpPipe:
             return SAFE_CHUNK, SAFE_CHUNK
         _packet, max_read, max_write, _handles = struct.unpack_from(">QQQQ", body)
         # Zero means "no limit"; the write limit already leaves room for the request's own header.
-        return min(max_read or LARGEST_CHUNK, LARGEST_CHUNK), min(max_write or LARGEST_CHUNK, LARGEST_CHUNK)
+        return min(max_read or LARGEST_CHUNK, LARGEST_CHUNK), min(max_write or LARGEST_WRITE, LARGEST_WRITE)
+
+    def write_chunk(self, handle):
+        """Data bytes per write request: within the server's limit, filling whole SSH packets."""
+        header = 4 + 1 + 4 + len(handle) + 8 + 4  # length, type, id, handle string, offset, data length
+        per_packet = self.channel.out_max_packet_size - PACKET_MARGIN
+        packets = (self.write_limit + header) // per_packet
+        return packets * per_packet - header if packets else self.write_limit
 
 
 def status_error(body, path):
@@ -85,15 +97,16 @@ def status_error(body, path):
 
 def upload(pipe, local_path, remote_path):
     """Write `local_path` to `remote_path` (created or truncated); return the number of bytes sent."""
-    depth = max(2, IN_FLIGHT_BYTES // pipe.write_chunk)
     remote = pipe.sftp.open(remote_path, "wb")
     handle = _string(remote.handle)
+    chunk = pipe.write_chunk(handle)
+    depth = max(2, IN_FLIGHT_BYTES // chunk)
     pending = {}  # request id -> offset
     sent = 0
     try:
         with open(local_path, "rb", buffering=0) as source:
             while True:
-                data = source.read(pipe.write_chunk)
+                data = source.read(chunk)
                 if not data:
                     break
                 # One buffer per request: a separate header would cost an SSH packet of its own.
