@@ -261,3 +261,19 @@ def test_the_admin_form_keeps_secrets_write_only(client_of, staff, sftp_connecti
     assert response.status_code == 302, page_text(response)[:2000]
     sftp_connection.refresh_from_db()
     assert sftp_connection.username == "renamed" and sftp_connection.secret("password") == sshd.password
+
+
+def test_the_odbc_fast_csv_option_shows_its_default_and_can_be_turned_off(client_of, owner, organization):
+    client = client_of(owner)
+    saved_before = Connection.objects.create(organization=organization, name="Old ODBC", kind="odbc",
+                                             options={"driver": "PostgreSQL Unicode"})
+    assert "Fast CSV extracts yes" in page_text(client.get(reverse("connection-detail", args=[saved_before.pk])))
+    edit_page = client.get(reverse("connection-edit", args=[saved_before.pk]))
+    assert re.search(r'<input[^>]*name="fast_csv"[^>]*checked', edit_page.content.decode())
+
+    # An unticked checkbox is absent from the POST data.
+    client.post(reverse("connection-new"), {"organization": organization.pk, "name": "Row by row", "kind": "odbc",
+                                            "host": "127.0.0.1", "driver": "PostgreSQL Unicode"})
+    connection = Connection.objects.get(name="Row by row")
+    assert connection.options["fast_csv"] is False
+    assert "Fast CSV extracts no" in page_text(client.get(reverse("connection-detail", args=[connection.pk])))
