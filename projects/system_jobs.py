@@ -62,6 +62,14 @@ def prune_run_logs(days=180):
     return f"{deleted} log line(s) of runs older than {days} days deleted"
 
 
+def prune_script_environments(days=30):
+    """Delete the Python script environments no run has used for `days` days."""
+    from runs.scripts import prune_environments
+
+    removed, freed = prune_environments(days=days)
+    return f"{removed} script environment(s) unused for {days} days removed, {freed / 1e6:,.1f} MB freed"
+
+
 @dataclass(frozen=True)
 class SystemFunction:
     label: str
@@ -77,6 +85,9 @@ REGISTRY = {
     "test_connections": SystemFunction("Test every connection and report failures", test_connections,
                                        'kwargs: {"kinds": ["sftp", ...]} to test only some kinds.'),
     "prune_run_logs": SystemFunction("Prune old run logs", prune_run_logs, 'kwargs: {"days": 180}'),
+    "prune_script_environments": SystemFunction(
+        "Remove unused script environments", prune_script_environments,
+        'kwargs: {"days": 30}. A run that needs a removed environment builds it again.'),
 }
 
 

@@ -5,7 +5,8 @@ requirements.txt beside it, else its imports (standard library and the package's
 common import names mapped to their distributions: yaml -> PyYAML, sklearn -> scikit-learn, ...).
 Environments are built with uv under ETL_DATA_DIR/envs/<hash of the sorted dependency set and the Python
 version>: built in a temporary folder and renamed into place under a file lock, so two runs needing the
-same environment build it once, and a later run only checks that it exists.
+same environment build it once, and a later run only checks that it exists. Each use is recorded; the
+system job "Remove unused script environments" deletes those no run has used for 30 days.
 
 The contract with a script:
 - argv: `sys.argv[1]` is the first input file; every input file follows, in order (none for a source).
@@ -35,6 +36,7 @@ The contract with a script:
                              options, secrets)
 """
 import ast
+import contextlib
 import hashlib
 import json
 import os
@@ -71,6 +73,7 @@ IMPORT_TO_DISTRIBUTION = {
 OPTIONAL_IMPORT_ERRORS = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
 REQUIREMENTS = "requirements.txt"
 MARKER = "etl-environment.json"
+LAST_USED = ".last-used"
 
 
 @dataclass
@@ -215,12 +218,14 @@ def ensure_environment(dependencies, log=lambda message, level="info": None):
     """The cached environment for exactly these dependencies, built (once) if missing."""
     key = environment_key(dependencies)
     final = environments_root() / key
-    if (final / MARKER).is_file():
-        log(f"Reused environment {key[:12]} ({dependencies.summary()})")
-        return Environment(final, reused=True)
+    existed = (final / MARKER).is_file()
+    # Under the lock even to reuse: the pruning job takes it too, so an environment handed out here was
+    # marked as used before the job could judge it unused.
     with script_process.file_lock(environments_root() / f".{key}.lock"):
         if (final / MARKER).is_file():
-            log(f"Reused environment {key[:12]} ({dependencies.summary()}), built meanwhile by another run")
+            _mark_used(final)
+            log(f"Reused environment {key[:12]} ({dependencies.summary()})"
+                + ("" if existed else ", built meanwhile by another run"))
             return Environment(final, reused=True)
         for stale in environments_root().glob(f".build-{key}-*"):
             shutil.rmtree(stale, ignore_errors=True)  # left by a build that died; we hold its lock
@@ -235,8 +240,53 @@ def ensure_environment(dependencies, log=lambda message, level="info": None):
             os.rename(building, final)
         finally:
             shutil.rmtree(building, ignore_errors=True)
+        _mark_used(final)
         log(f"Built environment {key[:12]} in {time.monotonic() - started:.1f} s")
     return Environment(final, reused=False)
+
+
+def _mark_used(folder):
+    (folder / LAST_USED).touch()
+
+
+def _last_used(folder):
+    for candidate in (folder / LAST_USED, folder / MARKER, folder):
+        with contextlib.suppress(FileNotFoundError):
+            return candidate.stat().st_mtime
+    return 0.0
+
+
+def _size(folder):
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file() and not path.is_symlink())
+
+
+def prune_environments(days=30):
+    """Delete the environments no run has used for `days` days (a run that needs one again rebuilds it),
+    and what crashed builds left. Returns (environments removed, bytes freed)."""
+    root = environments_root()
+    cutoff = time.time() - float(days) * 86400
+    removed = freed = 0
+    for folder in sorted(root.iterdir()):
+        if folder.name.startswith(".") or not folder.is_dir():
+            continue
+        with script_process.file_lock(root / f".{folder.name}.lock"):
+            if _last_used(folder) >= cutoff:
+                continue
+            # Renamed under the lock: from here on no run can find it, so deleting it can take its time.
+            doomed = root / f".prune-{folder.name}-{uuid.uuid4().hex[:8]}"
+            os.rename(folder, doomed)
+        freed += _size(doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+        removed += 1
+    a_day_ago = time.time() - 86400
+    for leftover in root.glob(".build-*"):
+        key = leftover.name.split("-")[1]
+        with script_process.file_lock(root / f".{key}.lock"):  # a build in progress holds it
+            if leftover.exists() and _last_used(leftover) < a_day_ago:
+                shutil.rmtree(leftover, ignore_errors=True)
+    for leftover in root.glob(".prune-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    return removed, freed
 
 
 def uv_binary():

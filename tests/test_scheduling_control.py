@@ -155,6 +155,16 @@ def test_default_system_jobs_come_from_a_migration_with_triggers_and_inactive_on
 
 
 @pytest.mark.django_db
+def test_unused_script_environments_are_removed_daily_by_default():
+    # The migrations ran for the test database: the job is there, active, with its trigger and schedule.
+    job = SystemJob.objects.get(name="Remove unused script environments")
+    assert (job.function, job.kwargs, job.active) == ("prune_script_environments", {"days": 30}, True)
+    trigger = job.triggers.get()
+    assert (trigger.kind, trigger.hour, trigger.minute) == ("cron", "4", "30")
+    assert Schedule.objects.filter(name=f"etl:trigger:{trigger.pk}").exists()
+
+
+@pytest.mark.django_db
 def test_a_system_job_runs_from_its_trigger_and_respects_active_and_max_instances(organization, closed_port):
     Connection.objects.create(organization=organization, name="Old FTP", kind="ftp", host="127.0.0.1",
                               port=closed_port, username="x")

@@ -248,6 +248,37 @@ def test_two_runs_building_the_same_environment_build_it_once(tmp_path):
     assert len(environments) == 1 and (environments[0] / "bin" / "python").exists()
 
 
+def test_environments_no_run_used_for_30_days_are_removed_by_the_system_job(tmp_path):
+    import os
+
+    from projects import system_jobs
+
+    dependencies = scripts.Dependencies("none", [])
+    stale = scripts.ensure_environment(dependencies).path
+    forty_days_ago = time.time() - 40 * 86400
+    os.utime(stale / scripts.LAST_USED, (forty_days_ago, forty_days_ago))
+    recent = scripts.environments_root() / ("0" * 32)  # another dependency set, used yesterday
+    recent.mkdir()
+    (recent / scripts.MARKER).write_text("{}")
+    os.utime(recent / scripts.MARKER, (time.time() - 86400,) * 2)
+    crashed_build = scripts.environments_root() / f".build-{'1' * 32}-deadbeef"
+    crashed_build.mkdir()
+    os.utime(crashed_build, (time.time() - 2 * 86400,) * 2)
+
+    size = scripts._size(stale)
+    result = system_jobs.prune_script_environments(days=30)
+
+    assert result == f"1 script environment(s) unused for 30 days removed, {size / 1e6:,.1f} MB freed"
+    assert not stale.exists() and recent.exists() and not crashed_build.exists()
+    messages = []
+    again = scripts.ensure_environment(dependencies, lambda message, level="info": messages.append(message))
+    assert again.path == stale and not again.reused and messages[0].startswith("Building environment")
+    # Using an environment marks it: reused today, it survives the next pass.
+    scripts.ensure_environment(dependencies)
+    assert system_jobs.prune_script_environments(days=30).startswith("0 script environment(s)")
+    assert stale.exists()
+
+
 def test_a_package_from_the_registry_is_installed_once_and_then_reused(sqlite_db, source_task, run_task):
     script = textwrap.dedent('''\
         import sys
