@@ -3,12 +3,13 @@
 paramiko's own put sends 32 KiB requests (each just over one SSH packet, so two) and drains the whole
 pipeline whenever a reply is waiting; its get queues every read of the file at once and keeps whatever
 arrives early in memory. Uploads end up CPU-bound at about half of OpenSSH's speed. Here each request
-carries up to 128 KiB (256 KiB for writes) as the server allows (OpenSSH's "limits@openssh.com" extension; otherwise 32 KiB,
-which every server accepts), a fixed number of bytes stays in flight, and each reply is read as its slot
-is needed. A write carries as much data as fills whole SSH packets: paramiko splits a request into
-packets of the channel's maximum size, and a last packet holding a few bytes costs as much CPU as a
-full one. Handles are opened and closed through paramiko; stray replies left by a failed transfer are
-skipped by paramiko's reader, and our request ids start far above its counter so they never collide.
+carries up to 128 KiB (256 KiB for writes) as the server allows (OpenSSH's "limits@openssh.com"
+extension; otherwise 32 KiB, which every server accepts), a fixed number of bytes stays in flight, and
+each reply is read as its slot is needed. A write carries as much data as fills whole SSH packets:
+paramiko splits a request into packets of the channel's maximum size, and a last packet holding a few
+bytes costs as much CPU as a full one. Handles are opened and closed through paramiko; stray replies left
+by a failed transfer are skipped by paramiko's reader, and our request ids start far above its counter
+so they never collide.
 """
 import contextlib
 import errno
