@@ -4,10 +4,12 @@ Its bytes must be the native connector's COPY bytes for every option COPY takes,
 value-by-value ODBC path cannot render (infinite timestamps, BC dates, money, intervals, arrays).
 """
 import time
+import uuid
 
 import psycopg
 import pytest
 
+from connections.models import Connection
 from connections.protocols.base import ConnectorError
 from runs import pipeline
 from runs.formats import CsvOptions
@@ -76,6 +78,31 @@ def test_a_lone_backslash_dot_in_a_one_column_row_is_quoted_as_copy_does(tricky,
     extract, native, odbc = extract_both(tricky, tmp_path, "SELECT t FROM tricky WHERE id IN (4, 5, 6) ORDER BY id",
                                          CsvOptions())
     assert odbc == native == b't\n""\n\n"\\."\n'
+
+
+@pytest.fixture
+def read_only_odbc(tricky):
+    """An ODBC connection as a reporting user whose every transaction is read-only."""
+    native, odbc = tricky
+    role = f"etl_reader_{uuid.uuid4().hex[:8]}"
+    host, port, user = pg.dsn_parts()
+    with psycopg.connect(host=host, port=port, user=user, dbname=native.database, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+        conn.execute(f"ALTER ROLE {role} SET default_transaction_read_only = on")
+        conn.execute(f"GRANT SELECT ON tricky TO {role}")
+    yield Connection.objects.create(organization=odbc.organization, name="Reporting via ODBC", kind="odbc",
+                                    host=odbc.host, port=odbc.port, username=role, database=odbc.database,
+                                    options=dict(odbc.options))
+    with psycopg.connect(host=host, port=port, user=user, dbname=native.database, autocommit=True) as conn:
+        conn.execute(f"DROP OWNED BY {role}")
+        conn.execute(f"DROP ROLE {role}")
+
+
+def test_a_read_only_reporting_user_gets_the_same_bytes(tricky, read_only_odbc, tmp_path):
+    native, _ = tricky
+    extract, native_bytes, odbc_bytes = extract_both((native, read_only_odbc), tmp_path, QUERY, CsvOptions())
+    assert extract.rows == len(TRICKY_ROWS) and odbc_bytes == native_bytes
+    assert b"infinity" in odbc_bytes  # the value-by-value path could not have written it
 
 
 def test_a_character_the_encoding_lacks_is_a_clear_error(tricky, tmp_path):

@@ -250,7 +250,11 @@ class OdbcDatabase(Database):
             connection.commit()
 
     def _postgres_columns(self, connection, statement):
-        """(name, type OID) of the statement's columns, read from a temporary view; None if it is not one query."""
+        """(name, type OID) of the statement's columns, without running it; None if it is not one query.
+
+        pg_typeof() of the columns of an empty outer join gives each column's type in one row: no
+        temporary view, so it works for read-only users and on standbys too.
+        """
         cursor = connection.cursor()
         try:
             # The newline ends a trailing -- comment before the closing parenthesis.
@@ -258,12 +262,12 @@ class OdbcDatabase(Database):
             names = [column[0] for column in cursor.description or ()]
             if not names:
                 return None
-            # Own column names: a query may repeat one (a.id, b.id), which a view would refuse.
-            aliases = ", ".join(f"c{i}" for i in range(len(names)))
-            cursor.execute(f"CREATE TEMP VIEW etl_portal_describe ({aliases}) AS {statement}")
-            cursor.execute("SELECT atttypid FROM pg_attribute WHERE attrelid = 'etl_portal_describe'::regclass "
-                           "AND attnum > 0 ORDER BY attnum")
-            return list(zip(names, (int(row[0]) for row in cursor.fetchall())))
+            # Own column names: a query may repeat one (a.id, b.id).
+            aliases = [f"c{index}" for index in range(len(names))]
+            types = ", ".join(f"pg_typeof(q.{alias})::oid" for alias in aliases)
+            row = cursor.execute(f"SELECT {types} FROM (SELECT) AS one LEFT JOIN (SELECT * FROM ({statement}\n) "
+                                 f"AS s LIMIT 0) AS q({', '.join(aliases)}) ON true").fetchone()
+            return list(zip(names, (int(oid) for oid in row)))
         except pyodbc.Error:
             return None
         finally:
