@@ -74,23 +74,29 @@ def main():
         rows_ours, rows_theirs = ROWS / ours, ROWS / theirs
         emit("extract_postgres_csv", rows_ours, "rows/s", ref=rows_theirs, ratio=rows_ours / rows_theirs,
              rows=ROWS, seconds=round(ours, 3), psql_seconds=round(theirs, 3))
-        small = run_child("bench.extract", "--child", dbname, str(workdir / "small.csv"), "100000")
-        large = run_child("bench.extract", "--child", dbname, str(workdir / "large.csv"), str(ROWS))
-        emit("extract_memory_growth", large["peak_kib"], "KiB", ref=small["peak_kib"],
-             ratio=large["peak_kib"] / small["peak_kib"], rows_small=small["rows"], rows_large=large["rows"])
+        emit_memory_growth("extract_memory_growth", "bench.extract", dbname, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def child(dbname, out_path, limit):
+def emit_memory_growth(name, module, dbname, workdir):
+    """Peak memory of a 1,000,000-row extract against a 100,000-row one, each run by `module` in its own process."""
+    small = run_child(module, "--child", dbname, str(workdir / "small.csv"), "100000")
+    large = run_child(module, "--child", dbname, str(workdir / "large.csv"), str(ROWS))
+    emit(name, large["peak_kib"], "KiB", ref=small["peak_kib"], ratio=large["peak_kib"] / small["peak_kib"],
+         rows_small=small["rows"], rows_large=large["rows"])
+
+
+def run_as_child(extract):
+    """`python -m <module> --child <db> <file> <rows>`: one extract; prints its rows and peak memory as JSON."""
+    dbname, out_path, limit = sys.argv[2:5]
     setup_django()
-    extract = portal_extract(dbname, out_path, limit=int(limit))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"rows": extract.rows, "peak_kib": peak}))
+    result = extract(dbname, out_path, limit=int(limit))
+    print(json.dumps({"rows": result.rows, "peak_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--child"]:
-        child(*sys.argv[2:5])
+        run_as_child(portal_extract)
     else:
         main()

@@ -4,15 +4,14 @@
 `extract_odbc_csv_values` reads value by value, as Excel, JSON Lines and CSV options COPY lacks do;
 `extract_odbc_memory_growth` compares the peak memory of 1,000,000 and 100,000-row fast extracts.
 """
-import json
-import resource
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from bench.common import best_of, emit, run_child, setup_django
-from bench.extract import ADMIN, QUERY, ROWS, database_name, prepare, psql_extract
+from bench.common import best_of, emit, setup_django
+from bench.extract import (ADMIN, QUERY, ROWS, database_name, emit_memory_growth, prepare, psql_extract,
+                           run_as_child)
 
 DRIVER = "PostgreSQL Unicode"
 
@@ -46,23 +45,13 @@ def main():
             rows_ours = ROWS / ours
             emit(name, rows_ours, "rows/s", ref=rows_theirs, ratio=rows_ours / rows_theirs, rows=ROWS,
                  seconds=round(ours, 3), psql_seconds=round(theirs, 3), driver=DRIVER)
-        small = run_child("bench.odbc_extract", "--child", dbname, str(workdir / "small.csv"), "100000")
-        large = run_child("bench.odbc_extract", "--child", dbname, str(workdir / "large.csv"), str(ROWS))
-        emit("extract_odbc_memory_growth", large["peak_kib"], "KiB", ref=small["peak_kib"],
-             ratio=large["peak_kib"] / small["peak_kib"], rows_small=small["rows"], rows_large=large["rows"])
+        emit_memory_growth("extract_odbc_memory_growth", "bench.odbc_extract", dbname, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def child(dbname, out_path, limit):
-    setup_django()
-    extract = portal_extract(dbname, out_path, limit=int(limit))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"rows": extract.rows, "peak_kib": peak}))
-
-
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--child"]:
-        child(*sys.argv[2:5])
+        run_as_child(portal_extract)
     else:
         main()
