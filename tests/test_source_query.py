@@ -1,5 +1,6 @@
 """The database query source: formats, one text form per value on every engine, timeouts, statements
 without rows, ODBC-only statements removed (and shown in the preview), progress, parameters."""
+import datetime
 import json
 import time
 
@@ -64,6 +65,35 @@ def test_null_dates_decimals_and_binary_are_written_alike_on_every_engine(reques
     run = run_task(task)
     assert run.status == "succeeded", log_text(run)
     assert (dropbox.folder / "typed.csv").read_bytes() == TYPED_CSV
+
+
+BEYOND_PYTHON_QUERY = ("SELECT 1 AS id, 'infinity'::timestamp AS valid_to, '-infinity'::date AS valid_from, "
+                       "'0044-03-15 BC'::date AS ides, '10000-01-01'::date AS far, 12.5::money AS price, "
+                       "'2024-02-29'::date AS day, '2024-06-01 12:00:00+02'::timestamptz AS at")
+BEYOND_PYTHON_TEXT = ["infinity", "-infinity", "0044-03-15 BC", "10000-01-01", "$12.50"]
+
+
+@pytest.mark.parametrize("engine", ["pg_connection", "odbc_pg_connection"])
+@pytest.mark.parametrize("file_format", ["jsonl", "xlsx", "csv"])
+def test_dates_python_cannot_hold_come_as_postgresql_writes_them(request, engine, file_format, source_task,
+                                                                 run_task, dropbox):
+    # Value by value (Excel, JSON Lines, CSV with CRLF lines), as the native COPY extract writes them.
+    task = source_task(source_connection=request.getfixturevalue(engine), query=BEYOND_PYTHON_QUERY,
+                       file_format=file_format, file_name=f"validity.{file_format}", line_terminator="crlf",
+                       destinations=[(dropbox, "")])
+    run = run_task(task)
+    assert run.status == "succeeded", log_text(run)
+    output = dropbox.folder / f"validity.{file_format}"
+    if file_format == "jsonl":
+        row = json.loads(output.read_text())
+        assert list(row.values()) == [1, *BEYOND_PYTHON_TEXT, "2024-02-29", "2024-06-01 10:00:00+00"]
+    elif file_format == "xlsx":
+        rows = list(openpyxl.load_workbook(output).active.iter_rows(values_only=True))
+        assert rows[1][:6] == (1, *BEYOND_PYTHON_TEXT)
+        assert rows[1][6].date() == datetime.date(2024, 2, 29)  # a finite date stays a date cell
+    else:
+        assert output.read_bytes().decode().split("\r\n")[1] == \
+            "1,infinity,-infinity,0044-03-15 BC,10000-01-01,$12.50,2024-02-29,2024-06-01 10:00:00+00"
 
 
 @pytest.fixture

@@ -10,9 +10,8 @@ per column, 8x fewer driver calls for an 8-column table. Its bytes are the nativ
 
 Everything else (Excel, JSON Lines, other CSV options, other databases) reads value by value. Values then
 come out as they do through the native PostgreSQL connector: every session runs in UTC, psqlODBC booleans
-are real booleans, and timestamptz columns (which psqlODBC hands over as naive datetimes in the session
-time zone) get their UTC offset back. Known differences there with psqlODBC: 'infinity' timestamps come
-as 9999-12-31 23:59:59 / 0001-01-01, BC dates lose their era, money comes as a float.
+are real booleans, and dates, timestamps and money are read as the server's text and parsed here (see
+SERVER_TEXT_PARSERS), so 'infinity', BC dates and money keep their PostgreSQL form.
 """
 import datetime
 import math
@@ -32,13 +31,17 @@ DEFAULT_QUERY_TIMEOUT = 90 * 60
 FETCH_ROWS = 5000
 # A dead network mid-query would otherwise block a MariaDB read forever; the server stops the query first.
 READ_TIMEOUT_MARGIN = 60
-PG_BOOL, PG_TIMESTAMPTZ = 16, 1184
+PG_BOOL, PG_MONEY, PG_DATE, PG_TIMESTAMP, PG_TIMESTAMPTZ = 16, 790, 1082, 1114, 1184
+# psqlODBC converts these on its own terms: 'infinity' becomes 9999-12-31, '-infinity' today's date, a BC
+# date loses its era, money becomes a float. Read value by value, they come as the server's text and are
+# parsed here (money stays text, as psycopg gives it).
+SERVER_TEXT_PARSERS = {PG_DATE: datetime.date.fromisoformat, PG_TIMESTAMP: datetime.datetime.fromisoformat,
+                       PG_TIMESTAMPTZ: datetime.datetime.fromisoformat, PG_MONEY: None}
 # Types whose text form is never empty and never holds a quote, a delimiter COPY accepts or a line break,
 # so their values need no quoting test: bool, int8, int2, int4, oid, float4, float8, date, time,
 # timestamp, timestamptz, numeric, timetz, uuid.
 PLAIN_TEXT_TYPES = {16, 20, 21, 23, 26, 700, 701, 1082, 1083, 1114, 1184, 1700, 1266, 2950}
 NEEDS_BRACES = re.compile(r"[\[\]{}(),;?*=!@\s]")
-UTC = datetime.timezone.utc
 
 
 def odbc_value(value):
@@ -94,13 +97,13 @@ def sqlstate_and_text(exc):
 
 
 class OdbcResult(QueryResult):
-    def __init__(self, connector, connection, cursor, dbms, fix_row=None):
+    def __init__(self, connector, connection, cursor, dbms, fix_row=None, names=None):
         self._connector = connector
         self._connection = connection
         self._cursor = cursor
         self._dbms = dbms
         self._fix_row = fix_row
-        self.columns = [column[0] for column in cursor.description] if cursor.description else None
+        self.columns = names or ([column[0] for column in cursor.description] if cursor.description else None)
         self.rowcount = cursor.rowcount
 
     def batches(self, size=5000):
@@ -118,19 +121,35 @@ class OdbcResult(QueryResult):
             pass
 
 
+def value_query(statement, type_oids):
+    """The statement with its date, timestamp and money columns read as the server's text (see
+    SERVER_TEXT_PARSERS); None when it has none."""
+    if not any(oid in SERVER_TEXT_PARSERS for oid in type_oids):
+        return None
+    aliases = [f"c{index}" for index in range(len(type_oids))]
+    select = ", ".join(f"{alias}::text" if oid in SERVER_TEXT_PARSERS else alias
+                       for alias, oid in zip(aliases, type_oids))
+    # The newline ends a trailing "-- comment" in the user's statement before the wrapper's ")".
+    return f"SELECT {select} FROM ({statement}\n) AS etl_portal_q({', '.join(aliases)})"
+
+
 def row_fixer(types):
-    """Give timestamptz values their UTC offset and turn psqlODBC's '1'/'0' booleans into booleans."""
-    zoned = [index for index, oid in enumerate(types) if oid == PG_TIMESTAMPTZ]
+    """Parse the text of dates and timestamps read by `value_query` (text stays where Python cannot hold the
+    value) and turn psqlODBC's '1'/'0' booleans into booleans."""
+    parsed = [(index, SERVER_TEXT_PARSERS[oid]) for index, oid in enumerate(types) if SERVER_TEXT_PARSERS.get(oid)]
     booleans = [index for index, oid in enumerate(types) if oid == PG_BOOL]
-    if not zoned and not booleans:
+    if not parsed and not booleans:
         return None
 
     def fix(row):
         values = list(row)
-        for index in zoned:
+        for index, parse in parsed:
             value = values[index]
-            if isinstance(value, datetime.datetime) and value.tzinfo is None:
-                values[index] = value.replace(tzinfo=UTC)
+            if value is not None:
+                try:
+                    values[index] = parse(value)
+                except ValueError:
+                    pass  # 'infinity', a BC date, a year after 9999: PostgreSQL's text, as COPY writes it
         for index in booleans:
             value = values[index]
             if isinstance(value, str):
@@ -319,11 +338,14 @@ class OdbcDatabase(Database):
     def execute(self, sql, params=None):
         connection, dbms = self.connect()
         try:
-            fix_row = None
-            statement = strip_statement(sql)
+            fix_row = names = None
             if dbms == "PostgreSQL" and not params:
+                statement = strip_statement(sql)
                 columns = self._postgres_columns(connection, statement)
-                fix_row = row_fixer([oid for _, oid in columns]) if columns else None
+                if columns:
+                    oids = [oid for _, oid in columns]
+                    fix_row, names = row_fixer(oids), [name for name, _ in columns]
+                    sql = value_query(statement, oids) or sql
             cursor = self._active = connection.cursor()
             # psqlODBC appends its own words to the statement; the newline ends a trailing -- comment first.
             if params:
@@ -332,7 +354,7 @@ class OdbcDatabase(Database):
                 cursor.execute(sql + "\n")
             if cursor.description is None:
                 connection.commit()
-            return OdbcResult(self, connection, cursor, dbms, fix_row)
+            return OdbcResult(self, connection, cursor, dbms, fix_row, names)
         except pyodbc.Error as exc:
             connection.close()
             raise self.query_error(exc, dbms) from None

@@ -3,6 +3,7 @@ import select
 
 import psycopg
 from psycopg import sql as pgsql
+from psycopg.types.datetime import DateLoader, TimestampLoader, TimestamptzLoader
 
 from connections.protocols.base import ConnectorError, Database, QueryResult
 from connections.protocols.registry import register
@@ -25,6 +26,22 @@ def query_error(exc, scrub):
     if isinstance(exc, psycopg.OperationalError):
         return ConnectorError(scrub(f"PostgreSQL connection lost: {_error_text(exc)}"), retryable=True, step="query")
     return ConnectorError(scrub(f"PostgreSQL error: {_error_text(exc)}"), step="query")
+
+
+class _TextBeyondPython:
+    """A date or timestamp Python cannot hold ('infinity', BC, after year 9999) comes as PostgreSQL's text
+    for it, as COPY writes it, rather than failing the whole extract."""
+
+    def load(self, data):
+        try:
+            return super().load(data)
+        except psycopg.DataError:
+            return bytes(data).decode()
+
+
+LOADERS = {name: type(f"Text{base.__name__}", (_TextBeyondPython, base), {})
+           for name, base in (("date", DateLoader), ("timestamp", TimestampLoader),
+                              ("timestamptz", TimestamptzLoader))}
 
 
 def _wait_for_data(pgconn):
@@ -84,6 +101,8 @@ class PostgresDatabase(Database):
                 application_name="etl-portal",
                 options=f"-c statement_timeout={query_timeout_ms} -c DateStyle=ISO -c TimeZone=UTC",
             )
+            for name, loader in LOADERS.items():
+                self._active.adapters.register_loader(name, loader)
             return self._active
         except psycopg.OperationalError as exc:
             text = _error_text(exc)
