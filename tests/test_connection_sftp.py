@@ -242,6 +242,15 @@ def test_a_dropped_connection_mid_upload_is_an_error_not_a_hang(make_sftp_connec
     assert not (sftp_folder / "large.bin").exists()
 
 
+def test_closing_a_connection_that_just_died_keeps_the_first_error(sftp_store, tmp_path):
+    # The failure a user must read is the transfer's; closing the dead session fails too and must not hide it.
+    store = sftp_store.connector()
+    with pytest.raises(ConnectorError, match="the first error"):
+        with store.session() as session:
+            session.transport.sock.close()
+            raise ConnectorError("the first error", retryable=True, step="upload")
+
+
 @pytest.mark.parametrize("server_limit, packets", [(261120, 7), (32768, 1)])
 def test_a_write_request_fills_whole_ssh_packets_within_the_servers_limit(server_limit, packets):
     # A request one byte over a packet boundary costs a nearly empty packet, as much CPU as a full one.

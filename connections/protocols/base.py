@@ -99,8 +99,13 @@ class FileSession:
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, exc_type, exc, traceback):
+        try:
+            self.close()
+        except Exception:
+            if exc_type is None:
+                raise
+            # Closing a connection that has just failed often fails too; the first error is the one to report.
 
 
 class FileStore(Connector):
