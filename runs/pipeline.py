@@ -77,7 +77,7 @@ def run_folder(task_id, run_id):
 
 def extract_to_csv(database, sql, path, options, progress, every=None, file_format="csv", params=None):
     """Stream the query's rows into `path` as CSV (or `file_format`: xlsx, jsonl). The file appears under
-    its name only when complete. `params` are bound to the query's placeholders (COPY cannot take them).
+    its name only when complete. `params` are bound to the query's placeholders.
 
     `progress(rows)` is called every `every` rows and the caller decides what to log; memory stays flat
     because rows are written batch by batch (or row by row through PostgreSQL's COPY).
@@ -89,8 +89,8 @@ def extract_to_csv(database, sql, path, options, progress, every=None, file_form
     try:
         with open(partial, "wb", buffering=1 << 20) as out:
             extract = None
-            if writer is CsvWriter and not params:
-                extract = _copy_fast_path(database, sql, out, options, progress, every)
+            if writer is CsvWriter:
+                extract = _copy_fast_path(database, sql, out, options, progress, every, params)
             if extract is None:
                 out.seek(0)
                 out.truncate()
@@ -107,8 +107,8 @@ def extract_to_csv(database, sql, path, options, progress, every=None, file_form
     return Extract(path=path, columns=extract[0], rows=extract[1])
 
 
-def _copy_fast_path(database, sql, out, options, progress, every):
-    if not (hasattr(database, "copy_csv") and database.can_copy_csv(options)):
+def _copy_fast_path(database, sql, out, options, progress, every, params=None):
+    if not (hasattr(database, "copy_csv") and database.can_copy_csv(options, params)):
         return None
 
     def write_header(columns):
@@ -121,7 +121,8 @@ def _copy_fast_path(database, sql, out, options, progress, every):
             writer.write_header(columns)
             writer.close()
 
-    return database.copy_csv(sql, out, options, on_header=write_header, on_row_block=progress, block_rows=every)
+    return database.copy_csv(sql, out, options, on_header=write_header, on_row_block=progress, block_rows=every,
+                             params=params)
 
 
 def _portable_path(database, sql, out, options, progress, every, writer_class=CsvWriter, params=None):

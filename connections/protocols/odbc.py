@@ -23,7 +23,7 @@ except ImportError:  # its wheel needs unixODBC's libodbc.so.2; the rest of the 
     pyodbc = None
 
 from connections.protocols.base import ConnectorError, Database, QueryResult
-from connections.protocols.postgres import copy_supports, strip_statement
+from connections.protocols.postgres import copy_supports, csv_lines_query, strip_statement, write_csv_lines
 from connections.protocols.registry import register
 
 DEFAULT_QUERY_TIMEOUT = 90 * 60
@@ -37,10 +37,6 @@ PG_BOOL, PG_MONEY, PG_DATE, PG_TIMESTAMP, PG_TIMESTAMPTZ = 16, 790, 1082, 1114, 
 # parsed here (money stays text, as psycopg gives it).
 SERVER_TEXT_PARSERS = {PG_DATE: datetime.date.fromisoformat, PG_TIMESTAMP: datetime.datetime.fromisoformat,
                        PG_TIMESTAMPTZ: datetime.datetime.fromisoformat, PG_MONEY: None}
-# Types whose text form is never empty and never holds a quote, a delimiter COPY accepts or a line break,
-# so their values need no quoting test: bool, int8, int2, int4, oid, float4, float8, date, time,
-# timestamp, timestamptz, numeric, timetz, uuid.
-PLAIN_TEXT_TYPES = {16, 20, 21, 23, 26, 700, 701, 1082, 1083, 1114, 1184, 1700, 1266, 2950}
 NEEDS_BRACES = re.compile(r"[\[\]{}(),;?*=!@\s]")
 
 
@@ -159,35 +155,6 @@ def row_fixer(types):
     return fix
 
 
-def csv_lines_query(statement, type_oids, options):
-    """The statement wrapped so PostgreSQL returns each row as one CSV line, by COPY's rules: NULL is an
-    empty field; a value is quoted (quotes doubled) when it is empty or holds the delimiter, a quote or a
-    line break, or always with quoting "all"; a lone `\\.` in a one-column row is quoted too.
-
-    Values take their text form from the type's output function (`::text`), the one COPY uses.
-    """
-    delimiter = "E'\\t'" if options.delimiter == "\t" else f"'{options.delimiter}'"
-    aliases = [f"c{index}" for index in range(len(type_oids))]
-    fields = []
-    for alias, oid in zip(aliases, type_oids):
-        text, quoted = f"{alias}::text", f"""'"' || replace({alias}::text, '"', '""') || '"'"""
-        if options.quoting == "all":
-            fields.append(f"COALESCE({quoted}, '')")
-        elif oid in PLAIN_TEXT_TYPES:
-            fields.append(f"COALESCE({text}, '')")
-        else:
-            # strpos() tests cost the server less than one regular expression.
-            tests = [f"{text} = ''"] + [f"strpos({text}, {char}) > 0"
-                                         for char in ("'\"'", delimiter, "E'\\n'", "E'\\r'")]
-            if len(type_oids) == 1:
-                tests.append(f"{text} = E'\\\\.'")
-            fields.append(f"CASE WHEN {alias} IS NULL THEN '' WHEN {' OR '.join(tests)} THEN {quoted} "
-                          f"ELSE {text} END")
-    line = f" || {delimiter} || ".join(fields)
-    # The newline ends a trailing "-- comment" in the user's statement before the wrapper's ")".
-    return f"SELECT {line} FROM ({statement}\n) AS etl_portal_q({', '.join(aliases)})"
-
-
 @register
 class OdbcDatabase(Database):
     kind = "odbc"
@@ -268,7 +235,7 @@ class OdbcDatabase(Database):
             cursor.close()
             connection.commit()
 
-    def _postgres_columns(self, connection, statement):
+    def _postgres_columns(self, connection, statement, params=None):
         """(name, type OID) of the statement's columns, without running it; None if it is not one query.
 
         pg_typeof() of the columns of an empty outer join gives each column's type in one row: no
@@ -277,7 +244,7 @@ class OdbcDatabase(Database):
         cursor = connection.cursor()
         try:
             # The newline ends a trailing -- comment before the closing parenthesis.
-            cursor.execute(f"SELECT * FROM ({statement}\n) AS etl_portal_q LIMIT 0")
+            cursor.execute(f"SELECT * FROM ({statement}\n) AS etl_portal_q LIMIT 0", *([params] if params else []))
             names = [column[0] for column in cursor.description or ()]
             if not names:
                 return None
@@ -285,7 +252,8 @@ class OdbcDatabase(Database):
             aliases = [f"c{index}" for index in range(len(names))]
             types = ", ".join(f"pg_typeof(q.{alias})::oid" for alias in aliases)
             row = cursor.execute(f"SELECT {types} FROM (SELECT) AS one LEFT JOIN (SELECT * FROM ({statement}\n) "
-                                 f"AS s LIMIT 0) AS q({', '.join(aliases)}) ON true").fetchone()
+                                 f"AS s LIMIT 0) AS q({', '.join(aliases)}) ON true",
+                                 *([params] if params else [])).fetchone()
             return list(zip(names, (int(oid) for oid in row)))
         except pyodbc.Error:
             return None
@@ -293,12 +261,12 @@ class OdbcDatabase(Database):
             cursor.close()
             connection.rollback()
 
-    def can_copy_csv(self, options):
+    def can_copy_csv(self, options, params=None):
         """Whether a CSV extract with these options can take the fast path (PostgreSQL through psqlODBC)."""
         return (self.connection.options.get("fast_csv", True) is not False and pyodbc is not None
                 and copy_supports(options) and driver_family(self._driver_name()) == "postgresql")
 
-    def copy_csv(self, sql, out, options, on_header=None, on_row_block=None, block_rows=100_000):
+    def copy_csv(self, sql, out, options, on_header=None, on_row_block=None, block_rows=100_000, params=None):
         """Write the query's rows as CSV lines the server composes to binary file `out`; return (columns, rows).
 
         None when the statement is not one query that returns rows: the caller then reads it value by value.
@@ -306,7 +274,7 @@ class OdbcDatabase(Database):
         connection, dbms = self.connect()
         try:
             statement = strip_statement(sql)
-            columns = self._postgres_columns(connection, statement) if dbms == "PostgreSQL" else None
+            columns = self._postgres_columns(connection, statement, params) if dbms == "PostgreSQL" else None
             if not columns:
                 return None
             # One text value per row: its UTF-8 bytes as they come, without a detour through UTF-16.
@@ -315,15 +283,9 @@ class OdbcDatabase(Database):
             if on_header:
                 on_header(names)
             cursor = self._active = connection.cursor()
-            cursor.execute(csv_lines_query(statement, [oid for _, oid in columns], options))
-            encoding = "cp1252" if options.encoding == "cp1252" else "utf-8"
-            rows, next_report = 0, block_rows
-            while batch := cursor.fetchmany(FETCH_ROWS):
-                out.write(("\n".join([row[0] for row in batch]) + "\n").encode(encoding))
-                rows += len(batch)
-                if on_row_block and rows >= next_report:
-                    on_row_block(rows)
-                    next_report = (rows // block_rows + 1) * block_rows
+            lines_query = csv_lines_query(statement, [oid for _, oid in columns], options)
+            cursor.execute(lines_query, *([params] if params else []))
+            rows = write_csv_lines(lambda: cursor.fetchmany(FETCH_ROWS), out, options, on_row_block, block_rows)
             return names, rows
         except pyodbc.Error as exc:
             raise self.query_error(exc, dbms) from None
@@ -339,9 +301,9 @@ class OdbcDatabase(Database):
         connection, dbms = self.connect()
         try:
             fix_row = names = None
-            if dbms == "PostgreSQL" and not params:
+            if dbms == "PostgreSQL":
                 statement = strip_statement(sql)
-                columns = self._postgres_columns(connection, statement)
+                columns = self._postgres_columns(connection, statement, params)
                 if columns:
                     oids = [oid for _, oid in columns]
                     fix_row, names = row_fixer(oids), [name for name, _ in columns]

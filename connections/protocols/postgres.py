@@ -11,6 +11,10 @@ from connections.protocols.registry import register
 DEFAULT_QUERY_TIMEOUT = 90 * 60
 BOOL_OID = 16
 COPY_DELIMITERS = {",", "\t", "|", ";"}
+# Types whose text form is never empty and never holds a quote, a delimiter COPY accepts or a line break,
+# so their values need no quoting test: bool, int8, int2, int4, oid, float4, float8, date, time,
+# timestamp, timestamptz, numeric, timetz, uuid.
+PLAIN_TEXT_TYPES = {16, 20, 21, 23, 26, 700, 701, 1082, 1083, 1114, 1184, 1700, 1266, 2950}
 
 
 def _error_text(exc):
@@ -53,6 +57,49 @@ def copy_supports(options):
     """Whether COPY (and the ODBC fast path, which writes the same bytes) can write CSV with these options."""
     return (options.delimiter in COPY_DELIMITERS and options.quoting in ("minimal", "all")
             and options.line_terminator == "\n" and options.encoding in ("utf-8", "utf-8-sig", "cp1252"))
+
+
+def csv_lines_query(statement, type_oids, options):
+    """The statement wrapped so PostgreSQL returns each row as one CSV line, by COPY's rules: NULL is an
+    empty field; a value is quoted (quotes doubled) when it is empty or holds the delimiter, a quote or a
+    line break, or always with quoting "all"; a lone `\\.` in a one-column row is quoted too.
+
+    Values take their text form from the type's output function (`::text`), the one COPY uses.
+    """
+    delimiter = "E'\\t'" if options.delimiter == "\t" else f"'{options.delimiter}'"
+    aliases = [f"c{index}" for index in range(len(type_oids))]
+    fields = []
+    for alias, oid in zip(aliases, type_oids):
+        text, quoted = f"{alias}::text", f"""'"' || replace({alias}::text, '"', '""') || '"'"""
+        if options.quoting == "all":
+            fields.append(f"COALESCE({quoted}, '')")
+        elif oid in PLAIN_TEXT_TYPES:
+            fields.append(f"COALESCE({text}, '')")
+        else:
+            # strpos() tests cost the server less than one regular expression.
+            tests = [f"{text} = ''"] + [f"strpos({text}, {char}) > 0"
+                                         for char in ("'\"'", delimiter, "E'\\n'", "E'\\r'")]
+            if len(type_oids) == 1:
+                tests.append(f"{text} = E'\\\\.'")
+            fields.append(f"CASE WHEN {alias} IS NULL THEN '' WHEN {' OR '.join(tests)} THEN {quoted} "
+                          f"ELSE {text} END")
+    line = f" || {delimiter} || ".join(fields)
+    # The newline ends a trailing "-- comment" in the user's statement before the wrapper's ")".
+    return f"SELECT {line} FROM ({statement}\n) AS etl_portal_q({', '.join(aliases)})"
+
+
+def write_csv_lines(fetch_batch, out, options, on_row_block, block_rows):
+    """Write the rows of a `csv_lines_query` (batches of one-value rows from `fetch_batch()`) to binary file
+    `out`; return the row count."""
+    encoding = "cp1252" if options.encoding == "cp1252" else "utf-8"
+    rows, next_report = 0, block_rows
+    while batch := fetch_batch():
+        out.write(("\n".join([row[0] for row in batch]) + "\n").encode(encoding))
+        rows += len(batch)
+        if on_row_block and rows >= next_report:
+            on_row_block(rows)
+            next_report = (rows // block_rows + 1) * block_rows
+    return rows
 
 
 def strip_statement(sql):
@@ -153,6 +200,25 @@ class PostgresDatabase(Database):
             connection.close()
             raise
 
+    def _bound_csv_lines(self, connection, statement, params, out, options, on_header, on_row_block, block_rows):
+        probe = connection.cursor()
+        try:
+            # The newline ends a trailing "-- comment" in the user's query before the wrapper's ")".
+            probe.execute(f"SELECT * FROM ({statement}\n) AS q LIMIT 0", params)
+        except psycopg.Error:
+            connection.rollback()
+            return None  # not one query (an UPDATE, a script): the portable path runs it and says so
+        columns = [(column.name, column.type_code) for column in probe.description or ()]
+        if not columns:
+            return None
+        names = [name for name, _ in columns]
+        if on_header:
+            on_header(names)
+        cursor = connection.cursor(name="etl_portal_extract")
+        cursor.execute(csv_lines_query(statement, [oid for _, oid in columns], options), params)
+        rows = write_csv_lines(lambda: cursor.fetchmany(5000), out, options, on_row_block, block_rows)
+        return names, rows
+
     def _stream_copy(self, connection, copy_sql, write, on_row_block, block_rows):
         """Pump COPY OUT data straight from libpq into `write`; return the row count.
 
@@ -208,19 +274,23 @@ class PostgresDatabase(Database):
         raise ConnectorError(self.scrub(f"PostgreSQL error: {message or 'the connection was lost'}"),
                              retryable=not message, step="query")
 
-    def can_copy_csv(self, options):
+    def can_copy_csv(self, options, params=None):
         return copy_supports(options)
 
-    def copy_csv(self, sql, out, options, on_header=None, on_row_block=None, block_rows=100_000):
+    def copy_csv(self, sql, out, options, on_header=None, on_row_block=None, block_rows=100_000, params=None):
         """Write the query's rows as CSV to binary file `out` with COPY; return (columns, rows).
 
         Values come out in the same form as the portable writer's (see runs.formats): booleans as
-        true/false, NULL as an empty field, timestamps in UTC. Returns None when the statement cannot be
-        described alone, so the caller falls back to the portable path.
+        true/false, NULL as an empty field, timestamps in UTC. COPY cannot take parameters: with `params`,
+        the server writes the same CSV lines through a cursor instead (`csv_lines_query`). Returns None when
+        the statement cannot be described alone, so the caller falls back to the portable path.
         """
         connection = self.connect()
         try:
             statement = strip_statement(sql)
+            if params:
+                return self._bound_csv_lines(connection, statement, params, out, options, on_header, on_row_block,
+                                             block_rows)
             columns = self.describe(connection, statement)
             if not columns:
                 return None

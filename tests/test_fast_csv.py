@@ -1,6 +1,7 @@
-"""The ODBC fast CSV path: PostgreSQL composes each CSV line, pyodbc fetches one value per row.
+"""CSV lines the server composes: PostgreSQL through ODBC (pyodbc fetches one value per row instead of one per
+column), and queries with bound parameters on both connectors (COPY cannot take parameters).
 
-Its bytes must be the native connector's COPY bytes for every option COPY takes, including values psqlODBC
+Their bytes must be the native connector's COPY bytes for every option COPY takes, including values psqlODBC
 converts on its own terms (infinite timestamps, BC dates, money) and intervals, arrays, long text.
 """
 import time
@@ -114,13 +115,17 @@ def test_a_character_the_encoding_lacks_is_a_clear_error(tricky, tmp_path):
     assert list((tmp_path / "out").iterdir()) == []
 
 
-def test_rows_stream_to_the_file_before_the_query_has_finished(odbc_pg_connection, tmp_path):
+@pytest.mark.parametrize("engine, where, params", [
+    ("odbc", "g < 12000", None), ("odbc", "g < ?", [12000]), ("native", "g < %s", [12000])])
+def test_rows_stream_to_the_file_before_the_query_has_finished(pg_connection, odbc_pg_connection, tmp_path, engine,
+                                                               where, params):
     # The last row takes 2 s to produce: progress reported sooner means rows came through the cursor.
-    query = "SELECT g, 'row ' || g AS label FROM generate_series(1, 12000) g WHERE g < 12000 OR pg_sleep(2) IS NOT NULL"
+    database = (odbc_pg_connection if engine == "odbc" else pg_connection).connector()
+    query = f"SELECT g, 'row ' || g AS label FROM generate_series(1, 12000) g WHERE {where} OR pg_sleep(2) IS NOT NULL"
     reports, started = [], time.monotonic()
-    extract = pipeline.extract_to_csv(odbc_pg_connection.connector(), query, tmp_path / "out.csv", CsvOptions(),
+    extract = pipeline.extract_to_csv(database, query, tmp_path / "out.csv", CsvOptions(),
                                       progress=lambda rows: reports.append((rows, time.monotonic() - started)),
-                                      every=5000)
+                                      every=5000, params=params)
     assert extract.rows == 12000
     assert [rows for rows, _ in reports] == [5000, 10000]
     assert reports[0][1] < 1.5 < time.monotonic() - started
@@ -178,3 +183,33 @@ def test_with_fast_csv_off_values_read_one_by_one_give_the_same_bytes(tricky, tm
     assert not odbc.connector().can_copy_csv(CsvOptions())
     extract, native_bytes, odbc_bytes = extract_both(tricky, tmp_path, QUERY, CsvOptions())
     assert extract.rows == len(TRICKY_ROWS) and odbc_bytes == native_bytes
+
+
+@pytest.mark.parametrize("engine, placeholder", [("native", "%s"), ("odbc", "?")])
+def test_bound_parameters_keep_the_fast_path_and_its_bytes(tricky, tmp_path, engine, placeholder):
+    native, odbc = tricky
+    database = (native if engine == "native" else odbc).connector()
+    options = CsvOptions(delimiter=";", quoting="all")
+    assert database.can_copy_csv(options, params=[7])
+    copied, bound = tmp_path / "copied.csv", tmp_path / "bound.csv"
+    pipeline.extract_to_csv(native.connector(), "SELECT * FROM tricky WHERE id < 7 AND t <> 'x' ORDER BY id",
+                            copied, options, progress=lambda rows: None)
+    extract = pipeline.extract_to_csv(
+        database, f"SELECT * FROM tricky WHERE id < {placeholder} AND t <> {placeholder} ORDER BY id", bound,
+        options, progress=lambda rows: None, params=[7, "x"])
+    assert extract.rows == 5  # ids 1, 2, 3, 4 and 6: a NULL t is not <> 'x'
+    assert b"infinity" in bound.read_bytes()
+    assert bound.read_bytes() == copied.read_bytes()
+
+
+@pytest.mark.parametrize("engine, placeholder", [("native", "%s"), ("odbc", "?")])
+def test_a_bound_statement_without_rows_still_runs_once_and_says_so(tricky, tmp_path, engine, placeholder):
+    native, odbc = tricky
+    database = (native if engine == "native" else odbc).connector()
+    with pytest.raises(pipeline.NoResultSet) as caught:
+        pipeline.extract_to_csv(database, f"UPDATE tricky SET v = 'seen' WHERE id < {placeholder}",
+                                tmp_path / "out.csv", CsvOptions(), progress=lambda rows: None, params=[3])
+    assert caught.value.rowcount == 2
+    host, port, user = pg.dsn_parts()
+    with psycopg.connect(host=host, port=port, user=user, dbname=native.database) as conn:
+        assert conn.execute("SELECT count(*) FROM tricky WHERE v = 'seen'").fetchone()[0] == 2
