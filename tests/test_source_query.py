@@ -69,14 +69,15 @@ def test_null_dates_decimals_and_binary_are_written_alike_on_every_engine(reques
 
 BEYOND_PYTHON_QUERY = ("SELECT 1 AS id, 'infinity'::timestamp AS valid_to, '-infinity'::date AS valid_from, "
                        "'0044-03-15 BC'::date AS ides, '10000-01-01'::date AS far, 12.5::money AS price, "
+                       "'1 day 2 hours'::interval AS span, "
                        "'2024-02-29'::date AS day, '2024-06-01 12:00:00+02'::timestamptz AS at")
-BEYOND_PYTHON_TEXT = ["infinity", "-infinity", "0044-03-15 BC", "10000-01-01", "$12.50"]
+BEYOND_PYTHON_TEXT = ["infinity", "-infinity", "0044-03-15 BC", "10000-01-01", "$12.50", "1 day 02:00:00"]
 
 
 @pytest.mark.parametrize("engine", ["pg_connection", "odbc_pg_connection"])
 @pytest.mark.parametrize("file_format", ["jsonl", "xlsx", "csv"])
-def test_dates_python_cannot_hold_come_as_postgresql_writes_them(request, engine, file_format, source_task,
-                                                                 run_task, dropbox):
+def test_dates_python_cannot_hold_money_and_intervals_come_as_postgresql_writes_them(request, engine, file_format,
+                                                                                     source_task, run_task, dropbox):
     # Value by value (Excel, JSON Lines, CSV with CRLF lines), as the native COPY extract writes them.
     task = source_task(source_connection=request.getfixturevalue(engine), query=BEYOND_PYTHON_QUERY,
                        file_format=file_format, file_name=f"validity.{file_format}", line_terminator="crlf",
@@ -89,11 +90,11 @@ def test_dates_python_cannot_hold_come_as_postgresql_writes_them(request, engine
         assert list(row.values()) == [1, *BEYOND_PYTHON_TEXT, "2024-02-29", "2024-06-01 10:00:00+00"]
     elif file_format == "xlsx":
         rows = list(openpyxl.load_workbook(output).active.iter_rows(values_only=True))
-        assert rows[1][:6] == (1, *BEYOND_PYTHON_TEXT)
-        assert rows[1][6].date() == datetime.date(2024, 2, 29)  # a finite date stays a date cell
+        assert rows[1][:7] == (1, *BEYOND_PYTHON_TEXT)
+        assert rows[1][7].date() == datetime.date(2024, 2, 29)  # a finite date stays a date cell
     else:
-        assert output.read_bytes().decode().split("\r\n")[1] == \
-            "1,infinity,-infinity,0044-03-15 BC,10000-01-01,$12.50,2024-02-29,2024-06-01 10:00:00+00"
+        assert output.read_bytes().decode().split("\r\n")[1] == ",".join(
+            ["1", *BEYOND_PYTHON_TEXT, "2024-02-29", "2024-06-01 10:00:00+00"])
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ import select
 import psycopg
 from psycopg import sql as pgsql
 from psycopg.types.datetime import DateLoader, TimestampLoader, TimestamptzLoader
+from psycopg.types.string import TextLoader
 
 from connections.protocols.base import ConnectorError, Database, QueryResult
 from connections.protocols.registry import register
@@ -46,6 +47,8 @@ class _TextBeyondPython:
 LOADERS = {name: type(f"Text{base.__name__}", (_TextBeyondPython, base), {})
            for name, base in (("date", DateLoader), ("timestamp", TimestampLoader),
                               ("timestamptz", TimestamptzLoader))}
+# An interval as PostgreSQL writes it ("1 day 02:00:00"), not as Python prints a timedelta ("1 day, 2:00:00").
+LOADERS["interval"] = TextLoader
 
 
 def _wait_for_data(pgconn):
