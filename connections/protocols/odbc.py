@@ -16,6 +16,7 @@ SERVER_TEXT_PARSERS), so 'infinity', BC dates and money keep their PostgreSQL fo
 import datetime
 import math
 import re
+import threading
 
 try:
     import pyodbc
@@ -111,10 +112,7 @@ class OdbcResult(QueryResult):
             raise self._connector.query_error(exc, self._dbms) from None
 
     def close(self):
-        try:
-            self._connection.close()
-        except pyodbc.Error:
-            pass
+        self._connector.release(self._connection)
 
 
 def value_query(statement, type_oids):
@@ -162,6 +160,21 @@ class OdbcDatabase(Database):
     fields = ("host", "port", "database", "username")
     secret_fields = ("password",)
     option_fields = ("driver", "dsn", "extra", "query_timeout", "fast_csv")
+
+    def __init__(self, connection):
+        super().__init__(connection)
+        # A cancel calls SQLCancel from another thread (the run's watcher); closing the connection meanwhile
+        # would free the statement the driver is cancelling (a crash later), so the two take turns.
+        self._handles = threading.Lock()
+
+    def release(self, connection):
+        """Close one of this connector's connections, once no cancel is running on it."""
+        with self._handles:
+            self._active = None
+            try:
+                connection.close()
+            except pyodbc.Error:
+                pass
 
     @property
     def query_timeout(self):
@@ -290,12 +303,12 @@ class OdbcDatabase(Database):
         except pyodbc.Error as exc:
             raise self.query_error(exc, dbms) from None
         finally:
-            self._active = None
-            connection.close()
+            self.release(connection)
 
     def cancel(self):
-        if self._active is not None:
-            self._active.cancel()  # SQLCancel: the driver asks the server to stop the statement
+        with self._handles:
+            if self._active is not None:
+                self._active.cancel()  # SQLCancel: the driver asks the server to stop the statement
 
     def execute(self, sql, params=None):
         connection, dbms = self.connect()
@@ -318,10 +331,10 @@ class OdbcDatabase(Database):
                 connection.commit()
             return OdbcResult(self, connection, cursor, dbms, fix_row, names)
         except pyodbc.Error as exc:
-            connection.close()
+            self.release(connection)
             raise self.query_error(exc, dbms) from None
         except BaseException:
-            connection.close()
+            self.release(connection)
             raise
 
     def query_error(self, exc, dbms):
