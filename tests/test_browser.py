@@ -2,6 +2,7 @@
 
 Screenshots land in test-artifacts/screenshots/ so a person can look at what the pages show.
 """
+import gc
 import os
 import sqlite3
 from pathlib import Path
@@ -29,6 +30,9 @@ def browser():
             "--disable-sync", "--no-first-run", "--disable-quic"])
         yield browser
         browser.close()
+    # Playwright's sync API lives in greenlets of this thread: collect what is left of it here and now, not
+    # in some later test's garbage collection.
+    gc.collect()
 
 
 @pytest.fixture
