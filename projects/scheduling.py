@@ -15,6 +15,7 @@
 import datetime
 import fcntl
 import logging
+import multiprocessing
 import os
 import re
 import threading
@@ -305,7 +306,9 @@ _tick_started = threading.Event()
 def start_tick(**kwargs):
     """In a django-q2 worker: run django-q2's scheduler every tick from one worker per data folder."""
     interval = tick_seconds()
-    if interval <= 0 or _tick_started.is_set():
+    # django-q2's sync mode runs a task in the calling process (the web server, a test) and sends post_spawn
+    # there too; that process is no worker and must not start ticking.
+    if interval <= 0 or _tick_started.is_set() or multiprocessing.current_process().name == "MainProcess":
         return
     _tick_started.set()
     threading.Thread(target=_tick_loop, args=(interval,), name="etl-scheduler-tick", daemon=True).start()

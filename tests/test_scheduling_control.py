@@ -155,6 +155,17 @@ def test_default_system_jobs_come_from_a_migration_with_triggers_and_inactive_on
 
 
 @pytest.mark.django_db
+def test_a_task_run_in_django_q2_sync_mode_starts_no_scheduler_tick_in_the_calling_process():
+    # Sync mode runs the task here (a web request, a test) and sends post_spawn here too; only real
+    # workers tick, or every web process would run the scheduler.
+    from django_q.tasks import async_task, result
+
+    task_id = async_task("math.floor", 2.5, sync=True)
+    assert result(task_id) == 2
+    assert "etl-scheduler-tick" not in [thread.name for thread in threading.enumerate()]
+
+
+@pytest.mark.django_db
 def test_unused_script_environments_are_removed_daily_by_default():
     # The migrations ran for the test database: the job is there, active, with its trigger and schedule.
     job = SystemJob.objects.get(name="Remove unused script environments")
