@@ -1,4 +1,8 @@
-"""PostgreSQL through psycopg 3: server-side cursors for rows, COPY for the fast CSV path."""
+"""PostgreSQL through psycopg 3: server-side cursors for rows, COPY for the fast CSV path.
+
+A query with bound parameters (COPY takes none) and PostgreSQL through ODBC get the same CSV bytes from
+lines the server composes by COPY's rules (`csv_lines_query`).
+"""
 import select
 
 import psycopg
@@ -57,7 +61,7 @@ def _wait_for_data(pgconn):
 
 
 def copy_supports(options):
-    """Whether COPY (and the ODBC fast path, which writes the same bytes) can write CSV with these options."""
+    """Whether COPY (and the server-composed lines, which write the same bytes) can write CSV with these options."""
     return (options.delimiter in COPY_DELIMITERS and options.quoting in ("minimal", "all")
             and options.line_terminator == "\n" and options.encoding in ("utf-8", "utf-8-sig", "cp1252"))
 
@@ -157,8 +161,8 @@ class PostgresDatabase(Database):
         except psycopg.OperationalError as exc:
             text = _error_text(exc)
             step = "authentication" if "authentication" in text or "password" in text else "connect"
-            raise ConnectorError(self.scrub(f"Cannot connect to PostgreSQL: {text}"), retryable=step != "authentication",
-                                 step=step) from None
+            raise ConnectorError(self.scrub(f"Cannot connect to PostgreSQL: {text}"),
+                                 retryable=step != "authentication", step=step) from None
 
     def cancel(self):
         connection = self._active
