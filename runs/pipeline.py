@@ -108,7 +108,7 @@ def extract_to_csv(database, sql, path, options, progress, every=None, file_form
 
 
 def _copy_fast_path(database, sql, out, options, progress, every, params=None):
-    if not (hasattr(database, "copy_csv") and database.can_copy_csv(options, params)):
+    if not (hasattr(database, "copy_csv") and database.can_copy_csv(options)):
         return None
 
     def write_header(columns):

@@ -257,7 +257,7 @@ class OdbcDatabase(Database):
         cursor = connection.cursor()
         try:
             # The newline ends a trailing -- comment before the closing parenthesis.
-            cursor.execute(f"SELECT * FROM ({statement}\n) AS etl_portal_q LIMIT 0", *([params] if params else []))
+            cursor.execute(f"SELECT * FROM ({statement}\n) AS etl_portal_q LIMIT 0", params or ())
             names = [column[0] for column in cursor.description or ()]
             if not names:
                 return None
@@ -266,7 +266,7 @@ class OdbcDatabase(Database):
             types = ", ".join(f"pg_typeof(q.{alias})::oid" for alias in aliases)
             row = cursor.execute(f"SELECT {types} FROM (SELECT) AS one LEFT JOIN (SELECT * FROM ({statement}\n) "
                                  f"AS s LIMIT 0) AS q({', '.join(aliases)}) ON true",
-                                 *([params] if params else [])).fetchone()
+                                 params or ()).fetchone()
             return list(zip(names, (int(oid) for oid in row)))
         except pyodbc.Error:
             return None
@@ -274,7 +274,7 @@ class OdbcDatabase(Database):
             cursor.close()
             connection.rollback()
 
-    def can_copy_csv(self, options, params=None):
+    def can_copy_csv(self, options):
         """Whether a CSV extract with these options can take the fast path (PostgreSQL through psqlODBC)."""
         return (self.connection.options.get("fast_csv", True) is not False and pyodbc is not None
                 and copy_supports(options) and driver_family(self._driver_name()) == "postgresql")
@@ -297,7 +297,7 @@ class OdbcDatabase(Database):
                 on_header(names)
             cursor = self._active = connection.cursor()
             lines_query = csv_lines_query(statement, [oid for _, oid in columns], options)
-            cursor.execute(lines_query, *([params] if params else []))
+            cursor.execute(lines_query, params or ())
             rows = write_csv_lines(lambda: cursor.fetchmany(FETCH_ROWS), out, options, on_row_block, block_rows)
             return names, rows
         except pyodbc.Error as exc:
@@ -323,10 +323,7 @@ class OdbcDatabase(Database):
                     sql = value_query(statement, oids) or sql
             cursor = self._active = connection.cursor()
             # psqlODBC appends its own words to the statement; the newline ends a trailing -- comment first.
-            if params:
-                cursor.execute(sql + "\n", params)
-            else:
-                cursor.execute(sql + "\n")
+            cursor.execute(sql + "\n", params or ())
             if cursor.description is None:
                 connection.commit()
             return OdbcResult(self, connection, cursor, dbms, fix_row, names)
@@ -338,10 +335,7 @@ class OdbcDatabase(Database):
             raise
 
     def query_error(self, exc, dbms):
-        return self.error_from(*sqlstate_and_text(exc), dbms)
-
-    def error_from(self, state, text, dbms):
-        """The ConnectorError for a database error: SQLSTATE and the driver's text."""
+        state, text = sqlstate_and_text(exc)
         message = clean_message(text)
         lowered = message.lower()
         if "due to user request" in lowered:

@@ -281,7 +281,7 @@ class PostgresDatabase(Database):
         raise ConnectorError(self.scrub(f"PostgreSQL error: {message or 'the connection was lost'}"),
                              retryable=not message, step="query")
 
-    def can_copy_csv(self, options, params=None):
+    def can_copy_csv(self, options):
         return copy_supports(options)
 
     def copy_csv(self, sql, out, options, on_header=None, on_row_block=None, block_rows=100_000, params=None):
