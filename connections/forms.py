@@ -11,7 +11,8 @@ from django import forms
 
 from connections.models import Connection
 from connections.protocols import ConnectorError, registry
-from projects.models import Organization
+from projects import access
+from projects.models import Organization, Role
 
 MODEL_FIELDS = ("host", "port", "username", "database", "path")
 FIELD_LABELS = {"host": "Host", "port": "Port", "username": "User name", "database": "Database",
@@ -133,8 +134,9 @@ class BaseConnectionForm(forms.ModelForm):
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
-        if user is not None and not user.is_staff:
-            self.fields["organization"].queryset = Organization.objects.filter(members=user)
+        if user is not None:
+            # Only an organization's admins manage its connections (projects.access).
+            self.fields["organization"].queryset = Organization.objects.where_role(user, Role.ADMIN)
         if self.is_bound:
             self._drop_fields_of_other_kinds()
         self._describe_fields_per_kind()
@@ -188,6 +190,10 @@ class BaseConnectionForm(forms.ModelForm):
         for name in MODEL_FIELDS:
             if name not in protocol.fields:
                 cleaned[name] = None if name == "port" else ""
+        organization = cleaned.get("organization")
+        if protocol.uses_server_paths and self.user is not None and organization is not None \
+                and not access.organization_rights(self.user, organization).can_write_code:
+            self.add_error("kind", access.refusal(access.CODE))
         if "port" in protocol.fields and not cleaned.get("port"):
             cleaned["port"] = default_port(protocol, self.options_for(protocol))
         self._validate_key(protocol, cleaned)

@@ -6,9 +6,16 @@ from connections.secrets import EncryptedJSONField
 
 class ConnectionQuerySet(models.QuerySet):
     def visible_to(self, user):
-        if user.is_staff:
-            return self
-        return self.filter(organization__in=user.organizations.values("pk"))
+        """Connections of the user's organizations: every member sees them and editors use them in tasks."""
+        from projects.models import Organization
+
+        return self.filter(organization__in=Organization.objects.where_role(user).values("pk"))
+
+    def manageable_by(self, user):
+        """Connections the user may create, change and delete: those of organizations they administer."""
+        from projects.models import Organization, Role
+
+        return self.filter(organization__in=Organization.objects.where_role(user, Role.ADMIN).values("pk"))
 
 
 class Connection(models.Model):

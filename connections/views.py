@@ -4,22 +4,21 @@ import binascii
 import hashlib
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import ProtectedError
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from connections.forms import SECRET_LABELS, ConnectionPageForm, field_label, option_form_field
 from connections.models import Connection
 from connections.protocols import registry
 from connections.services import test_connection
+from projects import access
+from projects.models import Organization, Role
+
 
 def visible_connections(user):
     return Connection.objects.visible_to(user).select_related("organization")
-
-
-def get_connection(request, pk):
-    """Members of the connection's organization (and staff) may see and change it; anyone else gets a 404."""
-    return get_object_or_404(visible_connections(request.user), pk=pk)
 
 
 def address(connection):
@@ -65,9 +64,10 @@ def connection_list(request):
 
 
 def connection_detail(request, pk, test_result=None):
-    connection = get_connection(request, pk)
+    connection = access.get_connection(request.user, pk)
     return render(request, "connections/connection_detail.html", {
         "connection": connection,
+        "rights": connection.rights,
         "address": address(connection),
         "settings_rows": readable_settings(connection),
         "host_key_fingerprint": host_key_fingerprint(connection.host_key) if connection.host_key else "",
@@ -77,7 +77,12 @@ def connection_detail(request, pk, test_result=None):
 
 
 def connection_form(request, pk=None):
-    connection = get_connection(request, pk) if pk else Connection()
+    if pk:
+        connection = access.get_connection(request.user, pk, access.MANAGE)
+    elif Organization.objects.where_role(request.user, Role.ADMIN).exists():
+        connection = Connection()
+    else:
+        raise PermissionDenied("Only an admin of an organization may create its connections.")
     form = ConnectionPageForm(request.POST or None, instance=connection, user=request.user)
     if request.method == "POST" and form.is_valid():
         connection = form.save()
@@ -90,8 +95,9 @@ def connection_form(request, pk=None):
 
 @require_POST
 def connection_test(request, pk):
-    """Try the connection now. A script on the page gets only the result box; without it, the whole page."""
-    connection = get_connection(request, pk)
+    """Try the connection now (editors, who use connections in tasks, may). A script on the page gets only
+    the result box; without it, the whole page."""
+    connection = access.get_connection(request.user, pk, access.EDIT)
     ok, message = test_connection(connection)
     result = {"ok": ok, "message": message}
     if request.headers.get("X-Requested-With") == "fetch":
@@ -103,14 +109,14 @@ def connection_test(request, pk):
 
 @require_POST
 def connection_forget_host_key(request, pk):
-    connection = get_connection(request, pk)
+    connection = access.get_connection(request.user, pk, access.MANAGE)
     Connection.objects.filter(pk=connection.pk).update(host_key="")
     messages.success(request, "The pinned host key is forgotten; the key offered at the next connection is pinned.")
     return redirect("connection-detail", pk=connection.pk)
 
 
 def connection_delete(request, pk):
-    connection = get_connection(request, pk)
+    connection = access.get_connection(request.user, pk, access.MANAGE)
     users = connection.users()
     if request.method == "POST" and not users.exists():
         name = connection.name

@@ -14,3 +14,6 @@ urlpatterns = [
     path("", include("runs.urls_files")),
     path("", include("runs.urls_control")),
 ]
+
+handler400 = "etl_portal.web.bad_request"
+handler403 = "etl_portal.web.forbidden"

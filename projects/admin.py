@@ -4,15 +4,32 @@ from django.utils import timezone
 
 from projects import scheduling, system_jobs
 from projects.forms import TriggerForm
-from projects.models import Organization, Parameter, Project, SystemJob, Trigger
+from projects.models import Membership, Organization, Parameter, Project, SystemJob, Trigger
 from tasks.forms import ParameterForm
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    fields = ("user", "role", "can_write_code", "created_at")
+    readonly_fields = ("created_at",)
+    autocomplete_fields = ("user",)
 
 
 @admin.register(Organization)
 class OrganizationAdmin(admin.ModelAdmin):
     list_display = ("name", "created_at")
     search_fields = ("name",)
-    filter_horizontal = ("members",)
+    inlines = [MembershipInline]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ("user", "organization", "role", "can_write_code", "created_at")
+    list_filter = ("role", "can_write_code", "organization")
+    search_fields = ("user__username", "user__email", "organization__name")
+    list_select_related = ("user", "organization")
+    autocomplete_fields = ("user", "organization")
 
 
 class TriggerInline(admin.StackedInline):

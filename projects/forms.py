@@ -3,8 +3,8 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.forms import inlineformset_factory
 
-from projects import triggers
-from projects.models import Organization, Parameter, Project, Trigger
+from projects import access, triggers
+from projects.models import Organization, Parameter, Project, Role, Trigger
 from tasks.forms import ParameterForm
 
 
@@ -17,15 +17,38 @@ class ProjectForm(forms.ModelForm):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        organizations = Organization.objects.all() if user.is_staff else Organization.objects.filter(members=user)
+        self.user = user
+        organizations = Organization.objects.where_role(user, Role.EDITOR)
         self.fields["organization"].queryset = organizations
-        if not self.instance.pk:
+        # Pickers offer only the people and groups of the organizations the user edits in.
+        self.fields["owner"].queryset = access.users_of(organizations, Role.EDITOR)
+        self.fields["owner"].help_text = "An editor or admin of the organization. Only the owner or an " \
+                                         "organization admin may hand the project to someone else."
+        self.fields["editor_groups"].queryset = access.groups_of(organizations)
+        if self.instance.pk:
+            # A project stays in its organization: its tasks use that organization's connections.
+            self.fields["organization"].disabled = True
+            self.fields["organization"].queryset = Organization.objects.filter(pk=self.instance.organization_id)
+            own = Organization.objects.filter(pk=self.instance.organization_id)
+            self.fields["owner"].queryset = access.users_of(own, Role.EDITOR)
+            self.fields["editor_groups"].queryset = access.groups_of(own)
+            rights = access.project_rights(user, self.instance)
+            if not (rights.can_manage or self.instance.owner_id == user.pk):
+                self.fields["owner"].disabled = True
+        else:
             self.initial.setdefault("owner", user.pk)
-            mine = list(Organization.objects.filter(members=user)[:2])
-            if len(mine) == 1:
-                self.initial.setdefault("organization", mine[0].pk)
+            only = list(organizations[:2])
+            if len(only) == 1:
+                self.initial.setdefault("organization", only[0].pk)
         self.helper = FormHelper()
         self.helper.form_tag = False
+
+    def clean(self):
+        cleaned = super().clean()
+        organization, owner = cleaned.get("organization"), cleaned.get("owner")
+        if organization and owner and not access.organization_rights(owner, organization).can_edit:
+            self.add_error("owner", f"{owner} is not an editor or admin of {organization}.")
+        return cleaned
 
     def clean_time_zone(self):
         import zoneinfo

@@ -5,12 +5,42 @@ from django.db.models import Q
 from connections.secrets import EncryptedTextField
 
 
+class Role(models.TextChoices):
+    """A member's role in an organization; each includes the rights of the ones before it."""
+
+    VIEWER = "viewer", "Viewer"
+    EDITOR = "editor", "Editor"
+    ADMIN = "admin", "Admin"
+
+
+# Roles from the least to the most; `at_least(role)` is every role in this list from `role` on.
+ROLE_ORDER = [Role.VIEWER, Role.EDITOR, Role.ADMIN]
+
+
+def at_least(role):
+    return ROLE_ORDER[ROLE_ORDER.index(role):]
+
+
+class OrganizationQuerySet(models.QuerySet):
+    def where_role(self, user, role=Role.VIEWER):
+        """The organizations in which `user` holds `role` or a higher one (all of them for a superuser)."""
+        if user.is_superuser:
+            return self
+        if not user.is_authenticated:
+            return self.none()
+        return self.filter(pk__in=Membership.objects.filter(user=user, role__in=at_least(role))
+                           .values("organization_id"))
+
+
 class Organization(models.Model):
-    """Everything (connections, projects) belongs to one organization; members see its work."""
+    """Everything (connections, projects) belongs to one organization; its members' roles say who may do what."""
 
     name = models.CharField(max_length=200, unique=True)
-    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="organizations")
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="organizations",
+                                     through="projects.Membership")
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = OrganizationQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -19,18 +49,45 @@ class Organization(models.Model):
         return self.name
 
 
+class Membership(models.Model):
+    """A user's role in one organization, and whether they may write code that runs on the portal's server."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER,
+                            help_text="Viewer: sees tasks, runs, logs and files. Editor: also creates, changes and "
+                                      "runs projects and tasks. Admin: also manages connections and members.")
+    can_write_code = models.BooleanField(
+        "may write code", default=False,
+        help_text="May write what runs on the portal's server: Python and processing scripts, SSH commands, "
+                  "SQLite and local-folder connections. Only with the editor or admin role.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["organization__name", "user__username"]
+        constraints = [models.UniqueConstraint(fields=["organization", "user"], name="one_membership_per_user")]
+
+    def __str__(self):
+        return f"{self.user} in {self.organization} ({self.get_role_display()})"
+
+
 class ProjectQuerySet(models.QuerySet):
-    # Membership tests are subqueries, not joins, so no row is repeated and no DISTINCT is needed.
+    # Role tests are subqueries, not joins, so no row is repeated and no DISTINCT is needed.
     def visible_to(self, user):
-        if user.is_staff:
-            return self
-        return self.filter(Q(owner=user) | Q(organization__in=user.organizations.values("pk")))
+        return self.filter(organization__in=Organization.objects.where_role(user).values("pk"))
 
     def editable_by(self, user):
-        if user.is_staff:
+        """Projects of the organizations where `user` is an editor or admin, and those whose editor groups
+        hold them while they are a member of the project's organization."""
+        if user.is_superuser:
             return self
-        return self.filter(Q(owner=user) | Q(pk__in=Project.editor_groups.through.objects.filter(
-            group__in=user.groups.values("pk")).values("project_id")))
+        if not user.is_authenticated:
+            return self.none()
+        by_role = Q(organization__in=Organization.objects.where_role(user, Role.EDITOR).values("pk"))
+        by_group = Q(organization__in=Organization.objects.where_role(user).values("pk"),
+                     pk__in=Project.editor_groups.through.objects.filter(
+                         group__in=user.groups.values("pk")).values("project_id"))
+        return self.filter(by_role | by_group)
 
 
 class Project(models.Model):

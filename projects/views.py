@@ -1,10 +1,12 @@
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 
+from projects import access
 from projects.forms import ProjectForm, ProjectParameterFormSet, TriggerFormSet
-from projects.models import Project
+from projects.models import Organization, Project, Role
 
 
 def project_list(request):
@@ -14,15 +16,15 @@ def project_list(request):
 
 
 def project_detail(request, pk):
-    project = get_object_or_404(Project.objects.visible_to(request.user).select_related("owner", "organization"),
-                                pk=pk)
+    project = access.get_project(request.user, pk)
     tasks = project.tasks.with_run_summary().order_by("run_rank", "name")
     return render(request, "projects/project_detail.html", {
         "project": project,
         "tasks": tasks,
         "triggers": project.triggers.all(),
         "parameters": project.parameters.all(),
-        "can_edit": Project.objects.editable_by(request.user).filter(pk=pk).exists(),
+        "can_edit": project.rights.can_edit,
+        "rights": project.rights,
     })
 
 
@@ -45,8 +47,10 @@ def _save_project_form(request, project=None):
 
 
 def project_new(request):
+    if not Organization.objects.where_role(request.user, Role.EDITOR).exists():
+        raise PermissionDenied("Creating a project needs the editor role in an organization.")
     return _save_project_form(request)
 
 
 def project_edit(request, pk):
-    return _save_project_form(request, get_object_or_404(Project.objects.editable_by(request.user), pk=pk))
+    return _save_project_form(request, access.get_project(request.user, pk, access.EDIT))

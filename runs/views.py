@@ -5,20 +5,22 @@ from django.shortcuts import get_object_or_404, render
 from django.utils.formats import date_format
 from django.utils.timezone import localtime
 
-from runs.models import FileDownload, Run, RunFile
+from etl_portal.web import int_param
+from projects import access
+from runs.models import FileDownload, RunFile
 from tasks.models import Task
 
 
 def run_detail(request, pk):
-    run = get_object_or_404(Run.objects.visible_to(request.user).select_related("task__project"), pk=pk)
-    return render(request, "runs/run_detail.html", {"run": run, "log_lines": run.log_lines.all(),
+    run = access.get_run(request.user, pk)
+    return render(request, "runs/run_detail.html", {"run": run, "rights": run.rights, "log_lines": run.log_lines.all(),
                                                     "files": run.files.all()})
 
 
 def run_log(request, pk):
     """New log lines after `after` (an id) and the run's status, for the live log."""
-    run = get_object_or_404(Run.objects.visible_to(request.user), pk=pk)
-    after = int(request.GET.get("after") or 0)
+    run = access.get_run(request.user, pk)
+    after = int_param(request, "after", default=0, minimum=0)
     lines = run.log_lines.filter(id__gt=after)[:1000]
     return JsonResponse({
         "status": run.status,

@@ -1,11 +1,13 @@
 """Task page actions on output files: resend a file from history, and preview a task's parameters."""
 from django.contrib import messages
 from django.http import JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.http import Http404
+from django.shortcuts import render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from connections.protocols import ConnectorError
+from etl_portal.web import safe_next
+from projects import access
 from runs import delivery, parameters
 from runs.models import RunFile
 from tasks.models import Task
@@ -16,20 +18,18 @@ def _wants_json(request):
 
 
 def _back(request, task):
-    target = request.POST.get("next") or request.GET.get("next")
-    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()},
-                                                  require_https=request.is_secure()):
-        return redirect(target)
-    return redirect("task-detail", pk=task.pk)
+    return safe_next(request, "task-detail", task.pk)
 
 
 @require_POST
 def file_resend(request, pk):
     """Deliver a stored file again to the task's current destinations; logged on the file's run."""
-    run_file = get_object_or_404(
-        RunFile.objects.select_related("run__task").filter(run__task__in=Task.objects.editable_by(request.user)),
-        pk=pk)
-    task = run_file.run.task
+    try:
+        run_file = RunFile.objects.select_related("run").get(
+            pk=pk, run__task__in=Task.objects.visible_to(request.user))
+    except RunFile.DoesNotExist:
+        raise Http404("No such file, or you may not see it.") from None
+    task = access.get_task(request.user, run_file.run.task_id, access.EDIT)
     try:
         results = delivery.resend(run_file, request.user)
     except ConnectorError as exc:
@@ -50,7 +50,7 @@ def file_resend(request, pk):
 @require_http_methods(["GET", "POST"])
 def task_preview(request, pk):
     """Every parameter resolved, the file name and the query as they would be for now or `?date=`."""
-    task = get_object_or_404(Task.objects.visible_to(request.user).select_related("project"), pk=pk)
+    task = access.get_task(request.user, pk)
     chosen = (request.POST.get("date") or request.GET.get("date") or "").strip()
     status = 200
     try:

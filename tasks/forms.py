@@ -5,7 +5,8 @@ from django import forms
 from django.forms import inlineformset_factory
 
 from connections.models import Connection
-from projects.models import Parameter, Project
+from projects import access
+from projects.models import Organization, Parameter, Project
 from tasks.models import Condition, Dependency, Destination, Notification, Task
 
 CODE = {"class": "code-editor font-monospace", "rows": 12, "spellcheck": "false"}
@@ -42,6 +43,10 @@ class TaskForm(forms.ModelForm):
         for name in ("source_connection", "text_connection", "processing_connection", "gpg_key"):
             self.fields[name].queryset = connections
         self.fields["gpg_key"].queryset = connections.filter(kind="gpg")
+        # The file hub publishes only to people and groups of the organizations the user works in.
+        organizations = Organization.objects.where_role(user)
+        self.fields["publish_to_users"].queryset = access.users_of(organizations)
+        self.fields["publish_to_groups"].queryset = access.groups_of(organizations)
         self.fields["processing_location"].choices = [("", "No processing script")] + list(
             Task.TextLocation.choices)
         self.helper = FormHelper()
@@ -129,6 +134,15 @@ class TaskForm(forms.ModelForm):
         elif cleaned.get("processing_location") == Task.TextLocation.REMOTE:
             self._require(cleaned, "processing_connection", "processing_path")
         project = cleaned.get("project")
+        if project:
+            outsiders = [user.username for user in cleaned.get("publish_to_users") or ()
+                         if not access.organization_rights(user, project.organization_id).can_view]
+            if outsiders:
+                self.add_error("publish_to_users", "Not members of the project's organization: "
+                                                   + ", ".join(outsiders))
+        if project and Task.code_of(cleaned) != Task.code_of(self.instance if self.instance.pk else {}):
+            if not access.project_rights(self.user, project).can_write_code:
+                self.add_error(None, access.refusal(access.CODE))
         if project:
             for name in ("source_connection", "text_connection", "processing_connection", "gpg_key"):
                 connection = cleaned.get(name)

@@ -4,17 +4,18 @@ from django.db.models import OuterRef, Subquery
 
 class TaskQuerySet(models.QuerySet):
     # Membership tests are subqueries, not joins, so no row is repeated and no DISTINCT is needed.
+    # Who may see or change a task is decided by its project (projects.access explains the roles).
     def visible_to(self, user):
         from projects.models import Project
 
-        if user.is_staff:
+        if user.is_superuser:
             return self
         return self.filter(project__in=Project.objects.visible_to(user).values("pk"))
 
     def editable_by(self, user):
         from projects.models import Project
 
-        if user.is_staff:
+        if user.is_superuser:
             return self
         return self.filter(project__in=Project.objects.editable_by(user).values("pk"))
 
@@ -171,6 +172,37 @@ class Task(models.Model):
 
     def __str__(self):
         return self.name
+
+    CODE_SOURCE_KINDS = ("script", "ssh")
+
+    @staticmethod
+    def code_of(values):
+        """What in these task values is code that runs on the portal's server or a shell: the script or SSH
+        command (typed in or where it is loaded from) and the processing script. Writing or changing any of
+        it needs the "may write code" permission (projects.access); an empty tuple means no code."""
+        get = values.get if isinstance(values, dict) else (lambda name: getattr(values, name, None))
+        code = ()
+        if get("source_kind") in Task.CODE_SOURCE_KINDS:
+            code += (get("source_kind"), get("text_location"), get("text_connection"), get("text_path"),
+                     get("text_entry"), get("script") if get("source_kind") == "script" else get("command"))
+            if get("source_kind") == "ssh":
+                code += (get("source_connection"),)
+        if get("processing_location"):
+            code += (get("processing_location"), get("processing_script"), get("processing_connection"),
+                     get("processing_path"), get("processing_entry"))
+        return tuple(getattr(item, "pk", item) for item in code)
+
+    def connections_outside_organization(self):
+        """Connections this task (or its destinations, conditions and emails) uses that belong to another
+        organization than its project: each would hand one organization's data or credentials to another."""
+        from connections.models import Connection
+
+        used = {self.source_connection_id, self.text_connection_id, self.processing_connection_id, self.gpg_key_id}
+        used |= set(self.destinations.values_list("connection_id", flat=True))
+        used |= set(self.conditions.values_list("connection_id", flat=True))
+        used |= set(self.notifications.values_list("smtp_connection_id", flat=True))
+        used.discard(None)
+        return Connection.objects.filter(pk__in=used).exclude(organization_id=self.project.organization_id)
 
     def get_absolute_url(self):
         from django.urls import reverse

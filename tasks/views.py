@@ -1,12 +1,15 @@
 from django.contrib import messages
+from django.core.exceptions import BadRequest, PermissionDenied
 from django.db import transaction
 from django.db.models import Q
-from django.http import Http404
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_tables2 import RequestConfig
 
+from etl_portal.web import int_param, safe_next
+from projects import access
+from projects.models import Project
 from runs.execution import enqueue_run
 from runs.orchestration import find_cycle
 from runs.models import Run, RunFile
@@ -23,15 +26,17 @@ def _filtered(request, tasks):
                              | Q(project__owner__username__icontains=query))
     if request.GET.get("owner"):
         tasks = tasks.filter(project__owner__username=request.GET["owner"])
-    if request.GET.get("project"):
-        tasks = tasks.filter(project_id=request.GET["project"])
+    project = int_param(request, "project", minimum=1)
+    if project:
+        tasks = tasks.filter(project_id=project)
     return tasks
 
 
 def _task_table_page(request, tasks, title, owner_cloud):
     table = TaskTable(_filtered(request, tasks).with_run_summary().select_related("project__owner"),
                       order_by=request.GET.get("sort") or ("project", "name"))
-    RequestConfig(request, paginate={"per_page": min(int(request.GET.get("per_page") or 50), 500)}).configure(table)
+    per_page = int_param(request, "per_page", default=50, minimum=1, maximum=500)
+    RequestConfig(request, paginate={"per_page": per_page}).configure(table)
     return render(request, "tasks/task_list.html", {
         "title": title,
         "table": table,
@@ -50,21 +55,9 @@ def my_tasks(request):
     return _task_table_page(request, Task.objects.owned_by(request.user), "My Tasks", owner_cloud=False)
 
 
-def _visible_task(request, pk):
-    return get_object_or_404(
-        Task.objects.visible_to(request.user).select_related(
-            "project__owner", "project__organization", "source_connection", "text_connection",
-            "processing_connection", "gpg_key"),
-        pk=pk,
-    )
-
-
-def _editable_task(request, pk):
-    return get_object_or_404(Task.objects.editable_by(request.user), pk=pk)
-
-
 def task_detail(request, pk):
-    task = _visible_task(request, pk)
+    task = access.get_task(request.user, pk, queryset=Task.objects.select_related(
+        "source_connection", "text_connection", "processing_connection", "gpg_key"))
     runs = list(task.runs.select_related("requested_by")[:20])
     live_run = next((run for run in runs if not run.is_finished), None)
     files = RunFile.objects.filter(run__task=task).select_related("run")[:50]
@@ -79,7 +72,8 @@ def task_detail(request, pk):
         "live_run": live_run,
         "live_lines": live_run.log_lines.all() if live_run else [],
         "files": files,
-        "can_edit": Task.objects.editable_by(request.user).filter(pk=pk).exists(),
+        "can_edit": task.rights.can_edit,
+        "rights": task.rights,
         "is_running": any(run.status == Run.Status.RUNNING for run in runs),
     })
 
@@ -105,22 +99,28 @@ def _save_task_form(request, task=None):
 
 
 def _check_dependencies(task):
-    """Refuse a save that would create a dependency cycle, naming it."""
+    """Refuse a save that would create a dependency cycle, or use another organization's connection."""
     cycle = find_cycle(task)
     if cycle:
         raise ValueError("These dependencies would make a cycle: " + " → ".join(t.name for t in cycle))
+    outside = task.connections_outside_organization()
+    if outside:
+        raise ValueError("These connections belong to another organization than the project: "
+                         + ", ".join(connection.name for connection in outside))
 
 
 def task_new(request):
+    if not Project.objects.editable_by(request.user).exists():
+        raise PermissionDenied("Creating a task needs the editor role in an organization with a project.")
     return _save_task_form(request)
 
 
 def task_edit(request, pk):
-    return _save_task_form(request, _editable_task(request, pk))
+    return _save_task_form(request, access.get_task(request.user, pk, access.EDIT))
 
 
 def task_delete(request, pk):
-    task = _editable_task(request, pk)
+    task = access.get_task(request.user, pk, access.EDIT)
     if request.method == "POST":
         name = task.name
         task.delete()
@@ -131,14 +131,14 @@ def task_delete(request, pk):
 
 @require_POST
 def task_duplicate(request, pk):
-    copy = _editable_task(request, pk).duplicate()
+    copy = access.get_task(request.user, pk, access.EDIT).duplicate()
     messages.success(request, f"Created {copy.name} (disabled). Review it, then enable it.")
     return redirect(copy)
 
 
 @require_POST
 def task_toggle(request, pk):
-    task = _editable_task(request, pk)
+    task = access.get_task(request.user, pk, access.EDIT)
     task.enabled = not task.enabled
     task.save(update_fields=["enabled", "updated_at"])
     messages.success(request, f"{task.name} is now {'enabled' if task.enabled else 'disabled'}.")
@@ -147,7 +147,7 @@ def task_toggle(request, pk):
 
 @require_POST
 def task_run(request, pk):
-    task = _editable_task(request, pk)
+    task = access.get_task(request.user, pk, access.EDIT)
     run = enqueue_run(task, Run.Trigger.MANUAL, request.user)
     messages.success(request, f"Run {run.pk} of {task.name} is queued.")
     return redirect(reverse("task-detail", args=[task.pk]) + "#live-run")
@@ -156,9 +156,14 @@ def task_run(request, pk):
 @require_POST
 def task_bulk(request):
     action = request.POST.get("action")
-    tasks = Task.objects.editable_by(request.user).filter(pk__in=request.POST.getlist("task"))
     if action not in ("enable", "disable", "run"):
-        raise Http404("Unknown bulk action")
+        raise BadRequest("Choose enable, disable or run.")
+    chosen = [int_param(request, "task", minimum=1, source={"task": value})
+              for value in request.POST.getlist("task")]
+    visible = Task.objects.visible_to(request.user).filter(pk__in=chosen)
+    tasks = visible.editable_by(request.user)
+    if len(tasks) < len(visible):
+        raise PermissionDenied("Some of the selected tasks are ones you may look at but not change.")
     count = len(tasks)
     if not count:
         messages.warning(request, "Select at least one task you may change.")
@@ -169,4 +174,4 @@ def task_bulk(request):
     else:
         Task.objects.filter(pk__in=[task.pk for task in tasks]).update(enabled=action == "enable")
         messages.success(request, f"{action.capitalize()}d {count} tasks.")
-    return redirect(request.POST.get("next") or "task-list")
+    return safe_next(request, "task-list")

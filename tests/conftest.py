@@ -41,16 +41,25 @@ def organization(db):
 
 @pytest.fixture
 def owner(organization):
+    """The project's owner: an editor of the organization who may write code."""
     user = User.objects.create_user("olivia", "olivia@example.com", PASSWORD)
-    organization.members.add(user)
+    organization.members.add(user, through_defaults={"role": "editor", "can_write_code": True})
     return user
 
 
 @pytest.fixture
 def member(organization):
-    """In the organization, not the project's owner, not in its editor groups: may look, not change."""
+    """A viewer of the organization, not in the project's editor groups: may look, not change."""
     user = User.objects.create_user("max", "max@example.com", PASSWORD)
-    organization.members.add(user)
+    organization.members.add(user, through_defaults={"role": "viewer"})
+    return user
+
+
+@pytest.fixture
+def org_admin(organization):
+    """An admin of the organization: manages its connections and members."""
+    user = User.objects.create_user("ada", "ada@example.com", PASSWORD)
+    organization.members.add(user, through_defaults={"role": "admin", "can_write_code": True})
     return user
 
 

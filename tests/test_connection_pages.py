@@ -33,8 +33,8 @@ def page_text(response):
     return " ".join(text.split())
 
 
-def test_an_sftp_connection_is_created_with_its_password_encrypted_and_never_shown(client_of, owner, organization):
-    client = client_of(owner)
+def test_an_sftp_connection_is_created_with_its_password_encrypted_and_never_shown(client_of, org_admin, organization):
+    client = client_of(org_admin)
 
     response = client.post(reverse("connection-new"), sftp_form(organization))
 
@@ -55,8 +55,8 @@ def test_an_sftp_connection_is_created_with_its_password_encrypted_and_never_sho
     assert "Password stored" in page_text(detail)
 
 
-def test_a_blank_password_keeps_the_stored_one_and_clear_removes_it(client_of, owner, organization):
-    client = client_of(owner)
+def test_a_blank_password_keeps_the_stored_one_and_clear_removes_it(client_of, org_admin, organization):
+    client = client_of(org_admin)
     client.post(reverse("connection-new"), sftp_form(organization))
     connection = Connection.objects.get(name="Vendor drop")
     edit_url = reverse("connection-edit", args=[connection.pk])
@@ -72,8 +72,8 @@ def test_a_blank_password_keeps_the_stored_one_and_clear_removes_it(client_of, o
     assert "Password (stored)" not in page_text(client.get(edit_url))
 
 
-def test_fields_of_another_kind_are_not_saved(client_of, owner, organization):
-    client = client_of(owner)
+def test_fields_of_another_kind_are_not_saved(client_of, org_admin, organization):
+    client = client_of(org_admin)
 
     client.post(reverse("connection-new"), sftp_form(organization, database="warehouse", token="tok-123456",
                                                      sslmode="require", query_timeout="30", public_key="junk"))
@@ -84,8 +84,8 @@ def test_fields_of_another_kind_are_not_saved(client_of, owner, organization):
     assert set(connection.secrets) == {"password"}
 
 
-def test_a_blank_port_gets_the_kind_default_and_a_missing_host_is_refused(client_of, owner, organization):
-    client = client_of(owner)
+def test_a_blank_port_gets_the_kind_default_and_a_missing_host_is_refused(client_of, org_admin, organization):
+    client = client_of(org_admin)
 
     client.post(reverse("connection-new"), sftp_form(organization, port=""))
     assert Connection.objects.get(name="Vendor drop").port == 22
@@ -94,8 +94,8 @@ def test_a_blank_port_gets_the_kind_default_and_a_missing_host_is_refused(client
     assert not Connection.objects.filter(name="No host").exists()
 
 
-def test_the_form_offers_every_kind_and_marks_fields_with_the_kinds_that_use_them(client_of, owner):
-    page = client_of(owner).get(reverse("connection-new")).content.decode()
+def test_the_form_offers_every_kind_and_marks_fields_with_the_kinds_that_use_them(client_of, org_admin):
+    page = client_of(org_admin).get(reverse("connection-new")).content.decode()
 
     from connections.protocols import registry
     for kind in registry.all_kinds():
@@ -105,12 +105,12 @@ def test_the_form_offers_every_kind_and_marks_fields_with_the_kinds_that_use_the
     assert "js/connection-form.js" in page
 
 
-def test_the_organization_choice_is_limited_to_the_users_organizations(client_of, owner, organization):
+def test_the_organization_choice_is_limited_to_the_users_organizations(client_of, org_admin, organization):
     other = Organization.objects.create(name="Other Corp")
-    page = client_of(owner).get(reverse("connection-new")).content.decode()
+    page = client_of(org_admin).get(reverse("connection-new")).content.decode()
     assert "Acme Analytics" in page and "Other Corp" not in page
 
-    response = client_of(owner).post(reverse("connection-new"), sftp_form(other))
+    response = client_of(org_admin).post(reverse("connection-new"), sftp_form(other))
     assert response.status_code == 200 and "Select a valid choice" in page_text(response)
 
 
@@ -120,8 +120,8 @@ def gpg_form(organization, key):
 
 @pytest.mark.parametrize("which, reason", [
     ("expired_public", "expired"), ("secret", "This is a private key"), ("", "No public key")])
-def test_an_unusable_gpg_key_is_refused_next_to_its_field(client_of, owner, organization, gpg_keys, which, reason):
-    response = client_of(owner).post(reverse("connection-new"),
+def test_an_unusable_gpg_key_is_refused_next_to_its_field(client_of, org_admin, organization, gpg_keys, which, reason):
+    response = client_of(org_admin).post(reverse("connection-new"),
                                      gpg_form(organization, getattr(gpg_keys, which) if which else ""))
 
     assert response.status_code == 200
@@ -131,16 +131,16 @@ def test_an_unusable_gpg_key_is_refused_next_to_its_field(client_of, owner, orga
     assert field and reason.lower() in field.group(1).lower()
 
 
-def test_a_usable_gpg_key_is_saved(client_of, owner, organization, gpg_keys):
-    client_of(owner).post(reverse("connection-new"), gpg_form(organization, gpg_keys.public))
+def test_a_usable_gpg_key_is_saved(client_of, org_admin, organization, gpg_keys):
+    client_of(org_admin).post(reverse("connection-new"), gpg_form(organization, gpg_keys.public))
 
     assert Connection.objects.get(name="Partner key").options == {"public_key": gpg_keys.public.strip()}
 
 
 # test_connection runs in a worker thread that pins the host key: it must see committed rows and may write.
 @pytest.mark.django_db(transaction=True)
-def test_the_test_button_reports_success_against_the_real_sshd(client_of, owner, sftp_connection):
-    client = client_of(owner)
+def test_the_test_button_reports_success_against_the_real_sshd(client_of, org_admin, sftp_connection):
+    client = client_of(org_admin)
     url = reverse("connection-test", args=[sftp_connection.pk])
 
     in_place = client.post(url, headers={"X-Requested-With": "fetch"})
@@ -156,34 +156,34 @@ def test_the_test_button_reports_success_against_the_real_sshd(client_of, owner,
     assert "Pinned host key" in page_text(detail) and "ssh-ed25519 SHA256:" in page_text(detail)
 
 
-def test_the_test_button_shows_the_failed_step_for_a_closed_port(client_of, owner, organization, closed_port):
+def test_the_test_button_shows_the_failed_step_for_a_closed_port(client_of, org_admin, organization, closed_port):
     connection = Connection.objects.create(organization=organization, name="Nobody home", kind="sftp",
                                            host="127.0.0.1", port=closed_port, username="x",
                                            secrets={"password": "x"})
 
-    response = client_of(owner).post(reverse("connection-test", args=[connection.pk]),
+    response = client_of(org_admin).post(reverse("connection-test", args=[connection.pk]),
                                      headers={"X-Requested-With": "fetch"})
 
     assert "alert-danger" in response.content.decode()
     assert f"Refused failed: Connection refused by 127.0.0.1:{closed_port}" in page_text(response)
-    listing = client_of(owner).get(reverse("connection-list"))
+    listing = client_of(org_admin).get(reverse("connection-list"))
     assert "Failed" in page_text(listing) and "Refused failed:" in page_text(listing)
 
 
-def test_forget_host_key_unpins_it(client_of, owner, sftp_connection):
+def test_forget_host_key_unpins_it(client_of, org_admin, sftp_connection):
     Connection.objects.filter(pk=sftp_connection.pk).update(host_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA==")
 
-    response = client_of(owner).post(reverse("connection-forget-host-key", args=[sftp_connection.pk]), follow=True)
+    response = client_of(org_admin).post(reverse("connection-forget-host-key", args=[sftp_connection.pk]), follow=True)
 
     sftp_connection.refresh_from_db()
     assert sftp_connection.host_key == ""
     assert "The pinned host key is forgotten" in page_text(response)
 
 
-def test_delete_is_refused_while_a_task_uses_the_connection(client_of, owner, sftp_connection, sqlite_people,
+def test_delete_is_refused_while_a_task_uses_the_connection(client_of, org_admin, sftp_connection, sqlite_people,
                                                              make_task):
     task = make_task(sqlite_people, SOURCE_QUERY, [(sftp_connection, "in")], name="Nightly people export")
-    client = client_of(owner)
+    client = client_of(org_admin)
     url = reverse("connection-delete", args=[sftp_connection.pk])
 
     confirm = client.get(url)
@@ -197,8 +197,8 @@ def test_delete_is_refused_while_a_task_uses_the_connection(client_of, owner, sf
     assert "Nightly people export" in page_text(detail)
 
 
-def test_an_unused_connection_is_deleted_after_confirmation(client_of, owner, sqlite_people):
-    client = client_of(owner)
+def test_an_unused_connection_is_deleted_after_confirmation(client_of, org_admin, sqlite_people):
+    client = client_of(org_admin)
     url = reverse("connection-delete", args=[sqlite_people.pk])
 
     assert "No task uses it" in page_text(client.get(url))
@@ -263,8 +263,8 @@ def test_the_admin_form_keeps_secrets_write_only(client_of, staff, sftp_connecti
     assert sftp_connection.username == "renamed" and sftp_connection.secret("password") == sshd.password
 
 
-def test_the_odbc_fast_csv_option_shows_its_default_and_can_be_turned_off(client_of, owner, organization):
-    client = client_of(owner)
+def test_the_odbc_fast_csv_option_shows_its_default_and_can_be_turned_off(client_of, org_admin, organization):
+    client = client_of(org_admin)
     saved_before = Connection.objects.create(organization=organization, name="Old ODBC", kind="odbc",
                                              options={"driver": "PostgreSQL Unicode"})
     assert "Fast CSV extracts yes" in page_text(client.get(reverse("connection-detail", args=[saved_before.pk])))

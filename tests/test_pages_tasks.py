@@ -124,7 +124,7 @@ def test_member_sees_details_without_controls(client, member, project, sqlite_co
     client.force_login(member)
     page = client.get(f"/tasks/{task.pk}/").content.decode()
     assert "Task 000" in page and "Run now" not in page
-    assert client.post(f"/tasks/{task.pk}/run/").status_code == 404
+    assert client.post(f"/tasks/{task.pk}/run/").status_code == 403  # visible, so forbidden rather than not found
 
 
 def test_new_task_form_saves_with_destinations_and_shows_errors_in_place(client, owner, project, sqlite_conn,

@@ -211,7 +211,7 @@ def test_task_controls_post_endpoints_and_refusals(client, owner, member, add_ta
     execution.enqueue_run(task)
     drain()
     client.force_login(member)
-    assert client.post(reverse("task-cancel-retry", args=[task.pk])).status_code == 404
+    assert client.post(reverse("task-cancel-retry", args=[task.pk])).status_code == 403  # visible, so forbidden rather than not found
     client.force_login(owner)
     running = Run.objects.create(task=task, status=Run.Status.RUNNING)
     page = client.post(reverse("task-cancel-retry", args=[task.pk]), follow=True).content.decode()

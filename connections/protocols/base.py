@@ -29,6 +29,9 @@ class Connector:
     secret_fields = ()
     option_fields = ()
     default_port = None
+    # True for kinds that open paths on the portal's own server (SQLite, local folder): creating or changing
+    # such a connection needs the "may write code" permission (projects.access).
+    uses_server_paths = False
 
     def __init__(self, connection):
         self.connection = connection

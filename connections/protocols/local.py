@@ -63,6 +63,7 @@ class LocalSession(FileSession):
 @register
 class LocalFolder(FileStore):
     kind = "local"
+    uses_server_paths = True
     label = "Local folder"
     fields = ("path",)
 

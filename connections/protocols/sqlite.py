@@ -32,6 +32,7 @@ class SqliteResult(QueryResult):
 @register
 class SqliteDatabase(Database):
     kind = "sqlite"
+    uses_server_paths = True
     label = "SQLite"
     fields = ("path",)
     option_fields = ("query_timeout",)

@@ -1,0 +1,183 @@
+"""The one permission layer: what a user may do with an organization's projects, tasks, runs and connections.
+
+Pages, admin actions, management commands and (later) the API all ask here; nothing else decides. A user's
+rights come from their role in the object's organization (`Membership`):
+
+- *viewer* sees the organization's projects, tasks, runs, logs and files;
+- *editor* also creates, changes and runs projects and tasks (a project's editor groups make a member of the
+  organization an editor of that project only);
+- *admin* also manages connections, members and roles;
+- *may write code* (granted per member by an admin, with the editor or admin role) is needed to write what
+  runs on the portal's server: scripts, SSH commands, SQLite and local-folder connections.
+
+Superusers may do everything; staff keep only Django's meaning (they may open the admin, where they see what
+their roles allow). Something the user may not see is "not found" (404), so its existence is not revealed;
+something they see but may not change is "forbidden" (403).
+"""
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+
+from connections.models import Connection
+from projects.models import Membership, Organization, Project, Role, at_least
+from runs.models import Run
+from tasks.models import Task
+
+
+@dataclass(frozen=True)
+class Rights:
+    """What one user may do with one object; views and templates read these flags, never roles."""
+
+    can_view: bool = False
+    can_edit: bool = False
+    can_manage: bool = False
+    can_write_code: bool = False
+    role: str = ""
+
+
+NO_RIGHTS = Rights()
+ALL_RIGHTS = Rights(True, True, True, True, role="superuser")
+
+VIEW, EDIT, MANAGE, CODE = "view", "edit", "manage", "code"
+_REFUSALS = {
+    EDIT: "You may look at this but not change it: that needs the editor role in its organization.",
+    MANAGE: "Only an admin of this organization may do that.",
+    CODE: "Writing code that runs on the portal's server needs the \"may write code\" permission, which an "
+          "admin of the organization grants.",
+}
+
+
+def refusal(need):
+    """The sentence a page shows when a user lacks `need`."""
+    return _REFUSALS[need]
+
+
+def users_of(organizations, role=Role.VIEWER):
+    """Members (with `role` or higher) of these organizations: what user pickers offer."""
+    return get_user_model().objects.filter(pk__in=Membership.objects.filter(
+        organization__in=organizations.values("pk"), role__in=at_least(role)).values("user_id")
+    ).order_by("username")
+
+
+def groups_of(organizations):
+    """Groups with at least one member in these organizations: what group pickers offer.
+
+    Django's groups belong to no organization; a group is offered where it has members, so a picker never
+    lists the groups of an organization the user has nothing to do with."""
+    members = Membership.objects.filter(organization__in=organizations.values("pk")).values("user_id")
+    return Group.objects.filter(user__in=members).distinct().order_by("name")
+
+
+def _memberships(user):
+    """The user's memberships by organization id, read once per user object (so once per request)."""
+    cached = getattr(user, "_etl_memberships", None)
+    if cached is None:
+        cached = {m.organization_id: m for m in Membership.objects.filter(user=user)} if user.pk else {}
+        user._etl_memberships = cached
+    return cached
+
+
+def _group_ids(user):
+    cached = getattr(user, "_etl_group_ids", None)
+    if cached is None:
+        cached = set(user.groups.values_list("pk", flat=True)) if user.pk else set()
+        user._etl_group_ids = cached
+    return cached
+
+
+def forget_cached_rights(user):
+    """After a role change in the same request (the members page), read the memberships again."""
+    for name in ("_etl_memberships", "_etl_group_ids"):
+        if hasattr(user, name):
+            delattr(user, name)
+
+
+def _rights_from(membership, elevated=False):
+    if membership is None:
+        return NO_RIGHTS
+    role = membership.role
+    if elevated and role == Role.VIEWER:
+        role = Role.EDITOR
+    can_edit = role in (Role.EDITOR, Role.ADMIN)
+    return Rights(can_view=True, can_edit=can_edit, can_manage=role == Role.ADMIN,
+                  can_write_code=can_edit and membership.can_write_code, role=role)
+
+
+def organization_rights(user, organization):
+    if user is None or not user.is_authenticated:
+        return NO_RIGHTS
+    if user.is_superuser:
+        return ALL_RIGHTS
+    organization_id = getattr(organization, "pk", organization)
+    return _rights_from(_memberships(user).get(organization_id))
+
+
+def project_rights(user, project):
+    if user is None or not user.is_authenticated:
+        return NO_RIGHTS
+    if user.is_superuser:
+        return ALL_RIGHTS
+    membership = _memberships(user).get(project.organization_id)
+    elevated = membership is not None and project.pk is not None and bool(
+        _group_ids(user) & set(project.editor_groups.values_list("pk", flat=True)))
+    return _rights_from(membership, elevated=elevated)
+
+
+def task_rights(user, task):
+    return project_rights(user, task.project)
+
+
+def require(rights, need):
+    """Raise PermissionDenied (403) unless `rights` allow `need`; Http404 if the object is not even visible."""
+    if not rights.can_view:
+        raise Http404("Not found, or you may not see it.")
+    allowed = {VIEW: True, EDIT: rights.can_edit, MANAGE: rights.can_manage,
+               CODE: rights.can_write_code}[need]
+    if not allowed:
+        raise PermissionDenied(_REFUSALS[need])
+    return rights
+
+
+def _get(queryset, pk):
+    try:
+        return queryset.get(pk=int(pk))
+    except (queryset.model.DoesNotExist, ValueError, TypeError):
+        raise Http404("Not found, or you may not see it.") from None
+
+
+def get_organization(user, pk, need=VIEW):
+    organization = _get(Organization.objects.where_role(user), pk)
+    organization.rights = require(organization_rights(user, organization), need)
+    return organization
+
+
+def get_project(user, pk, need=VIEW, queryset=None):
+    """The project with `.rights` on it: 404 if the user may not see it, 403 if they may not do `need`."""
+    project = _get((queryset if queryset is not None else Project.objects).visible_to(user)
+                   .select_related("owner", "organization"), pk)
+    project.rights = require(project_rights(user, project), need)
+    return project
+
+
+def get_task(user, pk, need=VIEW, queryset=None):
+    """The task with `.rights` on it: 404 if the user may not see it, 403 if they may not do `need`."""
+    task = _get((queryset if queryset is not None else Task.objects).visible_to(user)
+                .select_related("project__owner", "project__organization"), pk)
+    task.rights = require(task_rights(user, task), need)
+    return task
+
+
+def get_run(user, pk, need=VIEW, queryset=None):
+    run = _get((queryset if queryset is not None else Run.objects).visible_to(user)
+               .select_related("task__project__organization"), pk)
+    run.rights = require(task_rights(user, run.task), need)
+    return run
+
+
+def get_connection(user, pk, need=VIEW):
+    connection = _get(Connection.objects.visible_to(user).select_related("organization"), pk)
+    connection.rights = require(organization_rights(user, connection.organization_id), need)
+    return connection
