@@ -60,7 +60,8 @@ def connection_list(request):
     connections = list(visible_connections(request.user))
     for connection in connections:
         connection.address = address(connection)
-    return render(request, "connections/connection_list.html", {"connections": connections})
+    return render(request, "connections/connection_list.html", {
+        "connections": connections, "can_create": Organization.objects.where_role(request.user, Role.ADMIN).exists()})
 
 
 def connection_detail(request, pk, test_result=None):

@@ -9,6 +9,7 @@ urlpatterns = [
     path("tasks/", include("tasks.urls")),
     path("runs/", include("runs.urls")),
     path("projects/", include("projects.urls")),
+    path("organizations/", include("projects.urls_organizations")),
     path("files/", include("runs.urls_hub")),
     path("connections/", include("connections.urls")),
     path("", include("runs.urls_files")),

@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
@@ -47,6 +48,37 @@ class Organization(models.Model):
 
     def __str__(self):
         return self.name
+
+    def set_member(self, user, role, can_write_code=False):
+        """Add `user` or change their role; the code permission goes only with the editor or admin role.
+        Refuses to leave the organization without an admin."""
+        if role not in Role.values:
+            raise ValidationError(f"{role!r} is not a role.")
+        membership = self.memberships.filter(user=user).first() or Membership(organization=self, user=user)
+        if membership.role == Role.ADMIN and role != Role.ADMIN:
+            self._keep_an_admin(user)
+        if role == Role.VIEWER and self.projects.filter(owner=user).exists():
+            raise ValidationError(f"{user} owns projects of {self}, so stays an editor: hand them to someone "
+                                  f"else first.")
+        membership.role = role
+        membership.can_write_code = bool(can_write_code) and role != Role.VIEWER
+        membership.save()
+        return membership
+
+    def remove_member(self, user):
+        membership = self.memberships.filter(user=user).first()
+        if membership is None:
+            return False
+        if membership.role == Role.ADMIN:
+            self._keep_an_admin(user)
+        if self.projects.filter(owner=user).exists():
+            raise ValidationError(f"{user} owns projects of {self}: hand them to someone else first.")
+        membership.delete()
+        return True
+
+    def _keep_an_admin(self, leaving):
+        if not self.memberships.filter(role=Role.ADMIN).exclude(user=leaving).exists():
+            raise ValidationError(f"{leaving} is the last admin of {self}: make someone else an admin first.")
 
 
 class Membership(models.Model):

@@ -12,7 +12,8 @@ from projects.models import Organization, Project, Role
 def project_list(request):
     projects = (Project.objects.visible_to(request.user).select_related("owner", "organization")
                 .annotate(task_count=Count("tasks")).order_by("name"))
-    return render(request, "projects/project_list.html", {"projects": projects})
+    return render(request, "projects/project_list.html", {
+        "projects": projects, "can_create": Organization.objects.where_role(request.user, Role.EDITOR).exists()})
 
 
 def project_detail(request, pk):

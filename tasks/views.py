@@ -2,6 +2,7 @@ from django.contrib import messages
 from django.core.exceptions import BadRequest, PermissionDenied
 from django.db import transaction
 from django.db.models import Q
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -44,6 +45,7 @@ def _task_table_page(request, tasks, title, owner_cloud):
         if owner_cloud else None,
         "project_cloud": name_cloud(tasks, "project_id", "project__name"),
         "filters": {key: request.GET.get(key, "") for key in ("q", "owner", "project")},
+        "can_create": Project.objects.editable_by(request.user).exists(),
     })
 
 
@@ -161,6 +163,8 @@ def task_bulk(request):
     chosen = [int_param(request, "task", minimum=1, source={"task": value})
               for value in request.POST.getlist("task")]
     visible = Task.objects.visible_to(request.user).filter(pk__in=chosen)
+    if len(visible) < len(set(chosen)):
+        raise Http404("Some of the selected tasks do not exist, or you may not see them.")
     tasks = visible.editable_by(request.user)
     if len(tasks) < len(visible):
         raise PermissionDenied("Some of the selected tasks are ones you may look at but not change.")
