@@ -41,9 +41,9 @@ def file_resend(request, pk):
         return JsonResponse({"ok": all(result["ok"] for result in results), "results": results})
     for result in results:
         if result["ok"]:
-            messages.success(request, f"{run_file.name} resent to {result['destination']} ({result['message']}).")
+            messages.success(request, f"{run_file.display_name} resent to {result['destination']} ({result['message']}).")
         else:
-            messages.error(request, f"{run_file.name} was not resent to {result['destination']}: {result['message']}")
+            messages.error(request, f"{run_file.display_name} was not resent to {result['destination']}: {result['message']}")
     return _back(request, task)
 
 
