@@ -19,7 +19,7 @@ class MaskedFileFields:
 
     @admin.display(description="stored path")
     def shown_stored_path(self, run_file):
-        return run_file.run.masker(run_file.stored_path)
+        return run_file.shown_stored_path
 
     @admin.display(description="deliveries")
     def shown_deliveries(self, run_file):

@@ -101,8 +101,12 @@ def sensitive_parameter_values(task):
 
 
 def _connection_lists(task):
-    """Functions, each giving some of the connections a run of `task` may open or hand to a script."""
-    from connections.models import Connection
+    """Functions, each giving some of the connections a run of `task` may open or hand to a script.
+
+    Only fields and relations are used, no model methods, so the data migration that masks older file
+    names (runs 0005) can pass its historical models.
+    """
+    Connection = task._meta.apps.get_model("connections", "Connection")
 
     def notification_connections():
         notifications = list(task.notifications.select_related("smtp_connection"))
@@ -145,5 +149,5 @@ def secret_values(task):
     """Every secret value a run of `task` could meet: connection secrets and sensitive parameter values."""
     values = []
     for connection in task_connections(task):
-        values.extend(_gathered(connection.secret_values))
+        values.extend(_gathered(lambda: [value for value in (connection.secrets or {}).values() if value]))
     return values + _gathered(lambda: sensitive_parameter_values(task))

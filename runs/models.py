@@ -178,18 +178,25 @@ class RunFile(models.Model):
     def display_name(self):
         """The name pages, emails and downloads show, secrets masked (runs/masking.py).
 
-        Masked when the file was recorded, not at display time: a secret changed since is still hidden,
-        and a page of fifty files costs no secret look-ups. A record older than `shown_name` is masked now.
+        Masked when the file is recorded (older records by migration runs 0005), not at display time: a
+        secret changed since is still hidden, and a page of fifty files costs no secret look-ups.
         """
-        return self.shown_name or self.run.masker(self.name)
+        return self.shown_name or self.name
 
     @property
     def shown_deliveries(self):
         """The delivery records with their paths masked (as `display_name`); `deliveries` keeps the real paths
         the resend and the vendor need."""
-        return [{**record, "path": record["shown_path"] if "shown_path" in record
-                 else self.run.masker(record.get("path", ""))}
+        return [{**record, "path": record.get("shown_path", record.get("path", ""))}
                 for record in self.deliveries or []]
+
+    @property
+    def shown_stored_path(self):
+        """Where the portal keeps its copy, as pages may show it: only the file's own name can hold a secret."""
+        folder, _, name = (self.stored_path or "").rpartition("/")
+        if name == self.name:
+            return f"{folder}/{self.display_name}"
+        return self.run.masker(self.stored_path)
 
     @staticmethod
     def shown_record(record, masker):

@@ -6,6 +6,7 @@ Assertions compute a bool first (`leaked = ...; assert not leaked, place`) so a 
 secret in the test report either.
 """
 import datetime
+import importlib
 import json
 import textwrap
 
@@ -141,14 +142,22 @@ def test_a_resend_shows_the_masked_name_and_still_delivers_the_real_one(account_
     assert_absent("the task page after a resend", page)
 
 
-def test_a_file_recorded_before_shown_names_is_masked_on_display(make_task, sqlite_orders, project, client, owner):
+def test_files_recorded_before_shown_names_are_masked_by_the_migration(make_task, sqlite_orders, project, client,
+                                                                       owner):
+    from django.apps import apps
+
+    backfill = importlib.import_module("runs.migrations.0005_mask_recorded_file_names")
     Parameter.objects.create(project=project, key="account", value=MARKER, sensitive=True)
     task = make_task(sqlite_orders, "SELECT 1")
     run = Run.objects.create(task=task, status=Run.Status.SUCCEEDED)
     RunFile.objects.create(run=run, name=f"old_{MARKER}.csv", size=1, md5="0" * 32,
                            deliveries=[{"connection": "Vendor", "path": f"in/old_{MARKER}.csv"}])
-    client.force_login(owner)
 
+    backfill.mask_recorded_names(apps, None)
+
+    record = RunFile.objects.get(run=run)
+    assert record.name == f"old_{MARKER}.csv" and record.deliveries[0]["path"] == f"in/old_{MARKER}.csv"
+    client.force_login(owner)
     for url in (reverse("task-detail", args=[task.pk]), reverse("run-detail", args=[run.pk])):
         page = client.get(url).content.decode()
         assert_absent(url, page)
