@@ -19,6 +19,7 @@ import html
 import io
 import logging
 import re
+import traceback
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
@@ -57,7 +58,9 @@ def notify(run):
             except ConnectorError as exc:
                 run.log(f"The {event} email could not be sent: {_scrub(run, exc.message)}", level="warning")
             except Exception as exc:  # a bug in one notification must not stop the others, nor the worker
-                logger.exception("Notification %s of run %s failed", notification.pk, run.pk)
+                # The traceback, masked: its last line quotes the exception, which may hold a subject or secret.
+                logger.error("Notification %s of run %s failed:\n%s", notification.pk, run.pk,
+                             _scrub(run, "".join(traceback.format_exception(exc))))
                 run.log(f"The {event} email could not be sent: {type(exc).__name__}: {_scrub(run, exc)}",
                         level="warning")
         return sent
