@@ -99,8 +99,8 @@ def resend(run_file, user=None):
     run = run_file.run
     task = run.task
     if not run_file.is_available:
-        raise ConnectorError(f"{run_file.display_name} is no longer kept (its retention period passed): it cannot be resent",
-                             step="settings")
+        raise ConnectorError(f"{run_file.display_name} is no longer kept (its retention period passed): it cannot "
+                             "be resent", step="settings")
     destinations = list(task.destinations.select_related("connection"))
     if not destinations:
         raise ConnectorError(f"{task.name} has no destinations to resend {run_file.display_name} to",
@@ -127,9 +127,12 @@ def resend(run_file, user=None):
             continue
         for record in records:
             record.update(resent_by=user.username if user is not None else "",
-                          at=timezone.now().isoformat(timespec="seconds"), shown_path=scrub(record["path"], secrets))
+                          at=timezone.now().isoformat(timespec="seconds"))
+            shown = scrub(record["path"], secrets)
+            if shown != record["path"]:  # as RunFile.shown_record: only when a secret was in the path
+                record["shown_path"] = shown
         results.append({"destination": describe(destination), "ok": bool(records),
-                        "message": records[0]["shown_path"] if records else scrub("; ".join(skipped), secrets)})
+                        "message": scrub(records[0]["path"] if records else "; ".join(skipped), secrets)})
     run_file.deliveries = list(run_file.deliveries or []) + output.deliveries
     run_file.save(update_fields=["deliveries"])
     return results

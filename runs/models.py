@@ -200,8 +200,10 @@ class RunFile(models.Model):
 
     @staticmethod
     def shown_record(record, masker):
-        """A delivery record with its masked path added, as it is stored."""
-        return {**record, "shown_path": masker(record.get("path", ""))}
+        """A delivery record as it is stored: with `shown_path` when masking changed its path (only then, so a
+        record without secrets stays as it was)."""
+        shown = masker(record.get("path", ""))
+        return record if shown == record.get("path", "") else {**record, "shown_path": shown}
 
     @property
     def is_available(self):

@@ -6,6 +6,13 @@ real name, secrets and all. Masked with the secrets as they are when the migrati
 from django.db import migrations
 
 
+def shown_record(record, masker):
+    """As RunFile.shown_record: `shown_path` only where masking changes the path."""
+    if "shown_path" in record or masker(record.get("path", "")) == record.get("path", ""):
+        return record
+    return {**record, "shown_path": masker(record.get("path", ""))}
+
+
 def mask_recorded_names(apps, schema_editor):
     from runs.masking import Masker, secret_values
 
@@ -16,9 +23,7 @@ def mask_recorded_names(apps, schema_editor):
         masker = Masker(secret_values(task))
         for run_file in RunFile.objects.filter(run__task=task, shown_name="").iterator():
             run_file.shown_name = masker(run_file.name)
-            run_file.deliveries = [{**record, "shown_path": masker(record.get("path", ""))}
-                                   if "shown_path" not in record else record
-                                   for record in run_file.deliveries or []]
+            run_file.deliveries = [shown_record(record, masker) for record in run_file.deliveries or []]
             run_file.save(update_fields=["shown_name", "deliveries"])
 
 
