@@ -81,12 +81,11 @@ class EncryptedJSONField(models.TextField):
 
 
 def scrub(text, secret_values):
-    """Remove every known secret from a message before it is logged or shown."""
-    text = str(text)
-    for secret in secret_values:
-        if secret and len(str(secret)) >= 3:
-            text = text.replace(str(secret), MASK)
-    return text
+    """Remove every known secret from a message before it is logged or shown (see runs/masking.py: whole
+    values, and each line of a value that spans lines)."""
+    from runs.masking import Masker
+
+    return Masker(secret_values)(text)
 
 
 class EncryptedTextField(models.TextField):

@@ -10,11 +10,28 @@ class RunLogInline(admin.TabularInline):
     readonly_fields = ("created_at", "level", "message")
 
 
-class RunFileInline(admin.TabularInline):
+class MaskedFileFields:
+    """A file's name, stored path and delivery paths as pages show them: secrets masked (runs/masking.py)."""
+
+    @admin.display(description="name")
+    def display_name(self, run_file):
+        return run_file.display_name
+
+    @admin.display(description="stored path")
+    def shown_stored_path(self, run_file):
+        return run_file.shown_stored_path
+
+    @admin.display(description="deliveries")
+    def shown_deliveries(self, run_file):
+        return "; ".join(f"{record.get('connection')}: {record.get('path')}" for record in run_file.shown_deliveries)
+
+
+class RunFileInline(MaskedFileFields, admin.TabularInline):
     model = RunFile
     extra = 0
     can_delete = False
-    readonly_fields = ("name", "size", "md5", "stored_path", "deliveries", "created_at", "purged_at")
+    fields = readonly_fields = ("display_name", "size", "md5", "shown_stored_path", "shown_deliveries",
+                                "created_at", "purged_at")
 
 
 @admin.register(Run)
@@ -31,10 +48,12 @@ class RunAdmin(admin.ModelAdmin):
 
 
 @admin.register(RunFile)
-class RunFileAdmin(admin.ModelAdmin):
-    list_display = ("name", "run", "size", "md5", "created_at", "purged_at")
+class RunFileAdmin(MaskedFileFields, admin.ModelAdmin):
+    list_display = ("display_name", "run", "size", "md5", "created_at", "purged_at")
     search_fields = ("name", "md5")
     raw_id_fields = ("run",)
+    fields = readonly_fields = ("run", "display_name", "size", "md5", "shown_stored_path", "shown_deliveries",
+                                "created_at", "purged_at")
 
 
 @admin.register(RunLog)

@@ -99,11 +99,12 @@ def resend(run_file, user=None):
     run = run_file.run
     task = run.task
     if not run_file.is_available:
-        raise ConnectorError(f"{run_file.name} is no longer kept (its retention period passed): it cannot be resent",
-                             step="settings")
+        raise ConnectorError(f"{run_file.display_name} is no longer kept (its retention period passed): it cannot "
+                             "be resent", step="settings")
     destinations = list(task.destinations.select_related("connection"))
     if not destinations:
-        raise ConnectorError(f"{task.name} has no destinations to resend {run_file.name} to", step="settings")
+        raise ConnectorError(f"{task.name} has no destinations to resend {run_file.display_name} to",
+                             step="settings")
     secrets = secrets_of(task)
     requested = f" (requested by {user.username})" if user is not None else ""
     output = OutputFile(path=Path(run_file.stored_path), name=run_file.name, rows=0 if run_file.size == 0 else None)
@@ -120,15 +121,18 @@ def resend(run_file, user=None):
                                  lambda reason: skipped.append(reason) or log(reason, level="warning"))
         except ConnectorError as exc:
             message = scrub(exc.message, secrets)
-            run.log(f"Resend of {run_file.name} to {describe(destination)} failed{requested}: {message}",
+            run.log(f"Resend of {run_file.display_name} to {describe(destination)} failed{requested}: {message}",
                     level="error")
             results.append({"destination": describe(destination), "ok": False, "message": message})
             continue
         for record in records:
             record.update(resent_by=user.username if user is not None else "",
                           at=timezone.now().isoformat(timespec="seconds"))
+            shown = scrub(record["path"], secrets)
+            if shown != record["path"]:  # as RunFile.shown_record: only when a secret was in the path
+                record["shown_path"] = shown
         results.append({"destination": describe(destination), "ok": bool(records),
-                        "message": records[0]["path"] if records else "; ".join(skipped)})
+                        "message": scrub(records[0]["path"] if records else "; ".join(skipped), secrets)})
     run_file.deliveries = list(run_file.deliveries or []) + output.deliveries
     run_file.save(update_fields=["deliveries"])
     return results

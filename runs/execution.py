@@ -226,16 +226,10 @@ def effective_timeout(task):
 # --- executing ---------------------------------------------------------------------------------------------
 
 def secrets_of(task):
-    """Every secret value a run of `task` could meet, so messages can be scrubbed of them."""
-    from runs.parameters import sensitive_values
+    """Every secret value a run of `task` could meet, so messages can be scrubbed of them (runs/masking.py)."""
+    from runs.masking import secret_values
 
-    values = []
-    connections = [task.source_connection, task.text_connection, task.processing_connection] + [
-        destination.connection for destination in task.destinations.all()]
-    for connection in connections:
-        if connection is not None:
-            values.extend(connection.secret_values())
-    return values + sensitive_values(task)
+    return secret_values(task)
 
 
 def execute_run(run_id, worker=None):
@@ -330,8 +324,9 @@ def run_pipeline(run, secrets=()):
     check_stop(run.pk)
     outputs = delivery.deliver_all(ctx, outputs)
     RunFile.objects.bulk_create([
-        RunFile(run=run, name=output.name, size=output.size, md5=output.md5, stored_path=str(output.path),
-                deliveries=output.deliveries)
+        RunFile(run=run, name=output.name, shown_name=run.masker(output.name), size=output.size, md5=output.md5,
+                stored_path=str(output.path),
+                deliveries=[RunFile.shown_record(record, run.masker) for record in output.deliveries])
         for output in outputs
     ])
     sources.after_delivery(ctx)

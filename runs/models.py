@@ -94,11 +94,23 @@ class Run(models.Model):
             return self.finished_at - self.started_at
         return None
 
+    @property
+    def masker(self):
+        """Hides the task's secrets (runs/masking.py); worked out once per Run instance, as a run's log lines
+        all go through the one instance the worker holds."""
+        if getattr(self, "_masker", None) is None:
+            from runs.masking import Masker
+
+            self._masker = Masker.for_task(self.task)
+        return self._masker
+
     def log(self, message, level="info"):
-        return RunLog.objects.create(run=self, level=level, message=str(message))
+        # Every log line passes here, whoever writes it: the one exit where secrets are masked.
+        return RunLog.objects.create(run=self, level=level, message=self.masker(message))
 
     def _finish(self, status, error=""):
         """Record the outcome unless the run already finished (e.g. cancelled meanwhile)."""
+        error = self.masker(error) if error else error
         now = timezone.now()
         updated = Run.objects.filter(pk=self.pk).exclude(status__in=self.FINISHED).update(
             status=status, finished_at=now, error=error, lease_expires_at=None
@@ -144,7 +156,9 @@ class RunFile(models.Model):
     """One output file as it was finally delivered; the stored copy may be purged, the record stays."""
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="files")
-    name = models.CharField(max_length=255)
+    name = models.CharField(max_length=255)  # the real name, as delivered
+    shown_name = models.CharField(max_length=255, blank=True,
+                                  help_text="The name with secret values masked when the file was recorded.")
     size = models.BigIntegerField()
     md5 = models.CharField(max_length=32)
     stored_path = models.CharField(max_length=1024, blank=True)
@@ -158,7 +172,38 @@ class RunFile(models.Model):
         ordering = ["-id"]
 
     def __str__(self):
-        return self.name
+        return self.display_name
+
+    @property
+    def display_name(self):
+        """The name pages, emails and downloads show, secrets masked (runs/masking.py).
+
+        Masked when the file is recorded (older records by migration runs 0005), not at display time: a
+        secret changed since is still hidden, and a page of fifty files costs no secret look-ups.
+        """
+        return self.shown_name or self.name
+
+    @property
+    def shown_deliveries(self):
+        """The delivery records with their paths masked (as `display_name`); `deliveries` keeps the real paths
+        the resend and the vendor need."""
+        return [{**record, "path": record.get("shown_path", record.get("path", ""))}
+                for record in self.deliveries or []]
+
+    @property
+    def shown_stored_path(self):
+        """Where the portal keeps its copy, as pages may show it: only the file's own name can hold a secret."""
+        folder, _, name = (self.stored_path or "").rpartition("/")
+        if name == self.name:
+            return f"{folder}/{self.display_name}"
+        return self.run.masker(self.stored_path)
+
+    @staticmethod
+    def shown_record(record, masker):
+        """A delivery record as it is stored: with `shown_path` when masking changed its path (only then, so a
+        record without secrets stays as it was)."""
+        shown = masker(record.get("path", ""))
+        return record if shown == record.get("path", "") else {**record, "shown_path": shown}
 
     @property
     def is_available(self):

@@ -9,12 +9,17 @@ address (local part all digits, optionally with +) gets a short plain-text messa
 Test mode (the task's, or ETL_EMAIL_TEST_ADDRESS for a whole staging install) sends every email to the
 test address instead: one email per original recipient, that address in front of the subject, no CC/BCC.
 `notify` never raises: a mail problem is logged on the run and never changes its outcome.
+
+Secrets (runs/masking.py): the subject, the bodies, the SMS text and the attachments' *names* are masked
+with the run's masker, as a recipient is a person reading text, like a page; the attachments' content is
+the delivered data and goes as it is.
 """
 import csv
 import html
 import io
 import logging
 import re
+import traceback
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
@@ -53,7 +58,9 @@ def notify(run):
             except ConnectorError as exc:
                 run.log(f"The {event} email could not be sent: {_scrub(run, exc.message)}", level="warning")
             except Exception as exc:  # a bug in one notification must not stop the others, nor the worker
-                logger.exception("Notification %s of run %s failed", notification.pk, run.pk)
+                # The traceback, masked: its last line quotes the exception, which may hold a subject or secret.
+                logger.error("Notification %s of run %s failed:\n%s", notification.pk, run.pk,
+                             _scrub(run, "".join(traceback.format_exception(exc))))
                 run.log(f"The {event} email could not be sent: {type(exc).__name__}: {_scrub(run, exc)}",
                         level="warning")
         return sent
@@ -70,13 +77,7 @@ def _params(run):
 
 
 def _scrub(run, text):
-    from connections.secrets import scrub
-    from runs.execution import secrets_of
-
-    try:
-        return scrub(str(text), secrets_of(run.task))
-    except Exception:
-        return str(text)
+    return run.masker(text)
 
 
 def _render(text, params):
@@ -131,7 +132,7 @@ def send_notification(run, notification, event, params):
     task = run.task
     mailer = mailer_for(notification, task)
     to, cc, bcc = addresses(notification.recipients), addresses(notification.cc), addresses(notification.bcc)
-    subject = _render(notification.subject or DEFAULT_SUBJECT[event], params)
+    subject = _scrub(run, _render(notification.subject or DEFAULT_SUBJECT[event], params))
     test_mode, test_to = test_address(task)
     if test_mode and not test_to:
         raise ConnectorError("Test mode is on but no test address is set: nothing was sent", step="settings")
@@ -237,16 +238,16 @@ def build_email(run, notification, event, subject, params, notes):
     body = "\n\n".join(part for part in text if part)
     if notes:
         body += "\n\nNote: " + "\nNote: ".join(notes)
-    message.set_content(_scrub(run, body))
+    body = _scrub(run, body)  # before HTML escaping, which would hide a secret holding & < > or quotes
+    message.set_content(body)
     if html_tables:
         paragraphs = "".join(f"<p>{html.escape(part)}</p>".replace("\n", "<br>") for part in body.split("\n\n"))
-        message.add_alternative(f"<html><body>{_scrub(run, paragraphs)}{''.join(html_tables)}</body></html>",
-                                subtype="html")
+        message.add_alternative(f"<html><body>{paragraphs}{''.join(html_tables)}</body></html>", subtype="html")
     for run_file in attachments:
         with open(run_file.stored_path, "rb") as handle:
             data = handle.read()
         maintype, subtype = content_type(run_file.name)
-        message.add_attachment(data, maintype=maintype, subtype=subtype, filename=run_file.name)
+        message.add_attachment(data, maintype=maintype, subtype=subtype, filename=run_file.display_name)
     return message
 
 
@@ -312,7 +313,7 @@ def csv_table(task, run_file):
     delimiter = (task.csv_delimiter or ",").replace("\\t", "\t")
     rows = list(csv.reader(io.StringIO(text), delimiter=delimiter[0]))
     parts = [f'<table border="1" cellpadding="4" cellspacing="0" style="border-collapse:collapse">'
-             f"<caption>{html.escape(run_file.name)}</caption>"]
+             f"<caption>{html.escape(run_file.display_name)}</caption>"]
     for index, row in enumerate(rows):
         cell = "th" if index == 0 and task.include_headers else "td"
         parts.append("<tr>" + "".join(f"<{cell}>{html.escape(value).replace(chr(10), '<br>')}</{cell}>"

@@ -4,7 +4,7 @@ Where values go, and how:
 - names and texts (file, zip and folder names, email subjects, commands): `render` puts values in as text;
 - SQL: `bind_query` turns every placeholder into a bound query parameter, never text in the query
   (see runs/sql_parameters.py); `display_query` shows the same query with the values written in;
-- pages and logs: `mask` hides sensitive values.
+- pages and logs: `mask` hides sensitive values (runs/masking.py, the one masking mechanism).
 
 Date expressions (as in Atlas Automation Hub): any strftime code, with math after a code (`%d-1` a day
 earlier, `%m+1` a month later, `%Y-1`, `%H-2`, `%U+1` weeks...), applied to the whole group of codes around
@@ -207,11 +207,11 @@ def sensitive_values(task):
 
 
 def mask(text, task=None, values=None):
-    """`text` with every sensitive parameter value of `task` (or the given values) replaced by ********."""
-    from connections.secrets import scrub
+    """`text` with every secret of `task` (sensitive parameters, its connections' secrets) and the given
+    values replaced by ********; see runs/masking.py."""
+    from runs.masking import mask as mask_text
 
-    secrets = list(values or []) + (sensitive_values(task) if task is not None else [])
-    return scrub(text, secrets) if text else (text or "")
+    return mask_text(text, task, values) if text else (text or "")
 
 
 def value_text(value, format_spec=None):
@@ -340,7 +340,10 @@ def preview(task, when=None):
         params = resolve(task, None, moment)
     except ConnectorError as exc:
         errors.append(exc.message)
-    secrets = sensitive_values(task)
+    from runs.masking import secret_values
+
+    # The task's connection secrets too: a folder or file name may hold a password by mistake.
+    secrets = secret_values(task)
     rows = [{"key": key, "value": value_text(value), "origin": "built-in", "sensitive": False, "raw": ""}
             for key, value in named_values(task, None, moment).items()]
     for key, raw, sensitive, origin in stored_parameters(task):
@@ -368,7 +371,7 @@ def preview(task, when=None):
         "folders": [],
         "query": "",
         "query_preview": "",
-        "errors": errors,
+        "errors": errors,  # masked below: a format error quotes the value it could not format
     }
     if task.pk:
         for destination in task.destinations.select_related("connection"):
@@ -378,6 +381,7 @@ def preview(task, when=None):
         result["query"], result["query_preview"] = query_preview(task, params, secrets)
     if task.source_kind == "files" and task.file_pattern:
         result["file_pattern"] = attempt("File pattern", lambda: render(task.file_pattern, params))
+    result["errors"] = [mask(error, values=secrets) for error in errors]
     return result
 
 

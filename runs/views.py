@@ -39,7 +39,7 @@ def file_download(request, pk):
     if not run_file.is_available:
         raise Http404("This file is no longer kept (retention period passed).")
     FileDownload.objects.create(run_file=run_file, user=request.user)
-    return FileResponse(open(run_file.stored_path, "rb"), as_attachment=True, filename=run_file.name)
+    return FileResponse(open(run_file.stored_path, "rb"), as_attachment=True, filename=run_file.display_name)
 
 
 def file_hub(request):

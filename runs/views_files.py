@@ -39,11 +39,12 @@ def file_resend(request, pk):
         return _back(request, task)
     if _wants_json(request):
         return JsonResponse({"ok": all(result["ok"] for result in results), "results": results})
+    name = run_file.display_name  # secrets masked (runs/masking.py)
     for result in results:
         if result["ok"]:
-            messages.success(request, f"{run_file.name} resent to {result['destination']} ({result['message']}).")
+            messages.success(request, f"{name} resent to {result['destination']} ({result['message']}).")
         else:
-            messages.error(request, f"{run_file.name} was not resent to {result['destination']}: {result['message']}")
+            messages.error(request, f"{name} was not resent to {result['destination']}: {result['message']}")
     return _back(request, task)
 
 

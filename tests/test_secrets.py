@@ -218,3 +218,55 @@ def test_keys_rotate_without_losing_a_secret(settings, organization, project):
     settings.ETL_FERNET_KEYS = [new]
     assert Connection.objects.get(name="c").secret("password") == "Rot-8-Pw"
     assert Parameter.objects.get(key="k").value == "Rot-8-Param"
+
+
+# --- the same password as a sensitive parameter: in file names, email subjects, a multi-line key ----------
+
+KEY_PRINTER = '''\
+import os
+import sys
+for line in os.environ["ETL_PARAM_DEPLOY_KEY"].splitlines():
+    print(line)
+print(sys.argv[1:])
+'''
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_sensitive_parameter_never_leaks_into_names_subjects_or_the_log(client, owner, project, sqlite_people,
+                                                                          local_folder, smtp_connection, mailbox,
+                                                                          make_task):
+    """A user typed the password into a file name and an email; a script prints a key holding it on a line.
+
+    (The key's line is masked here as the password itself; tests/test_masking.py proves the line-by-line rule
+    alone with a key no other secret covers.)"""
+    from projects.models import Parameter
+    from tasks.models import Notification
+
+    Parameter.objects.create(project=project, key="token", value=LEAKY, sensitive=True)
+    Parameter.objects.create(project=project, key="deploy_key", value=BROKEN_KEY, sensitive=True)
+    drop, drop_folder = local_folder()
+    task = make_task(sqlite_people, SOURCE_QUERY, [(drop, "")], name="Token extract", file_name="people_{token}.csv",
+                     processing_location="inline", processing_script=KEY_PRINTER)
+    task.publish_to_users.add(owner)
+    for event, subject in (("success", "Done for {token}"), ("error", "Failed for {token}")):
+        Notification.objects.create(task=task, event=event, smtp_connection=smtp_connection,
+                                    recipients="ana@example.com", subject=subject, message="Token: {token}",
+                                    include_output="attach")
+
+    run = run_to_the_end(task, owner)
+
+    assert run.status == Run.Status.SUCCEEDED, run.error
+    assert (drop_folder / f"people_{LEAKY}.csv").is_file(), "the destination gets the real name"
+    for line in RunLog.objects.filter(run=run):
+        assert_no_leak(f"run log line {line.pk}", line.message)
+    assert_no_leak("the run's error", run.error)
+    [mail] = mailbox.received
+    assert_no_leak("the email's subject", mail.message["Subject"])
+    assert_no_leak("the email as sent", mail.message.as_string())
+    client.force_login(owner)
+    for url in (reverse("task-detail", args=[task.pk]), reverse("run-detail", args=[run.pk]),
+                reverse("run-log", args=[run.pk]), reverse("file-hub"), reverse("task-preview", args=[task.pk]),
+                reverse("task-preview", args=[task.pk]) + "?format=json"):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert_no_leak(f"the page {url}", response.content.decode())
