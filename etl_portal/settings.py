@@ -191,6 +191,9 @@ ETL_RUN_TIMEOUT = env_int("ETL_RUN_TIMEOUT", 6 * 3600)
 ETL_RUN_LEASE_SECONDS = env_int("ETL_RUN_LEASE_SECONDS", 60)
 ETL_PROGRESS_EVERY_ROWS = env_int("ETL_PROGRESS_EVERY_ROWS", 100_000)
 ETL_CONNECT_TIMEOUT = env_int("ETL_CONNECT_TIMEOUT", 15)
+# `manage.py serve`: where gunicorn listens and how many worker processes it runs.
+ETL_LISTEN = env("ETL_LISTEN", "127.0.0.1:8000")
+ETL_WEB_WORKERS = env_int("ETL_WEB_WORKERS", 2)
 # A staging install sets this: every notification email goes there instead (one per original recipient).
 ETL_EMAIL_TEST_ADDRESS = env("ETL_EMAIL_TEST_ADDRESS")
 
