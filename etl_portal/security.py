@@ -1,6 +1,21 @@
 """Login limits (django-axes hooks named in settings): who the visitor is, and the page a locked-out one sees."""
+from axes.backends import AxesStandaloneBackend
 from django.conf import settings
 from django.shortcuts import render
+
+
+class LoginLimitBackend(AxesStandaloneBackend):
+    """django-axes' check, first in AUTHENTICATION_BACKENDS, for logins that come with a request.
+
+    The limit counts per user *and address*; a call without a request (the test client's `login()`, a script)
+    has no address to count against, so it is left to the password check instead of being refused outright.
+    Every web login (the login page, the admin's) passes its request, so every one of those is counted.
+    """
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        if request is None:
+            return None
+        return super().authenticate(request, username=username, password=password, **kwargs)
 
 
 def client_ip(request):

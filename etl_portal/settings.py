@@ -156,7 +156,7 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # django-axes first: it refuses a locked-out user and address before the password is even checked.
 AUTHENTICATION_BACKENDS = [
-    "axes.backends.AxesStandaloneBackend",
+    "etl_portal.security.LoginLimitBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
