@@ -1,3 +1,4 @@
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -30,7 +31,8 @@ class Connection(models.Model):
     kind = models.CharField(max_length=20)
     description = models.TextField(blank=True)
     host = models.CharField(max_length=255, blank=True)
-    port = models.PositiveIntegerField(null=True, blank=True)
+    port = models.PositiveIntegerField(null=True, blank=True,
+                                       validators=[MinValueValidator(1), MaxValueValidator(65535)])
     username = models.CharField(max_length=255, blank=True)
     database = models.CharField(max_length=255, blank=True, help_text="Database name, share, or project.")
     path = models.CharField(max_length=1024, blank=True, help_text="Base folder, file path or URL.")

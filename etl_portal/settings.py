@@ -3,11 +3,14 @@
 Defaults give the embedded setup (SQLite, django-q2's ORM broker, files under ./data) so a fresh machine
 needs no server; DATABASE_URL and REDIS_URL switch to the production path.
 """
+import datetime
 import os
 import secrets
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -16,16 +19,33 @@ def env(name, default=""):
     return os.environ.get(name, default)
 
 
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off"}
+
+
 def env_bool(name, default=False):
+    """A yes/no variable. A value it does not know ("ture") is refused: silently reading it as "off" would
+    leave, say, ETL_HTTPS=ture serving cookies over plain HTTP without anyone noticing."""
     value = os.environ.get(name)
-    if value is None or value == "":
+    if value is None or value.strip() == "":
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    word = value.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ImproperlyConfigured(
+        f"{name}={value!r} is not a yes/no value: use one of {', '.join(sorted(TRUE_WORDS | FALSE_WORDS))}")
 
 
 def env_int(name, default):
     value = os.environ.get(name)
-    return int(value) if value not in (None, "") else default
+    if value is None or value.strip() == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a whole number") from None
 
 
 def env_list(name, default=""):
@@ -70,6 +90,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
+    "csp",
     "django_q",
     "django_tables2",
     "crispy_forms",
@@ -90,6 +112,9 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login attempt into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "etl_portal.urls"
@@ -129,6 +154,11 @@ else:
     }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# django-axes first: it refuses a locked-out user and address before the password is even checked.
+AUTHENTICATION_BACKENDS = [
+    "etl_portal.security.LoginLimitBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
@@ -143,9 +173,10 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = ETL_DATA_DIR / "static"
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise expects it even when serving from the finders
-# WhiteNoise serves static files from the app itself, so `make run` needs no separate web server.
+# WhiteNoise serves the static files straight from the code's folders (Django's finders), indexed once when a
+# worker starts (no autorefresh unless DEBUG): no collectstatic step to forget, nothing written anywhere.
+# STATIC_ROOT is only for an operator who wants `collectstatic` to copy them out for a front web server.
+STATIC_ROOT = env("ETL_STATIC_ROOT") or None
 WHITENOISE_USE_FINDERS = True
 
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
@@ -160,6 +191,9 @@ ETL_RUN_TIMEOUT = env_int("ETL_RUN_TIMEOUT", 6 * 3600)
 ETL_RUN_LEASE_SECONDS = env_int("ETL_RUN_LEASE_SECONDS", 60)
 ETL_PROGRESS_EVERY_ROWS = env_int("ETL_PROGRESS_EVERY_ROWS", 100_000)
 ETL_CONNECT_TIMEOUT = env_int("ETL_CONNECT_TIMEOUT", 15)
+# `manage.py serve`: where gunicorn listens and how many worker processes it runs.
+ETL_LISTEN = env("ETL_LISTEN", "127.0.0.1:8000")
+ETL_WEB_WORKERS = env_int("ETL_WEB_WORKERS", 2)
 # A staging install sets this: every notification email goes there instead (one per original recipient).
 ETL_EMAIL_TEST_ADDRESS = env("ETL_EMAIL_TEST_ADDRESS")
 
@@ -179,6 +213,47 @@ if env("REDIS_URL"):
     Q_CLUSTER["redis"] = env("REDIS_URL")
 else:
     Q_CLUSTER["orm"] = "default"
+
+# --- Hardening ---------------------------------------------------------------------------------------
+# Failed logins: django-axes locks out one user name *from one address* after ETL_LOGIN_ATTEMPTS failures for
+# ETL_LOGIN_COOLOFF_MINUTES (the same user elsewhere, and other users from that address, can still log in, so
+# a typo-prone colleague or a guessing stranger cannot lock everyone out). The admin login is covered too.
+AXES_FAILURE_LIMIT = env_int("ETL_LOGIN_ATTEMPTS", 5)
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=env_int("ETL_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "etl_portal.security.lockout_response"
+AXES_CLIENT_IP_CALLABLE = "etl_portal.security.client_ip"
+
+# Behind a reverse proxy (ETL_BEHIND_PROXY=1) the proxy's X-Forwarded-Proto says whether the visitor used HTTPS,
+# and the last X-Forwarded-For entry (the one the proxy appended) is the visitor's address for the login limits.
+ETL_BEHIND_PROXY = env_bool("ETL_BEHIND_PROXY", False)
+if ETL_BEHIND_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Served over HTTPS (ETL_HTTPS=1): cookies only over HTTPS, and browsers told to use nothing else for a year.
+ETL_HTTPS = env_bool("ETL_HTTPS", False)
+if ETL_HTTPS:
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("ETL_HSTS_SECONDS", 365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("ETL_HSTS_INCLUDE_SUBDOMAINS", False)
+    SECURE_SSL_REDIRECT = env_bool("ETL_SSL_REDIRECT", False)
+
+# Content-Security-Policy on every response (django-csp): scripts and styles only from the portal's own static
+# files, never inline, so an injected <script> or on...= attribute does not run.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
 
 LOGGING = {
     "version": 1,

@@ -1,9 +1,11 @@
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
 from connections.secrets import EncryptedTextField
+from projects.triggers import MAX_INTERVAL_SECONDS, MAX_JITTER_SECONDS
 
 
 class Role(models.TextChoices):
@@ -146,7 +148,8 @@ class Project(models.Model):
     missed_runs = models.CharField(max_length=10, choices=MissedRuns.choices, default=MissedRuns.RUN_ONCE,
                                    help_text="After downtime: run once now, or skip to the next time. "
                                              "Never several catch-up runs.")
-    max_parallel = models.PositiveIntegerField(default=4, help_text="Parallel mode: most tasks running at once.")
+    max_parallel = models.PositiveIntegerField(default=4, validators=[MinValueValidator(1), MaxValueValidator(100)],
+                                               help_text="Parallel mode: most tasks running at once.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -212,7 +215,9 @@ class Trigger(models.Model):
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.CRON)
     enabled = models.BooleanField(default=True)
     time_zone = models.CharField(max_length=64, blank=True, help_text="Blank: the project's time zone.")
-    jitter_seconds = models.PositiveIntegerField(default=0, help_text="Spread the start by up to this many seconds.")
+    jitter_seconds = models.PositiveIntegerField(
+        default=0, validators=[MaxValueValidator(MAX_JITTER_SECONDS)],
+        help_text="Spread the start by up to this many seconds (at most a day).")
     start_at = models.DateTimeField(null=True, blank=True)
     end_at = models.DateTimeField(null=True, blank=True)
     # Cron: each blank means "every"; values use cron syntax (lists, ranges, steps).
@@ -225,7 +230,9 @@ class Trigger(models.Model):
     minute = models.CharField(max_length=50, blank=True)
     second = models.CharField(max_length=50, blank=True)
     # Interval
-    every = models.PositiveIntegerField(null=True, blank=True)
+    # The unit-aware limit (every x unit <= 100 years) is checked by triggers.validate().
+    every = models.PositiveIntegerField(null=True, blank=True,
+                                        validators=[MinValueValidator(1), MaxValueValidator(MAX_INTERVAL_SECONDS)])
     unit = models.CharField(max_length=10, choices=Unit.choices, blank=True)
     # One-off
     run_at = models.DateTimeField(null=True, blank=True)
@@ -249,7 +256,8 @@ class SystemJob(models.Model):
     function = models.CharField(max_length=100)
     args = models.JSONField(default=list, blank=True)
     kwargs = models.JSONField(default=dict, blank=True)
-    max_instances = models.PositiveIntegerField(default=1)
+    max_instances = models.PositiveIntegerField(default=1,
+                                                validators=[MinValueValidator(1), MaxValueValidator(100)])
     active = models.BooleanField(default=False)
     time_zone = models.CharField(max_length=64, default="UTC")
     last_started_at = models.DateTimeField(null=True, blank=True)

@@ -153,7 +153,8 @@ def start(trigger, due, count, now, reserve=0):
     from runs.models import Run
 
     late = now - due
-    missed = late > misfire_grace() + datetime.timedelta(seconds=trigger.jitter_seconds)
+    missed = late > misfire_grace() + datetime.timedelta(seconds=min(trigger.jitter_seconds,
+                                                                     triggers.MAX_JITTER_SECONDS))
     notes = []
     if count > 1:
         more = "or more " if count >= 1000 else ""

@@ -19,10 +19,13 @@ import bisect
 import calendar
 import datetime as dt
 import heapq
+import logging
 import random
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.core.exceptions import ValidationError
+
+logger = logging.getLogger(__name__)
 
 UTC = dt.timezone.utc
 CRON_FIELDS = ("year", "month", "day", "week", "day_of_week", "hour", "minute", "second")
@@ -39,6 +42,9 @@ LAST_DAY = -1
 ORDERING_HORIZON = dt.timedelta(hours=3)
 INTERVAL_UNITS = {"weeks": dt.timedelta(weeks=1), "days": dt.timedelta(days=1), "hours": dt.timedelta(hours=1),
                   "minutes": dt.timedelta(minutes=1), "seconds": dt.timedelta(seconds=1)}
+# What datetime arithmetic can hold with room to spare (the models' validators use these).
+MAX_INTERVAL_SECONDS = 100 * 365 * 24 * 3600
+MAX_JITTER_SECONDS = 24 * 3600
 
 
 def time_zone(name, fallback="UTC"):
@@ -262,10 +268,16 @@ def fire_times(trigger, after):
     after = after.astimezone(UTC)
     if trigger.start_at and trigger.start_at > after:
         after = trigger.start_at.astimezone(UTC) - dt.timedelta(microseconds=1)
-    for instant in _raw_times(trigger, after):
-        if trigger.end_at and instant > trigger.end_at:
-            return
-        yield instant
+    try:
+        for instant in _raw_times(trigger, after):
+            if trigger.end_at and instant > trigger.end_at:
+                return
+            yield instant
+    except OverflowError:
+        # Past year 9999, or an interval saved before the validators (every 10**12 weeks): no time is left.
+        # One trigger's impossible number must not break the scheduler, list_schedules or the project page.
+        logger.warning("Trigger %s has no fire time that Python's dates can hold (%s); it is treated as "
+                       "having none left", trigger.pk, describe(trigger))
 
 
 def next_fire_times(trigger, after, count=10):
@@ -311,7 +323,8 @@ def jitter(trigger, instant):
     if not trigger.jitter_seconds:
         return dt.timedelta(0)
     seed = f"{trigger.pk}:{instant.isoformat()}"
-    return dt.timedelta(seconds=random.Random(seed).uniform(0, trigger.jitter_seconds))
+    # Capped: a row saved before the validators must not overflow the schedule's datetime.
+    return dt.timedelta(seconds=random.Random(seed).uniform(0, min(trigger.jitter_seconds, MAX_JITTER_SECONDS)))
 
 
 # --- validation and words ------------------------------------------------------------------------------
@@ -336,6 +349,9 @@ def validate(trigger):
             errors["every"] = "An interval trigger needs a number: every N units."
         if trigger.unit not in INTERVAL_UNITS:
             errors["unit"] = "Choose weeks, days, hours, minutes or seconds."
+        elif trigger.every and trigger.every * INTERVAL_UNITS[trigger.unit].total_seconds() > MAX_INTERVAL_SECONDS:
+            most = MAX_INTERVAL_SECONDS // int(INTERVAL_UNITS[trigger.unit].total_seconds())
+            errors["every"] = f"At most 100 years: every {most:,} {trigger.unit} or less."
     elif trigger.kind == "once" and not trigger.run_at:
         errors["run_at"] = "A one-off trigger needs a date and time."
     if errors:

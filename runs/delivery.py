@@ -152,7 +152,14 @@ def purge_expired_files(now=None):
     data_dir = Path(settings.ETL_DATA_DIR).resolve()
     purged = 0
     for task in Task.objects.filter(retention_days__gt=0).only("pk", "retention_days"):
-        cutoff = now - datetime.timedelta(days=task.retention_days)
+        try:
+            cutoff = now - datetime.timedelta(days=task.retention_days)
+        except OverflowError:
+            # A retention saved before the validators (99999999999999 days): nothing of it can be old enough.
+            # Skip that task with a line in the log, and go on purging the others.
+            logger.warning("Task %s: retention of %s days is beyond what dates can hold; its files are kept",
+                           task.pk, task.retention_days)
+            continue
         expired = RunFile.objects.filter(run__task=task, purged_at__isnull=True, created_at__lt=cutoff)
         for run_file in expired:
             _delete_stored(run_file.stored_path, data_dir)

@@ -160,12 +160,16 @@ def _claim_best(worker, now):
 
 def retry_delay(task, attempt):
     """Seconds before attempt `attempt + 1`: the task's delay, doubled per attempt with back-off, capped."""
+    from tasks.models import MAX_RETRY_DELAY_SECONDS
+
     delay = task.retry_delay_seconds
     if task.retry_backoff:
         delay = delay * (2 ** (attempt - 1))
         if task.retry_max_delay_seconds:
             delay = min(delay, task.retry_max_delay_seconds)
-    return delay
+    # Back-off without a cap doubles past what a datetime can hold after some 40 attempts: never wait longer
+    # than the longest delay a user may type.
+    return min(delay, MAX_RETRY_DELAY_SECONDS)
 
 
 def schedule_retry(run, now=None):

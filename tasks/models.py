@@ -1,5 +1,23 @@
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.db.models import OuterRef, Subquery
+
+
+def run_timeout_limit():
+    """A task may shorten the portal's run timeout, never lengthen it (django-q2 kills a run past it anyway)."""
+    return settings.ETL_RUN_TIMEOUT
+
+
+# Bounds the code using these numbers can hold: timedelta and datetime arithmetic (retention, retry delays)
+# overflow far below what the database accepts, and a typed 99999999999999 must be a form error, not a 500.
+MAX_RETENTION_DAYS = 36500  # 100 years
+MAX_RETRY_DELAY_SECONDS = 7 * 24 * 3600
+MAX_ATTACHMENT_BYTES = 100 * 1024 * 1024
+
+
+def bounded(low, high):
+    return [MinValueValidator(low), MaxValueValidator(high)]
 
 
 class TaskQuerySet(models.QuerySet):
@@ -86,7 +104,8 @@ class Task(models.Model):
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="tasks")
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
-    run_rank = models.PositiveIntegerField(default=1, help_text="Order within a series project; lower runs first.")
+    run_rank = models.PositiveIntegerField(default=1, validators=bounded(0, 1_000_000),
+                                           help_text="Order within a series project; lower runs first.")
     enabled = models.BooleanField(default=True)
 
     # --- source ---
@@ -139,23 +158,28 @@ class Task(models.Model):
     zip_output = models.BooleanField(default=False)
     zip_name = models.CharField(max_length=255, blank=True, help_text="Parameters allowed; default: <task>.zip")
     write_md5_file = models.BooleanField(default=False, help_text="Deliver a .md5 file beside each file.")
-    retention_days = models.PositiveIntegerField(default=90, help_text="Keep output files this long.")
+    retention_days = models.PositiveIntegerField(default=90, validators=bounded(0, MAX_RETENTION_DAYS),
+                                                 help_text="Keep output files this long (0: forever).")
 
     # --- notifications ---
     test_mode = models.BooleanField(default=False, help_text="Send every email to the test address instead.")
     test_email = models.EmailField(blank=True)
 
     # --- schedule-related ---
-    priority = models.PositiveSmallIntegerField(default=50, help_text="1 is highest, 100 lowest.")
-    max_instances = models.PositiveIntegerField(default=1)
-    timeout_seconds = models.PositiveIntegerField(null=True, blank=True, help_text="Blank: the portal's default.")
+    priority = models.PositiveSmallIntegerField(default=50, validators=bounded(1, 100),
+                                                help_text="1 is highest, 100 lowest.")
+    max_instances = models.PositiveIntegerField(default=1, validators=bounded(1, 100))
+    timeout_seconds = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(run_timeout_limit)],
+        help_text="Blank: the portal's default.")
     dependency_mode = models.CharField(max_length=3, choices=DependencyMode.choices, default=DependencyMode.ALL)
 
     # --- retries ---
-    retries = models.PositiveSmallIntegerField(default=0)
-    retry_delay_seconds = models.PositiveIntegerField(default=300)
+    retries = models.PositiveSmallIntegerField(default=0, validators=bounded(0, 100))
+    retry_delay_seconds = models.PositiveIntegerField(default=300, validators=bounded(0, MAX_RETRY_DELAY_SECONDS))
     retry_backoff = models.BooleanField(default=False, help_text="Double the delay after every attempt.")
-    retry_max_delay_seconds = models.PositiveIntegerField(default=3600)
+    retry_max_delay_seconds = models.PositiveIntegerField(default=3600,
+                                                          validators=bounded(0, MAX_RETRY_DELAY_SECONDS))
 
     # --- file hub ---
     publish_to_users = models.ManyToManyField("auth.User", blank=True, related_name="published_tasks")
@@ -331,7 +355,8 @@ class Notification(models.Model):
     subject = models.CharField(max_length=255, blank=True, help_text="Parameters allowed.")
     message = models.TextField(blank=True, help_text="Parameters allowed.")
     include_output = models.CharField(max_length=10, choices=Output.choices, default=Output.NONE)
-    max_attachment_bytes = models.PositiveIntegerField(default=10 * 1024 * 1024)
+    max_attachment_bytes = models.PositiveIntegerField(default=10 * 1024 * 1024,
+                                                       validators=bounded(0, MAX_ATTACHMENT_BYTES))
 
     class Meta:
         ordering = ["event", "id"]

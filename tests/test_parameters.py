@@ -256,7 +256,13 @@ def test_the_task_page_include_loads_the_preview(secret_task, rf, member):
     request.user = member
     html = render_to_string("tasks/_preview.html", {"task": secret_task}, request=request)
     assert f'action="/tasks/{secret_task.pk}/preview/"' in html and 'id="preview-date"' in html
-    assert "fetch(" in html
+    # The loader is a static script (the Content-Security-Policy forbids inline ones): the page includes it,
+    # and it fetches the preview.
+    from django.contrib.staticfiles import finders
+
+    assert '<script src="/static/js/task-preview.js"></script>' in html
+    with open(finders.find("js/task-preview.js"), encoding="utf-8") as script:
+        assert "fetch(" in script.read()
 
 
 def test_the_repeated_hour_keeps_its_own_offset_and_absurd_math_is_refused():

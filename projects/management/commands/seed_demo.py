@@ -1,3 +1,5 @@
+import secrets
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
@@ -14,11 +16,12 @@ class Command(BaseCommand):
             "and a project with tasks. Safe to run again: it updates what exists and creates what is missing.")
 
     def add_arguments(self, parser):
-        parser.add_argument("--username", default="admin")
-        parser.add_argument("--password", default="admin", help="Password set when the user is first created.")
+        parser.add_argument("--username", default="admin",
+                            help="The demo superuser. Created with a random password printed once; "
+                                 "an existing user's password is never changed.")
 
     @transaction.atomic
-    def handle(self, username, password, **options):
+    def handle(self, username, **options):
         data = settings.ETL_DATA_DIR
         database_path = data / "demo" / "shop.sqlite3"
         if not database_path.exists():
@@ -29,7 +32,10 @@ class Command(BaseCommand):
         User = get_user_model()
         user, created = User.objects.get_or_create(username=username, defaults={"is_staff": True,
                                                                                "is_superuser": True})
+        password = None
         if created:
+            # A fixed demo password would be a known login on every install that forgot to change it.
+            password = secrets.token_urlsafe(12)
             user.set_password(password)
             user.save()
         org, _ = Organization.objects.get_or_create(name="Demo Company")
@@ -51,6 +57,9 @@ class Command(BaseCommand):
                 project=project, name=name,
                 defaults={"run_rank": rank, "source_connection": shop, "query": query, "file_name": file_name})
             Destination.objects.update_or_create(task=task, connection=folder, defaults={"folder": subfolder})
-        self.stdout.write(self.style.SUCCESS(
-            f"Demo ready: log in as {username!r}" + (f" with password {password!r}" if created else "")
-            + f"; files are delivered to {outbox}"))
+        if created:
+            login = f"log in as {username!r} with password {password!r} (shown this once)"
+        else:
+            login = (f"user {username!r} already exists; its password is unchanged "
+                     f"(`manage.py changepassword {username}` sets a new one)")
+        self.stdout.write(self.style.SUCCESS(f"Demo ready: {login}; files are delivered to {outbox}"))
