@@ -160,7 +160,7 @@ INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.I)
 INLINE_HANDLER = re.compile(r"""\son[a-z]+\s*=|javascript:|\sstyle\s*=""", re.I)
 
 
-def test_every_page_sends_a_policy_without_inline_scripts_and_has_none(client, owner, staff, project, tmp_path):
+def test_every_page_sends_a_policy_without_inline_scripts_and_has_none(client, org_admin, staff, project, tmp_path):
     source = Connection.objects.create(organization=project.organization, name="Shop", kind="sqlite",
                                        path=str(tmp_path / "shop.sqlite3"))
     task = Task.objects.create(project=project, name="Orders", source_connection=source, query="SELECT 1")
@@ -171,7 +171,7 @@ def test_every_page_sends_a_policy_without_inline_scripts_and_has_none(client, o
     stored.parent.mkdir(parents=True, exist_ok=True)
     stored.write_text("id\n1\n")
     RunFile.objects.create(run=run, name="orders.csv", stored_path=str(stored), size=5)
-    client.force_login(owner)
+    client.force_login(org_admin)  # an admin sees every page, the connection form included
     urls = ["/tasks/", "/tasks/mine/", "/tasks/new/", f"/tasks/{task.pk}/", f"/tasks/{task.pk}/edit/",
             f"/runs/{run.pk}/", "/projects/", f"/projects/{project.pk}/", "/connections/", "/connections/new/",
             f"/connections/{source.pk}/", "/files/"]
@@ -243,8 +243,8 @@ def test_the_trigger_form_refuses_an_interval_over_a_hundred_years(client, owner
     assert not Project.objects.exists() and "less than or equal to 86400" in jitter.content.decode()
 
 
-def test_the_connection_form_refuses_a_port_out_of_range(client, owner, organization):
-    client.force_login(owner)
+def test_the_connection_form_refuses_a_port_out_of_range(client, org_admin, organization):
+    client.force_login(org_admin)
     data = {"organization": organization.pk, "name": "Vendor drop", "kind": "sftp", "host": "127.0.0.1",
             "port": "70000", "username": "vendor", "password": "x"}
     page = client.post("/connections/new/", data).content.decode()
