@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from simple_history.models import HistoricalRecords
 
 from connections.secrets import EncryptedTextField
 
@@ -11,6 +12,8 @@ class Organization(models.Model):
     name = models.CharField(max_length=200, unique=True)
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="organizations")
     created_at = models.DateTimeField(auto_now_add=True)
+    # Change history (who, when, what): audit/ shows it; members are recorded as a set of user ids per change.
+    history = HistoricalRecords(m2m_fields=["members"])
 
     class Meta:
         ordering = ["name"]
@@ -62,6 +65,7 @@ class Project(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = ProjectQuerySet.as_manager()
+    history = HistoricalRecords(m2m_fields=["editor_groups"])
 
     class Meta:
         ordering = ["name"]
@@ -83,6 +87,9 @@ class Parameter(models.Model):
     key = models.CharField(max_length=100)
     value = EncryptedTextField(blank=True)
     sensitive = models.BooleanField(default=False)
+    # The historical copy of `value` is the same encrypted field (ciphertext at rest); audit/changes.py shows a
+    # sensitive value only as "changed".
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["key"]
@@ -143,6 +150,7 @@ class Trigger(models.Model):
     next_run_at = models.DateTimeField(null=True, blank=True, help_text="Computed: the next time it fires.")
     last_fired_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["id"]
