@@ -42,7 +42,7 @@ class Connection(models.Model):
     objects = ConnectionQuerySet.as_manager()
     # The historical copy of `secrets` is the same encrypted field (ciphertext at rest); audit/changes.py shows
     # only which secret names changed, never a value.
-    history = HistoricalRecords()
+    history = HistoricalRecords(app="audit")
 
     class Meta:
         ordering = ["organization__name", "name"]

@@ -13,7 +13,7 @@ class Organization(models.Model):
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="organizations")
     created_at = models.DateTimeField(auto_now_add=True)
     # Change history (who, when, what): audit/ shows it; members are recorded as a set of user ids per change.
-    history = HistoricalRecords(m2m_fields=["members"])
+    history = HistoricalRecords(app="audit", m2m_fields=["members"])
 
     class Meta:
         ordering = ["name"]
@@ -65,7 +65,7 @@ class Project(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = ProjectQuerySet.as_manager()
-    history = HistoricalRecords(m2m_fields=["editor_groups"])
+    history = HistoricalRecords(app="audit", m2m_fields=["editor_groups"])
 
     class Meta:
         ordering = ["name"]
@@ -89,7 +89,7 @@ class Parameter(models.Model):
     sensitive = models.BooleanField(default=False)
     # The historical copy of `value` is the same encrypted field (ciphertext at rest); audit/changes.py shows a
     # sensitive value only as "changed".
-    history = HistoricalRecords()
+    history = HistoricalRecords(app="audit")
 
     class Meta:
         ordering = ["key"]
@@ -150,7 +150,7 @@ class Trigger(models.Model):
     next_run_at = models.DateTimeField(null=True, blank=True, help_text="Computed: the next time it fires.")
     last_fired_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    history = HistoricalRecords()
+    history = HistoricalRecords(app="audit")
 
     class Meta:
         ordering = ["id"]
