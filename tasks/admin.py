@@ -70,11 +70,20 @@ class TaskAdmin(SafeHistoryAdmin):
 
     @admin.action(description="Enable the selected tasks")
     def enable(self, request, queryset):
-        self.message_user(request, f"{queryset.update(enabled=True)} tasks enabled")
+        self.message_user(request, f"{self._set_enabled(queryset, True)} tasks enabled")
 
     @admin.action(description="Disable the selected tasks")
     def disable(self, request, queryset):
-        self.message_user(request, f"{queryset.update(enabled=False)} tasks disabled")
+        self.message_user(request, f"{self._set_enabled(queryset, False)} tasks disabled")
+
+    @staticmethod
+    def _set_enabled(queryset, enabled):
+        # One save per task, not queryset.update(), so each change enters the task's history with its author.
+        tasks = list(queryset.exclude(enabled=enabled))
+        for task in tasks:
+            task.enabled = enabled
+            task.save(update_fields=["enabled", "updated_at"])
+        return len(tasks)
 
     @admin.action(description="Reschedule: remove and recreate the schedules of the selected tasks")
     def reschedule(self, request, queryset):

@@ -277,3 +277,12 @@ def test_the_task_page_stays_fast_with_a_long_history(client, owner, project, so
     assert 'id="older-changes"' in history.content.decode()  # 91 changes: the latest 50, then a link
     assert text(history).count("Orders") >= 30
     assert 'id="older-changes"' not in client.get(f"/tasks/{task.pk}/history/?page=2").content.decode()
+
+
+def test_the_admin_enable_and_disable_actions_are_recorded(client, staff, project, source):
+    task = Task.objects.create(project=project, name="Feed", source_connection=source, query="SELECT 1")
+    client.force_login(staff)
+    client.post("/admin/tasks/task/", {"action": "disable", "_selected_action": [task.pk]})
+    assert not Task.objects.get(pk=task.pk).enabled
+    page = text(client.get(f"/admin/tasks/task/{task.pk}/history/"))
+    assert f"{staff.username} Changed task Feed enabled: yes → no" in page
