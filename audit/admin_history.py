@@ -9,7 +9,7 @@ from django.shortcuts import redirect
 from django.urls import reverse
 from simple_history.admin import SimpleHistoryAdmin
 
-from audit.changes import _prepared, describe
+from audit.changes import describe, with_labels
 
 
 class SafeHistoryAdmin(SimpleHistoryAdmin):
@@ -18,7 +18,7 @@ class SafeHistoryAdmin(SimpleHistoryAdmin):
 
     def get_history_queryset(self, request, history_manager, pk_name, object_id):
         queryset = history_manager.filter(**{pk_name: object_id}).order_by("-history_date", "-history_id")
-        return _prepared(queryset)
+        return with_labels(queryset)
 
     def set_history_delta_changes(self, request, historical_records, foreign_keys_are_objs=True):
         records = list(historical_records)
@@ -27,7 +27,7 @@ class SafeHistoryAdmin(SimpleHistoryAdmin):
         # The list is newest first, so each record's previous version is the next one; only the last
         # on the page needs a query for its own.
         oldest = records[-1]
-        before = _prepared(type(oldest).objects.filter(id=oldest.id, history_id__lt=oldest.history_id))
+        before = with_labels(type(oldest).objects.filter(id=oldest.id, history_id__lt=oldest.history_id))
         before = before.order_by("-history_id").first()
         pairs = list(zip(records, records[1:] + [before]))
         for record, entry in zip(records, describe(pairs)):

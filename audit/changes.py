@@ -83,7 +83,7 @@ def kind_name(model):
     return KIND_NAMES.get(model._meta.label_lower, str(model._meta.verbose_name))
 
 
-def _prepared(queryset):
+def with_labels(queryset):
     model = queryset.model.instance_type
     return queryset.select_related("history_user").annotate(audit_label=_object_label(model))
 
@@ -260,7 +260,7 @@ def history_entries(sources, offset=0, limit=50):
         model = queryset.model
         previous = model.objects.filter(id=OuterRef("id"), history_id__lt=OuterRef("history_id"))
         previous = previous.order_by("-history_id").values("history_id")[:1]
-        page = _prepared(queryset).annotate(audit_prev_id=Subquery(previous))
+        page = with_labels(queryset).annotate(audit_prev_id=Subquery(previous))
         for record in page.order_by("-history_date", "-history_id")[:want]:
             record.audit_details = details
             rows.append(record)
@@ -273,7 +273,7 @@ def history_entries(sources, offset=0, limit=50):
             wanted[type(record)].append(record.audit_prev_id)
     previous = {}
     for model, ids in wanted.items():
-        for record in _prepared(model.objects.filter(history_id__in=ids)):
+        for record in with_labels(model.objects.filter(history_id__in=ids)):
             previous[model, record.history_id] = record
     pairs = [(r, previous.get((type(r), r.audit_prev_id))) for r in rows]
     return describe(pairs), has_more

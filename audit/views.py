@@ -1,5 +1,6 @@
 """History pages of a task and of a project: the same visibility checks as their detail pages."""
 from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 
 from audit.changes import history_entries, project_sources, task_sources
 from projects.models import Project
@@ -34,7 +35,5 @@ def task_history(request, pk):
 
 def project_history(request, pk):
     project = get_object_or_404(Project.objects.visible_to(request.user), pk=pk)
-    from django.urls import reverse
-
     return _render(request, project, project_sources(project.pk), "project",
                    reverse("project-detail", args=[project.pk]))

@@ -286,3 +286,28 @@ def test_the_admin_enable_and_disable_actions_are_recorded(client, staff, projec
     assert not Task.objects.get(pk=task.pk).enabled
     page = text(client.get(f"/admin/tasks/task/{task.pk}/history/"))
     assert f"{staff.username} Changed task Feed enabled: yes → no" in page
+
+
+def test_key_rotation_re_encrypts_the_history_too(settings, client, owner, organization, project):
+    from cryptography.fernet import Fernet
+    from django.core.management import call_command
+
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    settings.ETL_FERNET_KEYS = [old]
+    client.force_login(owner)
+    form = {"organization": organization.pk, "name": "Vendor drop", "kind": "sftp", "host": "127.0.0.1",
+            "port": "2222", "username": "vendor", "password": PASSWORD}
+    client.post(reverse("connection-new"), form)
+    connection = Connection.objects.get(name="Vendor drop")
+    client.post(reverse("connection-edit", args=[connection.pk]), {**form, "password": NEW_PASSWORD})
+    parameter = Parameter.objects.create(project=project, key="region", value="region-eu-1")
+    parameter.value = "region-us-2"
+    parameter.save()
+    records = Connection.history.count() + Parameter.history.count()
+    settings.ETL_FERNET_KEYS = [new, old]
+    call_command("rotate_secrets")
+    settings.ETL_FERNET_KEYS = [new]  # the old key is gone: every history copy must still decrypt
+    assert Connection.history.count() + Parameter.history.count() == records  # re-encrypting is no change
+    assert [r.secrets.get("password") for r in Connection.history.order_by("history_id")] == [PASSWORD,
+                                                                                              NEW_PASSWORD]
+    assert "value: region-eu-1 → region-us-2" in text(client.get(f"/projects/{project.pk}/history/"))
