@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 
+from audit.admin_history import SafeHistoryAdmin
 from connections.forms import MODEL_FIELDS, ConnectionForm, kinds_using, option_keys, secret_names
 from connections.models import Connection
 
@@ -24,7 +25,7 @@ class ConnectionAdminForm(ConnectionForm):
 
 
 @admin.register(Connection)
-class ConnectionAdmin(admin.ModelAdmin):
+class ConnectionAdmin(SafeHistoryAdmin):
     form = ConnectionAdminForm
     list_display = ("name", "kind", "organization", "host", "port", "username", "last_test_ok", "last_tested_at")
     list_filter = ("kind", "organization", "last_test_ok")

@@ -1,6 +1,7 @@
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from simple_history.models import HistoricalRecords
 
 from connections.secrets import EncryptedJSONField
 
@@ -48,6 +49,9 @@ class Connection(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = ConnectionQuerySet.as_manager()
+    # The historical copy of `secrets` is the same encrypted field (ciphertext at rest); audit/changes.py shows
+    # only which secret names changed, never a value.
+    history = HistoricalRecords(app="audit")
 
     class Meta:
         ordering = ["organization__name", "name"]

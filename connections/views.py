@@ -111,7 +111,8 @@ def connection_test(request, pk):
 @require_POST
 def connection_forget_host_key(request, pk):
     connection = access.get_connection(request.user, pk, access.MANAGE)
-    Connection.objects.filter(pk=connection.pk).update(host_key="")
+    connection.host_key = ""
+    connection.save(update_fields=["host_key", "updated_at"])  # saved, so the change enters its history
     messages.success(request, "The pinned host key is forgotten; the key offered at the next connection is pinned.")
     return redirect("connection-detail", pk=connection.pk)
 

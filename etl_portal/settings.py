@@ -96,10 +96,12 @@ INSTALLED_APPS = [
     "django_tables2",
     "crispy_forms",
     "crispy_bootstrap5",
+    "simple_history",
     "projects",
     "connections",
     "tasks",
     "runs",
+    "audit",
 ]
 
 MIDDLEWARE = [
@@ -110,6 +112,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # Change history: records the logged-in user as the author of every change made during a request.
+    "simple_history.middleware.HistoryRequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -182,6 +186,8 @@ WHITENOISE_USE_FINDERS = True
 CRISPY_ALLOWED_TEMPLATE_PACKS = "bootstrap5"
 CRISPY_TEMPLATE_PACK = "bootstrap5"
 DJANGO_TABLES2_TEMPLATE = "django_tables2/bootstrap5.html"
+# History is read-only: reverting an old version from the admin would bypass the portal's forms and checks.
+SIMPLE_HISTORY_REVERT_DISABLED = True
 
 # --- Running tasks -------------------------------------------------------------------------------
 # The longest a single run may take. django-q2 re-delivers a task not acknowledged after `retry`

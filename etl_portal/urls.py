@@ -6,6 +6,7 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="task-list", permanent=False)),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("", include("audit.urls")),  # /tasks/<pk>/history/ and /projects/<pk>/history/
     path("tasks/", include("tasks.urls")),
     path("runs/", include("runs.urls")),
     path("projects/", include("projects.urls")),

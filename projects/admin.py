@@ -2,6 +2,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 
+from audit.admin_history import SafeHistoryAdmin
 from projects import scheduling, system_jobs
 from projects.forms import TriggerForm
 from projects.models import Membership, Organization, Parameter, Project, SystemJob, Trigger
@@ -17,7 +18,7 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Organization)
-class OrganizationAdmin(admin.ModelAdmin):
+class OrganizationAdmin(SafeHistoryAdmin):
     list_display = ("name", "created_at")
     search_fields = ("name",)
     inlines = [MembershipInline]
@@ -65,7 +66,7 @@ class RescheduleMixin:
 
 
 @admin.register(Project)
-class ProjectAdmin(RescheduleMixin, admin.ModelAdmin):
+class ProjectAdmin(RescheduleMixin, SafeHistoryAdmin):
     list_display = ("name", "organization", "owner", "mode", "enabled", "time_zone", "next_run")
     list_filter = ("enabled", "mode", "organization")
     search_fields = ("name", "owner__username")
@@ -129,7 +130,7 @@ class SystemJobAdmin(RescheduleMixin, admin.ModelAdmin):
 
 
 @admin.register(Parameter)
-class ParameterAdmin(admin.ModelAdmin):
+class ParameterAdmin(SafeHistoryAdmin):
     form = ParameterForm
     list_display = ("key", "shown_value", "sensitive", "project", "task")
     list_filter = ("sensitive",)
@@ -142,7 +143,7 @@ class ParameterAdmin(admin.ModelAdmin):
 
 
 @admin.register(Trigger)
-class TriggerAdmin(admin.ModelAdmin):
+class TriggerAdmin(SafeHistoryAdmin):
     form = TriggerForm
     list_display = ("__str__", "kind", "project", "system_job", "enabled", "time_zone", "next_run_at",
                     "last_fired_at")

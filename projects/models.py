@@ -3,6 +3,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from simple_history.models import HistoricalRecords
 
 from connections.secrets import EncryptedTextField
 from projects.triggers import MAX_INTERVAL_SECONDS, MAX_JITTER_SECONDS
@@ -42,6 +43,8 @@ class Organization(models.Model):
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="organizations",
                                      through="projects.Membership")
     created_at = models.DateTimeField(auto_now_add=True)
+    # Change history (who, when, what): audit/ shows it; members are recorded as a set of user ids per change.
+    history = HistoricalRecords(app="audit")  # members and roles: Membership's own history
 
     objects = OrganizationQuerySet.as_manager()
 
@@ -96,6 +99,8 @@ class Membership(models.Model):
         help_text="May write what runs on the portal's server: Python and processing scripts, SSH commands, "
                   "SQLite and local-folder connections. Only with the editor or admin role.")
     created_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords(app="audit")
 
     class Meta:
         ordering = ["organization__name", "user__username"]
@@ -154,6 +159,7 @@ class Project(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = ProjectQuerySet.as_manager()
+    history = HistoricalRecords(app="audit", m2m_fields=["editor_groups"])
 
     class Meta:
         ordering = ["name"]
@@ -175,6 +181,9 @@ class Parameter(models.Model):
     key = models.CharField(max_length=100)
     value = EncryptedTextField(blank=True)
     sensitive = models.BooleanField(default=False)
+    # The historical copy of `value` is the same encrypted field (ciphertext at rest); audit/changes.py shows a
+    # sensitive value only as "changed".
+    history = HistoricalRecords(app="audit")
 
     class Meta:
         ordering = ["key"]
@@ -239,6 +248,7 @@ class Trigger(models.Model):
     next_run_at = models.DateTimeField(null=True, blank=True, help_text="Computed: the next time it fires.")
     last_fired_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords(app="audit")
 
     class Meta:
         ordering = ["id"]

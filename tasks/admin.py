@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 
+from audit.admin_history import SafeHistoryAdmin
 from projects.models import Parameter
 from runs.forms_control import DependencyForm
 from runs.models import Run
@@ -42,7 +43,7 @@ class UpstreamInline(admin.TabularInline):
 
 
 @admin.register(Task)
-class TaskAdmin(admin.ModelAdmin):
+class TaskAdmin(SafeHistoryAdmin):
     list_display = ("name", "project", "run_rank", "enabled", "source_kind", "source_connection", "priority",
                     "retries")
     list_filter = ("enabled", "source_kind", "file_format", "project__organization", "project")
@@ -69,11 +70,20 @@ class TaskAdmin(admin.ModelAdmin):
 
     @admin.action(description="Enable the selected tasks")
     def enable(self, request, queryset):
-        self.message_user(request, f"{queryset.update(enabled=True)} tasks enabled")
+        self.message_user(request, f"{self._set_enabled(queryset, True)} tasks enabled")
 
     @admin.action(description="Disable the selected tasks")
     def disable(self, request, queryset):
-        self.message_user(request, f"{queryset.update(enabled=False)} tasks disabled")
+        self.message_user(request, f"{self._set_enabled(queryset, False)} tasks disabled")
+
+    @staticmethod
+    def _set_enabled(queryset, enabled):
+        # One save per task, not queryset.update(), so each change enters the task's history with its author.
+        tasks = list(queryset.exclude(enabled=enabled))
+        for task in tasks:
+            task.enabled = enabled
+            task.save(update_fields=["enabled", "updated_at"])
+        return len(tasks)
 
     @admin.action(description="Reschedule: remove and recreate the schedules of the selected tasks")
     def reschedule(self, request, queryset):
@@ -85,7 +95,7 @@ class TaskAdmin(admin.ModelAdmin):
 
 
 @admin.register(Dependency)
-class DependencyAdmin(admin.ModelAdmin):
+class DependencyAdmin(SafeHistoryAdmin):
     form = DependencyForm
     list_display = ("upstream", "on", "downstream")
     list_filter = ("on",)
@@ -94,14 +104,14 @@ class DependencyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(SafeHistoryAdmin):
     list_display = ("task", "event", "recipients", "include_output")
     list_filter = ("event", "include_output")
     search_fields = ("task__name", "recipients")
 
 
 @admin.register(Destination)
-class DestinationAdmin(admin.ModelAdmin):
+class DestinationAdmin(SafeHistoryAdmin):
     list_display = ("task", "connection", "folder", "overwrite", "skip_empty")
     list_filter = ("overwrite", "skip_empty", "connection__kind")
     search_fields = ("task__name", "connection__name", "folder")
@@ -109,7 +119,7 @@ class DestinationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Condition)
-class ConditionAdmin(admin.ModelAdmin):
+class ConditionAdmin(SafeHistoryAdmin):
     list_display = ("task", "kind", "operator", "value", "connection")
     list_filter = ("kind",)
     search_fields = ("task__name",)

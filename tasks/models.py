@@ -2,6 +2,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.db.models import OuterRef, Subquery
+from simple_history.models import HistoricalRecords
 
 
 def run_timeout_limit():
@@ -189,6 +190,9 @@ class Task(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = TaskQuerySet.as_manager()
+    # Change history (who, when, what) of the task and, below, of its destinations, conditions, emails and
+    # dependencies; audit/ shows it on the task page and in the admin.
+    history = HistoricalRecords(app="audit", m2m_fields=["publish_to_users", "publish_to_groups"])
 
     class Meta:
         ordering = ["project__name", "run_rank", "name"]
@@ -274,6 +278,7 @@ class Destination(models.Model):
     overwrite = models.BooleanField(default=True)
     skip_empty = models.BooleanField(default=False, help_text="Don't send empty files (no data rows / zero bytes).")
     position = models.PositiveIntegerField(default=0)
+    history = HistoricalRecords(app="audit")
 
     class Meta:
         ordering = ["position", "id"]
@@ -293,6 +298,7 @@ class Dependency(models.Model):
     upstream = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="downstream_links")
     downstream = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="upstream_links")
     on = models.CharField(max_length=10, choices=On.choices, default=On.SUCCESS)
+    history = HistoricalRecords(app="audit")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["upstream", "downstream"], name="one_link_per_pair")]
@@ -326,6 +332,7 @@ class Condition(models.Model):
     operator = models.CharField(max_length=2, choices=Operator.choices, blank=True)
     value = models.CharField(max_length=255, blank=True, help_text="A number, or a parameter name in braces.")
     position = models.PositiveIntegerField(default=0)
+    history = HistoricalRecords(app="audit")
 
     class Meta:
         ordering = ["position", "id"]
@@ -357,6 +364,7 @@ class Notification(models.Model):
     include_output = models.CharField(max_length=10, choices=Output.choices, default=Output.NONE)
     max_attachment_bytes = models.PositiveIntegerField(default=10 * 1024 * 1024,
                                                        validators=bounded(0, MAX_ATTACHMENT_BYTES))
+    history = HistoricalRecords(app="audit")
 
     class Meta:
         ordering = ["event", "id"]

@@ -176,6 +176,8 @@ def task_bulk(request):
             enqueue_run(task, Run.Trigger.MANUAL, request.user)
         messages.success(request, f"Queued {count} runs.")
     else:
-        Task.objects.filter(pk__in=[task.pk for task in tasks]).update(enabled=action == "enable")
+        for task in tasks:  # saved one by one, so each change enters the task's history
+            task.enabled = action == "enable"
+            task.save(update_fields=["enabled", "updated_at"])
         messages.success(request, f"{action.capitalize()}d {count} tasks.")
     return safe_next(request, "task-list")

@@ -13,10 +13,16 @@ class Command(BaseCommand):
     def handle(self, **options):
         # Loading decrypts with any configured key; saving encrypts with the first one.
         connections = parameters = 0
+        # Re-encrypting changes nothing a person sees, so it adds no history record; the history copies
+        # themselves are re-encrypted too, or they could not be read once the old key is removed.
         for connection in Connection.objects.exclude(secrets=""):
-            connection.save(update_fields=["secrets"])
+            connection.save_without_historical_record(update_fields=["secrets"])
             connections += 1
         for parameter in Parameter.objects.exclude(value=""):
-            parameter.save(update_fields=["value"])
+            parameter.save_without_historical_record(update_fields=["value"])
             parameters += 1
+        for record in Connection.history.exclude(secrets=""):
+            record.save(update_fields=["secrets"])
+        for record in Parameter.history.exclude(value=""):
+            record.save(update_fields=["value"])
         self.stdout.write(f"Re-encrypted the secrets of {connections} connections and {parameters} parameters.")
