@@ -1,16 +1,20 @@
 from django.contrib import admin
 
+from projects import access
+from projects.admin_access import OrganizationScoped, ParentScopedInline
 from runs.models import FileDownload, Run, RunFile, RunLog
 
+RUN_PATH = "run__task__project__organization"
 
-class RunLogInline(admin.TabularInline):
+
+class RunLogInline(ParentScopedInline, admin.TabularInline):
     model = RunLog
     extra = 0
     can_delete = False
     readonly_fields = ("created_at", "level", "message")
 
 
-class RunFileInline(admin.TabularInline):
+class RunFileInline(ParentScopedInline, admin.TabularInline):
     model = RunFile
     extra = 0
     can_delete = False
@@ -18,7 +22,8 @@ class RunFileInline(admin.TabularInline):
 
 
 @admin.register(Run)
-class RunAdmin(admin.ModelAdmin):
+class RunAdmin(OrganizationScoped, admin.ModelAdmin):
+    organization_path = "task__project__organization"
     list_display = ("id", "task", "status", "trigger", "attempt", "priority", "scheduled_for", "started_at",
                     "finished_at", "rows")
     list_filter = ("status", "trigger")
@@ -31,21 +36,26 @@ class RunAdmin(admin.ModelAdmin):
 
 
 @admin.register(RunFile)
-class RunFileAdmin(admin.ModelAdmin):
+class RunFileAdmin(OrganizationScoped, admin.ModelAdmin):
+    organization_path = RUN_PATH
     list_display = ("name", "run", "size", "md5", "created_at", "purged_at")
     search_fields = ("name", "md5")
     raw_id_fields = ("run",)
 
 
 @admin.register(RunLog)
-class RunLogAdmin(admin.ModelAdmin):
+class RunLogAdmin(OrganizationScoped, admin.ModelAdmin):
+    organization_path = RUN_PATH
     list_display = ("run", "created_at", "level", "message")
     list_filter = ("level",)
     raw_id_fields = ("run",)
 
 
 @admin.register(FileDownload)
-class FileDownloadAdmin(admin.ModelAdmin):
+class FileDownloadAdmin(OrganizationScoped, admin.ModelAdmin):
+    # The file hub's audit trail: its organization's admins may correct it, editors only read it.
+    organization_path = "run_file__" + RUN_PATH
+    need = access.MANAGE
     list_display = ("run_file", "user", "downloaded_at")
     search_fields = ("run_file__name", "user__username")
     raw_id_fields = ("run_file",)
