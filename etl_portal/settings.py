@@ -162,6 +162,9 @@ ETL_PROGRESS_EVERY_ROWS = env_int("ETL_PROGRESS_EVERY_ROWS", 100_000)
 ETL_CONNECT_TIMEOUT = env_int("ETL_CONNECT_TIMEOUT", 15)
 # A staging install sets this: every notification email goes there instead (one per original recipient).
 ETL_EMAIL_TEST_ADDRESS = env("ETL_EMAIL_TEST_ADDRESS")
+# The user a changing management command acts for when it has no --user (projects.access.command_user).
+# Blank: the server's operator, whose commands check no role.
+ETL_COMMAND_USER = env("ETL_COMMAND_USER")
 
 Q_CLUSTER = {
     "name": env("ETL_QUEUE_NAME", "etl_portal"),
