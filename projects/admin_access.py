@@ -7,6 +7,8 @@ admin for connections and members). Foreign-key and many-to-many choices offer o
 custom actions act on the allowed objects of a selection and name the refused ones.
 """
 from django.contrib import messages
+from django.contrib.admin import RelatedOnlyFieldListFilter
+from django.contrib.admin.utils import get_fields_from_path
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db.models import Q
@@ -140,6 +142,15 @@ class OrganizationScoped:
         allowed = choices(field.related_model, request.user, self.need)
         return allowed is None or allowed.exists()
 
+    def get_list_filter(self, request):
+        """A filter by organization, project or connection lists only those of the objects shown: Django's
+        default would list every organization's names."""
+        filters = super().get_list_filter(request)
+        if request.user.is_superuser:
+            return filters
+        return [(item, RelatedOnlyFieldListFilter) if isinstance(item, str)
+                and get_fields_from_path(self.model, item)[-1].is_relation else item for item in filters]
+
     # --- what forms offer ----------------------------------------------------------------------------------
 
     def _owner_field(self):
@@ -181,7 +192,7 @@ class OrganizationScoped:
         for obj in queryset:
             (allowed if self.allows(request, obj, need) else refused).append(obj)
         if refused:
-            self.message_user(request, "not allowed: " + ", ".join(str(obj) for obj in refused), messages.ERROR)
+            self.message_user(request, "Not allowed: " + ", ".join(str(obj) for obj in refused), messages.ERROR)
         return allowed
 
 

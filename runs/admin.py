@@ -1,6 +1,5 @@
 from django.contrib import admin
 
-from projects import access
 from projects.admin_access import OrganizationScoped, ParentScopedInline
 from runs.models import FileDownload, Run, RunFile, RunLog
 
@@ -53,9 +52,9 @@ class RunLogAdmin(OrganizationScoped, admin.ModelAdmin):
 
 @admin.register(FileDownload)
 class FileDownloadAdmin(OrganizationScoped, admin.ModelAdmin):
-    # The file hub's audit trail: its organization's admins may correct it, editors only read it.
+    # Part of its run like the files and log lines: an editor who may delete the task (and with it this record,
+    # as the task page does) may delete it here.
     organization_path = "run_file__" + RUN_PATH
-    need = access.MANAGE
     list_display = ("run_file", "user", "downloaded_at")
     search_fields = ("run_file__name", "user__username")
     raw_id_fields = ("run_file",)
