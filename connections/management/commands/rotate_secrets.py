@@ -8,7 +8,8 @@ from projects.models import Parameter
 
 class Command(BaseCommand):
     help = ("Re-encrypt every stored secret (connection secrets, parameter values) with the first key of "
-            "ETL_FERNET_KEYS. Rotate keys by putting a new key first, running this, then removing the old key. With --user, that user must be a superuser.")
+            "ETL_FERNET_KEYS. Rotate keys by putting a new key first, running this, then removing the old key. With "
+            "--user, that user must be a superuser.")
 
     def add_arguments(self, parser):
         access.add_command_user_argument(parser)

@@ -5,10 +5,10 @@ from projects.models import Project
 
 
 class Command(BaseCommand):
-    help = ("Remove every django-q2 schedule the portal made (names starting with 'etl:') and recreate them from "
-            "the triggers of every project and system job, the pending retries and the reaper. With --project, "
-            "only that project's. Safe to run at any time; use it after restoring a database or moving servers. With --user, that user must be an editor of the "
-            "project, or a superuser for every schedule.")
+    help = ("Remove every django-q2 schedule the portal made (names starting with 'etl:') and recreate them from the "
+            "triggers of every project and system job, the pending retries and the reaper. With --project, only that "
+            "project's. Safe to run at any time; use it after restoring a database or moving servers. With --user, "
+            "that user must be an editor of the project, or a superuser for every schedule.")
 
     def add_arguments(self, parser):
         parser.add_argument("--project", type=int, help="Only this project's schedules (its id).")

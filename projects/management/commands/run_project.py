@@ -9,9 +9,10 @@ from runs.models import Run
 
 
 class Command(BaseCommand):
-    help = ("Start a project now, as its triggers would: series projects run their enabled tasks one after "
-            "another by run rank, parallel projects start them together. Runs are queued for the workers "
-            "(python manage.py qcluster); with --wait the command waits for them and exits 1 unless all succeed. With --user, that user must be an editor of the project.")
+    help = ("Start a project now, as its triggers would: series projects run their enabled tasks one after another by"
+            " run rank, parallel projects start them together. Runs are queued for the workers (python manage.py "
+            "qcluster); with --wait the command waits for them and exits 1 unless all succeed. With --user, that user"
+            " must be an editor of the project.")
 
     def add_arguments(self, parser):
         parser.add_argument("project", help="The project's id or exact name.")
@@ -27,7 +28,8 @@ class Command(BaseCommand):
         projects = Project.objects.visible_to(user) if user else Project.objects.all()
         found = projects.filter(pk=int(project)) if project.isdigit() else projects.filter(name=project)
         if found.count() != 1:
-            raise CommandError(f"There is no single project with id or name {project!r}")
+            raise CommandError(f"There is no single project with id or name {project!r}"
+                               f"{' that ' + user.username + ' may see' if user else ''}")
         project = found.get()
         access.command_require(user, access.EDIT, project, f"start project {project.name}")
         if not project.enabled:

@@ -7,9 +7,10 @@ from tasks.models import Task
 
 
 class Command(BaseCommand):
-    help = ("Cancel a run: a queued run is cancelled at once; a running one is asked to stop (its query is "
-            "cancelled, its script killed, its transfer closed) and ends as cancelled. With --retries TASK_ID, "
-            "cancel the pending retries of that task instead (refused while the task is running). With --user, that user must be an editor of the run's project.")
+    help = ("Cancel a run: a queued run is cancelled at once; a running one is asked to stop (its query is cancelled,"
+            " its script killed, its transfer closed) and ends as cancelled. With --retries TASK_ID, cancel the "
+            "pending retries of that task instead (refused while the task is running). With --user, that user must be"
+            " an editor of the run's project.")
 
     def add_arguments(self, parser):
         parser.add_argument("run_id", type=int, nargs="?", help="The run's id (see the task page).")

@@ -9,8 +9,8 @@ from tasks.models import Task
 
 class Command(BaseCommand):
     help = ("Run a task now. By default the run is queued for the workers; with --sync it runs in this process, "
-            "prints its log, and the command exits 1 when the run did not succeed. With --user, that user must be an editor of the task's "
-            "project.")
+            "prints its log, and the command exits 1 when the run did not succeed. With --user, that user must be an "
+            "editor of the task's project.")
 
     def add_arguments(self, parser):
         parser.add_argument("task_id", type=int, help="The task's id (see the task page or the admin).")
