@@ -3,6 +3,8 @@ from django.contrib import admin, messages
 from audit.admin_history import SafeHistoryAdmin
 from connections.forms import MODEL_FIELDS, ConnectionForm, kinds_using, option_keys, secret_names
 from connections.models import Connection
+from projects import access
+from projects.admin_access import OrganizationScoped
 
 
 class ConnectionAdminForm(ConnectionForm):
@@ -25,7 +27,11 @@ class ConnectionAdminForm(ConnectionForm):
 
 
 @admin.register(Connection)
-class ConnectionAdmin(SafeHistoryAdmin):
+class ConnectionAdmin(OrganizationScoped, SafeHistoryAdmin):
+    # Only an organization's admins manage its connections; testing one needs the editor role, as on its page.
+    # ConnectionForm.clean asks for the code permission for SQLite and local folders (the form gets the user).
+    organization_path = "organization"
+    need = access.MANAGE
     form = ConnectionAdminForm
     list_display = ("name", "kind", "organization", "host", "port", "username", "last_test_ok", "last_tested_at")
     list_filter = ("kind", "organization", "last_test_ok")
@@ -52,7 +58,7 @@ class ConnectionAdmin(SafeHistoryAdmin):
     def test_connections(self, request, queryset):
         from connections.services import test_connection
 
-        for connection in queryset:
+        for connection in self.allowed(request, queryset, access.EDIT):
             ok, message = test_connection(connection)
             self.message_user(request, f"{connection.name} ({connection.kind_label}): {message}",
                               messages.SUCCESS if ok else messages.ERROR)

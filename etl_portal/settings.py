@@ -202,6 +202,9 @@ ETL_LISTEN = env("ETL_LISTEN", "127.0.0.1:8000")
 ETL_WEB_WORKERS = env_int("ETL_WEB_WORKERS", 2)
 # A staging install sets this: every notification email goes there instead (one per original recipient).
 ETL_EMAIL_TEST_ADDRESS = env("ETL_EMAIL_TEST_ADDRESS")
+# The user a changing management command acts for when it has no --user (projects.access.command_user).
+# Blank: the server's operator, whose commands check no role.
+ETL_COMMAND_USER = env("ETL_COMMAND_USER")
 
 Q_CLUSTER = {
     "name": env("ETL_QUEUE_NAME", "etl_portal"),

@@ -181,3 +181,73 @@ def get_connection(user, pk, need=VIEW):
     connection = _get(Connection.objects.visible_to(user).select_related("organization"), pk)
     connection.rights = require(organization_rights(user, connection.organization_id), need)
     return connection
+
+
+def object_rights(user, obj):
+    """Rights on any object the layer knows: an organization, project, task, run or connection."""
+    if isinstance(obj, Organization):
+        return organization_rights(user, obj)
+    if isinstance(obj, Project):
+        return project_rights(user, obj)
+    if isinstance(obj, Task):
+        return task_rights(user, obj)
+    if isinstance(obj, Run):
+        return task_rights(user, obj.task)
+    if isinstance(obj, Connection):
+        return organization_rights(user, obj.organization_id)
+    raise TypeError(f"projects.access knows no rights on a {type(obj).__name__}")
+
+
+def allows(rights, need):
+    """Whether `rights` allow `need`, without raising (admin actions sort a selection with it)."""
+    try:
+        require(rights, need)
+    except (Http404, PermissionDenied):
+        return False
+    return True
+
+
+# --- management commands ---------------------------------------------------------------------------------
+
+SUPERUSER = "superuser"
+COMMAND_USER_HELP = (
+    "Act as this user: the command checks the same rights as the page and records them as the requester. "
+    "Default: the ETL_COMMAND_USER setting; without either, it acts as the server's operator (who can read the "
+    "key files anyway) and checks nothing.")
+
+
+def add_command_user_argument(parser):
+    parser.add_argument("--user", metavar="USERNAME", help=COMMAND_USER_HELP)
+
+
+def command_user(username=None):
+    """The user a changing command acts for: --user, else settings.ETL_COMMAND_USER, else None (the operator)."""
+    from django.conf import settings
+    from django.core.management.base import CommandError
+
+    username = username or getattr(settings, "ETL_COMMAND_USER", "")
+    if not username:
+        return None
+    user = get_user_model().objects.filter(username=username, is_active=True).first()
+    if user is None:
+        raise CommandError(f"There is no active user {username!r} to act as.")
+    return user
+
+
+def command_require(user, need, obj=None, doing="do that"):
+    """A command's check: CommandError naming the missing right unless `user` may do `need` on `obj`.
+
+    Without a user (the server's operator) everything is allowed, as before roles existed."""
+    from django.core.management.base import CommandError
+
+    if user is None:
+        return
+    if need == SUPERUSER:
+        if not user.is_superuser:
+            raise CommandError(f"{user.username} may not {doing}: that needs a superuser.")
+        return
+    rights = object_rights(user, obj)
+    if not rights.can_view:
+        raise CommandError(f"{user.username} may not {doing}: not found, or they may not see it.")
+    if not allows(rights, need):
+        raise CommandError(f"{user.username} may not {doing}. {refusal(need)}")

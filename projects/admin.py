@@ -1,15 +1,20 @@
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.utils import timezone
 
 from audit.admin_history import SafeHistoryAdmin
-from projects import scheduling, system_jobs
+from projects import access, scheduling, system_jobs
+from projects.admin_access import OrganizationScoped, ParentScopedInline
 from projects.forms import TriggerForm
 from projects.models import Membership, Organization, Parameter, Project, SystemJob, Trigger
 from tasks.forms import ParameterForm
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(ParentScopedInline, admin.TabularInline):
+    # A new member is someone not yet in the organization: any user may be picked.
+    unscoped_fields = ("user",)
     model = Membership
     extra = 0
     fields = ("user", "role", "can_write_code", "created_at")
@@ -18,14 +23,22 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Organization)
-class OrganizationAdmin(SafeHistoryAdmin):
+class OrganizationAdmin(OrganizationScoped, SafeHistoryAdmin):
+    # Its admins change it (and its members); only a superuser creates or deletes an organization.
+    organization_path = ""
+    need = access.MANAGE
+    delete_need = access.SUPERUSER
     list_display = ("name", "created_at")
     search_fields = ("name",)
     inlines = [MembershipInline]
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(OrganizationScoped, SafeHistoryAdmin):
+    # Only an organization's admins grant roles in it: the organization choices are those they administer.
+    organization_path = "organization"
+    need = access.MANAGE
+    unscoped_fields = ("user",)
     list_display = ("user", "organization", "role", "can_write_code", "created_at")
     list_filter = ("role", "can_write_code", "organization")
     search_fields = ("user__username", "user__email", "organization__name")
@@ -33,7 +46,7 @@ class MembershipAdmin(admin.ModelAdmin):
     autocomplete_fields = ("user", "organization")
 
 
-class TriggerInline(admin.StackedInline):
+class TriggerInline(ParentScopedInline, admin.StackedInline):
     model = Trigger
     form = TriggerForm
     extra = 0
@@ -51,9 +64,10 @@ class TriggerInline(admin.StackedInline):
 class RescheduleMixin:
     @admin.action(description="Reschedule: remove and recreate the selected items' schedules")
     def reschedule(self, request, queryset):
-        for item in queryset:
+        allowed = self.allowed(request, queryset)
+        for item in allowed:
             self.reschedule_one(item)
-        self.message_user(request, f"{queryset.count()} rescheduled from their triggers", messages.SUCCESS)
+        self.message_user(request, f"{len(allowed)} rescheduled from their triggers", messages.SUCCESS)
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
@@ -66,7 +80,8 @@ class RescheduleMixin:
 
 
 @admin.register(Project)
-class ProjectAdmin(RescheduleMixin, SafeHistoryAdmin):
+class ProjectAdmin(RescheduleMixin, OrganizationScoped, SafeHistoryAdmin):
+    organization_path = "organization"
     list_display = ("name", "organization", "owner", "mode", "enabled", "time_zone", "next_run")
     list_filter = ("enabled", "mode", "organization")
     search_fields = ("name", "owner__username")
@@ -89,7 +104,9 @@ class SystemJobForm(forms.ModelForm):
 
 
 @admin.register(SystemJob)
-class SystemJobAdmin(RescheduleMixin, admin.ModelAdmin):
+class SystemJobAdmin(RescheduleMixin, OrganizationScoped, admin.ModelAdmin):
+    # Portal housekeeping: superusers only, every action included.
+    superuser_only = True
     form = SystemJobForm
     list_display = ("name", "function_label", "active", "max_instances", "next_run", "last_started_at",
                     "last_result_short")
@@ -116,21 +133,25 @@ class SystemJobAdmin(RescheduleMixin, admin.ModelAdmin):
     def run_now(self, request, queryset):
         from django_q.tasks import async_task
 
-        for job in queryset:
+        allowed = self.allowed(request, queryset)
+        for job in allowed:
             async_task("projects.system_jobs.run_system_job", job.pk, group="system-jobs")
-        self.message_user(request, f"{queryset.count()} job(s) queued", messages.SUCCESS)
+        self.message_user(request, f"{len(allowed)} job(s) queued", messages.SUCCESS)
 
     @admin.action(description="Activate the selected jobs")
     def activate(self, request, queryset):
-        self.message_user(request, f"{queryset.update(active=True)} job(s) active from their next trigger time")
+        allowed = SystemJob.objects.filter(pk__in=[job.pk for job in self.allowed(request, queryset)])
+        self.message_user(request, f"{allowed.update(active=True)} job(s) active from their next trigger time")
 
     @admin.action(description="Deactivate the selected jobs")
     def deactivate(self, request, queryset):
-        self.message_user(request, f"{queryset.update(active=False)} job(s) inactive")
+        allowed = SystemJob.objects.filter(pk__in=[job.pk for job in self.allowed(request, queryset)])
+        self.message_user(request, f"{allowed.update(active=False)} job(s) inactive")
 
 
 @admin.register(Parameter)
-class ParameterAdmin(SafeHistoryAdmin):
+class ParameterAdmin(OrganizationScoped, SafeHistoryAdmin):
+    organization_path = ("project__organization", "task__project__organization")
     form = ParameterForm
     list_display = ("key", "shown_value", "sensitive", "project", "task")
     list_filter = ("sensitive",)
@@ -143,7 +164,9 @@ class ParameterAdmin(SafeHistoryAdmin):
 
 
 @admin.register(Trigger)
-class TriggerAdmin(SafeHistoryAdmin):
+class TriggerAdmin(OrganizationScoped, SafeHistoryAdmin):
+    # A system job's triggers have no organization: only superusers see them.
+    organization_path = "project__organization"
     form = TriggerForm
     list_display = ("__str__", "kind", "project", "system_job", "enabled", "time_zone", "next_run_at",
                     "last_fired_at")
@@ -151,3 +174,18 @@ class TriggerAdmin(SafeHistoryAdmin):
     search_fields = ("project__name", "system_job__name")
     raw_id_fields = ("project", "system_job")
     readonly_fields = ("next_run_at", "last_fired_at")
+
+
+admin.site.unregister(get_user_model())
+
+
+@admin.register(get_user_model())
+class PortalUserAdmin(UserAdmin):
+    """Django's user admin, except that only a superuser grants what goes beyond an organization role:
+    superuser status, Django permissions and groups (a project's editor groups make a viewer its editor)."""
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        if request.user.is_superuser:
+            return fields
+        return (*fields, "is_superuser", "user_permissions", "groups")

@@ -1,9 +1,12 @@
 from django.contrib import admin
 
+from projects.admin_access import OrganizationScoped, ParentScopedInline
 from runs.models import FileDownload, Run, RunFile, RunLog
 
+RUN_PATH = "run__task__project__organization"
 
-class RunLogInline(admin.TabularInline):
+
+class RunLogInline(ParentScopedInline, admin.TabularInline):
     model = RunLog
     extra = 0
     can_delete = False
@@ -26,7 +29,7 @@ class MaskedFileFields:
         return "; ".join(f"{record.get('connection')}: {record.get('path')}" for record in run_file.shown_deliveries)
 
 
-class RunFileInline(MaskedFileFields, admin.TabularInline):
+class RunFileInline(MaskedFileFields, ParentScopedInline, admin.TabularInline):
     model = RunFile
     extra = 0
     can_delete = False
@@ -35,7 +38,8 @@ class RunFileInline(MaskedFileFields, admin.TabularInline):
 
 
 @admin.register(Run)
-class RunAdmin(admin.ModelAdmin):
+class RunAdmin(OrganizationScoped, admin.ModelAdmin):
+    organization_path = "task__project__organization"
     list_display = ("id", "task", "status", "trigger", "attempt", "priority", "scheduled_for", "started_at",
                     "finished_at", "rows")
     list_filter = ("status", "trigger")
@@ -48,7 +52,8 @@ class RunAdmin(admin.ModelAdmin):
 
 
 @admin.register(RunFile)
-class RunFileAdmin(MaskedFileFields, admin.ModelAdmin):
+class RunFileAdmin(MaskedFileFields, OrganizationScoped, admin.ModelAdmin):
+    organization_path = RUN_PATH
     list_display = ("display_name", "run", "size", "md5", "created_at", "purged_at")
     search_fields = ("name", "md5")
     raw_id_fields = ("run",)
@@ -57,14 +62,18 @@ class RunFileAdmin(MaskedFileFields, admin.ModelAdmin):
 
 
 @admin.register(RunLog)
-class RunLogAdmin(admin.ModelAdmin):
+class RunLogAdmin(OrganizationScoped, admin.ModelAdmin):
+    organization_path = RUN_PATH
     list_display = ("run", "created_at", "level", "message")
     list_filter = ("level",)
     raw_id_fields = ("run",)
 
 
 @admin.register(FileDownload)
-class FileDownloadAdmin(admin.ModelAdmin):
+class FileDownloadAdmin(OrganizationScoped, admin.ModelAdmin):
+    # Part of its run like the files and log lines: an editor who may delete the task (and with it this record,
+    # as the task page does) may delete it here.
+    organization_path = "run_file__" + RUN_PATH
     list_display = ("run_file", "user", "downloaded_at")
     search_fields = ("run_file__name", "user__username")
     raw_id_fields = ("run_file",)

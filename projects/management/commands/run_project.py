@@ -2,30 +2,39 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
+from projects import access
 from projects.models import Project
 from runs import orchestration
 from runs.models import Run
 
 
 class Command(BaseCommand):
-    help = ("Start a project now, as its triggers would: series projects run their enabled tasks one after "
-            "another by run rank, parallel projects start them together. Runs are queued for the workers "
-            "(python manage.py qcluster); with --wait the command waits for them and exits 1 unless all succeed.")
+    help = ("Start a project now, as its triggers would: series projects run their enabled tasks one after another by"
+            " run rank, parallel projects start them together. Runs are queued for the workers (python manage.py "
+            "qcluster); with --wait the command waits for them and exits 1 unless all succeed. With --user, that user"
+            " must be an editor of the project.")
 
     def add_arguments(self, parser):
         parser.add_argument("project", help="The project's id or exact name.")
         parser.add_argument("--wait", action="store_true", help="Wait until every run of this start has ended.")
         parser.add_argument("--timeout", type=int, default=3600, help="With --wait: give up after this many "
                                                                        "seconds (default 3600).")
+        access.add_command_user_argument(parser)
 
     def handle(self, project, wait, timeout, **options):
-        found = Project.objects.filter(pk=int(project)) if project.isdigit() else Project.objects.filter(name=project)
+        user = access.command_user(options.get("user"))
+        # A user's names are those of the projects they see: another organization's project of the same name
+        # neither makes theirs ambiguous nor is revealed.
+        projects = Project.objects.visible_to(user) if user else Project.objects.all()
+        found = projects.filter(pk=int(project)) if project.isdigit() else projects.filter(name=project)
         if found.count() != 1:
-            raise CommandError(f"There is no single project with id or name {project!r}")
+            raise CommandError(f"There is no single project with id or name {project!r}"
+                               f"{' that ' + user.username + ' may see' if user else ''}")
         project = found.get()
+        access.command_require(user, access.EDIT, project, f"start project {project.name}")
         if not project.enabled:
             raise CommandError(f"Project {project.name} is disabled; enable it first")
-        runs = orchestration.start_project(project, Run.Trigger.COMMAND)
+        runs = orchestration.start_project(project, Run.Trigger.COMMAND, user=user)
         if not runs:
             raise CommandError(f"Project {project.name} has no enabled task to run")
         for run in runs:

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from projects import access
 from runs.execution import enqueue_run, execute_run
 from runs.models import Run
 from tasks.models import Task
@@ -8,25 +9,28 @@ from tasks.models import Task
 
 class Command(BaseCommand):
     help = ("Run a task now. By default the run is queued for the workers; with --sync it runs in this process, "
-            "prints its log, and the command exits 1 when the run did not succeed.")
+            "prints its log, and the command exits 1 when the run did not succeed. With --user, that user must be an "
+            "editor of the task's project.")
 
     def add_arguments(self, parser):
         parser.add_argument("task_id", type=int, help="The task's id (see the task page or the admin).")
         parser.add_argument("--sync", action="store_true", help="Run in the foreground and wait for the outcome.")
+        access.add_command_user_argument(parser)
 
     def handle(self, task_id, sync, **options):
-        try:
-            task = Task.objects.get(pk=task_id)
-        except Task.DoesNotExist:
-            raise CommandError(f"There is no task with id {task_id}") from None
+        user = access.command_user(options.get("user"))
+        task = Task.objects.filter(pk=task_id).first()
+        if task is None:
+            raise CommandError(f"There is no task with id {task_id}")
+        access.command_require(user, access.EDIT, task, f"run task {task_id}")
         if not sync:
             with transaction.atomic():
-                run = enqueue_run(task, Run.Trigger.COMMAND)
+                run = enqueue_run(task, Run.Trigger.COMMAND, user)
             self.stdout.write(f"run {run.pk} queued")
             return
         # Created without the queue: the run belongs to this process alone.
-        run = Run.objects.create(task=task, trigger=Run.Trigger.COMMAND)
-        run.log("Started from the command line (--sync)")
+        run = Run.objects.create(task=task, trigger=Run.Trigger.COMMAND, requested_by=user)
+        run.log(f"Started from the command line (--sync){' by ' + user.username if user else ''}")
         self.stdout.write(f"run {run.pk} started")
         execute_run(run.pk)
         run.refresh_from_db()
