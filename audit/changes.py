@@ -76,6 +76,9 @@ def _object_label(model):
                       output_field=CharField())
     if key == "projects.parameter":
         return F("key")
+    if key == "projects.membership":
+        return Concat(Coalesce("user__username", blank), Value(" in "), Coalesce("organization__name", blank),
+                      output_field=CharField())
     return Cast("name", CharField())
 
 

@@ -186,6 +186,8 @@ READ_URLS = [
     lambda w: f"/runs/{w['queued'].pk}/log/",
     lambda w: f"/connections/{w['shop'].pk}/",
     lambda w: f"/organizations/{w['a'].pk}/",
+    lambda w: f"/tasks/{w['task'].pk}/history/",
+    lambda w: f"/projects/{w['project'].pk}/history/",
 ]
 
 
@@ -206,7 +208,7 @@ def test_the_table_covers_every_changing_url():
     names = {pattern.name for pattern in _walk(get_resolver().url_patterns) if pattern.name}
     read_only = {"task-list", "task-mine", "task-detail", "task-preview", "run-detail", "run-log", "file-download",
                  "file-hub", "project-list", "project-detail", "connection-list", "connection-detail",
-                 "organization-list", "organization-detail", "login", "logout", "password_change",
+                 "organization-list", "organization-detail", "task-history", "project-history", "login", "logout", "password_change",
                  "password_change_done", "password_reset", "password_reset_done", "password_reset_confirm",
                  "password_reset_complete"}
     covered = {"project-new", "project-edit", "project-reschedule", "task-new", "task-edit", "task-delete",

@@ -39,7 +39,7 @@ class Command(BaseCommand):
             user.set_password(password)
             user.save()
         org, _ = Organization.objects.get_or_create(name="Demo Company")
-        org.members.add(user, through_defaults={"role": "admin", "can_write_code": True})
+        org.set_member(user, "admin", can_write_code=True)
         shop, _ = Connection.objects.update_or_create(
             organization=org, name="Demo shop database",
             defaults={"kind": "sqlite", "path": str(database_path), "description": "SQLite demo data"})
