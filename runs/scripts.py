@@ -44,7 +44,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import tomllib
 import uuid
@@ -53,7 +52,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from runs import script_process
+from runs import sandbox, script_process
 from runs.pipeline import PipelineError
 
 PEP723 = re.compile(r"(?m)^# /// (?P<type>[a-zA-Z0-9-]+)$\s(?P<content>(^#(| .*)$\s)+)^# ///$")
@@ -343,15 +342,18 @@ def run_script(ctx, script, inputs=(), step="processing"):
     dependencies = find_dependencies(script)
     environment = ensure_environment(dependencies, ctx.log)
     timeout = step_timeout(ctx.task)
-    home = Path(tempfile.mkdtemp(prefix="etl-script-home-"))
-    try:
-        environ = script_process.script_environment(ctx, step, inputs, environment.path, home)
-        ctx.log(f"Running {script.name} ({step}) with {len(inputs)} input file{'s' if len(inputs) != 1 else ''}")
+    with sandbox.prepared(ctx.folder, environment.path) as wrap:
+        environ = script_process.script_environment(ctx, step, inputs, environment.path, sandbox.HOME)
+        ctx.log(f"Running {script.name} ({step}) with {len(inputs)} input file{'s' if len(inputs) != 1 else ''}"
+                " in its sandbox")
         outcome = script_process.run_streamed(
-            [str(environment.python), "-u", "-s", "-E", str(script), *map(str, inputs)],
+            wrap([str(environment.python), "-u", "-s", "-E", str(script), *map(str, inputs)]),
             cwd=ctx.folder, env=environ, timeout=timeout, log=ctx.log, label=script.name)
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
+    sandbox.disarm(ctx.folder, getattr(ctx, "warn", ctx.log))
+    refused = sandbox.failed_to_start(outcome)
+    if refused:
+        raise PipelineError(f"The script was not run: it could not be sandboxed on this server ({refused})",
+                            step="sandbox")
     label = "processing script" if step == "processing" else "script"
     if outcome.stopped:
         why = "the run was cancelled" if outcome.stopped == "cancelled" else "the run reached its timeout"
