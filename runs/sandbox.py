@@ -112,14 +112,15 @@ def python_folders(environment):
     return {_real(sys.base_prefix), _real(sys.base_exec_prefix), interpreter.parent.parent}
 
 
-def bwrap_arguments(folder, environment, private_tmp, user=None):
-    """bwrap's options (everything before the command) for a script in `folder` using `environment`."""
-    folder, environment = _real(folder), _real(environment)
+def bwrap_arguments(folder, readable, private_tmp, user=None):
+    """bwrap's options (everything before the command) for a script in `folder` that also reads the folders
+    `readable` (its environment, the base Python); `user` is account() (None: bwrap runs unprivileged)."""
+    folder = _real(folder)
     hidden = [path for path in hidden_folders() if path != Path("/tmp")]
     hidden = [path for path in hidden
               if not any(other != path and path.is_relative_to(other) for other in hidden + [Path("/tmp")])]
-    # The base Python only needs binding where a hidden folder covers it; elsewhere `/` shows it already.
-    needed = [path for path in python_folders(environment) | {environment}
+    # What it reads only needs binding where a hidden folder covers it; elsewhere `/` shows it already.
+    needed = [path for path in {_real(path) for path in readable}
               if any(path.is_relative_to(other) for other in hidden + [Path("/tmp")])]
     mounts = [("--tmpfs", None, path) for path in hidden] + [("--bind", Path(private_tmp), Path("/tmp"))]
     mounts += [("--ro-bind", path, path) for path in sorted(set(needed))]
@@ -165,7 +166,7 @@ def prepared(folder, environment):
             for path in (private_tmp, home):
                 os.chown(path, uid, gid)
             hand_over(folder, uid, gid)
-        arguments = bwrap_arguments(folder, environment, private_tmp, user)
+        arguments = bwrap_arguments(folder, python_folders(environment) | {_real(environment)}, private_tmp, user)
 
         def wrap(command):
             # bwrap always sets PWD; the script sees only the variables the portal gives it.

@@ -11,12 +11,14 @@ system job "Remove unused script environments" deletes those no run has used for
 The contract with a script:
 - argv: `sys.argv[1]` is the first input file; every input file follows, in order (none for a source).
 - The working folder is the run's folder; stdout and stderr stream into the run log line by line.
+- It runs in a sandbox (runs/sandbox.py, bubblewrap): it sees its run folder (read-write), its
+  environment and the system (read-only), nothing else of ETL_DATA_DIR, and never runs as root.
 - A non-zero exit status fails the step; the task's timeout (or a cancel) kills the script and every
-  process it started (they share its process group).
+  process it started, detached or not (the sandbox's PID namespace dies with it); so does its end.
 - If the last line printed is a Python list of paths inside the run folder, those files become the
   output (relative paths are taken from the run folder); a path outside it is refused.
 - It sees none of the portal's packages or environment, only these variables:
-    PATH (the environment's bin first), VIRTUAL_ENV, HOME (a private temporary folder),
+    PATH (the environment's bin first), VIRTUAL_ENV, HOME (/tmp/home; /tmp is private to the run),
     LANG and LC_ALL (C.UTF-8), TZ (the project's time zone)
     ETL_STEP                 "source" or "processing"
     ETL_TASK_ID, ETL_TASK_NAME, ETL_PROJECT_ID, ETL_PROJECT_NAME
