@@ -84,7 +84,8 @@ def secrets_around(data_dir, tmp_path):
     cached = data_dir / "cache" / "text" / "1" / "source"
     cached.mkdir(parents=True)
     (cached / "script.py").write_text("a cached text")
-    return {"key": str(data_dir / "fernet.key"), "portal_key": str(Path(django_settings.BASE_DIR) / "data" / "fernet.key"),
+    portal_key = Path(django_settings.BASE_DIR) / "data" / "fernet.key"  # the default ETL_DATA_DIR's
+    return {"key": str(data_dir / "fernet.key"), "portal_key": str(portal_key),
             "database": str(data_dir / "etl_portal.sqlite3"), "other_run": str(other),
             "other_run_file": str(other / "secret.csv"), "runs": str(data_dir / "runs" / "1"),
             "cached_text": str(cached / "script.py"), "data": str(data_dir), "outside": str(tmp_path),
@@ -196,6 +197,22 @@ def test_without_bubblewrap_a_script_is_not_run_and_the_run_says_why(source_task
         "is not installed on the portal's server. Install the Debian package bubblewrap (scripts/system-deps.sh "
         "does it when run as root)")
     assert not list(data_dir.glob("runs/*/*/ran"))
+
+
+def test_when_bwrap_cannot_make_the_sandbox_the_run_says_why(source_task, run_task, settings, tmp_path):
+    # A kernel that refuses namespaces cannot be set up here without changing the machine for everyone;
+    # this stand-in fails the way bwrap 0.8 does then, before anything runs.
+    refusing = tmp_path / "bwrap"
+    refusing.write_text("#!/bin/sh\necho 'bwrap: No permissions to create new namespace, likely because the "
+                        "kernel does not allow non-privileged user namespaces.' >&2\nexit 1\n")
+    refusing.chmod(0o755)
+    settings.ETL_SANDBOX_BWRAP = str(refusing)
+    task = source_task(source_kind="script", script="print('ran')\n")
+    run = run_task(task)
+    assert run.status == "failed"
+    assert run.error == ("The script was not run: it could not be sandboxed on this server (bwrap: No permissions "
+                         "to create new namespace, likely because the kernel does not allow non-privileged user "
+                         "namespaces.)")
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox account is only used when the portal runs as root")
