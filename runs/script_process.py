@@ -1,5 +1,7 @@
 """The process side of running a script: its clean environment, its output streamed into the run log,
-its timeout (the whole process group is killed), and a file lock for building shared environments."""
+its timeout (the whole process group is killed; for a script, that group is its sandbox's bwrap, whose PID
+namespace takes every process the script started with it, see runs/sandbox.py), and a file lock for
+building shared environments."""
 import contextlib
 import fcntl
 import json
@@ -108,12 +110,19 @@ def error_summary(stderr_lines, script_folder):
     return lines[-1] + (f" (at {where})" if where else "")
 
 
+def _signal_name(number):
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
+
+
 def describe_exit(returncode):
     if returncode < 0:
-        try:
-            return f"killed by signal {signal.Signals(-returncode).name}"
-        except ValueError:
-            return f"killed by signal {-returncode}"
+        return f"killed by signal {_signal_name(-returncode)}"
+    # The sandbox (bwrap) passes a script killed by a signal on as 128 + the signal's number.
+    if 128 < returncode <= 128 + 64:
+        return f"exit status {returncode}, as when killed by signal {_signal_name(returncode - 128)}"
     return f"exit status {returncode}"
 
 
@@ -138,7 +147,8 @@ def _pump(stream, name, lines):
 
 
 def kill_group(process):
-    """Stop the script and every process it started (they share its new session's process group)."""
+    """Stop the script and every process it started (they share its new session's process group; a
+    sandboxed script's processes, even those in sessions of their own, die with bwrap's PID namespace)."""
     for sig, wait in ((signal.SIGTERM, KILL_GRACE_SECONDS), (signal.SIGKILL, KILL_GRACE_SECONDS)):
         try:
             os.killpg(process.pid, sig)

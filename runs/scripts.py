@@ -11,12 +11,14 @@ system job "Remove unused script environments" deletes those no run has used for
 The contract with a script:
 - argv: `sys.argv[1]` is the first input file; every input file follows, in order (none for a source).
 - The working folder is the run's folder; stdout and stderr stream into the run log line by line.
+- It runs in a sandbox (runs/sandbox.py, bubblewrap): it sees its run folder (read-write), its
+  environment and the system (read-only), nothing else of ETL_DATA_DIR, and never runs as root.
 - A non-zero exit status fails the step; the task's timeout (or a cancel) kills the script and every
-  process it started (they share its process group).
+  process it started, detached or not (the sandbox's PID namespace dies with it); so does its end.
 - If the last line printed is a Python list of paths inside the run folder, those files become the
   output (relative paths are taken from the run folder); a path outside it is refused.
 - It sees none of the portal's packages or environment, only these variables:
-    PATH (the environment's bin first), VIRTUAL_ENV, HOME (a private temporary folder),
+    PATH (the environment's bin first), VIRTUAL_ENV, HOME (/tmp/home; /tmp is private to the run),
     LANG and LC_ALL (C.UTF-8), TZ (the project's time zone)
     ETL_STEP                 "source" or "processing"
     ETL_TASK_ID, ETL_TASK_NAME, ETL_PROJECT_ID, ETL_PROJECT_NAME
@@ -44,7 +46,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import tomllib
 import uuid
@@ -53,7 +54,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from runs import script_process
+from runs import sandbox, script_process
 from runs.pipeline import PipelineError
 
 PEP723 = re.compile(r"(?m)^# /// (?P<type>[a-zA-Z0-9-]+)$\s(?P<content>(^#(| .*)$\s)+)^# ///$")
@@ -343,15 +344,18 @@ def run_script(ctx, script, inputs=(), step="processing"):
     dependencies = find_dependencies(script)
     environment = ensure_environment(dependencies, ctx.log)
     timeout = step_timeout(ctx.task)
-    home = Path(tempfile.mkdtemp(prefix="etl-script-home-"))
-    try:
-        environ = script_process.script_environment(ctx, step, inputs, environment.path, home)
-        ctx.log(f"Running {script.name} ({step}) with {len(inputs)} input file{'s' if len(inputs) != 1 else ''}")
+    with sandbox.prepared(ctx.folder, environment.path) as wrap:
+        environ = script_process.script_environment(ctx, step, inputs, environment.path, sandbox.HOME)
+        ctx.log(f"Running {script.name} ({step}) with {len(inputs)} input file{'s' if len(inputs) != 1 else ''}"
+                " in its sandbox")
         outcome = script_process.run_streamed(
-            [str(environment.python), "-u", "-s", "-E", str(script), *map(str, inputs)],
+            wrap([str(environment.python), "-u", "-s", "-E", str(script), *map(str, inputs)]),
             cwd=ctx.folder, env=environ, timeout=timeout, log=ctx.log, label=script.name)
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
+    sandbox.disarm(ctx.folder, getattr(ctx, "warn", ctx.log))
+    refused = sandbox.failed_to_start(outcome)
+    if refused:
+        raise PipelineError(f"The script was not run: it could not be sandboxed on this server ({refused})",
+                            step="sandbox")
     label = "processing script" if step == "processing" else "script"
     if outcome.stopped:
         why = "the run was cancelled" if outcome.stopped == "cancelled" else "the run reached its timeout"

@@ -6,8 +6,16 @@ need=()
 # Debian's python3 cannot create virtual environments without python3-venv; a pyenv/python.org build can.
 python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
 need+=(unixodbc)  # pyodbc loads libodbc at import
+need+=(bubblewrap)  # every user script runs in a bubblewrap sandbox (runs/script_process.py)
 if [ "${1:-run}" = "test" ]; then
   need+=(openssh-server samba unixodbc unixodbc-dev odbc-postgresql odbc-mariadb gnupg chromium)
+fi
+# Scripts never run as root: when the portal does, they run as this unprivileged account, created here.
+sandbox_user="${ETL_SANDBOX_USER:-etl-sandbox}"
+if [ "$(id -u)" = 0 ] && ! getent passwd "$sandbox_user" >/dev/null; then
+  echo "Creating the unprivileged account $sandbox_user that user scripts run as"
+  useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
+    "$sandbox_user"
 fi
 missing=()
 for pkg in "${need[@]}"; do

@@ -20,6 +20,7 @@ from projects.models import Project, SystemJob, Trigger
 from runs import execution, orchestration, sources
 from runs.models import Run
 from tasks.models import Dependency
+from tests.fixtures.processes import processes_with, still_running_with, unique_sleep
 from tests.fixtures.scheduling import drain, wait_for
 from tests.servers import postgres as pg
 
@@ -91,9 +92,12 @@ def test_a_task_timeout_stops_the_run_fails_it_and_retries_it(add_task, pg_sleep
 
 @pytest.mark.django_db(transaction=True)
 def test_cancel_run_kills_a_running_script_and_its_processes(source_task):
+    # The script runs in its own PID namespace, so its pids mean nothing out here: its processes are
+    # found by a unique argument (the script's own command line holds its run folder, under tmp ETL_DATA_DIR).
+    marker = unique_sleep()
     task = source_task(name="Sleeper", source_kind="script", script=(
         "import os, subprocess, time\n"
-        "child = subprocess.Popen(['sleep', '120'])\n"
+        f"child = subprocess.Popen(['sleep', {marker!r}])\n"
         "open('pids', 'w').write(f'{os.getpid()} {child.pid}')\n"
         "time.sleep(120)\n"))
     run = execution.enqueue_run(task)
@@ -101,13 +105,13 @@ def test_cancel_run_kills_a_running_script_and_its_processes(source_task):
     folder = wait_for(lambda: next(iter(
         (p for p in (os.path.join(d, "pids") for d in _run_folders(run)) if os.path.exists(p))), None),
         message="the script to start")
-    pids = [int(pid) for pid in wait_for(lambda: open(folder).read().split(), message="pids")]
+    wait_for(lambda: open(folder).read().split(), message="pids")
+    assert processes_with(marker) and processes_with(os.path.dirname(folder))
     orchestration.cancel_run(run)
     worker.join(timeout=15)
     run.refresh_from_db()
     assert run.status == "cancelled"
-    assert not any(os.path.exists(f"/proc/{pid}") and "zombie" not in open(f"/proc/{pid}/status").read().lower()
-                   for pid in pids)
+    assert not still_running_with(marker) and not still_running_with(os.path.dirname(folder))
 
 
 def _run_folders(run):

@@ -5,6 +5,7 @@ import time
 import pytest
 
 from runs import scripts
+from tests.fixtures.processes import still_running_with, unique_sleep
 from tests.fixtures.sources import log_text
 
 pytestmark = pytest.mark.django_db
@@ -126,11 +127,12 @@ def test_a_listed_path_outside_the_run_folder_is_refused(sqlite_db, source_task,
 
 
 def test_a_timeout_kills_the_script_and_every_process_it_started(sqlite_db, source_task, run_task, tmp_path):
-    pid_file = tmp_path / "child.pid"
+    # The script runs in its own PID namespace, so its child's pid means nothing out here: the child is
+    # found by a unique argument instead.
+    marker = unique_sleep()
     script = textwrap.dedent(f'''\
         import subprocess, time
-        child = subprocess.Popen(["sleep", "300"])
-        open({str(pid_file)!r}, "w").write(str(child.pid))
+        child = subprocess.Popen(["sleep", {marker!r}])
         print("started", flush=True)
         time.sleep(300)
     ''')
@@ -143,21 +145,8 @@ def test_a_timeout_kills_the_script_and_every_process_it_started(sqlite_db, sour
     assert run.error == "Timed out: the run took longer than its limit of 2 seconds and was stopped"
     assert ("The processing script and every process it started were stopped: the run reached its timeout"
             in log_text(run))
-    assert not still_running(int(pid_file.read_text()))
-
-
-def still_running(pid, wait=5.0):
-    """False once `pid` is gone or a zombie (dead, waiting for whoever adopted it to reap it)."""
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        try:
-            state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]
-        except (FileNotFoundError, ProcessLookupError):
-            return False
-        if state in ("Z", "X"):
-            return False
-        time.sleep(0.05)
-    return True
+    assert "[processing.py] started" in log_text(run)
+    assert not still_running_with(marker)
 
 
 def test_a_script_source_outputs_the_files_it_writes(source_task, run_task, dropbox):
