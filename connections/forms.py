@@ -9,6 +9,7 @@ from crispy_forms.helper import FormHelper
 from crispy_forms.layout import HTML, Div, Field, Layout, Submit
 from django import forms
 
+from connections import local_paths
 from connections.models import Connection
 from connections.protocols import ConnectorError, registry
 from projects.models import Organization
@@ -191,6 +192,7 @@ class BaseConnectionForm(forms.ModelForm):
         if "port" in protocol.fields and not cleaned.get("port"):
             cleaned["port"] = default_port(protocol, self.options_for(protocol))
         self._validate_key(protocol, cleaned)
+        self._validate_local_path(protocol, cleaned)
         return cleaned
 
     def _validate_key(self, protocol, cleaned):
@@ -205,6 +207,16 @@ class BaseConnectionForm(forms.ModelForm):
             inspect_key(cleaned.get("public_key"))
         except ConnectorError as exc:
             self.add_error("public_key", exc.message)
+
+    def _validate_local_path(self, protocol, cleaned):
+        """A file or folder on this server only under ETL_LOCAL_ROOTS, never the portal's own files."""
+        kind_of_path = getattr(protocol, "local_path", None)
+        if not kind_of_path or "path" in self.errors:
+            return
+        try:
+            local_paths.check(cleaned.get("path"), folder=kind_of_path == "folder")
+        except ConnectorError as exc:
+            self.add_error("path", exc.message)
 
     def options_for(self, protocol):
         values = {}
