@@ -36,4 +36,4 @@ bench: system-deps-test install
 	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) data test-artifacts
+	rm -rf $(VENV) data data-demo test-artifacts

@@ -50,6 +50,8 @@ def percentile(values, fraction):
 
 def prepare_environment(setup, stock):
     os.environ["ETL_DATA_DIR"] = tempfile.mkdtemp(prefix="etl-bench-scheduling-")
+    # The source database may not live in the data folder: give it a root of its own beside it.
+    os.environ["ETL_LOCAL_ROOTS"] = tempfile.mkdtemp(prefix="etl-bench-scheduling-source-")
     os.environ["ETL_WORKERS"] = "2"
     os.environ["ETL_QUEUE_NAME"] = f"etl_bench_{uuid.uuid4().hex[:8]}"
     os.environ.setdefault("ETL_SCHEDULER_TICK", "0" if stock else "1")
@@ -103,7 +105,7 @@ def fixtures(count):
     from projects.models import Organization, Project
     from tasks.models import Task
 
-    path = Path(os.environ["ETL_DATA_DIR"]) / "source.sqlite3"
+    path = Path(os.environ["ETL_LOCAL_ROOTS"]) / "source.sqlite3"
     with sqlite3.connect(path) as db:
         db.execute("CREATE TABLE t (id INTEGER, name TEXT)")
         db.executemany("INSERT INTO t VALUES (?, ?)", [(1, "a"), (2, "b"), (3, "c")])
@@ -203,6 +205,7 @@ def child(setup, stock):
         import shutil
 
         shutil.rmtree(os.environ["ETL_DATA_DIR"], ignore_errors=True)
+        shutil.rmtree(os.environ["ETL_LOCAL_ROOTS"], ignore_errors=True)
 
 
 if __name__ == "__main__":

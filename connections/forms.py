@@ -8,7 +8,9 @@ import json
 from crispy_forms.helper import FormHelper
 from crispy_forms.layout import HTML, Div, Field, Layout, Submit
 from django import forms
+from django.utils.html import escape
 
+from connections import local_paths
 from connections.models import Connection
 from connections.protocols import ConnectorError, registry
 from projects import access
@@ -126,6 +128,10 @@ class BaseConnectionForm(forms.ModelForm):
     """Validates and saves only what the chosen kind uses; the rest is cleared."""
 
     kind = forms.ChoiceField(label="Kind", choices=lambda: registry.choices())
+    # When on, a save that changes where the connection points (Connection.addressing_fields) drops the stored
+    # secrets not entered again, and the pinned host key when the host moves: else a blank password box would
+    # send the stored password to whatever server the new address names.
+    drops_secrets_when_readdressed = False
 
     class Meta:
         model = Connection
@@ -134,6 +140,9 @@ class BaseConnectionForm(forms.ModelForm):
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
+        self.dropped_secrets = []
+        # Where the stored connection points, before the bound data is copied onto the instance.
+        self._stored_address = self._address_of(self.instance) if self.instance.pk else None
         if user is not None:
             # Only an organization's admins manage its connections (projects.access).
             self.fields["organization"].queryset = Organization.objects.where_role(user, Role.ADMIN)
@@ -197,6 +206,7 @@ class BaseConnectionForm(forms.ModelForm):
         if "port" in protocol.fields and not cleaned.get("port"):
             cleaned["port"] = default_port(protocol, self.options_for(protocol))
         self._validate_key(protocol, cleaned)
+        self._validate_local_path(protocol, cleaned)
         return cleaned
 
     def _validate_key(self, protocol, cleaned):
@@ -212,6 +222,62 @@ class BaseConnectionForm(forms.ModelForm):
         except ConnectorError as exc:
             self.add_error("public_key", exc.message)
 
+    def _validate_local_path(self, protocol, cleaned):
+        """A file or folder on this server only under ETL_LOCAL_ROOTS, never the portal's own files."""
+        kind_of_path = getattr(protocol, "local_path", None)
+        if not kind_of_path or "path" in self.errors:
+            return
+        try:
+            local_paths.check(cleaned.get("path"), folder=kind_of_path == "folder")
+        except ConnectorError as exc:
+            self.add_error("path", exc.message)
+
+    # --- where the connection points --------------------------------------------------------------------
+
+    @staticmethod
+    def _address_of(connection):
+        return {"kind": connection.kind, "options": dict(connection.options or {}),
+                **{name: getattr(connection, name) for name in MODEL_FIELDS}}
+
+    def _normal(self, protocol, name, value, options):
+        """A value as it takes effect: a blank port is the kind's default, a missing option its form default."""
+        if name == "port":
+            return int(value or default_port(protocol, options) or 0)
+        if name in MODEL_FIELDS:
+            return (value or "").strip() if isinstance(value, str) else (value or "")
+        field = option_form_field(name)
+        if value in (None, ""):
+            value = field.initial
+        if isinstance(field, forms.BooleanField):
+            return bool(value)
+        return "" if value is None else str(value).strip()
+
+    def changed_address(self):
+        """Names of the addressing columns and options this save changes ([] for a new connection)."""
+        stored = self._stored_address
+        if stored is None or not hasattr(self, "cleaned_data"):
+            return []
+        kind = self.cleaned_data.get("kind")
+        protocol = registry.get(kind)
+        if protocol is None:
+            return []
+        if kind != stored["kind"]:
+            return ["kind"]
+        columns, option_names = self.instance.addressing_fields(kind)
+        new_options = self.options_for(protocol)
+        changed = [name for name in columns if name in MODEL_FIELDS
+                   and (self._normal(protocol, name, self.cleaned_data.get(name), new_options)
+                        != self._normal(protocol, name, stored[name], stored["options"]))]
+        changed += [key for key in option_names
+                    if (self._normal(protocol, key, new_options.get(key), new_options)
+                        != self._normal(protocol, key, stored["options"].get(key), stored["options"]))]
+        return changed
+
+    def address_label(self, kind, name):
+        if name == "kind":
+            return "Kind"
+        return field_label(kind, name) if name in MODEL_FIELDS else (option_form_field(name).label or name)
+
     def options_for(self, protocol):
         values = {}
         for key in protocol.option_fields:
@@ -220,7 +286,7 @@ class BaseConnectionForm(forms.ModelForm):
                 values[key] = value
         return values
 
-    def secrets_for(self, protocol):
+    def secrets_for(self, protocol, keep_stored=True):
         current = dict(self.instance.secrets or {})
         secrets = {}
         for name in protocol.secret_fields:
@@ -230,14 +296,35 @@ class BaseConnectionForm(forms.ModelForm):
             if value:
                 secrets[name] = value + "\n" if name == "private_key" and not value.endswith("\n") else value
             elif current.get(name):
-                secrets[name] = current[name]
+                if keep_stored:
+                    secrets[name] = current[name]
+                else:
+                    self.dropped_secrets.append(name)
         return secrets
+
+    def dropped_secrets_message(self):
+        """What the user is told after a save that dropped stored secrets ("" when none were dropped)."""
+        if not self.dropped_secrets:
+            return ""
+        names = [SECRET_LABELS.get(name, name.replace("_", " ")).lower() for name in self.dropped_secrets]
+        listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+        return (f"The stored {listed} {'was' if len(names) == 1 else 'were'} cleared because the connection now "
+                f"points somewhere else ({self._changed_labels()}): enter "
+                f"{'it' if len(names) == 1 else 'them'} again before using it.")
+
+    def _changed_labels(self):
+        kind = self.cleaned_data.get("kind")
+        return ", ".join(self.address_label(kind, name) for name in self.changed_address())
 
     def save(self, commit=True):
         connection = super().save(commit=False)
         protocol = registry.get(connection.kind)
         connection.options = self.options_for(protocol)
-        connection.secrets = self.secrets_for(protocol)
+        changed = self.changed_address() if self.drops_secrets_when_readdressed else []
+        self.dropped_secrets = []
+        connection.secrets = self.secrets_for(protocol, keep_stored=not changed)
+        if {"kind", "host", "port"} & set(changed):
+            connection.host_key = ""  # a key pinned for the old server says nothing about the new one
         if commit:
             connection.save()
         return connection
@@ -264,6 +351,8 @@ def kind_wrapper(attribute, name, *items):
 class ConnectionPageForm(ConnectionForm):
     """The analysts' form: laid out with crispy forms, fields shown per kind by static/js/connection-form.js."""
 
+    drops_secrets_when_readdressed = True
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["organization"].empty_label = None
@@ -276,6 +365,9 @@ class ConnectionPageForm(ConnectionForm):
         items = [Field("organization"), Field("name"), Field("kind", css_class="connection-kind"),
                  Field("description", rows=2)]
         items += [kind_wrapper("fields", name, Field(name)) for name in MODEL_FIELDS]
+        notice = self.readdress_notice()
+        if notice:
+            items.append(HTML(f'<div class="alert alert-info small py-2" id="readdress-notice">{notice}</div>'))
         for name in secret_names():
             parts = [Field(name)]
             if self.instance.secret(name):
@@ -285,3 +377,14 @@ class ConnectionPageForm(ConnectionForm):
         if not self.instance.pk:
             items.append(HTML('<p class="text-muted small">Test the connection from its page after saving.</p>'))
         return Layout(*items)
+
+    def readdress_notice(self):
+        """Said before saving, next to the secret boxes: which changes clear the stored secrets."""
+        stored = [name for name in secret_names() if self.instance.secret(name)]
+        if not self.instance.pk or not stored:
+            return ""
+        columns, options = self.instance.addressing_fields()
+        labels = [self.address_label(self.instance.kind, name) for name in columns + options]
+        secrets = " and ".join(SECRET_LABELS.get(name, name.replace("_", " ")).lower() for name in stored)
+        return escape(f"Changing where this connection points ({', '.join(labels)}) clears its stored {secrets}; "
+                      f"enter {'it' if len(stored) == 1 else 'them'} again in the same save.")

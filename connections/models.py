@@ -1,9 +1,15 @@
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
 from connections.secrets import EncryptedJSONField
+
+# Option keys that do not change where or how securely a connection connects. Every other option key a
+# protocol reads (TLS, SSL mode, ODBC driver/DSN/extra settings, domain, ...) counts as addressing, so an
+# option a new protocol adds protects the stored secrets until someone decides otherwise.
+NON_ADDRESSING_OPTIONS = {"timeout", "query_timeout", "fast_csv", "public_key", "ref", "file_path", "max_bytes",
+                          "from_address", "token_header"}
+ADDRESS_COLUMNS = ("host", "port", "username", "database", "path")
 
 
 class ConnectionQuerySet(models.QuerySet):
@@ -78,10 +84,37 @@ class Connection(models.Model):
     def secret_values(self):
         return [value for value in (self.secrets or {}).values() if value]
 
+    def addressing_fields(self, kind=None):
+        """(columns, option keys) that say where this connection points for `kind` (default: its own).
+
+        Stored secrets belong to that address: when one of these changes, the connection form drops them
+        unless new ones are entered in the same save. A protocol class may list its own `addressing_options`.
+        """
+        from connections.protocols import registry
+
+        protocol = registry.get(kind or self.kind)
+        if protocol is None:
+            return ("kind",) + ADDRESS_COLUMNS, ()
+        options = getattr(protocol, "addressing_options", None)
+        if options is None:
+            options = tuple(key for key in protocol.option_fields if key not in NON_ADDRESSING_OPTIONS)
+        return ("kind",) + tuple(protocol.fields), tuple(options)
+
     def users(self):
-        """Tasks that use this connection, so a delete can be refused with their names."""
+        """Tasks that use this connection in any role, so a delete can be refused with their names.
+
+        Every foreign key to Connection is followed: on Task itself (source, text, processing, GPG key) or on
+        a model that belongs to a task (destinations, conditions, notifications), so a new one is covered.
+        """
         from tasks.models import Task
 
-        return Task.objects.filter(
-            Q(source_connection=self) | Q(destinations__connection=self)
-        ).select_related("project").distinct()
+        uses = models.Q(pk__in=[])
+        for relation in type(self)._meta.related_objects:
+            model, field = relation.related_model, relation.field
+            if model is Task:
+                uses |= models.Q(**{field.name: self})
+                continue
+            to_task = next((f for f in model._meta.concrete_fields if f.is_relation and f.related_model is Task), None)
+            if to_task is not None:  # none today that is not part of a task; its own PROTECT guards the delete
+                uses |= models.Q(pk__in=model.objects.filter(**{field.name: self}).values(to_task.attname))
+        return Task.objects.filter(uses).select_related("project").order_by("project__name", "name")

@@ -88,6 +88,8 @@ def connection_form(request, pk=None):
     if request.method == "POST" and form.is_valid():
         connection = form.save()
         messages.success(request, f"Connection {connection.name} is saved.")
+        if form.dropped_secrets:  # the form decides what was dropped and says why; the view only shows it
+            messages.warning(request, form.dropped_secrets_message())
         return redirect("connection-detail", pk=connection.pk)
     return render(request, "connections/connection_form.html", {
         "form": form, "connection": connection if pk else None,

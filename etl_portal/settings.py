@@ -200,6 +200,11 @@ ETL_CONNECT_TIMEOUT = env_int("ETL_CONNECT_TIMEOUT", 15)
 # `manage.py serve`: where gunicorn listens and how many worker processes it runs.
 ETL_LISTEN = env("ETL_LISTEN", "127.0.0.1:8000")
 ETL_WEB_WORKERS = env_int("ETL_WEB_WORKERS", 2)
+# Folders on this server that SQLite and local-folder connections may use (comma-separated; symlinks resolved).
+# The default is only the demo data that `seed_demo` writes, which lives beside the data folder, never in it:
+# the data folder (database, keys, run folders, caches, script environments) is refused whatever this says.
+ETL_DEMO_DIR = ETL_DATA_DIR.with_name(ETL_DATA_DIR.name + "-demo")
+ETL_LOCAL_ROOTS = [Path(root).resolve() for root in env_list("ETL_LOCAL_ROOTS")] or [ETL_DEMO_DIR]
 # A staging install sets this: every notification email goes there instead (one per original recipient).
 ETL_EMAIL_TEST_ADDRESS = env("ETL_EMAIL_TEST_ADDRESS")
 # The user a changing management command acts for when it has no --user (projects.access.command_user).

@@ -26,9 +26,12 @@ pytest_plugins = [
 
 @pytest.fixture(autouse=True)
 def data_dir(settings, tmp_path):
-    """Every test gets its own data folder for run files and caches."""
+    """Every test gets its own data folder for run files and caches. SQLite files and local folders may be
+    anywhere in the test's tmp_path (ETL_LOCAL_ROOTS) except that data folder, which is always refused."""
     settings.ETL_DATA_DIR = tmp_path / "data"
     settings.ETL_DATA_DIR.mkdir()
+    settings.ETL_DEMO_DIR = tmp_path / "demo"
+    settings.ETL_LOCAL_ROOTS = [tmp_path.resolve()]
     return settings.ETL_DATA_DIR
 
 

@@ -1,20 +1,28 @@
-"""A folder on the portal's own server (demos, network mounts). No path may leave the folder."""
+"""A folder on the portal's own server (demos, network mounts). No path may leave the folder.
+
+The folder itself must lie under ETL_LOCAL_ROOTS and hold none of the portal's own files
+(connections/local_paths.py); every path used in a session is checked again after resolving symlinks and
+`..`, so a folder name, file pattern or symlink cannot climb out of it.
+"""
 import os
 import shutil
-from pathlib import Path
 
+from connections import local_paths
 from connections.protocols.base import ConnectorError, FileSession, FileStore
 from connections.protocols.registry import register
 
 
 class LocalSession(FileSession):
     def __init__(self, base):
-        self.base = Path(base).resolve()
+        self.base = local_paths.check(base, folder=True, step="folder")
 
     def resolve(self, path):
-        full = (self.base / str(path).lstrip("/")).resolve()
+        full = local_paths.real(self.base / str(path).lstrip("/"))
         if full != self.base and not full.is_relative_to(self.base):
             raise ConnectorError(f"The path {path!r} leaves the connection's folder", step="path")
+        reason = local_paths.refusal(full)
+        if reason:
+            raise ConnectorError(f"{reason}: {path!r}", step="path")
         return full
 
     def listdir(self, folder):
@@ -66,11 +74,13 @@ class LocalFolder(FileStore):
     uses_server_paths = True
     label = "Local folder"
     fields = ("path",)
+    local_path = "folder"  # the form checks `path` against ETL_LOCAL_ROOTS too
 
     def session(self):
         base = self.connection.path
         if not base or not os.path.isabs(base):
             raise ConnectorError("A local folder connection needs an absolute folder path", step="settings")
+        local_paths.check(base, folder=True, step="folder")
         if not os.path.isdir(base):
             raise ConnectorError(f"The folder {base} does not exist on this server", step="folder")
         return LocalSession(base)

@@ -1,13 +1,33 @@
-"""SQLite files on the portal's server: demos and small jobs."""
+"""SQLite files on the portal's server: demos and small jobs.
+
+Only files under ETL_LOCAL_ROOTS may be opened (connections/local_paths.py), checked again at each use, and
+a query may not ATTACH another file (nor VACUUM INTO one): either would reach past that check.
+"""
 import os
 import sqlite3
 import time
 
+from connections import local_paths
 from connections.protocols.base import ConnectorError, Database, QueryResult
 from connections.protocols.registry import register
 
 DEFAULT_QUERY_TIMEOUT = 90 * 60
 STOPPED = "Query cancelled: it ran past the connection's query timeout or was stopped"
+NO_OTHER_FILES = "a query may not open another database file (ATTACH, VACUUM INTO)"
+
+
+def _authorize(action, *args):
+    # ATTACH and VACUUM INTO both come as SQLITE_ATTACH; everything else is the query's own business.
+    return sqlite3.SQLITE_DENY if action == sqlite3.SQLITE_ATTACH else sqlite3.SQLITE_OK
+
+
+def _error(exc):
+    text = str(exc)
+    if "interrupted" in text:
+        return STOPPED
+    if "not authorized" in text or "authorization denied" in text:
+        return f"SQLite error: {NO_OTHER_FILES}"
+    return f"SQLite error: {text}"
 
 
 class SqliteResult(QueryResult):
@@ -22,8 +42,7 @@ class SqliteResult(QueryResult):
             while rows := self._cursor.fetchmany(size):
                 yield rows
         except sqlite3.Error as exc:
-            raise ConnectorError(STOPPED if "interrupted" in str(exc) else f"SQLite error: {exc}",
-                                 step="query") from None
+            raise ConnectorError(_error(exc), step="query") from None
 
     def close(self):
         self._connection.close()
@@ -35,6 +54,7 @@ class SqliteDatabase(Database):
     uses_server_paths = True
     label = "SQLite"
     fields = ("path",)
+    local_path = "file"  # the form checks `path` against ETL_LOCAL_ROOTS too
     option_fields = ("query_timeout",)
 
     def cancel(self):
@@ -43,9 +63,12 @@ class SqliteDatabase(Database):
 
     def execute(self, sql, params=None):
         path = self.connection.path
-        if not path or not os.path.isfile(path):
-            raise ConnectorError(f"The SQLite file {path or '(none)'} does not exist", step="connect")
-        connection = self._active = sqlite3.connect(path, timeout=self.timeout, check_same_thread=False)
+        resolved = local_paths.check(path, step="connect")
+        if not os.path.isfile(resolved):
+            raise ConnectorError(f"The SQLite file {path} does not exist", step="connect")
+        # The resolved path: a symlink swapped after the check cannot redirect the open.
+        connection = self._active = sqlite3.connect(resolved, timeout=self.timeout, check_same_thread=False)
+        connection.set_authorizer(_authorize)
         deadline = time.monotonic() + float(self.connection.options.get("query_timeout") or DEFAULT_QUERY_TIMEOUT)
         # SQLite has no server-side timeout: abort from its progress callback once the deadline passes.
         connection.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
@@ -56,5 +79,4 @@ class SqliteDatabase(Database):
             return SqliteResult(connection, cursor)
         except sqlite3.Error as exc:
             connection.close()
-            message = STOPPED if "interrupted" in str(exc) else f"SQLite error: {exc}"
-            raise ConnectorError(message, step="query") from None
+            raise ConnectorError(_error(exc), step="query") from None

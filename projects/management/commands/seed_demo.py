@@ -5,6 +5,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from connections import local_paths
 from connections.models import Connection
 from projects.demo import CUSTOMERS_QUERY, ORDERS_QUERY, build_shop_database
 from projects.models import Organization, Project
@@ -22,12 +23,16 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def handle(self, username, **options):
-        data = settings.ETL_DATA_DIR
-        database_path = data / "demo" / "shop.sqlite3"
+        # Beside the data folder, not in it: connections may only use ETL_LOCAL_ROOTS, never the data folder.
+        demo = settings.ETL_DEMO_DIR
+        database_path = demo / "shop.sqlite3"
         if not database_path.exists():
             build_shop_database(database_path)
-        outbox = data / "demo" / "outbox"
+        outbox = demo / "outbox"
         outbox.mkdir(parents=True, exist_ok=True)
+        if local_paths.refusal(local_paths.real(demo), folder=True):
+            self.stderr.write(self.style.WARNING(
+                f"The demo folder {demo} is not under ETL_LOCAL_ROOTS: its tasks will be refused until it is."))
 
         User = get_user_model()
         user, created = User.objects.get_or_create(username=username, defaults={"is_staff": True,
