@@ -131,7 +131,7 @@ class BaseConnectionForm(forms.ModelForm):
     # When on, a save that changes where the connection points (Connection.addressing_fields) drops the stored
     # secrets not entered again, and the pinned host key when the host moves: else a blank password box would
     # send the stored password to whatever server the new address names.
-    drops_secrets_when_readdressed = False
+    drops_secrets_when_readdressed = True
 
     class Meta:
         model = Connection
@@ -146,6 +146,9 @@ class BaseConnectionForm(forms.ModelForm):
         if user is not None:
             # Only an organization's admins manage its connections (projects.access).
             self.fields["organization"].queryset = Organization.objects.where_role(user, Role.ADMIN)
+        if self.instance.pk:
+            # A connection stays in its organization: its secrets and the tasks using it belong there.
+            self.fields["organization"].disabled = True
         if self.is_bound:
             self._drop_fields_of_other_kinds()
         self._describe_fields_per_kind()
@@ -350,8 +353,6 @@ def kind_wrapper(attribute, name, *items):
 
 class ConnectionPageForm(ConnectionForm):
     """The analysts' form: laid out with crispy forms, fields shown per kind by static/js/connection-form.js."""
-
-    drops_secrets_when_readdressed = True
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -90,7 +90,7 @@ MODELS = {
     "trigger": ("projects", EDITORS, "jitter_seconds", 9),
     "run": ("runs", EDITORS, "priority", 9),
     "runlog": ("runs", EDITORS, "message", "changed"),
-    "runfile": ("runs", EDITORS, "name", "changed.csv"),
+    "runfile": ("runs", EDITORS, None, None),  # every field is read-only (names shown masked)
     "connection": ("connections", ADMINS, "description", "changed"),
     "membership": ("projects", ADMINS, "role", "editor"),
     "organization": ("projects", ADMINS, "name", "Changed"),
@@ -292,14 +292,15 @@ def test_admin_task_form_needs_the_code_permission_to_change_code(client, w):
 
 
 @pytest.mark.parametrize("who, may", [("editor", False), ("staff_viewer", False), ("org_admin", True)])
-def test_admin_connection_form_needs_code_permission_for_server_paths(client, w, who, may):
+def test_admin_connection_form_needs_code_permission_for_server_paths(client, w, who, may, tmp_path):
     org_admin = w["users"]["org_admin"]
     if who == "editor":  # an admin without the code permission
         Membership.objects.filter(user=w["users"]["editor"]).update(role="admin")
     Membership.objects.filter(user=org_admin).update(can_write_code=may and who == "org_admin")
     login(client, w, who)
     client.post("/admin/connections/connection/add/", {
-        "organization": w["A"]["organization"].pk, "name": "Local", "kind": "sqlite", "path": "/tmp/x.sqlite3"})
+        "organization": w["A"]["organization"].pk, "name": "Local", "kind": "sqlite",
+        "path": str(tmp_path / "x.sqlite3")})
     assert Connection.objects.filter(name="Local").exists() == may
 
 

@@ -257,12 +257,16 @@ def test_the_admin_form_keeps_secrets_write_only(client_of, staff, sftp_connecti
     page = client.get(url).content.decode()
     assert sshd.password not in page and 'data-kinds="' in page
 
-    response = client.post(url, {"organization": sftp_connection.organization.pk, "name": "Vendor SFTP",
-                                 "kind": "sftp", "host": sshd.host, "port": sshd.port, "username": "renamed",
-                                 "password": "", "host_key": ""})
+    fields = {"organization": sftp_connection.organization.pk, "name": "Vendor SFTP", "kind": "sftp",
+              "host": sshd.host, "port": sshd.port, "username": sshd.username, "password": "", "host_key": ""}
+    response = client.post(url, {**fields, "description": "renamed"})
     assert response.status_code == 302, page_text(response)[:2000]
     sftp_connection.refresh_from_db()
-    assert sftp_connection.username == "renamed" and sftp_connection.secret("password") == sshd.password
+    assert sftp_connection.description == "renamed" and sftp_connection.secret("password") == sshd.password
+    # Pointing it at another user without the password again drops it, as on the page.
+    assert client.post(url, {**fields, "username": "renamed"}).status_code == 302
+    sftp_connection.refresh_from_db()
+    assert sftp_connection.username == "renamed" and sftp_connection.secret("password") == ""
 
 
 def test_the_odbc_fast_csv_option_shows_its_default_and_can_be_turned_off(client_of, org_admin, organization):

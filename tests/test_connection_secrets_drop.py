@@ -81,17 +81,17 @@ def ftp_form(connection, **changes):
     return {key: value for key, value in data.items() if value is not None}
 
 
-def test_the_edit_page_says_before_saving_which_changes_clear_the_password(client_of, owner, ftp_connection):
-    page = page_text(client_of(owner).get(reverse("connection-edit", args=[ftp_connection.pk])))
+def test_the_edit_page_says_before_saving_which_changes_clear_the_password(client_of, org_admin, ftp_connection):
+    page = page_text(client_of(org_admin).get(reverse("connection-edit", args=[ftp_connection.pk])))
 
     assert ("Changing where this connection points (Kind, Host, Port, User name, Base folder, Use TLS (FTPS), "
             "Verify the server's TLS certificate) clears its stored password; enter it again in the same save."
             in page)
 
 
-def test_a_new_port_drops_the_password_and_the_test_never_sends_it(client_of, owner, ftp_connection, ftpd,
+def test_a_new_port_drops_the_password_and_the_test_never_sends_it(client_of, org_admin, ftp_connection, ftpd,
                                                                     listener):
-    client = client_of(owner)
+    client = client_of(org_admin)
 
     saved = client.post(reverse("connection-edit", args=[ftp_connection.pk]),
                         ftp_form(ftp_connection, port=listener.port), follow=True)
@@ -120,8 +120,8 @@ def test_a_new_port_drops_the_password_and_the_test_never_sends_it(client_of, ow
     ({"verify_tls": None}, "Verify the server's TLS certificate"),
     ({"kind": "sftp"}, "Kind"),
 ])
-def test_every_addressing_change_drops_the_password(client_of, owner, ftp_connection, changes, named):
-    saved = client_of(owner).post(reverse("connection-edit", args=[ftp_connection.pk]),
+def test_every_addressing_change_drops_the_password(client_of, org_admin, ftp_connection, changes, named):
+    saved = client_of(org_admin).post(reverse("connection-edit", args=[ftp_connection.pk]),
                                   ftp_form(ftp_connection, **changes), follow=True)
 
     assert f"points somewhere else ({named})" in page_text(saved)
@@ -129,8 +129,8 @@ def test_every_addressing_change_drops_the_password(client_of, owner, ftp_connec
     assert ftp_connection.secrets == {}
 
 
-def test_a_change_with_the_password_entered_again_keeps_the_new_one(client_of, owner, ftp_connection, ftpd):
-    client = client_of(owner)
+def test_a_change_with_the_password_entered_again_keeps_the_new_one(client_of, org_admin, ftp_connection, ftpd):
+    client = client_of(org_admin)
     folder = ftpd.make_folder("secrets-drop-new")
 
     saved = client.post(reverse("connection-edit", args=[ftp_connection.pk]),
@@ -143,8 +143,8 @@ def test_a_change_with_the_password_entered_again_keeps_the_new_one(client_of, o
     assert f"Connected with plain FTP (not encrypted); 0 files in /{folder.name}." in tested
 
 
-def test_a_description_change_keeps_the_password(client_of, owner, ftp_connection, ftpd):
-    client = client_of(owner)
+def test_a_description_change_keeps_the_password(client_of, org_admin, ftp_connection, ftpd):
+    client = client_of(org_admin)
 
     saved = client.post(reverse("connection-edit", args=[ftp_connection.pk]),
                         ftp_form(ftp_connection, description="Vendor drop box, nightly"), follow=True)
@@ -167,21 +167,21 @@ def sftp_form(connection, **changes):
 PINNED = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA=="
 
 
-def test_a_new_port_also_forgets_the_pinned_host_key(client_of, owner, sftp_connection, closed_port):
+def test_a_new_port_also_forgets_the_pinned_host_key(client_of, org_admin, sftp_connection, closed_port):
     Connection.objects.filter(pk=sftp_connection.pk).update(host_key=PINNED)
 
-    client_of(owner).post(reverse("connection-edit", args=[sftp_connection.pk]),
+    client_of(org_admin).post(reverse("connection-edit", args=[sftp_connection.pk]),
                           sftp_form(sftp_connection, port=closed_port))
 
     sftp_connection.refresh_from_db()
     assert sftp_connection.host_key == "" and sftp_connection.secrets == {}
 
 
-def test_a_new_user_with_a_new_key_keeps_the_key_and_the_pinned_host_key(client_of, owner, sftp_connection):
+def test_a_new_user_with_a_new_key_keeps_the_key_and_the_pinned_host_key(client_of, org_admin, sftp_connection):
     Connection.objects.filter(pk=sftp_connection.pk).update(host_key=PINNED)
     key = "-----BEGIN OPENSSH PRIVATE KEY-----\nnot-a-real-key\n-----END OPENSSH PRIVATE KEY-----"
 
-    saved = client_of(owner).post(reverse("connection-edit", args=[sftp_connection.pk]),
+    saved = client_of(org_admin).post(reverse("connection-edit", args=[sftp_connection.pk]),
                                   sftp_form(sftp_connection, username="deploy", private_key=key), follow=True)
 
     sftp_connection.refresh_from_db()

@@ -114,7 +114,7 @@ def test_resend_goes_to_the_current_destinations_and_is_logged(make_task, sqlite
     (sftp_folder / "20240315").mkdir()
     os.chown(sftp_folder / "20240315", *(lambda st: (st.st_uid, st.st_gid))(os.stat(sftp_folder)))
 
-    assert client_of(member).post(f"/runs/files/{record.pk}/resend/").status_code == 404  # may look, not act
+    assert client_of(member).post(f"/runs/files/{record.pk}/resend/").status_code == 403  # may look, not act
     page = client_of(owner).post(f"/runs/files/{record.pk}/resend/", follow=True)
 
     assert page.status_code == 200

@@ -65,9 +65,9 @@ def app_database():
 
 # --- the form ------------------------------------------------------------------------------------------------
 
-def test_paths_inside_a_root_are_saved_and_work(client_of, owner, organization, root):
+def test_paths_inside_a_root_are_saved_and_work(client_of, org_admin, organization, root):
     database = make_database(root / "shop" / "people.sqlite3")
-    client = client_of(owner)
+    client = client_of(org_admin)
 
     assert post_connection(client, organization, "sqlite", database, name="Shop").status_code == 302
     assert post_connection(client, organization, "local", root, name="Outbox").status_code == 302
@@ -81,8 +81,8 @@ def test_paths_inside_a_root_are_saved_and_work(client_of, owner, organization, 
 
 
 @pytest.mark.parametrize("kind, path", [("local", "/etc"), ("sqlite", "/etc/passwd"), ("local", "/home")])
-def test_a_path_outside_the_roots_is_refused_next_to_the_field(client_of, owner, organization, root, kind, path):
-    response = post_connection(client_of(owner), organization, kind, path)
+def test_a_path_outside_the_roots_is_refused_next_to_the_field(client_of, org_admin, organization, root, kind, path):
+    response = post_connection(client_of(org_admin), organization, kind, path)
 
     assert path_error(response) == f"{ROOT_MESSAGE} {root} (ETL_LOCAL_ROOTS)"
     assert not Connection.objects.filter(name="On this server").exists()
@@ -90,7 +90,7 @@ def test_a_path_outside_the_roots_is_refused_next_to_the_field(client_of, owner,
 
 @pytest.mark.parametrize("what", ["app database", "fernet key", "data folder", "run folder", "holds data folder",
                                   "the whole server"])
-def test_the_portals_own_files_are_refused_whatever_the_setting_says(client_of, owner, organization, settings,
+def test_the_portals_own_files_are_refused_whatever_the_setting_says(client_of, org_admin, organization, settings,
                                                                      data_dir, tmp_path, what):
     settings.ETL_LOCAL_ROOTS = [Path("/")]  # everything allowed, except what never is
     (data_dir / "fernet.key").write_text("not a real key")
@@ -104,28 +104,28 @@ def test_the_portals_own_files_are_refused_whatever_the_setting_says(client_of, 
         "the whole server": ("local", lambda: "/", DATA_MESSAGE),
     }[what]
 
-    response = post_connection(client_of(owner), organization, kind, path())
+    response = post_connection(client_of(org_admin), organization, kind, path())
 
     assert message in path_error(response)
     assert not Connection.objects.filter(name="On this server").exists()
 
 
-def test_key_files_are_refused_even_inside_a_root(client_of, owner, organization, root):
+def test_key_files_are_refused_even_inside_a_root(client_of, org_admin, organization, root):
     (root / "server.key").write_text("-----BEGIN PRIVATE KEY-----\n")
     (root / ".ssh").mkdir()
 
-    client = client_of(owner)
+    client = client_of(org_admin)
     assert "This path leads to a key file" in path_error(
         post_connection(client, organization, "sqlite", root / "server.key"))
     assert "This path leads to a key file" in path_error(post_connection(client, organization, "local", root / ".ssh"))
 
 
-def test_symlinks_and_dot_dot_cannot_climb_out_of_a_root(client_of, owner, organization, root, tmp_path, data_dir):
+def test_symlinks_and_dot_dot_cannot_climb_out_of_a_root(client_of, org_admin, organization, root, tmp_path, data_dir):
     outside = make_database(tmp_path / "outside" / "secret.sqlite3")
     (root / "to-outside").symlink_to(outside.parent)
     (root / "to-data").symlink_to(data_dir)
     (root.parent / "allowed-old").mkdir()  # a sibling whose name merely starts like the root
-    client = client_of(owner)
+    client = client_of(org_admin)
 
     for kind, path, message in [
         ("sqlite", root / "to-outside" / "secret.sqlite3", ROOT_MESSAGE),
@@ -139,8 +139,8 @@ def test_symlinks_and_dot_dot_cannot_climb_out_of_a_root(client_of, owner, organ
     assert post_connection(client, organization, "local", f"{root}/sub/..").status_code == 302  # still inside
 
 
-def test_a_relative_path_is_refused(client_of, owner, organization, root):
-    response = post_connection(client_of(owner), organization, "local", "allowed")
+def test_a_relative_path_is_refused(client_of, org_admin, organization, root):
+    response = post_connection(client_of(org_admin), organization, "local", "allowed")
     assert "Give an absolute path on this server (it begins with /)" in path_error(response)
 
 
@@ -164,12 +164,12 @@ def test_a_sqlite_connection_saved_directly_with_the_app_database_is_refused_at_
     assert caught.value.message == "This path leads to the portal's own database"
 
 
-def test_connections_saved_before_the_setting_changed_are_refused_at_run_time(client_of, owner, organization, root,
+def test_connections_saved_before_the_setting_changed_are_refused_at_run_time(client_of, org_admin, organization, root,
                                                                              tmp_path, settings):
     database = make_database(tmp_path / "elsewhere" / "old.sqlite3")
     old_db = Connection.objects.create(organization=organization, name="Old DB", kind="sqlite", path=str(database))
     old_folder = Connection.objects.create(organization=organization, name="Etc", kind="local", path="/etc")
-    client = client_of(owner)
+    client = client_of(org_admin)
 
     for connection in (old_db, old_folder):
         result = page_text(client.post(reverse("connection-test", args=[connection.pk])))
@@ -252,3 +252,18 @@ def test_seed_demo_keeps_its_data_out_of_the_data_folder(data_dir):
         assert local_paths.real(settings.ETL_DEMO_DIR) in path.parents
         assert local_paths.real(data_dir) not in path.parents
         assert local_paths.refusal(path, folder=name == "Demo outbox") == ""
+
+
+@pytest.mark.parametrize("options, refused", [
+    ({"driver": "/tmp/evil.so"}, "is not an ODBC driver installed on this server"),
+    ({"dsn": "/tmp/evil.dsn"}, "is not a data source (DSN) defined on this server"),
+    ({"driver": "PostgreSQL Unicode", "extra": "Driver=/tmp/evil.so"}, "may not set driver"),
+    ({"driver": "PostgreSQL Unicode", "extra": "FileDSN=/etc/odbc.dsn;SaveFile=/tmp/x"}, "may not set filedsn, savefile"),
+])
+def test_an_odbc_connection_loads_only_installed_drivers_never_a_library_path(organization, options, refused):
+    from connections.protocols import ConnectorError
+
+    connection = Connection(organization=organization, name="Evil", kind="odbc", host="127.0.0.1", options=options)
+    with pytest.raises(ConnectorError) as caught:
+        connection.connector().connection_string()
+    assert refused in caught.value.message

@@ -192,6 +192,7 @@ class OdbcDatabase(Database):
         dsn, driver = (options.get("dsn") or "").strip(), (options.get("driver") or "").strip()
         if not dsn and not driver:
             raise ConnectorError("Set an ODBC driver name or a data source name (DSN)", step="settings")
+        self._check_driver(dsn, driver, options)
         attributes = [("DSN", dsn) if dsn else ("Driver", driver)]
         for key, value in (("Server", connection.host), ("Port", connection.port),
                            ("Database", connection.database), ("Uid", connection.username),
@@ -211,6 +212,22 @@ class OdbcDatabase(Database):
         attributes += [(key, value) for key, value in defaults.items() if key.lower() not in chosen]
         text = ";".join(f"{key}={odbc_value(value)}" for key, value in attributes)
         return f"{text};{extra}" if extra else text
+
+    @staticmethod
+    def _check_driver(dsn, driver, options):
+        """Only the server's installed drivers and data sources, by name: a driver given as a file path (in the
+        driver box or the extra attributes) would load any library on the portal's server into its process."""
+        if pyodbc is None:
+            return
+        if driver and driver not in pyodbc.drivers():
+            raise ConnectorError(f"{driver!r} is not an ODBC driver installed on this server; installed: "
+                                 f"{', '.join(pyodbc.drivers()) or 'none'}", step="settings")
+        if dsn and dsn not in pyodbc.dataSources():
+            raise ConnectorError(f"{dsn!r} is not a data source (DSN) defined on this server", step="settings")
+        refused = attribute_names((options.get("extra") or "").strip()) & {"driver", "dsn", "filedsn", "savefile"}
+        if refused:
+            raise ConnectorError(f"The extra attributes may not set {', '.join(sorted(refused))}: choose the "
+                                 "driver or data source in its own box", step="settings")
 
     def connect(self):
         if pyodbc is None:
