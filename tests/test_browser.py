@@ -65,6 +65,7 @@ def shot(page, name):
 def test_an_analyst_builds_runs_and_reuses_a_task(page, owner, organization, tmp_path, sync_queue):
     from tests.conftest import PASSWORD
 
+    organization.set_member(owner, "admin", can_write_code=True)  # this analyst also sets up connections
     database = tmp_path / "shop.sqlite3"
     db = sqlite3.connect(database)
     db.execute("CREATE TABLE orders (id INTEGER, customer TEXT, total TEXT)")
@@ -158,6 +159,7 @@ def test_the_main_pages_work_under_the_content_security_policy(page, owner, staf
     from runs.models import Run, RunFile
     from tasks.models import Dependency, Task
 
+    project.organization.set_member(owner, "admin", can_write_code=True)  # sees every page, connections' too
     database = tmp_path / "shop.sqlite3"
     sqlite3.connect(database).close()
     source = Connection.objects.create(organization=project.organization, name="Shop", kind="sqlite",

@@ -38,12 +38,12 @@ def as_mail_server(task, connection):
     ("gpg", as_gpg_key), ("sftp", as_text_location), ("sftp", as_processing_script), ("sqlite", as_condition),
     ("smtp", as_mail_server),
 ], ids=["gpg key", "text", "processing", "condition", "smtp"])
-def test_a_connection_used_in_one_role_only_is_listed_and_not_deleted(client_of, owner, organization, sqlite_people,
+def test_a_connection_used_in_one_role_only_is_listed_and_not_deleted(client_of, org_admin, organization, sqlite_people,
                                                                      make_task, kind, use):
     connection = Connection.objects.create(organization=organization, name="Only here", kind=kind)
     task = make_task(sqlite_people, SOURCE_QUERY, name="Monthly partner export")
     use(task, connection)
-    client = client_of(owner)
+    client = client_of(org_admin)
     url = reverse("connection-delete", args=[connection.pk])
 
     assert list(connection.users()) == [task]

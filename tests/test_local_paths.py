@@ -255,8 +255,8 @@ def test_seed_demo_keeps_its_data_out_of_the_data_folder(data_dir):
 
 
 @pytest.mark.parametrize("options, refused", [
-    ({"driver": "/tmp/evil.so"}, "is not an ODBC driver installed on this server"),
-    ({"dsn": "/tmp/evil.dsn"}, "is not a data source (DSN) defined on this server"),
+    ({"driver": "/tmp/evil.so"}, "The ODBC driver '/tmp/evil.so' is not installed on this server"),
+    ({"dsn": "/tmp/evil.dsn"}, "The data source '/tmp/evil.dsn' is not defined in odbc.ini"),
     ({"driver": "PostgreSQL Unicode", "extra": "Driver=/tmp/evil.so"}, "may not set driver"),
     ({"driver": "PostgreSQL Unicode", "extra": "FileDSN=/etc/odbc.dsn;SaveFile=/tmp/x"}, "may not set filedsn, savefile"),
 ])

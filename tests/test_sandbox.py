@@ -65,9 +65,11 @@ ATTEMPTS = textwrap.dedent('''\
     seen = []
     for name in (name for name in os.listdir("/proc") if name.isdigit()):
         try:
-            seen.append(open(f"/proc/{name}/cmdline", "rb").read().decode(errors="replace"))
+            cmdline = open(f"/proc/{name}/cmdline", "rb").read().decode(errors="replace")
         except OSError:
-            pass  # ended meanwhile
+            continue  # ended meanwhile
+        if cmdline:  # an empty one is a zombie: `setsid` forks and its first process exits at once
+            seen.append(cmdline)
     print("uid", os.getuid(), "processes seen", sorted(os.path.basename(line.split("\\0")[0]) for line in seen))
     print("RESULTS", json.dumps(results))
 ''')

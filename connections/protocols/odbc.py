@@ -220,10 +220,11 @@ class OdbcDatabase(Database):
         if pyodbc is None:
             return
         if driver and driver not in pyodbc.drivers():
-            raise ConnectorError(f"{driver!r} is not an ODBC driver installed on this server; installed: "
+            raise ConnectorError(f"The ODBC driver {driver!r} is not installed on this server. Installed drivers: "
                                  f"{', '.join(pyodbc.drivers()) or 'none'}", step="settings")
         if dsn and dsn not in pyodbc.dataSources():
-            raise ConnectorError(f"{dsn!r} is not a data source (DSN) defined on this server", step="settings")
+            raise ConnectorError(f"The data source {dsn!r} is not defined in odbc.ini on this server. Defined data "
+                                 f"sources: {', '.join(sorted(pyodbc.dataSources())) or 'none'}", step="settings")
         refused = attribute_names((options.get("extra") or "").strip()) & {"driver", "dsn", "filedsn", "savefile"}
         if refused:
             raise ConnectorError(f"The extra attributes may not set {', '.join(sorted(refused))}: choose the "
