@@ -33,7 +33,8 @@ def deliver_all(ctx, outputs):
     failures = []
     for destination in destinations:
         try:
-            deliver_to(destination, outputs, render(destination.folder, ctx.params), ctx.log, ctx.warn)
+            deliver_to(destination, outputs, render(destination.folder, ctx.params), ctx.log, ctx.warn,
+                       transfer_key=transfer_key(ctx.run, destination))
         except ConnectorError as exc:
             ctx.log(f"Delivery to {describe(destination)} failed: {exc.message}", level="error")
             failures.append((destination, exc))
@@ -43,6 +44,12 @@ def deliver_all(ctx, outputs):
         raise ConnectorError("Delivery failed: " + "; ".join(f"{describe(d)}: {exc.message}" for d, exc in failures),
                              retryable=any(exc.retryable for _, exc in failures), step=failures[0][1].step or "upload")
     return outputs
+
+
+def transfer_key(run, destination):
+    """The same for every attempt of one run at one destination: a retry's upload then reuses (and so replaces)
+    the temporary file an attempt cut off mid-upload left on the vendor's server."""
+    return f"run {run.first_attempt_id or run.pk} destination {destination.pk}"
 
 
 def describe(destination):
@@ -58,7 +65,7 @@ def file_store(destination):
     return store
 
 
-def deliver_to(destination, outputs, folder, log, warn):
+def deliver_to(destination, outputs, folder, log, warn, transfer_key=None):
     """Put `outputs` in `folder` of one destination over one session; return the delivery records."""
     store = file_store(destination)
     wanted = []
@@ -78,7 +85,7 @@ def deliver_to(destination, outputs, folder, log, warn):
                 warn(f"{output.name} was not sent to {destination.connection.name}: {remote} already exists "
                      "and overwriting is off")
                 continue
-            session.put(str(output.path), remote, overwrite=destination.overwrite)
+            session.put(str(output.path), remote, overwrite=destination.overwrite, transfer_key=transfer_key)
             record = {"connection": destination.connection.name, "kind": store.kind, "path": remote}
             output.deliveries.append(record)
             records.append(record)

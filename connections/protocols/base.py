@@ -1,6 +1,7 @@
 """The one small interface every protocol implements, and the one error type they raise."""
 import contextlib
 import fnmatch
+import hashlib
 import posixpath
 import uuid
 
@@ -81,12 +82,19 @@ class FileSession:
     def exists(self, remote_path):
         raise NotImplementedError
 
-    def put(self, local_path, remote_path, overwrite=True):
-        """Upload `local_path` so that `remote_path` only ever holds a complete file."""
+    def put(self, local_path, remote_path, overwrite=True, transfer_key=None):
+        """Upload `local_path` so that `remote_path` only ever holds a complete file.
+
+        The upload goes to a temporary ".name.XXXXXXXX.part" first. With a `transfer_key` (the caller's name
+        for "this file to this place", the same on every retry) the temporary name is derived from it, so a
+        retry writes over what an upload cut off by a dead server left behind, instead of leaving it there
+        for ever; without one it is random."""
         if not overwrite and self.exists(remote_path):
             raise ConnectorError(f"{remote_path} already exists and overwriting is off", step="upload")
         folder, name = posixpath.split(remote_path)
-        temporary = posixpath.join(folder, f".{name}.{uuid.uuid4().hex[:8]}.part")
+        tag = (hashlib.sha256(f"{transfer_key}|{remote_path}".encode()).hexdigest() if transfer_key
+               else uuid.uuid4().hex)[:8]
+        temporary = posixpath.join(folder, f".{name}.{tag}.part")
         try:
             self.upload(local_path, temporary)
             self.rename(temporary, remote_path, overwrite=overwrite)

@@ -34,9 +34,17 @@ def _io_error(exc, path, step):
         return ConnectorError(f"The server stopped answering during the {step} of {path}", retryable=True,
                               step="timeout")
     if isinstance(exc, (EOFError, paramiko.SSHException, OSError)):
-        return ConnectorError(f"SFTP {step} of {path} failed: {exc or type(exc).__name__}", retryable=True,
-                              step=step)
+        return ConnectorError(f"SFTP {step} of {path} failed: {_reason(exc)}", retryable=True, step=step)
     return ConnectorError(f"SFTP error on {path}: {exc}", step=step)
+
+
+def _reason(exc):
+    """Why a transfer failed, in words even when the exception carries none (a closed connection raises a bare
+    EOFError or an OSError("Socket is closed"))."""
+    text = str(exc).strip()
+    if isinstance(exc, EOFError) or text.lower() in ("", "socket is closed", "server connection dropped:"):
+        return f"the server closed the connection ({type(exc).__name__}{': ' + text if text else ''})"
+    return text
 
 
 def _final_path(path):
