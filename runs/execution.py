@@ -292,8 +292,7 @@ def _record_outcome(run, stop_reason, error, warnings, timeout):
     if stop_reason == "cancelled":
         if error:
             run.log(error, level="warning")
-        if run._finish(Run.Status.CANCELLED, "Cancelled while running"):
-            run.log("Cancelled: the run was stopped", level="warning")
+        run.finish(Run.Status.CANCELLED, "Cancelled while running", "Cancelled: the run was stopped", "warning")
     elif stop_reason == "timeout":
         if error:
             run.log(error, level="warning")
@@ -301,9 +300,9 @@ def _record_outcome(run, stop_reason, error, warnings, timeout):
     elif error:
         run.mark_failed(error)
     elif warnings:
-        run._finish(Run.Status.WARNING, "; ".join(warnings))
-    elif run.mark_succeeded():
-        run.log("Finished successfully")
+        run.finish(Run.Status.WARNING, "; ".join(warnings))
+    else:
+        run.mark_succeeded("Finished successfully")
 
 
 def run_pipeline(run, secrets=()):
@@ -343,7 +342,7 @@ def reap_interrupted_runs(now=None):
     reaped = 0
     for run in Run.objects.lease_expired().select_related("task"):
         if run.cancel_requested:
-            finished = run._finish(Run.Status.CANCELLED, "Cancelled; the worker stopped before confirming it")
+            finished = run.finish(Run.Status.CANCELLED, "Cancelled; the worker stopped before confirming it")
         else:
             finished = run.mark_failed(f"Interrupted: worker {run.worker or '?'} stopped renewing its lease "
                                        f"(it crashed or was killed)")

@@ -44,11 +44,7 @@ def busy(task):
 
 
 def skip(task, reason, trigger, now=None, **fields):
-    now = now or timezone.now()
-    run = Run.objects.create(task=task, trigger=trigger, status=Run.Status.SKIPPED, error=reason,
-                             finished_at=now, priority=task.priority, **fields)
-    run.log(reason, level="warning")
-    return run
+    return Run.objects.create_skipped(task, reason, trigger, now, **fields)
 
 
 def start_project(project, trigger=Run.Trigger.MANUAL, user=None, trigger_source=None, scheduled_for=None,
@@ -235,9 +231,7 @@ def after_run(run, now=None, outcome=None):
 def skip_waiting(run, reason, now=None):
     """Mark a queued run skipped, and everything waiting on it, and decide its dependants."""
     now = now or timezone.now()
-    if Run.objects.filter(pk=run.pk, status=Run.Status.QUEUED).update(
-            status=Run.Status.SKIPPED, error=reason, finished_at=now):
-        run.log(reason, level="warning")
+    if run.skip_queued(reason, now):
         for successor in Run.objects.filter(upstream_run=run, status=Run.Status.QUEUED):
             skip_waiting(successor, reason, now)
         decide_downstream(run.task, now)
@@ -368,13 +362,11 @@ def cancel_run(run, user=None, now=None):
 
     who = f" by {user.username}" if user else ""
     now = now or timezone.now()
-    if Run.objects.filter(pk=run.pk, status=Run.Status.QUEUED).update(
-            status=Run.Status.CANCELLED, finished_at=now, error=f"Cancelled{who} before it started"):
-        run.log(f"Cancelled{who} before it started", level="warning")
+    if run.cancel_queued(f"Cancelled{who} before it started", now):
         scheduling.remove_retry_schedule(run)
         after_run(run, now, outcome=Run.Status.CANCELLED)
         return f"Run #{run.pk} was cancelled before it started."
-    if Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(cancel_requested=True):
+    if run.request_cancel():
         run.log(f"Cancel requested{who}: stopping the run", level="warning")
         return f"Run #{run.pk} is being stopped."
     run.refresh_from_db()
@@ -396,9 +388,7 @@ def cancel_retries(task, user=None, now=None):
     who = f" by {user.username}" if user else ""
     cancelled = 0
     for retry in pending_retries(task):
-        if Run.objects.filter(pk=retry.pk, status=Run.Status.QUEUED).update(
-                status=Run.Status.CANCELLED, finished_at=now, error=f"Retry cancelled{who}"):
-            retry.log(f"Retry cancelled{who}", level="warning")
+        if retry.cancel_queued(f"Retry cancelled{who}", now):
             scheduling.remove_retry_schedule(retry)
             after_run(retry, now, outcome=Run.Status.FAILED)
             cancelled += 1
