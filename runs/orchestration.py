@@ -19,7 +19,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from runs import execution
+from runs import queueing
 from runs.models import Run
 
 logger = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def start_project(project, trigger=Run.Trigger.MANUAL, user=None, trigger_source
             runs.append(run)
             previous = run if series else previous
         queued = [run for run in runs if run.status == Run.Status.QUEUED]
-        execution.submit(max(0, (1 if series and queued else len(queued)) - reserve))
+        queueing.submit(max(0, (1 if series and queued else len(queued)) - reserve))
     return runs
 
 
@@ -170,8 +170,6 @@ def retry_delay(task, attempt):
 
 def schedule_retry(run, now=None):
     """Queue the next attempt of a failed run when the task allows one; return it (or None)."""
-    from projects import scheduling
-
     task = run.task
     if run.attempt > task.retries or run.status != Run.Status.FAILED:
         return None
@@ -187,9 +185,9 @@ def schedule_retry(run, now=None):
               f"{f'; waits {delay} s' if delay else ''}")
     run.log(f"Retry queued as run #{retry.pk}{f' in {delay} s' if delay else ''}")
     if delay:
-        scheduling.schedule_retry(retry)
+        queueing.schedule_retry(retry)
     else:
-        execution.submit(hint=retry.pk)
+        queueing.submit(hint=retry.pk)
     return retry
 
 
@@ -216,7 +214,7 @@ def after_run(run, now=None, outcome=None):
                   .exclude(not_before__gt=now or timezone.now()))
     waiting = [r for r in queued if r.upstream_run_id == root_id and r.trigger != Run.Trigger.DEPENDENCY]
     if outcome in SUCCESS + (Run.Status.SKIPPED,):
-        execution.submit(len(waiting))
+        queueing.submit(len(waiting))
     else:
         word = "failed" if outcome == Run.Status.FAILED else "cancelled"
         for successor in waiting:
@@ -225,7 +223,7 @@ def after_run(run, now=None, outcome=None):
     # A run of the project held back by max_parallel / max_instances may start now: wake one worker for it (its
     # own django-q2 message may have been used by a worker that found it held back).
     if any(r not in waiting and (r.upstream_run_id is None or r.trigger == Run.Trigger.DEPENDENCY) for r in queued):
-        execution.submit(1)
+        queueing.submit(1)
 
 
 def skip_waiting(run, reason, now=None):
@@ -291,7 +289,7 @@ def _decide(task, now):
         run = skip(task, f"Skipped: still running from an earlier start (at most {max(1, task.max_instances)} "
                          f"at once)", Run.Trigger.DEPENDENCY, now, **common)
         return run
-    run = execution.enqueue_run(task, Run.Trigger.DEPENDENCY, **common)
+    run = queueing.enqueue_run(task, Run.Trigger.DEPENDENCY, **common)
     run.log(f"Started because {', '.join(f'{r.task.name} {r.get_status_display().lower()}' for r in held)}")
     return run
 
@@ -358,12 +356,10 @@ def find_cycle(task):
 
 def cancel_run(run, user=None, now=None):
     """Cancel a queued run at once, or ask a running one to stop; return a sentence for the operator."""
-    from projects import scheduling
-
     who = f" by {user.username}" if user else ""
     now = now or timezone.now()
     if run.cancel_queued(f"Cancelled{who} before it started", now):
-        scheduling.remove_retry_schedule(run)
+        queueing.remove_retry_schedule(run)
         after_run(run, now, outcome=Run.Status.CANCELLED)
         return f"Run #{run.pk} was cancelled before it started."
     if run.request_cancel():
@@ -379,8 +375,6 @@ def pending_retries(task):
 
 def cancel_retries(task, user=None, now=None):
     """Stop the pending retries of a failed task. Refused while the task is running."""
-    from projects import scheduling
-
     if task.runs.filter(status=Run.Status.RUNNING).exists():
         raise Refused(f"{task.name} is running: its retries cannot be cancelled now. Cancel the run instead, "
                       f"or wait for it to end.")
@@ -389,7 +383,7 @@ def cancel_retries(task, user=None, now=None):
     cancelled = 0
     for retry in pending_retries(task):
         if retry.cancel_queued(f"Retry cancelled{who}", now):
-            scheduling.remove_retry_schedule(retry)
+            queueing.remove_retry_schedule(retry)
             after_run(retry, now, outcome=Run.Status.FAILED)
             cancelled += 1
     if not cancelled:

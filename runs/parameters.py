@@ -25,7 +25,8 @@ import zoneinfo
 from django.utils import timezone
 
 from connections.protocols import ConnectorError
-from runs.pipeline import PipelineError, safe_name
+from runs.errors import PipelineError
+from runs.files import safe_name
 
 MASK = "********"
 NAMED_DATES = ("today", "yesterday", "first_of_month", "last_of_month", "first_of_last_month",
@@ -331,7 +332,7 @@ def paramstyle_for(database):
 
 def preview(task, when=None):
     """What a run at `when` (default now) would use: every parameter, the file name, the query."""
-    from runs import pipeline
+    from runs import files
 
     moment = run_moment(task, None, when)
     errors = []
@@ -365,7 +366,7 @@ def preview(task, when=None):
         "date": moment.date().isoformat(),
         "time_zone": str(moment.tzinfo),
         "parameters": rows,
-        "file_name": attempt("File name", lambda: pipeline.output_name(render(task.file_name, params), task.name,
+        "file_name": attempt("File name", lambda: files.output_name(render(task.file_name, params), task.name,
                                                                          extension)),
         "zip_name": attempt("Zip name", lambda: zip_file_name(task, params)) if task.zip_output else "",
         "folders": [],

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from etl_portal.cancellation import on_cancel, stop_requested
+
 LOG_LINE_LIMIT = 5000  # lines of one script's output written to the run log; the rest are only counted
 LINE_CHARACTERS = 4000
 STDERR_TAIL = 40
@@ -163,8 +165,6 @@ def kill_group(process):
 
 def run_streamed(command, *, cwd, env, timeout, log, label):
     """Run `command`, logging each output line as it comes; return an Outcome (never raises on failure)."""
-    from runs.execution import on_cancel, stop_requested
-
     started = time.monotonic()
     deadline = started + timeout
     process = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

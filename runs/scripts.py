@@ -55,7 +55,7 @@ from pathlib import Path
 from django.conf import settings
 
 from runs import sandbox, script_process
-from runs.pipeline import PipelineError
+from runs.errors import PipelineError
 
 PEP723 = re.compile(r"(?m)^# /// (?P<type>[a-zA-Z0-9-]+)$\s(?P<content>(^#(| .*)$\s)+)^# ///$")
 IMPORT_TO_DISTRIBUTION = {
