@@ -1,5 +1,6 @@
-"""Stopping a running run (cancel, or the task's timeout). The watcher notices `Run.cancel_requested` (within about
-a second) or the deadline, sets the run's stop event and calls every *cancel callback* registered for the run.
+"""Stopping a running run (cancel, or the task's timeout). The run's watcher (runs/leases.py) notices
+`Run.cancel_requested` (within about a second) or the deadline and calls `stop`, which sets the run's stop event
+and calls every *cancel callback* registered for the run.
 Code that blocks (a query, a script, a transfer) registers one while it blocks::
 
     from etl_portal.cancellation import on_cancel
@@ -16,7 +17,8 @@ watcher thread, must be quick and may raise (the error is logged). Between stage
 cancelled run never delivers after it was stopped.
 
 This module knows nothing of runs, tasks or connections (it is plain Python), so every layer may use it: the
-connection protocols as much as the run stages. runs/execution.py opens a run's scope, runs/leases.py stops it.
+connection protocols as much as the run stages. runs/execution.py runs a run inside `scope(run_id)`, which
+makes it the current run of the thread and forgets its callbacks and stop when it ends.
 """
 import contextlib
 import contextvars
@@ -101,7 +103,8 @@ def _call(run_id, callback):
         logger.warning("A cancel callback of run %s failed: %s: %s", run_id, type(exc).__name__, exc)
 
 
-def _stop(run_id, reason):
+def stop(run_id, reason):
+    """Tell the run to stop (once): set its event, call its cancel callbacks."""
     with _lock:
         if run_id in _stops:
             return
@@ -110,3 +113,17 @@ def _stop(run_id, reason):
         _events.setdefault(run_id, threading.Event()).set()
     for callback in callbacks:
         _call(run_id, callback)
+
+
+@contextlib.contextmanager
+def scope(run_id):
+    """Run the block as run `run_id`: `on_cancel` and `check_stop` without a run id mean this one."""
+    token = _current_run.set(run_id)
+    try:
+        yield
+    finally:
+        _current_run.reset(token)
+        with _lock:
+            _callbacks.pop(run_id, None)
+            _stops.pop(run_id, None)
+            _events.pop(run_id, None)

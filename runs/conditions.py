@@ -9,7 +9,8 @@ import operator
 
 from connections.protocols import ConnectorError
 from runs.errors import PipelineError
-from runs.parameters import bind_query, lookup, paramstyle_for, value_text
+from runs.parameters import lookup, paramstyle_for, value_text
+from runs.sql_parameters import bind_query
 
 COMPARE = {"=": operator.eq, "<>": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,
            ">=": operator.ge}

@@ -61,9 +61,8 @@ def _execute_claimed(run_id, worker, now=None):
     run = Run.objects.select_related("task__project", "task__source_connection").get(pk=run_id)
     run.log(f"Started on {worker.rsplit(':', 1)[0]} (attempt {run.attempt})")
     secrets, error = [], None
-    token = cancellation._current_run.set(run_id)
     timeout = effective_timeout(run.task)
-    try:
+    with cancellation.scope(run_id):
         with LeaseKeeper(run_id, worker, timeout) as keeper:
             warnings, stopped = [], True
             try:
@@ -78,12 +77,6 @@ def _execute_claimed(run_id, worker, now=None):
                 logger.error("Run %s failed unexpectedly: %s", run_id, type(exc).__name__)
                 error = scrub(f"Unexpected error: {type(exc).__name__}: {exc}", secrets)
             _record_outcome(run, keeper.stop_reason if stopped else None, error, warnings, timeout)
-    finally:
-        cancellation._current_run.reset(token)
-        with cancellation._lock:
-            cancellation._callbacks.pop(run_id, None)
-            cancellation._stops.pop(run_id, None)
-            cancellation._events.pop(run_id, None)
     notifications.notify(run)
     orchestration.after_run_safely(run, now=now)
     return run.status
@@ -130,7 +123,8 @@ def kick_stalled_runs(now=None, older_than=30):
     from django_q.brokers import get_broker
 
     now = now or timezone.now()
-    stalled = orchestration.startable(now).filter(created_at__lt=now - datetime.timedelta(seconds=older_than)).count()
+    stalled = orchestration.startable(now).filter(
+        created_at__lt=now - datetime.timedelta(seconds=older_than)).count()
     if not stalled:
         return 0
     try:

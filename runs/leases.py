@@ -12,7 +12,7 @@ import time
 from django.conf import settings
 from django.db import connection as db_connection
 
-from etl_portal.cancellation import _stop, _stops
+from etl_portal.cancellation import stop, stop_requested
 from runs.models import Run
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ class LeaseKeeper:
 
     @property
     def stop_reason(self):
-        return _stops.get(self.run_id)
+        return stop_requested(self.run_id)
 
     def _watch(self):
         renew_every = max(1.0, settings.ETL_RUN_LEASE_SECONDS / 3)
@@ -52,9 +52,9 @@ class LeaseKeeper:
                 if self.stop_reason:
                     continue
                 if Run.objects.filter(pk=self.run_id, cancel_requested=True).exists():
-                    _stop(self.run_id, "cancelled")
+                    stop(self.run_id, "cancelled")
                 elif self.timeout_seconds and now - started >= self.timeout_seconds:
-                    _stop(self.run_id, "timeout")
+                    stop(self.run_id, "timeout")
         except Exception:  # a watcher failure must not kill the run; the lease simply lapses
             logger.exception("Could not watch run %s", self.run_id)
         finally:

@@ -8,19 +8,21 @@ exactly one wins and the other learns it lost. Every move is written to the port
 """
 import datetime
 import logging
+import os
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from runs.masking import Masker, secret_values
+from tasks.models import Task
+
 logger = logging.getLogger(__name__)
 
 
 class RunQuerySet(models.QuerySet):
     def visible_to(self, user):
-        from tasks.models import Task
-
         return self.filter(task__in=Task.objects.visible_to(user))
 
     def move(self, to, from_=None, **fields):
@@ -134,9 +136,7 @@ class Run(models.Model):
         """Hides the task's secrets (runs/masking.py); worked out once per Run instance, as a run's log lines
         all go through the one instance the worker holds."""
         if getattr(self, "_masker", None) is None:
-            from runs.masking import Masker
-
-            self._masker = Masker.for_task(self.task)
+            self._masker = Masker(secret_values(self.task))
         return self._masker
 
     def log(self, message, level="info"):
@@ -215,8 +215,6 @@ class RunLog(models.Model):
 
 class RunFileQuerySet(models.QuerySet):
     def published_to(self, user):
-        from tasks.models import Task
-
         published = Task.objects.filter(Q(publish_to_users=user) | Q(publish_to_groups__in=user.groups.all()))
         return self.filter(run__task__in=published.values("pk"), purged_at__isnull=True)
 
@@ -276,8 +274,6 @@ class RunFile(models.Model):
 
     @property
     def is_available(self):
-        import os
-
         return bool(self.stored_path) and self.purged_at is None and os.path.exists(self.stored_path)
 
 

@@ -15,12 +15,14 @@ import datetime
 import logging
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
+from projects.models import Project
 from runs import queueing
 from runs.models import Run
+from tasks.models import MAX_RETRY_DELAY_SECONDS, Dependency, Task
 
 logger = logging.getLogger(__name__)
 SUCCESS = (Run.Status.SUCCEEDED, Run.Status.WARNING)
@@ -113,11 +115,6 @@ def claim_next(worker, now=None):
 
 def _claim_best(worker, now):
     """(claimed run id or None, whether another worker took a run first: then the list is read again)."""
-    from django.db import connection
-    from django.db.models import Count
-
-    from projects.models import Project
-
     raced = False
     by_task, by_project = {}, {}
     for task_id, project_id in Run.objects.filter(status=Run.Status.RUNNING).values_list("task_id",
@@ -156,8 +153,6 @@ def _claim_best(worker, now):
 
 def retry_delay(task, attempt):
     """Seconds before attempt `attempt + 1`: the task's delay, doubled per attempt with back-off, capped."""
-    from tasks.models import MAX_RETRY_DELAY_SECONDS
-
     delay = task.retry_delay_seconds
     if task.retry_backoff:
         delay = delay * (2 ** (attempt - 1))
@@ -253,8 +248,6 @@ def _link_state(link, since):
 
 
 def decide_downstream(task, now=None):
-    from tasks.models import Dependency, Task
-
     for link in Dependency.objects.filter(upstream=task).select_related("downstream"):
         with transaction.atomic():
             downstream = Task.objects.select_for_update().get(pk=link.downstream_id)
@@ -298,8 +291,6 @@ def _decide(task, now):
 
 def validate_no_cycle(upstream, downstream):
     """Refuse a dependency upstream -> downstream that would close a loop; the message names the loop."""
-    from tasks.models import Dependency, Task
-
     up_id = getattr(upstream, "pk", upstream)
     down_id = getattr(downstream, "pk", downstream)
     names = dict(Task.objects.filter(pk__in=[up_id, down_id]).values_list("pk", "name"))
@@ -330,8 +321,6 @@ def validate_no_cycle(upstream, downstream):
 
 def find_cycle(task):
     """A loop of dependencies through `task` as saved now ([A, B, ..., A]), or None."""
-    from tasks.models import Dependency, Task
-
     edges = {}
     for source, target in Dependency.objects.values_list("upstream_id", "downstream_id"):
         edges.setdefault(source, []).append(target)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 
 from etl_portal.cancellation import on_cancel, stop_requested
+from runs import parameters
 
 LOG_LINE_LIMIT = 5000  # lines of one script's output written to the run log; the rest are only counted
 LINE_CHARACTERS = 4000
@@ -54,8 +55,6 @@ def script_environment(ctx, step, inputs, environment, home):
     """Every variable the script sees; nothing is inherited from the portal's own environment."""
     task, run = ctx.task, ctx.run
     project = task.project
-    from runs import parameters
-
     output_name = parameters.render(task.file_name, ctx.params) if task.file_name else ""
     environ = {
         "PATH": f"{environment}/bin:/usr/local/bin:/usr/bin:/bin",
@@ -67,9 +66,9 @@ def script_environment(ctx, step, inputs, environment, home):
         "ETL_STEP": step,
         "ETL_TASK_ID": str(task.pk), "ETL_TASK_NAME": task.name,
         "ETL_PROJECT_ID": str(project.pk), "ETL_PROJECT_NAME": project.name,
-        "ETL_RUN_ID": str(run.pk), "ETL_RUN_ATTEMPT": str(getattr(run, "attempt", 1)),
-        "ETL_RUN_TRIGGER": str(getattr(run, "trigger", "")),
-        "ETL_RUN_SCHEDULED_FOR": run.scheduled_for.isoformat() if getattr(run, "scheduled_for", None) else "",
+        "ETL_RUN_ID": str(run.pk), "ETL_RUN_ATTEMPT": str(run.attempt),
+        "ETL_RUN_TRIGGER": str(run.trigger),
+        "ETL_RUN_SCHEDULED_FOR": run.scheduled_for.isoformat() if run.scheduled_for else "",
         "ETL_RUN_FOLDER": str(ctx.folder),
         "ETL_INPUT_FILES": json.dumps([str(path) for path in inputs]),
         "ETL_OUTPUT_NAME": output_name,

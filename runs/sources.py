@@ -10,7 +10,10 @@ from runs.context import OutputFile
 from runs.errors import PipelineError
 from runs.extract import NoResultSet, extract_to_csv, render_query
 from runs.formats import EXTENSIONS, CsvOptions
+from runs.masking import mask
+from runs.models import Run
 from runs.rewrite import RewriteError, rewrite_file
+from runs.sql_parameters import bind_query, display_query
 
 # Statements an ODBC source cannot take: batch separators of SQL Server tools, and switching databases
 # (the connection already names its database).
@@ -88,7 +91,7 @@ def preview_query(task, params):
         return note, note
     text, _ = runnable_text(task, original)
     try:
-        return original, parameters.display_query(text, params)
+        return original, display_query(text, params)
     except PipelineError as exc:
         return original, f"-- {exc.message}"
 
@@ -105,9 +108,9 @@ def produce_query(ctx):
     if removed:
         ctx.log(f"Removed what an ODBC source cannot run: {', '.join(removed)}")
     text = render_query(text)
-    sql, values = parameters.bind_query(text, ctx.params, style=parameters.paramstyle_for(database))
-    shown = parameters.mask(parameters.display_query(text, ctx.params), values=ctx.secrets)
-    type(ctx.run).objects.filter(pk=ctx.run.pk).update(query_text=shown)
+    sql, values = bind_query(text, ctx.params, style=parameters.paramstyle_for(database))
+    shown = mask(display_query(text, ctx.params), values=ctx.secrets)
+    Run.objects.filter(pk=ctx.run.pk).update(query_text=shown)
     name = files.output_name(parameters.render(task.file_name, ctx.params), task.name, output_extension(task))
     ctx.log(f"Running query on {task.source_connection.name}")
     try:
@@ -123,7 +126,7 @@ def produce_query(ctx):
         ctx.log(f"The statement ran and returned no result set ({outcome.rowcount:,} rows affected), "
                 "so there is no file to deliver")
         return []
-    type(ctx.run).objects.filter(pk=ctx.run.pk).update(rows=extract.rows)
+    Run.objects.filter(pk=ctx.run.pk).update(rows=extract.rows)
     ctx.log(f"Query finished: {extract.rows:,} rows, {len(extract.columns)} columns")
     return [OutputFile(path=extract.path, name=name, rows=extract.rows)]
 
@@ -181,7 +184,7 @@ def rewrite_output(ctx, output):
     task = ctx.task
     extension = output_extension(task)
     name = output.name
-    if task.file_name and len(getattr(ctx, "fetched_source_files", ())) == 1:
+    if task.file_name and len(ctx.fetched_source_files) == 1:
         name = files.output_name(parameters.render(task.file_name, ctx.params), task.name, extension)
     elif task.file_format != "csv":
         name = f"{name.rsplit('.', 1)[0] if '.' in name else name}.{extension}"
@@ -201,7 +204,7 @@ def rewrite_output(ctx, output):
 
 def after_delivery(ctx):
     """Delete the source files once their copies were delivered, when the task asks for it."""
-    fetched = getattr(ctx, "fetched_source_files", None)
+    fetched = ctx.fetched_source_files
     if not fetched or not ctx.task.delete_source_files:
         return
     store = ctx.task.source_connection.connector()

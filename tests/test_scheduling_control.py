@@ -128,7 +128,7 @@ def test_cancel_callbacks_outside_a_run_are_harmless_and_run_at_once_when_alread
         pass
     event = cancellation.stop_event(424242)
     assert not event.is_set()
-    cancellation._stop(424242, "cancelled")
+    cancellation.stop(424242, "cancelled")
     try:
         assert event.is_set() and cancellation.stop_requested(424242) == "cancelled"
         cancellation.on_cancel(lambda: called.append("late"), run_id=424242)
