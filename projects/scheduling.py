@@ -2,7 +2,8 @@
 `fire_trigger(<id>)` and moved to the trigger's next fire time each time it fires.
 
 - The Schedule's own type (every minute) is only a safety net: if a fire is lost, the next wake-up fires it
-  late (as a missed run) and re-arms it. Pending retries are one-off Schedules "etl:retry:<run id>".
+  late (as a missed run) and re-arms it. Pending retries are one-off Schedules "etl:retry:<run id>"
+  (made by runs/queueing.py).
 - Missed runs (the cluster was down): the project's policy runs once now or skips; never N catch-up runs.
 - A disabled task or project is never started: the trigger still advances, so enabling takes effect at its next
   time. Saving a trigger or project re-arms its schedules; `reschedule` removes and recreates them;

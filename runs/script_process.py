@@ -23,7 +23,7 @@ LOG_LINE_LIMIT = 5000  # lines of one script's output written to the run log; th
 LINE_CHARACTERS = 4000
 STDERR_TAIL = 40
 KILL_GRACE_SECONDS = 3
-# The run's own watcher (runs.execution) stops a script at the task's timeout or on cancel; this step's own
+# The run's own watcher (runs/leases.py) stops a script at the task's timeout or on cancel; this step's own
 # deadline is a backstop a little later, for scripts run outside a watched run.
 BACKSTOP_SECONDS = 5
 
