@@ -54,20 +54,20 @@ def connection(dbname):
 
 
 def portal_extract(dbname, out_path, limit=None):
-    from runs import pipeline
+    from runs import extract
     from runs.formats import CsvOptions
 
     query = QUERY + (f" LIMIT {limit}" if limit else "")
-    return pipeline.extract_to_csv(connection(dbname).connector(), query, out_path, CsvOptions(),
+    return extract.extract_to_csv(connection(dbname).connector(), query, out_path, CsvOptions(),
                                    progress=lambda rows: None)
 
 
 def portal_bound_extract(dbname, out_path):
-    from runs import pipeline
+    from runs import extract
     from runs.formats import CsvOptions
 
     query = QUERY.replace("ORDER BY", "WHERE id > %s ORDER BY")
-    return pipeline.extract_to_csv(connection(dbname).connector(), query, out_path, CsvOptions(),
+    return extract.extract_to_csv(connection(dbname).connector(), query, out_path, CsvOptions(),
                                    progress=lambda rows: None, params=[0])
 
 

@@ -24,11 +24,11 @@ def connection(dbname, fast_csv=True):
 
 
 def portal_extract(dbname, out_path, fast_csv=True, limit=None):
-    from runs import pipeline
+    from runs import extract
     from runs.formats import CsvOptions
 
     query = QUERY + (f" LIMIT {limit}" if limit else "")
-    return pipeline.extract_to_csv(connection(dbname, fast_csv).connector(), query, out_path, CsvOptions(),
+    return extract.extract_to_csv(connection(dbname, fast_csv).connector(), query, out_path, CsvOptions(),
                                    progress=lambda rows: None)
 
 

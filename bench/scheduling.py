@@ -155,7 +155,7 @@ def measure_throughput(tasks):
     from django.db import transaction
     from django.db.models import Max, Min
 
-    from runs.execution import enqueue_run
+    from runs.queueing import enqueue_run
     from runs.models import Run
 
     started = time.perf_counter()

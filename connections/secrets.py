@@ -7,6 +7,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models.query_utils import DeferredAttribute
 
+from etl_portal.masking import Masker
+
 MASK = "********"
 
 
@@ -81,10 +83,8 @@ class EncryptedJSONField(models.TextField):
 
 
 def scrub(text, secret_values):
-    """Remove every known secret from a message before it is logged or shown (see runs/masking.py: whole
+    """Remove every known secret from a message before it is logged or shown (see etl_portal/masking.py: whole
     values, and each line of a value that spans lines)."""
-    from runs.masking import Masker
-
     return Masker(secret_values)(text)
 
 

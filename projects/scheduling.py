@@ -2,7 +2,8 @@
 `fire_trigger(<id>)` and moved to the trigger's next fire time each time it fires.
 
 - The Schedule's own type (every minute) is only a safety net: if a fire is lost, the next wake-up fires it
-  late (as a missed run) and re-arms it. Pending retries are one-off Schedules "etl:retry:<run id>".
+  late (as a missed run) and re-arms it. Pending retries are one-off Schedules "etl:retry:<run id>"
+  (made by runs/queueing.py).
 - Missed runs (the cluster was down): the project's policy runs once now or skips; never N catch-up runs.
 - A disabled task or project is never started: the trigger still advances, so enabling takes effect at its next
   time. Saving a trigger or project re-arms its schedules; `reschedule` removes and recreates them;
@@ -25,16 +26,21 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from projects import triggers
 from projects.models import Project, Trigger
+from runs import execution, orchestration, queueing
+from runs.models import Run
 
 logger = logging.getLogger(__name__)
 PREFIX = "etl:"
 TRIGGER_PREFIX = "etl:trigger:"
-RETRY_PREFIX = "etl:retry:"
 FIRE = "projects.scheduling.fire_trigger"
 REAPER_NAME = "etl: fail runs whose worker died"
+# The system jobs sit above the scheduler (one of them cleans its schedules up), so the scheduler reaches them
+# the way django-q2 reaches the scheduler: by name.
+RUN_SYSTEM_JOB = "projects.system_jobs.run_system_job"
 TICK_OFFSET = 0.02  # just after each whole second, when per-second fire times fall due
 
 
@@ -80,19 +86,6 @@ def arm(trigger, now=None):
     return nominal
 
 
-def schedule_retry(run):
-    """A one-off Schedule that wakes a worker when the retry's wait is over."""
-    from django_q.models import Schedule
-
-    _schedules().filter(name=f"{RETRY_PREFIX}{run.pk}").delete()
-    _schedules().create(name=f"{RETRY_PREFIX}{run.pk}", func="runs.execution.execute_next", args=str(run.pk),
-                        schedule_type=Schedule.ONCE, repeats=-1, next_run=run.not_before)
-
-
-def remove_retry_schedule(run):
-    _schedules().filter(name=f"{RETRY_PREFIX}{run.pk}").delete()
-
-
 def ensure_portal_schedules():
     """The portal's own housekeeping schedule: the reaper of runs whose worker died."""
     from django_q.models import Schedule
@@ -113,12 +106,8 @@ def fire_trigger(trigger_id, now=None, execute=True):
     """
     result = _fire(trigger_id, now or clock(), reserve=1 if execute else 0)
     if isinstance(result, tuple):  # a system job: run outside the transaction that holds the trigger's lock
-        from projects import system_jobs
-
-        return system_jobs.run_system_job(*result)
+        return import_string(RUN_SYSTEM_JOB)(*result)
     if execute and result.startswith("started") and not result.startswith("started 0"):
-        from runs import execution
-
         result += f"; this worker then ran one: {execution.execute_next()}"
     return result
 
@@ -149,9 +138,6 @@ def _local(instant, trigger):
 def start(trigger, due, count, now, reserve=0):
     """Start what the trigger starts, for the fire time `due`, applying the missed-runs policy. A system job is
     returned as (job id, due) for the caller to run once the trigger's transaction is over."""
-    from runs import orchestration
-    from runs.models import Run
-
     late = now - due
     missed = late > misfire_grace() + datetime.timedelta(seconds=min(trigger.jitter_seconds,
                                                                      triggers.MAX_JITTER_SECONDS))
@@ -187,8 +173,6 @@ def start(trigger, due, count, now, reserve=0):
 def reschedule(project=None, task=None, now=None):
     """Remove every schedule the portal made for the project (or the task's project and its pending retries)
     and recreate them from the triggers. Returns how many schedules exist afterwards."""
-    from runs import orchestration
-
     now = now or clock()
     project = project or task.project
     made = 0
@@ -200,15 +184,13 @@ def reschedule(project=None, task=None, now=None):
         tasks = [task] if task is not None else list(project.tasks.all())
         for each in tasks:
             for retry in orchestration.pending_retries(each).exclude(not_before=None):
-                schedule_retry(retry)
+                queueing.schedule_retry(retry)
                 made += 1
     return made
 
 
 def reschedule_all(now=None):
     """Every trigger (projects and system jobs), every pending retry, the reaper; orphans removed."""
-    from runs.models import Run
-
     now = now or clock()
     made = 0
     with transaction.atomic():
@@ -217,7 +199,7 @@ def reschedule_all(now=None):
             made += arm(trigger, now) is not None
         for retry in Run.objects.filter(status=Run.Status.QUEUED, trigger=Run.Trigger.RETRY).exclude(
                 not_before=None):
-            schedule_retry(retry)
+            queueing.schedule_retry(retry)
             made += 1
         ensure_portal_schedules()
     return made
@@ -226,8 +208,6 @@ def reschedule_all(now=None):
 def cleanup_orphan_schedules(now=None):
     """Remove schedules whose trigger (project, system job) or retry run is gone or no longer needs one; put
     back a missing schedule of an enabled trigger. Returns a sentence for the job's result."""
-    from runs.models import Run
-
     now = now or clock()
     removed = restored = 0
     seen = set()

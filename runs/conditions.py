@@ -8,8 +8,9 @@ import decimal
 import operator
 
 from connections.protocols import ConnectorError
-from runs import pipeline
-from runs.parameters import bind_query, lookup, paramstyle_for, value_text
+from runs.errors import PipelineError
+from runs.parameters import lookup, paramstyle_for, value_text
+from runs.sql_parameters import bind_query
 
 COMPARE = {"=": operator.eq, "<>": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt,
            ">=": operator.ge}
@@ -57,12 +58,12 @@ def check(ctx, condition, outputs):
         if found is None:
             return False, "the first value is NULL"
         if condition.operator not in COMPARE:
-            raise pipeline.PipelineError(f"The condition's operator {condition.operator!r} is not one of "
+            raise PipelineError(f"The condition's operator {condition.operator!r} is not one of "
                                          + " ".join(COMPARE), step="settings")
         expected = _expected_value(ctx, condition.value)
         left, right = _comparable(found, expected)
         return COMPARE[condition.operator](left, right), f"the first value is {value_text(found)}"
-    raise pipeline.PipelineError(f"Unknown condition kind {condition.kind!r}", step="settings")
+    raise PipelineError(f"Unknown condition kind {condition.kind!r}", step="settings")
 
 
 def output_rows(ctx, outputs):
@@ -85,18 +86,18 @@ def output_rows(ctx, outputs):
 def _query_rows(ctx, condition, limit):
     connection = condition.connection or ctx.task.source_connection
     if connection is None:
-        raise pipeline.PipelineError("A condition query needs a database connection", step="settings")
+        raise PipelineError("A condition query needs a database connection", step="settings")
     database = connection.connector()
     if database.category != "database":
-        raise pipeline.PipelineError(f"{connection.name} is not a database: a condition query cannot run there",
+        raise PipelineError(f"{connection.name} is not a database: a condition query cannot run there",
                                      step="settings")
     if not (condition.query or "").strip():
-        raise pipeline.PipelineError("A condition has no query", step="settings")
+        raise PipelineError("A condition has no query", step="settings")
     sql, values = bind_query(condition.query.strip(), ctx.params, style=paramstyle_for(database))
     try:
         with database.execute(sql, values) as result:
             if result.columns is None:
-                raise pipeline.PipelineError("The condition query returned no result set", step="query")
+                raise PipelineError("The condition query returned no result set", step="query")
             for batch in result.batches(limit):
                 return list(batch)[:limit]
             return []
@@ -111,7 +112,7 @@ def _expected_value(ctx, text):
         name = text[1:-1].strip()
         found, value = lookup(ctx.params, name)
         if not found:
-            raise pipeline.PipelineError(f"The condition compares to {{{name}}}, which is not a parameter",
+            raise PipelineError(f"The condition compares to {{{name}}}, which is not a parameter",
                                          step="settings")
         return value
     return text
@@ -140,5 +141,5 @@ def _integer(text, what):
     try:
         return int(str(text).strip())
     except ValueError:
-        raise pipeline.PipelineError(f"The condition's {what} {text!r} is not a whole number", step="settings") \
+        raise PipelineError(f"The condition's {what} {text!r} is not a whole number", step="settings") \
             from None

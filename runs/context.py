@@ -3,6 +3,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from runs.models import Run
+from tasks.models import Task
+
 
 @dataclass
 class OutputFile:
@@ -22,13 +25,15 @@ class OutputFile:
 
 @dataclass
 class RunContext:
-    run: object  # runs.models.Run
-    task: object  # tasks.models.Task
+    run: Run
+    task: Task
     folder: Path
     params: dict
     log: Callable[..., object]
     warnings: list = field(default_factory=list)
     secrets: list = field(default_factory=list)
+    # (folder, name) of each file the source stage downloaded: deleted from the server after delivery, if asked.
+    fetched_source_files: list = field(default_factory=list)
 
     def warn(self, reason):
         """A problem worth telling, which does not fail the run: it ends as a warning."""

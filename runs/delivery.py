@@ -15,9 +15,12 @@ from django.utils import timezone
 
 from connections.protocols import ConnectorError
 from connections.secrets import scrub
-from runs import pipeline
 from runs.context import OutputFile
+from runs.errors import PipelineError
+from runs.masking import secret_values
+from runs.models import RunFile
 from runs.parameters import render, resolve
+from tasks.models import Task
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +63,7 @@ def describe(destination):
 def file_store(destination):
     store = destination.connection.connector()
     if store.category != "files":
-        raise pipeline.PipelineError(f"{destination.connection.name} is a {destination.connection.kind_label} "
+        raise PipelineError(f"{destination.connection.name} is a {destination.connection.kind_label} "
                                      "connection and cannot receive files", step="settings")
     return store
 
@@ -101,8 +104,6 @@ def resend(run_file, user=None):
     Folders are worked out for the run's own date, so a resent file lands where it would have then.
     Returns one result per destination: {"destination", "ok", "message"}.
     """
-    from runs.execution import secrets_of
-
     run = run_file.run
     task = run.task
     if not run_file.is_available:
@@ -112,7 +113,7 @@ def resend(run_file, user=None):
     if not destinations:
         raise ConnectorError(f"{task.name} has no destinations to resend {run_file.display_name} to",
                              step="settings")
-    secrets = secrets_of(task)
+    secrets = secret_values(task)
     requested = f" (requested by {user.username})" if user is not None else ""
     output = OutputFile(path=Path(run_file.stored_path), name=run_file.name, rows=0 if run_file.size == 0 else None)
     params = resolve(task, run)
@@ -152,9 +153,6 @@ def purge_expired_files(now=None):
 
     A retention of 0 days keeps files forever. Returns how many files were purged.
     """
-    from runs.models import RunFile
-    from tasks.models import Task
-
     now = now or timezone.now()
     data_dir = Path(settings.ETL_DATA_DIR).resolve()
     purged = 0

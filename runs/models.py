@@ -1,22 +1,51 @@
+"""Runs, their log lines and files; and a run's life: the statuses it may move through, in one table.
+
+A run is created queued (or recorded as skipped at once: a missed start, a task still busy) and moves only
+along `TRANSITIONS`. Every move is one conditional UPDATE, `WHERE status IN (the statuses it may come from)`,
+so of two writers racing (a worker finishing, an operator cancelling, the reaper failing a lapsed lease)
+exactly one wins and the other learns it lost. Every move is written to the portal's log (logger
+`runs.models`), and the run's own log gets the line a person reading the run needs.
+"""
 import datetime
+import logging
+import os
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from runs.masking import Masker, secret_values
+from tasks.models import Task
+
+logger = logging.getLogger(__name__)
+
 
 class RunQuerySet(models.QuerySet):
     def visible_to(self, user):
-        from tasks.models import Task
-
         return self.filter(task__in=Task.objects.visible_to(user))
+
+    def move(self, to, from_=None, **fields):
+        """Move the runs of this queryset to status `to`, those whose status allows it (`TRANSITIONS`, narrowed
+        to `from_` when given), in one conditional UPDATE; return how many moved. A move the table does not
+        allow is a programming error and raises ValueError."""
+        allowed = [status for status, targets in TRANSITIONS.items() if to in targets]
+        if from_ is not None:
+            if not set(from_) <= set(allowed):
+                raise ValueError(f"A run cannot move from {', '.join(sorted(set(from_) - set(allowed)))} to {to}")
+            allowed = list(from_)
+        if not allowed:
+            raise ValueError(f"No run may move to {to}")
+        moved = self.filter(status__in=allowed).update(status=to, **fields)
+        if moved:
+            logger.info("%s run(s) moved from %s to %s", moved, "/".join(allowed), to)
+        return moved
 
     def claim(self, run_id, worker):
         """Move a queued run to running for `worker`; False if another worker got it first."""
         now = timezone.now()
-        return self.filter(id=run_id, status=Run.Status.QUEUED).update(
-            status=Run.Status.RUNNING, started_at=now, worker=worker,
+        return self.filter(id=run_id).move(
+            Run.Status.RUNNING, started_at=now, worker=worker,
             lease_expires_at=now + datetime.timedelta(seconds=settings.ETL_RUN_LEASE_SECONDS),
         ) == 1
 
@@ -27,6 +56,14 @@ class RunQuerySet(models.QuerySet):
 
     def lease_expired(self):
         return self.filter(status=Run.Status.RUNNING, lease_expires_at__lt=timezone.now())
+
+    def create_skipped(self, task, reason, trigger, now=None, **fields):
+        """Record a run that never starts (a missed start, a task still busy, a dependency not met)."""
+        run = self.create(task=task, trigger=trigger, status=Run.Status.SKIPPED, error=reason,
+                          finished_at=now or timezone.now(), priority=task.priority, **fields)
+        logger.info("Run %s of task %s recorded as skipped", run.pk, task.pk)
+        run.log(reason, level="warning")
+        return run
 
 
 class Run(models.Model):
@@ -99,36 +136,68 @@ class Run(models.Model):
         """Hides the task's secrets (runs/masking.py); worked out once per Run instance, as a run's log lines
         all go through the one instance the worker holds."""
         if getattr(self, "_masker", None) is None:
-            from runs.masking import Masker
-
-            self._masker = Masker.for_task(self.task)
+            self._masker = Masker(secret_values(self.task))
         return self._masker
 
     def log(self, message, level="info"):
         # Every log line passes here, whoever writes it: the one exit where secrets are masked.
         return RunLog.objects.create(run=self, level=level, message=self.masker(message))
 
-    def _finish(self, status, error=""):
-        """Record the outcome unless the run already finished (e.g. cancelled meanwhile)."""
-        error = self.masker(error) if error else error
-        now = timezone.now()
-        updated = Run.objects.filter(pk=self.pk).exclude(status__in=self.FINISHED).update(
-            status=status, finished_at=now, error=error, lease_expires_at=None
-        )
-        if updated:
-            self.status, self.finished_at, self.error = status, now, error
-        return bool(updated)
+    # --- its life: every status change of a run passes here (see TRANSITIONS) ---
 
-    def mark_succeeded(self):
-        return self._finish(self.Status.SUCCEEDED)
+    def _move(self, to, from_, error="", message=None, level="info", now=None, **fields):
+        """Move this run from one of `from_` to `to`, with its error and end time; False when its status in the
+        database no longer allows it (another writer moved it first). The winner logs `message`."""
+        error = self.masker(error) if error else error
+        now = now or timezone.now()
+        moved = Run.objects.filter(pk=self.pk).move(to, from_, finished_at=now, error=error, **fields)
+        if moved:
+            self.status, self.finished_at, self.error = to, now, error
+            for name, value in fields.items():
+                setattr(self, name, value)
+            if message:
+                self.log(message, level=level)
+        return bool(moved)
+
+    def finish(self, status, error="", message=None, level="info"):
+        """Record a running run's outcome unless it already finished (e.g. cancelled meanwhile)."""
+        return self._move(status, [self.Status.RUNNING], error, message, level, lease_expires_at=None)
+
+    def mark_succeeded(self, message=None):
+        return self.finish(self.Status.SUCCEEDED, message=message)
 
     def mark_warning(self, reason):
         self.log(reason, level="warning")
-        return self._finish(self.Status.WARNING, reason)
+        return self.finish(self.Status.WARNING, reason)
 
     def mark_failed(self, error):
         self.log(error, level="error")
-        return self._finish(self.Status.FAILED, error)
+        return self.finish(self.Status.FAILED, error)
+
+    def cancel_queued(self, reason, now=None):
+        """Cancel a run that has not started; False when it started (or ended) meanwhile."""
+        return self._move(self.Status.CANCELLED, [self.Status.QUEUED], reason, reason, "warning", now)
+
+    def skip_queued(self, reason, now=None):
+        """Skip a run that has not started (what it waited on failed); False when it started meanwhile."""
+        return self._move(self.Status.SKIPPED, [self.Status.QUEUED], reason, reason, "warning", now)
+
+    def request_cancel(self):
+        """Ask the worker of a running run to stop it (it notices within about a second, see runs/leases.py);
+        False when the run is not running."""
+        asked = Run.objects.filter(pk=self.pk, status=self.Status.RUNNING).update(cancel_requested=True) == 1
+        if asked:
+            self.cancel_requested = True
+        return asked
+
+
+# Where a run may go from each status; finished runs go nowhere. Derived from what the portal does: a worker
+# claims a queued run, an operator cancels it, a failed predecessor skips it; a running run ends in one of four
+# outcomes (cancelled when an operator stopped it or the reaper finds it was asked to stop).
+TRANSITIONS = {
+    Run.Status.QUEUED: (Run.Status.RUNNING, Run.Status.CANCELLED, Run.Status.SKIPPED),
+    Run.Status.RUNNING: (Run.Status.SUCCEEDED, Run.Status.WARNING, Run.Status.FAILED, Run.Status.CANCELLED),
+}
 
 
 class RunLog(models.Model):
@@ -146,8 +215,6 @@ class RunLog(models.Model):
 
 class RunFileQuerySet(models.QuerySet):
     def published_to(self, user):
-        from tasks.models import Task
-
         published = Task.objects.filter(Q(publish_to_users=user) | Q(publish_to_groups__in=user.groups.all()))
         return self.filter(run__task__in=published.values("pk"), purged_at__isnull=True)
 
@@ -207,8 +274,6 @@ class RunFile(models.Model):
 
     @property
     def is_available(self):
-        import os
-
         return bool(self.stored_path) and self.purged_at is None and os.path.exists(self.stored_path)
 
 

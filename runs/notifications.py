@@ -27,6 +27,7 @@ from django.conf import settings
 from django.template.defaultfilters import filesizeformat as _filesizeformat
 from django.utils.timezone import localtime
 
+from connections.models import Connection
 from connections.protocols import ConnectorError
 from runs.parameters import project_zone, render, resolve
 
@@ -104,8 +105,6 @@ def is_phone_gateway(address):
 
 
 def mailer_for(notification, task):
-    from connections.models import Connection
-
     connection = notification.smtp_connection
     if connection is None:
         candidates = list(Connection.objects.filter(organization=task.project.organization_id, kind="smtp")[:2])

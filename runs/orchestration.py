@@ -15,12 +15,14 @@ import datetime
 import logging
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import Q
+from django.db import connection, transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
-from runs import execution
+from projects.models import Project
+from runs import queueing
 from runs.models import Run
+from tasks.models import MAX_RETRY_DELAY_SECONDS, Dependency, Task
 
 logger = logging.getLogger(__name__)
 SUCCESS = (Run.Status.SUCCEEDED, Run.Status.WARNING)
@@ -44,11 +46,7 @@ def busy(task):
 
 
 def skip(task, reason, trigger, now=None, **fields):
-    now = now or timezone.now()
-    run = Run.objects.create(task=task, trigger=trigger, status=Run.Status.SKIPPED, error=reason,
-                             finished_at=now, priority=task.priority, **fields)
-    run.log(reason, level="warning")
-    return run
+    return Run.objects.create_skipped(task, reason, trigger, now, **fields)
 
 
 def start_project(project, trigger=Run.Trigger.MANUAL, user=None, trigger_source=None, scheduled_for=None,
@@ -80,7 +78,7 @@ def start_project(project, trigger=Run.Trigger.MANUAL, user=None, trigger_source
             runs.append(run)
             previous = run if series else previous
         queued = [run for run in runs if run.status == Run.Status.QUEUED]
-        execution.submit(max(0, (1 if series and queued else len(queued)) - reserve))
+        queueing.submit(max(0, (1 if series and queued else len(queued)) - reserve))
     return runs
 
 
@@ -117,11 +115,6 @@ def claim_next(worker, now=None):
 
 def _claim_best(worker, now):
     """(claimed run id or None, whether another worker took a run first: then the list is read again)."""
-    from django.db import connection
-    from django.db.models import Count
-
-    from projects.models import Project
-
     raced = False
     by_task, by_project = {}, {}
     for task_id, project_id in Run.objects.filter(status=Run.Status.RUNNING).values_list("task_id",
@@ -160,8 +153,6 @@ def _claim_best(worker, now):
 
 def retry_delay(task, attempt):
     """Seconds before attempt `attempt + 1`: the task's delay, doubled per attempt with back-off, capped."""
-    from tasks.models import MAX_RETRY_DELAY_SECONDS
-
     delay = task.retry_delay_seconds
     if task.retry_backoff:
         delay = delay * (2 ** (attempt - 1))
@@ -174,8 +165,6 @@ def retry_delay(task, attempt):
 
 def schedule_retry(run, now=None):
     """Queue the next attempt of a failed run when the task allows one; return it (or None)."""
-    from projects import scheduling
-
     task = run.task
     if run.attempt > task.retries or run.status != Run.Status.FAILED:
         return None
@@ -191,9 +180,9 @@ def schedule_retry(run, now=None):
               f"{f'; waits {delay} s' if delay else ''}")
     run.log(f"Retry queued as run #{retry.pk}{f' in {delay} s' if delay else ''}")
     if delay:
-        scheduling.schedule_retry(retry)
+        queueing.schedule_retry(retry)
     else:
-        execution.submit(hint=retry.pk)
+        queueing.submit(hint=retry.pk)
     return retry
 
 
@@ -220,7 +209,7 @@ def after_run(run, now=None, outcome=None):
                   .exclude(not_before__gt=now or timezone.now()))
     waiting = [r for r in queued if r.upstream_run_id == root_id and r.trigger != Run.Trigger.DEPENDENCY]
     if outcome in SUCCESS + (Run.Status.SKIPPED,):
-        execution.submit(len(waiting))
+        queueing.submit(len(waiting))
     else:
         word = "failed" if outcome == Run.Status.FAILED else "cancelled"
         for successor in waiting:
@@ -229,15 +218,13 @@ def after_run(run, now=None, outcome=None):
     # A run of the project held back by max_parallel / max_instances may start now: wake one worker for it (its
     # own django-q2 message may have been used by a worker that found it held back).
     if any(r not in waiting and (r.upstream_run_id is None or r.trigger == Run.Trigger.DEPENDENCY) for r in queued):
-        execution.submit(1)
+        queueing.submit(1)
 
 
 def skip_waiting(run, reason, now=None):
     """Mark a queued run skipped, and everything waiting on it, and decide its dependants."""
     now = now or timezone.now()
-    if Run.objects.filter(pk=run.pk, status=Run.Status.QUEUED).update(
-            status=Run.Status.SKIPPED, error=reason, finished_at=now):
-        run.log(reason, level="warning")
+    if run.skip_queued(reason, now):
         for successor in Run.objects.filter(upstream_run=run, status=Run.Status.QUEUED):
             skip_waiting(successor, reason, now)
         decide_downstream(run.task, now)
@@ -261,8 +248,6 @@ def _link_state(link, since):
 
 
 def decide_downstream(task, now=None):
-    from tasks.models import Dependency, Task
-
     for link in Dependency.objects.filter(upstream=task).select_related("downstream"):
         with transaction.atomic():
             downstream = Task.objects.select_for_update().get(pk=link.downstream_id)
@@ -297,7 +282,7 @@ def _decide(task, now):
         run = skip(task, f"Skipped: still running from an earlier start (at most {max(1, task.max_instances)} "
                          f"at once)", Run.Trigger.DEPENDENCY, now, **common)
         return run
-    run = execution.enqueue_run(task, Run.Trigger.DEPENDENCY, **common)
+    run = queueing.enqueue_run(task, Run.Trigger.DEPENDENCY, **common)
     run.log(f"Started because {', '.join(f'{r.task.name} {r.get_status_display().lower()}' for r in held)}")
     return run
 
@@ -306,8 +291,6 @@ def _decide(task, now):
 
 def validate_no_cycle(upstream, downstream):
     """Refuse a dependency upstream -> downstream that would close a loop; the message names the loop."""
-    from tasks.models import Dependency, Task
-
     up_id = getattr(upstream, "pk", upstream)
     down_id = getattr(downstream, "pk", downstream)
     names = dict(Task.objects.filter(pk__in=[up_id, down_id]).values_list("pk", "name"))
@@ -338,8 +321,6 @@ def validate_no_cycle(upstream, downstream):
 
 def find_cycle(task):
     """A loop of dependencies through `task` as saved now ([A, B, ..., A]), or None."""
-    from tasks.models import Dependency, Task
-
     edges = {}
     for source, target in Dependency.objects.values_list("upstream_id", "downstream_id"):
         edges.setdefault(source, []).append(target)
@@ -364,17 +345,13 @@ def find_cycle(task):
 
 def cancel_run(run, user=None, now=None):
     """Cancel a queued run at once, or ask a running one to stop; return a sentence for the operator."""
-    from projects import scheduling
-
     who = f" by {user.username}" if user else ""
     now = now or timezone.now()
-    if Run.objects.filter(pk=run.pk, status=Run.Status.QUEUED).update(
-            status=Run.Status.CANCELLED, finished_at=now, error=f"Cancelled{who} before it started"):
-        run.log(f"Cancelled{who} before it started", level="warning")
-        scheduling.remove_retry_schedule(run)
+    if run.cancel_queued(f"Cancelled{who} before it started", now):
+        queueing.remove_retry_schedule(run)
         after_run(run, now, outcome=Run.Status.CANCELLED)
         return f"Run #{run.pk} was cancelled before it started."
-    if Run.objects.filter(pk=run.pk, status=Run.Status.RUNNING).update(cancel_requested=True):
+    if run.request_cancel():
         run.log(f"Cancel requested{who}: stopping the run", level="warning")
         return f"Run #{run.pk} is being stopped."
     run.refresh_from_db()
@@ -387,8 +364,6 @@ def pending_retries(task):
 
 def cancel_retries(task, user=None, now=None):
     """Stop the pending retries of a failed task. Refused while the task is running."""
-    from projects import scheduling
-
     if task.runs.filter(status=Run.Status.RUNNING).exists():
         raise Refused(f"{task.name} is running: its retries cannot be cancelled now. Cancel the run instead, "
                       f"or wait for it to end.")
@@ -396,10 +371,8 @@ def cancel_retries(task, user=None, now=None):
     who = f" by {user.username}" if user else ""
     cancelled = 0
     for retry in pending_retries(task):
-        if Run.objects.filter(pk=retry.pk, status=Run.Status.QUEUED).update(
-                status=Run.Status.CANCELLED, finished_at=now, error=f"Retry cancelled{who}"):
-            retry.log(f"Retry cancelled{who}", level="warning")
-            scheduling.remove_retry_schedule(retry)
+        if retry.cancel_queued(f"Retry cancelled{who}", now):
+            queueing.remove_retry_schedule(retry)
             after_run(retry, now, outcome=Run.Status.FAILED)
             cancelled += 1
     if not cancelled:

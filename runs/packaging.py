@@ -10,7 +10,8 @@ import re
 import zipfile
 from pathlib import Path
 
-from runs import pipeline
+from runs.errors import PipelineError
+from runs.files import checksum
 from runs.context import OutputFile
 from runs.parameters import zip_file_name
 
@@ -31,7 +32,7 @@ def finish(ctx, outputs):
     if task.zip_output and outputs:
         outputs = [zip_outputs(ctx, outputs, zip_file_name(task, ctx.params))]
     for output in outputs:
-        output.size, output.md5 = pipeline.checksum(output.path)
+        output.size, output.md5 = checksum(output.path)
     if task.write_md5_file:
         outputs = outputs + [md5_sidecar(output) for output in outputs]
     for output in outputs:
@@ -83,7 +84,7 @@ def append_to_lines(ctx, output, suffix):
     try:
         extra = suffix.encode(encoding)
     except UnicodeEncodeError:
-        raise pipeline.PipelineError(f"The characters to append ({suffix!r}) cannot be written in {encoding}",
+        raise PipelineError(f"The characters to append ({suffix!r}) cannot be written in {encoding}",
                                      step="settings") from None
     source = output.path
     target = source.with_name(f".{source.name}.append")
@@ -134,7 +135,7 @@ def encrypt(ctx, output):
     key = ctx.task.gpg_key
     connector = key.connector()
     if not hasattr(connector, "encrypt_file"):
-        raise pipeline.PipelineError(f"{key.name} is not a GPG key connection", step="settings")
+        raise PipelineError(f"{key.name} is not a GPG key connection", step="settings")
     target = output.path.with_name(output.path.name + ".gpg")
     connector.encrypt_file(output.path, target)
     output.path.unlink()
@@ -150,7 +151,7 @@ def zip_outputs(ctx, outputs, name):
     names = [output.name for output in outputs]
     duplicates = sorted({entry for entry in names if names.count(entry) > 1})
     if duplicates:
-        raise pipeline.PipelineError(f"Two files would have the same name in {name}: {', '.join(duplicates)}",
+        raise PipelineError(f"Two files would have the same name in {name}: {', '.join(duplicates)}",
                                      step="settings")
     with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
         for output in outputs:
@@ -169,6 +170,6 @@ def md5_sidecar(output):
     path.write_bytes(f"{output.md5}  {output.name}\n".encode())
     # Same row count as its file: where an empty file is not sent, neither is its checksum.
     sidecar = OutputFile(path=path, name=output.name + ".md5", rows=output.rows)
-    sidecar.size, sidecar.md5 = pipeline.checksum(path)
+    sidecar.size, sidecar.md5 = checksum(path)
     return sidecar
 

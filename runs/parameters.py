@@ -2,9 +2,10 @@
 
 Where values go, and how:
 - names and texts (file, zip and folder names, email subjects, commands): `render` puts values in as text;
-- SQL: `bind_query` turns every placeholder into a bound query parameter, never text in the query
-  (see runs/sql_parameters.py); `display_query` shows the same query with the values written in;
-- pages and logs: `mask` hides sensitive values (runs/masking.py, the one masking mechanism).
+- SQL: runs/sql_parameters.py `bind_query` turns every placeholder into a bound query parameter, never
+  text in the query; `display_query` shows the same query with the values written in;
+- pages and logs: runs/masking.py `mask` hides sensitive values (the one masking mechanism); runs/preview.py
+  shows what a run would use.
 
 Date expressions (as in Atlas Automation Hub): any strftime code, with math after a code (`%d-1` a day
 earlier, `%m+1` a month later, `%Y-1`, `%H-2`, `%U+1` weeks...), applied to the whole group of codes around
@@ -25,9 +26,9 @@ import zoneinfo
 from django.utils import timezone
 
 from connections.protocols import ConnectorError
-from runs.pipeline import PipelineError, safe_name
+from runs.errors import PipelineError
+from runs.files import safe_name
 
-MASK = "********"
 NAMED_DATES = ("today", "yesterday", "first_of_month", "last_of_month", "first_of_last_month",
                "last_of_last_month")
 PREVIEW_RUN_ID = "<run id>"
@@ -206,14 +207,6 @@ def sensitive_values(task):
     return [raw for _key, raw, sensitive, _origin in stored_parameters(task) if sensitive and raw]
 
 
-def mask(text, task=None, values=None):
-    """`text` with every secret of `task` (sensitive parameters, its connections' secrets) and the given
-    values replaced by ********; see runs/masking.py."""
-    from runs.masking import mask as mask_text
-
-    return mask_text(text, task, values) if text else (text or "")
-
-
 def value_text(value, format_spec=None):
     """One value as text: dates ISO (or in `format_spec`), other values as str or format()."""
     if format_spec:
@@ -302,21 +295,7 @@ def unknown_message(name, params):
     return f"Unknown parameter {{{name}}}: the names available are {known}"
 
 
-# --- SQL (implemented in runs/sql_parameters.py) --------------------------------------------------
-
-def bind_query(sql, params, style="qmark"):
-    """(sql with placeholders, values to bind, or None when nothing is bound). See runs/sql_parameters.py."""
-    from runs.sql_parameters import bind_query as bind
-
-    return bind(sql, params, style=style)
-
-
-def display_query(sql, params):
-    """The query as it will run, with the bound values written in as SQL literals (for pages and logs)."""
-    from runs.sql_parameters import bind_query as bind
-
-    return bind(sql, params, style="display")[0]
-
+# --- SQL (bound by runs/sql_parameters.py) ----------------------------------------------------------
 
 def paramstyle_for(database):
     """The placeholder style a Database connector takes: psycopg wants %s, sqlite3 and pyodbc want ?."""
@@ -325,81 +304,6 @@ def paramstyle_for(database):
         return style
     kind = getattr(getattr(database, "connection", None), "kind", "") or getattr(database, "kind", "")
     return "format" if kind in ("postgresql", "postgres") else "qmark"
-
-
-# --- preview --------------------------------------------------------------------------------------
-
-def preview(task, when=None):
-    """What a run at `when` (default now) would use: every parameter, the file name, the query."""
-    from runs import pipeline
-
-    moment = run_moment(task, None, when)
-    errors = []
-    params = {}
-    try:
-        params = resolve(task, None, moment)
-    except ConnectorError as exc:
-        errors.append(exc.message)
-    from runs.masking import secret_values
-
-    # The task's connection secrets too: a folder or file name may hold a password by mistake.
-    secrets = secret_values(task)
-    rows = [{"key": key, "value": value_text(value), "origin": "built-in", "sensitive": False, "raw": ""}
-            for key, value in named_values(task, None, moment).items()]
-    for key, raw, sensitive, origin in stored_parameters(task):
-        rows = [row for row in rows if row["key"] != key]
-        rows.append({"key": key, "value": MASK if sensitive else value_text(params.get(key, "")),
-                     "origin": origin, "sensitive": sensitive, "raw": MASK if sensitive else raw})
-
-    def attempt(label, make):
-        try:
-            return mask(make(), values=secrets)
-        except ConnectorError as exc:
-            errors.append(f"{label}: {exc.message}")
-            return ""
-
-    extension = {"xlsx": "xlsx", "jsonl": "jsonl"}.get(task.file_format, "csv")
-    result = {
-        "when": moment.isoformat(),
-        "when_text": moment.strftime("%Y-%m-%d %H:%M %Z"),
-        "date": moment.date().isoformat(),
-        "time_zone": str(moment.tzinfo),
-        "parameters": rows,
-        "file_name": attempt("File name", lambda: pipeline.output_name(render(task.file_name, params), task.name,
-                                                                         extension)),
-        "zip_name": attempt("Zip name", lambda: zip_file_name(task, params)) if task.zip_output else "",
-        "folders": [],
-        "query": "",
-        "query_preview": "",
-        "errors": errors,  # masked below: a format error quotes the value it could not format
-    }
-    if task.pk:
-        for destination in task.destinations.select_related("connection"):
-            result["folders"].append({"connection": destination.connection.name,
-                                      "folder": attempt("Folder", lambda: render(destination.folder, params))})
-    if task.source_kind == "query":
-        result["query"], result["query_preview"] = query_preview(task, params, secrets)
-    if task.source_kind == "files" and task.file_pattern:
-        result["file_pattern"] = attempt("File pattern", lambda: render(task.file_pattern, params))
-    result["errors"] = [mask(error, values=secrets) for error in errors]
-    return result
-
-
-def query_preview(task, params, secrets):
-    """(the query as written, as it will run): the source stage's view when it has one (remote texts,
-    statements an ODBC driver cannot take), else the typed-in query with the values written in."""
-    try:
-        from runs.sources import preview_query
-    except ImportError:
-        preview_query = None
-    try:
-        if preview_query is not None:
-            original, shown = preview_query(task, params)
-        else:
-            original, shown = task.query, display_query(task.query, params)
-    except ConnectorError as exc:
-        original, shown = task.query, f"-- {exc.message}"
-    return mask(original, values=secrets), mask(shown, values=secrets)
 
 
 def zip_file_name(task, params):

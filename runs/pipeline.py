@@ -1,161 +1,47 @@
-"""The run pipeline: small steps that take and return plain data, composed by `run_pipeline`.
+"""The run pipeline: the stages composed, in order, for one claimed run.
 
-render query -> extract rows to a file in the run folder -> checksum -> deliver (temporary name, then
-rename) -> record. Each step can be called and tested alone; only `run_pipeline` touches the models.
+source (runs/sources.py) -> processing (runs/processing.py) -> conditions (runs/conditions.py; when one does
+not hold nothing is delivered and the run ends as a warning) -> packaging (runs/packaging.py) -> delivery
+(runs/delivery.py) -> the files recorded. Between stages the run's stop is checked, so a cancelled run never
+delivers after it was stopped. Each stage takes the RunContext (runs/context.py) and the files so far and
+returns the files it made; runs/execution.py claims the run, calls `run_pipeline` and records the outcome.
 """
-import hashlib
-import os
-import re
-from dataclasses import dataclass, field
-from pathlib import Path
-
-from django.conf import settings
-
-from connections.protocols import ConnectorError
-from runs.formats import CsvOptions, CsvWriter, writer_for
+from connections.secrets import scrub
+from etl_portal.cancellation import check_stop
+from runs import conditions, delivery, packaging, parameters, processing, sources
+from runs.context import RunContext
+from runs.files import run_folder
+from runs.masking import secret_values
+from runs.models import RunFile
 
 
-class PipelineError(ConnectorError):
-    """A step failed for a reason the user must fix (bad settings), not a connector failure."""
+def secrets_of(task):
+    """Every secret value a run of `task` could meet, so messages can be scrubbed of them (runs/masking.py)."""
+    return secret_values(task)
 
 
-class NoResultSet(PipelineError):
-    """The statement ran but returned no rows to write (an UPDATE, a DDL statement)."""
-
-    def __init__(self, rowcount):
-        self.rowcount = max(rowcount if rowcount is not None else -1, 0)
-        super().__init__(f"The statement returned no rows to write ({self.rowcount} rows affected); "
-                         "a query source must return a result set", step="query")
-
-
-@dataclass
-class Extract:
-    path: Path
-    columns: list
-    rows: int
-
-
-@dataclass
-class OutputFile:
-    path: Path
-    name: str
-    size: int
-    md5: str
-    deliveries: list = field(default_factory=list)
-
-
-# --- steps -------------------------------------------------------------------------------------------
-
-def render_query(query):
-    """The query text exactly as it will run."""
-    text = (query or "").strip()
-    if not text:
-        raise PipelineError("The task has no query", step="query")
-    return text
-
-
-def safe_name(text):
-    """`text` made safe as a file name on every file system ("output" when nothing is left)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "output"
-
-
-def output_name(file_name, task_name, extension="csv"):
-    """The output file's name: the one set on the task, else the task name made safe for a file system."""
-    name = (file_name or "").strip()
-    if not name:
-        name = f"{safe_name(task_name)}.{extension}"
-    if "/" in name or "\\" in name or name in (".", ".."):
-        raise PipelineError(f"The file name {name!r} may not contain a folder", step="file name")
-    return name
-
-
-def run_folder(task_id, run_id):
-    folder = Path(settings.ETL_DATA_DIR) / "runs" / str(task_id) / str(run_id)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def extract_to_csv(database, sql, path, options, progress, every=None, file_format="csv", params=None):
-    """Stream the query's rows into `path` as CSV (or `file_format`: xlsx, jsonl). The file appears under
-    its name only when complete. `params` are bound to the query's placeholders.
-
-    `progress(rows)` is called every `every` rows and the caller decides what to log; memory stays flat
-    because rows are written batch by batch (or row by row through PostgreSQL's COPY).
-    """
-    every = every or settings.ETL_PROGRESS_EVERY_ROWS
-    path = Path(path)
-    partial = path.with_name(f".{path.name}.part")
-    writer = writer_for(file_format)
-    try:
-        with open(partial, "wb", buffering=1 << 20) as out:
-            extract = None
-            if writer is CsvWriter:
-                extract = _copy_fast_path(database, sql, out, options, progress, every, params)
-            if extract is None:
-                out.seek(0)
-                out.truncate()
-                extract = _portable_path(database, sql, out, options, progress, every, writer, params)
-        os.replace(partial, path)
-    except UnicodeEncodeError as exc:
-        character = exc.object[exc.start]
-        raise PipelineError(
-            f"A value holds {character!r} (U+{ord(character):04X}), which {options.encoding} cannot hold: "
-            "choose UTF-8 as the file's encoding", step="query") from None
-    finally:
-        if partial.exists():
-            partial.unlink()
-    return Extract(path=path, columns=extract[0], rows=extract[1])
-
-
-def _copy_fast_path(database, sql, out, options, progress, every, params=None):
-    if not (hasattr(database, "copy_csv") and database.can_copy_csv(options)):
-        return None
-
-    def write_header(columns):
-        if options.encoding == "utf-8-sig":
-            out.write("\ufeff".encode())
-        if options.include_headers:
-            # The BOM, if any, is already written: the header itself is plain UTF-8.
-            encoding = "utf-8" if options.encoding == "utf-8-sig" else options.encoding
-            writer = CsvWriter(out, CsvOptions(**{**options.__dict__, "encoding": encoding}))
-            writer.write_header(columns)
-            writer.close()
-
-    return database.copy_csv(sql, out, options, on_header=write_header, on_row_block=progress, block_rows=every,
-                             params=params)
-
-
-def _portable_path(database, sql, out, options, progress, every, writer_class=CsvWriter, params=None):
-    with (database.execute(sql, params) if params else database.execute(sql)) as result:
-        if result.columns is None:
-            raise NoResultSet(result.rowcount)
-        writer = writer_class(out, options)
-        writer.write_header(result.columns)
-        next_report = every
-        for batch in result.batches(min(5000, every)):
-            writer.write_batch(batch)
-            if writer.rows >= next_report:
-                progress(writer.rows)
-                next_report = (writer.rows // every + 1) * every
-        writer.close()
-        return result.columns, writer.rows
-
-
-def checksum(path):
-    """(size, md5 hex) of a file, read in blocks."""
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return os.path.getsize(path), digest.hexdigest()
-
-
-def deliver(path, name, targets):
-    """Put the file on every (connector, folder, overwrite) target; return where it went."""
-    deliveries = []
-    for store, folder, overwrite in targets:
-        remote = store.join(folder, name)
-        with store.session() as session:
-            session.put(str(path), remote, overwrite=overwrite)
-        deliveries.append({"connection": store.connection.name, "kind": store.kind, "path": remote})
-    return deliveries
+def run_pipeline(run, secrets=()):
+    """Run every stage for `run`; return the warnings (empty when all went well)."""
+    task = run.task
+    ctx = RunContext(run=run, task=task, folder=run_folder(task.pk, run.pk),
+                     params=parameters.resolve(task, run), secrets=list(secrets),
+                     log=lambda message, level="info": run.log(scrub(message, secrets), level=level))
+    check_stop(run.pk)
+    outputs = sources.produce(ctx)
+    check_stop(run.pk)
+    outputs = processing.apply(ctx, outputs)
+    reason = conditions.failed_condition(ctx, outputs)
+    if reason:
+        ctx.warn(f"Not delivered: {reason}")
+        return ctx.warnings
+    outputs = packaging.finish(ctx, outputs)
+    check_stop(run.pk)
+    outputs = delivery.deliver_all(ctx, outputs)
+    RunFile.objects.bulk_create([
+        RunFile(run=run, name=output.name, shown_name=run.masker(output.name), size=output.size, md5=output.md5,
+                stored_path=str(output.path),
+                deliveries=[RunFile.shown_record(record, run.masker) for record in output.deliveries])
+        for output in outputs
+    ])
+    sources.after_delivery(ctx)
+    return ctx.warnings

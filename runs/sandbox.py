@@ -35,7 +35,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from runs.pipeline import PipelineError
+from runs.errors import PipelineError
 
 DEBIAN_PACKAGE = "bubblewrap"
 DEFAULT_USER = "etl-sandbox"

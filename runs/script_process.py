@@ -16,11 +16,14 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from etl_portal.cancellation import on_cancel, stop_requested
+from runs import parameters
+
 LOG_LINE_LIMIT = 5000  # lines of one script's output written to the run log; the rest are only counted
 LINE_CHARACTERS = 4000
 STDERR_TAIL = 40
 KILL_GRACE_SECONDS = 3
-# The run's own watcher (runs.execution) stops a script at the task's timeout or on cancel; this step's own
+# The run's own watcher (runs/leases.py) stops a script at the task's timeout or on cancel; this step's own
 # deadline is a backstop a little later, for scripts run outside a watched run.
 BACKSTOP_SECONDS = 5
 
@@ -52,8 +55,6 @@ def script_environment(ctx, step, inputs, environment, home):
     """Every variable the script sees; nothing is inherited from the portal's own environment."""
     task, run = ctx.task, ctx.run
     project = task.project
-    from runs import parameters
-
     output_name = parameters.render(task.file_name, ctx.params) if task.file_name else ""
     environ = {
         "PATH": f"{environment}/bin:/usr/local/bin:/usr/bin:/bin",
@@ -65,9 +66,9 @@ def script_environment(ctx, step, inputs, environment, home):
         "ETL_STEP": step,
         "ETL_TASK_ID": str(task.pk), "ETL_TASK_NAME": task.name,
         "ETL_PROJECT_ID": str(project.pk), "ETL_PROJECT_NAME": project.name,
-        "ETL_RUN_ID": str(run.pk), "ETL_RUN_ATTEMPT": str(getattr(run, "attempt", 1)),
-        "ETL_RUN_TRIGGER": str(getattr(run, "trigger", "")),
-        "ETL_RUN_SCHEDULED_FOR": run.scheduled_for.isoformat() if getattr(run, "scheduled_for", None) else "",
+        "ETL_RUN_ID": str(run.pk), "ETL_RUN_ATTEMPT": str(run.attempt),
+        "ETL_RUN_TRIGGER": str(run.trigger),
+        "ETL_RUN_SCHEDULED_FOR": run.scheduled_for.isoformat() if run.scheduled_for else "",
         "ETL_RUN_FOLDER": str(ctx.folder),
         "ETL_INPUT_FILES": json.dumps([str(path) for path in inputs]),
         "ETL_OUTPUT_NAME": output_name,
@@ -163,8 +164,6 @@ def kill_group(process):
 
 def run_streamed(command, *, cwd, env, timeout, log, label):
     """Run `command`, logging each output line as it comes; return an Outcome (never raises on failure)."""
-    from runs.execution import on_cancel, stop_requested
-
     started = time.monotonic()
     deadline = started + timeout
     process = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

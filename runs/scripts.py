@@ -55,7 +55,7 @@ from pathlib import Path
 from django.conf import settings
 
 from runs import sandbox, script_process
-from runs.pipeline import PipelineError
+from runs.errors import PipelineError
 
 PEP723 = re.compile(r"(?m)^# /// (?P<type>[a-zA-Z0-9-]+)$\s(?P<content>(^#(| .*)$\s)+)^# ///$")
 IMPORT_TO_DISTRIBUTION = {
@@ -351,7 +351,7 @@ def run_script(ctx, script, inputs=(), step="processing"):
         outcome = script_process.run_streamed(
             wrap([str(environment.python), "-u", "-s", "-E", str(script), *map(str, inputs)]),
             cwd=ctx.folder, env=environ, timeout=timeout, log=ctx.log, label=script.name)
-    sandbox.disarm(ctx.folder, getattr(ctx, "warn", ctx.log))
+    sandbox.disarm(ctx.folder, ctx.warn)
     refused = sandbox.failed_to_start(outcome)
     if refused:
         raise PipelineError(f"The script was not run: it could not be sandboxed on this server ({refused})",

@@ -3,10 +3,17 @@ import posixpath
 import re
 import threading
 
-from runs import parameters, pipeline, scripts, text_locations
+from connections.protocols import ConnectorError
+from etl_portal.cancellation import on_cancel
+from runs import files, parameters, scripts, text_locations
 from runs.context import OutputFile
+from runs.errors import PipelineError
+from runs.extract import NoResultSet, extract_to_csv, render_query
 from runs.formats import EXTENSIONS, CsvOptions
+from runs.masking import mask
+from runs.models import Run
 from runs.rewrite import RewriteError, rewrite_file
+from runs.sql_parameters import bind_query, display_query
 
 # Statements an ODBC source cannot take: batch separators of SQL Server tools, and switching databases
 # (the connection already names its database).
@@ -20,7 +27,7 @@ def produce(ctx):
     """Return the list of OutputFile the source produced in ctx.folder."""
     producer = PRODUCERS.get(ctx.task.source_kind)
     if producer is None:
-        raise pipeline.PipelineError(f"The source kind {ctx.task.get_source_kind_display()!r} is not available",
+        raise PipelineError(f"The source kind {ctx.task.get_source_kind_display()!r} is not available",
                                      step="settings")
     return producer(ctx)
 
@@ -28,10 +35,10 @@ def produce(ctx):
 def source_connector(ctx, category, what=None):
     source = ctx.task.source_connection
     if source is None:
-        raise pipeline.PipelineError("The task has no source connection", step="settings")
+        raise PipelineError("The task has no source connection", step="settings")
     connector = source.connector()
     if connector.category != category:
-        raise pipeline.PipelineError(f"{source.name} is a {source.kind_label} connection, not "
+        raise PipelineError(f"{source.name} is a {source.kind_label} connection, not "
                                      f"{what or 'a ' + category}", step="settings")
     return connector
 
@@ -76,7 +83,7 @@ def preview_query(task, params):
     """
     try:
         original = text_locations.load_text(task, "source")
-    except pipeline.PipelineError as exc:
+    except PipelineError as exc:
         note = f"-- The query could not be loaded: {exc.message}"
         return note, note
     except Exception as exc:  # a connector failure must not break the task page
@@ -84,8 +91,8 @@ def preview_query(task, params):
         return note, note
     text, _ = runnable_text(task, original)
     try:
-        return original, parameters.display_query(text, params)
-    except pipeline.PipelineError as exc:
+        return original, display_query(text, params)
+    except PipelineError as exc:
         return original, f"-- {exc.message}"
 
 
@@ -100,27 +107,26 @@ def produce_query(ctx):
     text, removed = runnable_text(task, original)
     if removed:
         ctx.log(f"Removed what an ODBC source cannot run: {', '.join(removed)}")
-    text = pipeline.render_query(text)
-    sql, values = parameters.bind_query(text, ctx.params, style=parameters.paramstyle_for(database))
-    shown = parameters.mask(parameters.display_query(text, ctx.params), values=ctx.secrets)
-    type(ctx.run).objects.filter(pk=ctx.run.pk).update(query_text=shown)
-    name = pipeline.output_name(parameters.render(task.file_name, ctx.params), task.name, output_extension(task))
+    text = render_query(text)
+    sql, values = bind_query(text, ctx.params, style=parameters.paramstyle_for(database))
+    shown = mask(display_query(text, ctx.params), values=ctx.secrets)
+    Run.objects.filter(pk=ctx.run.pk).update(query_text=shown)
+    name = files.output_name(parameters.render(task.file_name, ctx.params), task.name, output_extension(task))
     ctx.log(f"Running query on {task.source_connection.name}")
     try:
         # Cancelling the run (or its timeout) cancels the statement on the server, not just the wait.
-        from runs.execution import on_cancel
 
         with on_cancel(database.cancel):
-            extract = pipeline.extract_to_csv(
+            extract = extract_to_csv(
                 database, sql, ctx.folder / name, CsvOptions.for_task(task),
                 progress=lambda rows: ctx.log(f"{rows:,} rows written so far"),
                 file_format=task.file_format, params=values,
             )
-    except pipeline.NoResultSet as outcome:
+    except NoResultSet as outcome:
         ctx.log(f"The statement ran and returned no result set ({outcome.rowcount:,} rows affected), "
                 "so there is no file to deliver")
         return []
-    type(ctx.run).objects.filter(pk=ctx.run.pk).update(rows=extract.rows)
+    Run.objects.filter(pk=ctx.run.pk).update(rows=extract.rows)
     ctx.log(f"Query finished: {extract.rows:,} rows, {len(extract.columns)} columns")
     return [OutputFile(path=extract.path, name=name, rows=extract.rows)]
 
@@ -140,7 +146,7 @@ def no_files(ctx, message):
     elif choice == "succeed":
         ctx.log(message)
     else:
-        raise pipeline.PipelineError(message, step="folder")
+        raise PipelineError(message, step="folder")
     return []
 
 
@@ -154,7 +160,7 @@ def produce_files(ctx):
         names = []
         for pattern in patterns:
             if "/" in pattern:
-                raise pipeline.PipelineError(f"The file pattern {pattern!r} may not contain a folder: put the "
+                raise PipelineError(f"The file pattern {pattern!r} may not contain a folder: put the "
                                              "folder in the folder field", step="settings")
             names += [name for name in session.list(folder, pattern) if name not in names]
         if not names:
@@ -170,7 +176,7 @@ def produce_files(ctx):
     if task.file_handling == "rewrite":
         outputs = [rewrite_output(ctx, output) for output in outputs]
     elif task.file_name and len(outputs) == 1:
-        outputs[0].name = pipeline.output_name(parameters.render(task.file_name, ctx.params), task.name)
+        outputs[0].name = files.output_name(parameters.render(task.file_name, ctx.params), task.name)
     return outputs
 
 
@@ -178,8 +184,8 @@ def rewrite_output(ctx, output):
     task = ctx.task
     extension = output_extension(task)
     name = output.name
-    if task.file_name and len(getattr(ctx, "fetched_source_files", ())) == 1:
-        name = pipeline.output_name(parameters.render(task.file_name, ctx.params), task.name, extension)
+    if task.file_name and len(ctx.fetched_source_files) == 1:
+        name = files.output_name(parameters.render(task.file_name, ctx.params), task.name, extension)
     elif task.file_format != "csv":
         name = f"{name.rsplit('.', 1)[0] if '.' in name else name}.{extension}"
     target = ctx.folder / ".rewritten" / name
@@ -187,7 +193,7 @@ def rewrite_output(ctx, output):
     try:
         rows, encoding, delimiter = rewrite_file(output.path, target, CsvOptions.for_task(task), task.file_format)
     except RewriteError as exc:
-        raise pipeline.PipelineError(str(exc), step="settings") from None
+        raise PipelineError(str(exc), step="settings") from None
     final = ctx.folder / name
     output.path.unlink()
     target.replace(final)
@@ -198,7 +204,7 @@ def rewrite_output(ctx, output):
 
 def after_delivery(ctx):
     """Delete the source files once their copies were delivered, when the task asks for it."""
-    fetched = getattr(ctx, "fetched_source_files", None)
+    fetched = ctx.fetched_source_files
     if not fetched or not ctx.task.delete_source_files:
         return
     store = ctx.task.source_connection.connector()
@@ -206,7 +212,7 @@ def after_delivery(ctx):
         with store.session() as session:
             for folder, name in fetched:
                 session.delete(posixpath.join(folder, name))
-    except pipeline.ConnectorError as exc:
+    except ConnectorError as exc:
         ctx.warn(f"The files were delivered, but the source files could not be deleted: {exc.message}")
         return
     ctx.log(f"Deleted {len(fetched)} source file{'s' if len(fetched) != 1 else ''} from "
@@ -239,11 +245,11 @@ def produce_ssh(ctx):
     shell = source_connector(ctx, "shell", "an SSH server")
     command = parameters.render(text_locations.load_text(task, "source", warn=ctx.warn, log=ctx.log), ctx.params)
     if not command.strip():
-        raise pipeline.PipelineError("The task has no command to run", step="settings")
+        raise PipelineError("The task has no command to run", step="settings")
     timeout = scripts.step_timeout(task)
     capture = None
     if task.file_name:
-        name = pipeline.output_name(parameters.render(task.file_name, ctx.params), task.name, "txt")
+        name = files.output_name(parameters.render(task.file_name, ctx.params), task.name, "txt")
         capture = open(ctx.folder / name, "w", encoding="utf-8", newline="\n")
     lines = {"logged": 0, "skipped": 0, "stderr": []}
 
@@ -261,7 +267,6 @@ def produce_ssh(ctx):
     environment = {"ETL_TASK_ID": task.pk, "ETL_TASK_NAME": task.name, "ETL_PROJECT_NAME": task.project.name,
                    "ETL_RUN_ID": ctx.run.pk}
     ctx.log(f"Running the command on {task.source_connection.name}")
-    from runs.execution import on_cancel
 
     stop = threading.Event()
     try:
@@ -275,7 +280,7 @@ def produce_ssh(ctx):
     if status != 0:
         how = "was killed by a signal" if status == -1 else f"failed with exit status {status}"
         tail = " | ".join(lines["stderr"])
-        raise pipeline.PipelineError(f"The command {how}" + (f": {tail}" if tail else ""), step="command")
+        raise PipelineError(f"The command {how}" + (f": {tail}" if tail else ""), step="command")
     ctx.log("The command finished with exit status 0")
     return [OutputFile(path=capture_path, name=capture_path.name) for capture_path in
             ([ctx.folder / name] if capture is not None else [])]

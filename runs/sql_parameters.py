@@ -197,3 +197,8 @@ def bind_query(sql, params, style="qmark"):
     if not query.edits:
         return sql, None
     return query.build(style)
+
+
+def display_query(sql, params):
+    """The query as it will run, with the bound values written in as SQL literals (for pages and logs)."""
+    return bind_query(sql, params, style="display")[0]

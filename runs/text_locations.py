@@ -23,7 +23,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from connections.protocols import ConnectorError
-from runs.pipeline import PipelineError
+from runs.errors import PipelineError
 
 CACHED_KINDS = ("gitlab", "web")
 INLINE_FIELDS = {"query": ("query", "query"), "script": ("script", "script"), "ssh": ("command", "command")}

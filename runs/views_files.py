@@ -8,7 +8,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from connections.protocols import ConnectorError
 from etl_portal.web import safe_next
 from projects import access
-from runs import delivery, parameters
+from runs import delivery, preview
 from runs.models import RunFile
 from tasks.models import Task
 
@@ -55,7 +55,7 @@ def task_preview(request, pk):
     chosen = (request.POST.get("date") or request.GET.get("date") or "").strip()
     status = 200
     try:
-        result = parameters.preview(task, chosen or None)
+        result = preview.preview(task, chosen or None)
     except ConnectorError as exc:
         result, status = {"errors": [exc.message], "parameters": []}, 400
     result["chosen_date"] = chosen

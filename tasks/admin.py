@@ -7,6 +7,7 @@ from projects.admin_access import OrganizationScoped, ParentScopedInline
 from projects.models import Parameter
 from runs.forms_control import DependencyForm
 from runs.models import Run
+from runs.queueing import enqueue_run
 from tasks.forms import ParameterForm
 from tasks.models import Condition, Dependency, Destination, Notification, Task
 
@@ -88,7 +89,6 @@ class TaskAdmin(OrganizationScoped, SafeHistoryAdmin):
 
     @admin.action(description="Run the selected tasks now")
     def run_now(self, request, queryset):
-        from runs.execution import enqueue_run
 
         for task in self.allowed(request, queryset):
             run = enqueue_run(task, Run.Trigger.MANUAL, request.user)

@@ -44,8 +44,10 @@ class TaskQuerySet(models.QuerySet):
     def with_run_summary(self):
         """Annotate the last run's status and time and the project's next trigger time, in one query."""
         from projects.models import Trigger
-        from runs.models import Run
 
+        # Runs are a layer above tasks (runs.models imports this module): reach them through the reverse relation
+        # their foreign key declares, not by importing them.
+        Run = self.model._meta.get_field("runs").related_model
         last_run = Run.objects.filter(task=OuterRef("pk")).order_by("-id")
         next_trigger = Trigger.objects.filter(project=OuterRef("project"), enabled=True,
                                               next_run_at__isnull=False).order_by("next_run_at")

@@ -11,7 +11,7 @@ from django_tables2 import RequestConfig
 from etl_portal.web import int_param, safe_next
 from projects import access
 from projects.models import Project
-from runs.execution import enqueue_run
+from runs.queueing import enqueue_run
 from runs.orchestration import find_cycle
 from runs.models import Run, RunFile
 from tasks.clouds import name_cloud

@@ -8,7 +8,7 @@ import pytest
 from connections.models import Connection
 from connections.protocols.base import ConnectorError
 from connections.protocols.odbc import attribute_names, odbc_value
-from runs import pipeline
+from runs.extract import extract_to_csv
 from runs.formats import CsvOptions
 from tests.servers import postgres as pg
 from tests.servers.common import free_port, unavailable
@@ -167,8 +167,8 @@ def odbc_typed_table(pg_connection):
 def test_odbc_and_native_postgresql_write_identical_csv(odbc_typed_table, odbc_pg_connection, tmp_path, query,
                                                         odbc_ending):
     native, odbc = tmp_path / "native.csv", tmp_path / "odbc.csv"
-    pipeline.extract_to_csv(odbc_typed_table.connector(), query, native, CsvOptions(), progress=lambda rows: None)
-    extract = pipeline.extract_to_csv(odbc_pg_connection.connector(), query + odbc_ending, odbc, CsvOptions(),
+    extract_to_csv(odbc_typed_table.connector(), query, native, CsvOptions(), progress=lambda rows: None)
+    extract = extract_to_csv(odbc_pg_connection.connector(), query + odbc_ending, odbc, CsvOptions(),
                                       progress=lambda rows: None)
     assert extract.rows == 3
     assert odbc.read_bytes() == native.read_bytes()

@@ -12,7 +12,8 @@ import pytest
 
 from connections.models import Connection
 from connections.protocols.base import ConnectorError
-from runs import pipeline
+from runs.errors import PipelineError
+from runs.extract import NoResultSet, extract_to_csv
 from runs.formats import CsvOptions
 from tests.servers import postgres as pg
 
@@ -48,8 +49,8 @@ def tricky(pg_connection, odbc_pg_connection):
 def extract_both(tricky, tmp_path, query, options):
     native, odbc = tricky
     native_path, odbc_path = tmp_path / "native.csv", tmp_path / "odbc.csv"
-    pipeline.extract_to_csv(native.connector(), query, native_path, options, progress=lambda rows: None)
-    extract = pipeline.extract_to_csv(odbc.connector(), query, odbc_path, options, progress=lambda rows: None)
+    extract_to_csv(native.connector(), query, native_path, options, progress=lambda rows: None)
+    extract = extract_to_csv(odbc.connector(), query, odbc_path, options, progress=lambda rows: None)
     return extract, native_path.read_bytes(), odbc_path.read_bytes()
 
 
@@ -109,8 +110,8 @@ def test_a_read_only_reporting_user_gets_the_same_bytes(tricky, read_only_odbc, 
 def test_a_character_the_encoding_lacks_is_a_clear_error(tricky, tmp_path):
     _, odbc = tricky
     (tmp_path / "out").mkdir()
-    with pytest.raises(pipeline.PipelineError, match=r"A value holds 'ő' \(U\+0151\), which cp1252 cannot hold"):
-        pipeline.extract_to_csv(odbc.connector(), "SELECT 'Erdős' AS name", tmp_path / "out" / "out.csv",
+    with pytest.raises(PipelineError, match=r"A value holds 'ő' \(U\+0151\), which cp1252 cannot hold"):
+        extract_to_csv(odbc.connector(), "SELECT 'Erdős' AS name", tmp_path / "out" / "out.csv",
                                 CsvOptions(encoding="cp1252"), progress=lambda rows: None)
     assert list((tmp_path / "out").iterdir()) == []
 
@@ -123,7 +124,7 @@ def test_rows_stream_to_the_file_before_the_query_has_finished(pg_connection, od
     database = (odbc_pg_connection if engine == "odbc" else pg_connection).connector()
     query = f"SELECT g, 'row ' || g AS label FROM generate_series(1, 12000) g WHERE {where} OR pg_sleep(2) IS NOT NULL"
     reports, started = [], time.monotonic()
-    extract = pipeline.extract_to_csv(database, query, tmp_path / "out.csv", CsvOptions(),
+    extract = extract_to_csv(database, query, tmp_path / "out.csv", CsvOptions(),
                                       progress=lambda rows: reports.append((rows, time.monotonic() - started)),
                                       every=5000, params=params)
     assert extract.rows == 12000
@@ -136,7 +137,7 @@ def test_an_error_while_rows_stream_leaves_no_file(odbc_pg_connection, tmp_path)
     query = "SELECT 1 / (9000 - g) FROM generate_series(1, 10000) g"
     (tmp_path / "out").mkdir()
     with pytest.raises(ConnectorError) as caught:
-        pipeline.extract_to_csv(odbc_pg_connection.connector(), query, tmp_path / "out" / "out.csv", CsvOptions(),
+        extract_to_csv(odbc_pg_connection.connector(), query, tmp_path / "out" / "out.csv", CsvOptions(),
                                 progress=lambda rows: None)
     assert caught.value.message == "PostgreSQL error: division by zero"
     assert list((tmp_path / "out").iterdir()) == []
@@ -146,7 +147,7 @@ def test_the_query_timeout_stops_a_fast_extract(odbc_pg_connection, tmp_path):
     odbc_pg_connection.options["query_timeout"] = 1
     started = time.monotonic()
     with pytest.raises(ConnectorError) as caught:
-        pipeline.extract_to_csv(odbc_pg_connection.connector(), "SELECT pg_sleep(5)", tmp_path / "out.csv",
+        extract_to_csv(odbc_pg_connection.connector(), "SELECT pg_sleep(5)", tmp_path / "out.csv",
                                 CsvOptions(), progress=lambda rows: None)
     assert time.monotonic() - started < 3
     assert caught.value.message == "Query cancelled: it ran past the connection's query timeout (1 s)"
@@ -156,11 +157,11 @@ def test_statements_without_rows_and_scripts_fall_back_to_the_value_path(odbc_pg
     database = odbc_pg_connection.connector()
     with database.execute("CREATE TABLE fallback (id int)"):
         pass
-    with pytest.raises(pipeline.NoResultSet) as caught:
-        pipeline.extract_to_csv(database, "INSERT INTO fallback VALUES (1), (2)", tmp_path / "out.csv", CsvOptions(),
+    with pytest.raises(NoResultSet) as caught:
+        extract_to_csv(database, "INSERT INTO fallback VALUES (1), (2)", tmp_path / "out.csv", CsvOptions(),
                                 progress=lambda rows: None)
     assert caught.value.rowcount == 2
-    extract = pipeline.extract_to_csv(database, "SELECT id FROM fallback ORDER BY id", tmp_path / "out.csv",
+    extract = extract_to_csv(database, "SELECT id FROM fallback ORDER BY id", tmp_path / "out.csv",
                                       CsvOptions(), progress=lambda rows: None)
     assert (extract.rows, (tmp_path / "out.csv").read_text()) == (2, "id\n1\n2\n")
 
@@ -192,9 +193,9 @@ def test_bound_parameters_keep_the_fast_path_and_its_bytes(tricky, tmp_path, eng
     options = CsvOptions(delimiter=";", quoting="all")
     assert database.can_copy_csv(options)
     copied, bound = tmp_path / "copied.csv", tmp_path / "bound.csv"
-    pipeline.extract_to_csv(native.connector(), "SELECT * FROM tricky WHERE id < 7 AND t <> 'x' ORDER BY id",
+    extract_to_csv(native.connector(), "SELECT * FROM tricky WHERE id < 7 AND t <> 'x' ORDER BY id",
                             copied, options, progress=lambda rows: None)
-    extract = pipeline.extract_to_csv(
+    extract = extract_to_csv(
         database, f"SELECT * FROM tricky WHERE id < {placeholder} AND t <> {placeholder} ORDER BY id", bound,
         options, progress=lambda rows: None, params=[7, "x"])
     assert extract.rows == 5  # ids 1, 2, 3, 4 and 6: a NULL t is not <> 'x'
@@ -206,8 +207,8 @@ def test_bound_parameters_keep_the_fast_path_and_its_bytes(tricky, tmp_path, eng
 def test_a_bound_statement_without_rows_still_runs_once_and_says_so(tricky, tmp_path, engine, placeholder):
     native, odbc = tricky
     database = (native if engine == "native" else odbc).connector()
-    with pytest.raises(pipeline.NoResultSet) as caught:
-        pipeline.extract_to_csv(database, f"UPDATE tricky SET v = 'seen' WHERE id < {placeholder}",
+    with pytest.raises(NoResultSet) as caught:
+        extract_to_csv(database, f"UPDATE tricky SET v = 'seen' WHERE id < {placeholder}",
                                 tmp_path / "out.csv", CsvOptions(), progress=lambda rows: None, params=[3])
     assert caught.value.rowcount == 2
     host, port, user = pg.dsn_parts()

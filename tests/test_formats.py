@@ -8,7 +8,8 @@ import openpyxl
 import pytest
 
 from connections.protocols import ConnectorError
-from runs import pipeline
+from runs.errors import PipelineError
+from runs.extract import _portable_path, extract_to_csv
 from runs.formats import CsvOptions, CsvWriter, JsonLinesWriter, parse_delimiter
 from runs.rewrite import rewrite_file
 from runs.xlsx import XlsxWriter
@@ -74,8 +75,8 @@ def test_tab_delimited_with_bom_and_no_header():
 @pytest.mark.django_db
 def test_a_character_cp1252_cannot_hold_is_a_clear_error(sqlite_db, tmp_path):
     sqlite_db.execute("CREATE TABLE t (name TEXT); INSERT INTO t VALUES ('ok'), ('日本');")
-    with pytest.raises(pipeline.PipelineError, match=r"holds '日' \(U\+65E5\), which cp1252 cannot hold"):
-        pipeline.extract_to_csv(sqlite_db.connector(), "SELECT name FROM t", tmp_path / "t.csv",
+    with pytest.raises(PipelineError, match=r"holds '日' \(U\+65E5\), which cp1252 cannot hold"):
+        extract_to_csv(sqlite_db.connector(), "SELECT name FROM t", tmp_path / "t.csv",
                                 CsvOptions(encoding="cp1252"), progress=lambda rows: None)
     assert not (tmp_path / "t.csv").exists()
 
@@ -140,7 +141,7 @@ def test_copy_and_the_portable_path_agree_for_every_quoting_level_copy_can_do(pg
              "ORDER BY id")
     options = CsvOptions(quoting=quoting, delimiter=";")
     fast = tmp_path / "fast.csv"
-    pipeline.extract_to_csv(database, query, fast, options, progress=lambda rows: None)
+    extract_to_csv(database, query, fast, options, progress=lambda rows: None)
     portable = io.BytesIO()
-    pipeline._portable_path(database, query, portable, options, lambda rows: None, 1000)
+    _portable_path(database, query, portable, options, lambda rows: None, 1000)
     assert fast.read_bytes() == portable.getvalue()

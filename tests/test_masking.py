@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from django.urls import reverse
 
 from connections.models import Connection
+from etl_portal.masking import LINE_MIN, MASK, Masker
 from projects.models import Parameter
-from runs.masking import LINE_MIN, MASK, Masker
 from runs.models import Run, RunFile
 from tasks.models import Destination, Notification
 from tests.fixtures.delivery import log_text

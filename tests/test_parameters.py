@@ -7,7 +7,7 @@ import zoneinfo
 import pytest
 
 from projects.models import Parameter
-from runs import parameters
+from runs import masking, parameters, preview, sql_parameters
 from runs.models import Run
 from runs.parameters import ParameterError, expand_dates, render, resolve
 from tasks.models import Destination
@@ -100,7 +100,7 @@ def test_a_task_value_overrides_the_projects_everywhere(dated_task, ny_project):
     values = resolve(dated_task, when=datetime.date(2024, 3, 15))
     assert (values["region"], values["currency"]) == ("EU", "USD")
     assert render("{region}_{currency}_%Y.csv", values) == "EU_USD_2024.csv"
-    sql, bound = parameters.bind_query("SELECT 1 WHERE r = {region}", values)
+    sql, bound = sql_parameters.bind_query("SELECT 1 WHERE r = {region}", values)
     assert bound == ["EU"]
 
 
@@ -148,33 +148,33 @@ SQL_PARAMS = {"region": "EU", "customer": "O'Hara", "yesterday": datetime.date(2
 def test_placeholders_are_bound_never_written_into_the_query():
     sql = ("SELECT * FROM t WHERE r = {region} AND c LIKE '%{customer}%' AND d = '{yesterday:%Y%m%d}' "
            "AND n < :limit AND x::text LIKE 'a%' -- {not_a_parameter}")
-    bound, values = parameters.bind_query(sql, SQL_PARAMS)
+    bound, values = sql_parameters.bind_query(sql, SQL_PARAMS)
     assert bound == ("SELECT * FROM t WHERE r = ? AND c LIKE ? AND d = ? AND n < ? AND x::text LIKE 'a%' "
                      "-- {not_a_parameter}")
     assert values == ["EU", "%O'Hara%", "20240314", 10]
-    psycopg_sql, _ = parameters.bind_query(sql, SQL_PARAMS, style="format")
+    psycopg_sql, _ = sql_parameters.bind_query(sql, SQL_PARAMS, style="format")
     assert "c LIKE %s" in psycopg_sql and "LIKE 'a%%'" in psycopg_sql
-    assert parameters.display_query(sql, SQL_PARAMS).startswith(
+    assert sql_parameters.display_query(sql, SQL_PARAMS).startswith(
         "SELECT * FROM t WHERE r = 'EU' AND c LIKE '%O''Hara%' AND d = '20240314' AND n < 10")
 
 
 def test_a_query_without_parameters_is_left_exactly_as_written():
     sql = "SELECT '%d' AS code, '{1,2}' AS arr FROM t WHERE name LIKE '%david%'"
-    assert parameters.bind_query(sql, SQL_PARAMS) == (sql, None)
+    assert sql_parameters.bind_query(sql, SQL_PARAMS) == (sql, None)
 
 
 def test_declare_and_set_get_the_parameter_value_bound():
     sql = ("DECLARE @start_date DATE = '2020-01-01', @other INT = 5;\n"
            "SET @start_date = DATEADD(day, -1, GETDATE());\n"
            "SELECT * FROM t WHERE d >= @start_date AND o = @other")
-    bound, values = parameters.bind_query(sql, SQL_PARAMS)
+    bound, values = sql_parameters.bind_query(sql, SQL_PARAMS)
     assert bound == ("DECLARE @start_date DATE = ?, @other INT = 5;\nSET @start_date = ?;\n"
                      "SELECT * FROM t WHERE d >= @start_date AND o = @other")
     assert values == ["2024-03-01", "2024-03-01"]  # the quotes Atlas users typed are not part of the value
 
 
 def test_a_variable_without_declare_is_bound_where_it_is_used():
-    bound, values = parameters.bind_query("SELECT * FROM t WHERE d >= @start_date", SQL_PARAMS)
+    bound, values = sql_parameters.bind_query("SELECT * FROM t WHERE d >= @start_date", SQL_PARAMS)
     assert (bound, values) == ("SELECT * FROM t WHERE d >= ?", ["2024-03-01"])
 
 
@@ -183,14 +183,14 @@ def test_a_hostile_value_stays_a_value(tmp_path):
     db.execute("CREATE TABLE people (name TEXT)")
     db.execute("INSERT INTO people VALUES ('Ada')")
     hostile = {"name": "x'; DROP TABLE people; --"}
-    sql, values = parameters.bind_query("SELECT count(*) FROM people WHERE name = {name}", hostile)
+    sql, values = sql_parameters.bind_query("SELECT count(*) FROM people WHERE name = {name}", hostile)
     assert db.execute(sql, values).fetchone() == (0,)
     assert db.execute("SELECT count(*) FROM people").fetchone() == (1,)
 
 
 def test_an_unknown_placeholder_in_a_query_is_named():
     with pytest.raises(ParameterError, match=r"\{regoin\}.*in the query"):
-        parameters.bind_query("SELECT * FROM t WHERE r = {regoin}", SQL_PARAMS)
+        sql_parameters.bind_query("SELECT * FROM t WHERE r = {regoin}", SQL_PARAMS)
 
 
 # --- masking and the preview ------------------------------------------------------------------------------
@@ -210,11 +210,11 @@ def secret_task(dated_task, ny_project, local_folder):
 def test_sensitive_values_are_used_verbatim_and_masked(secret_task):
     values = resolve(secret_task, when=at(2024, 3, 15))
     assert values["api_key"] == "s3cr3t-%d-{today}"
-    assert parameters.mask("calling with s3cr3t-%d-{today} now", secret_task) == "calling with ******** now"
+    assert masking.mask("calling with s3cr3t-%d-{today} now", secret_task) == "calling with ******** now"
 
 
 def test_preview_for_a_chosen_date(secret_task):
-    result = parameters.preview(secret_task, datetime.date(2024, 3, 1))
+    result = preview.preview(secret_task, datetime.date(2024, 3, 1))
     assert result["file_name"] == "orders_20240229.csv"
     assert result["zip_name"] == "bundle_20240301.zip"
     assert result["folders"] == [{"connection": "Vendor drop", "folder": "in/EU/2024"}]

@@ -7,27 +7,29 @@ import uuid
 import pytest
 
 from connections.models import Connection
-from runs import pipeline
+from runs.errors import PipelineError
+from runs.extract import _portable_path, extract_to_csv, render_query
+from runs.files import checksum, output_name
 from runs.formats import CsvOptions, CsvWriter, format_value
 from tests.servers import postgres as pg
 
 
 def test_output_name_defaults_to_the_task_name_and_refuses_folders():
-    assert pipeline.output_name("", "Orders / daily (EU)") == "Orders_daily_EU.csv"
-    assert pipeline.output_name(" report.txt ", "x") == "report.txt"
-    with pytest.raises(pipeline.PipelineError, match="may not contain a folder"):
-        pipeline.output_name("../etc/passwd", "x")
+    assert output_name("", "Orders / daily (EU)") == "Orders_daily_EU.csv"
+    assert output_name(" report.txt ", "x") == "report.txt"
+    with pytest.raises(PipelineError, match="may not contain a folder"):
+        output_name("../etc/passwd", "x")
 
 
 def test_render_query_refuses_an_empty_query():
-    with pytest.raises(pipeline.PipelineError, match="no query"):
-        pipeline.render_query("  \n ")
+    with pytest.raises(PipelineError, match="no query"):
+        render_query("  \n ")
 
 
 def test_checksum_reads_size_and_md5(tmp_path):
     path = tmp_path / "f.bin"
     path.write_bytes(b"hello\n")
-    assert pipeline.checksum(path) == (6, "b1946ac92492d2347c6235b4d2611184")
+    assert checksum(path) == (6, "b1946ac92492d2347c6235b4d2611184")
 
 
 @pytest.mark.parametrize("value, text", [
@@ -67,7 +69,7 @@ def test_progress_is_reported_every_n_rows_on_the_portable_path(tmp_path, organi
     db.commit()
     source = Connection(organization=organization, kind="sqlite", path=str(path)).connector()
     reports = []
-    extract = pipeline.extract_to_csv(source, "SELECT n FROM t", tmp_path / "out.csv", CsvOptions(),
+    extract = extract_to_csv(source, "SELECT n FROM t", tmp_path / "out.csv", CsvOptions(),
                                       progress=reports.append, every=3)
     assert reports == [3, 6] and extract.rows == 7
     assert (tmp_path / "out.csv").read_text() == "n\n0\n1\n2\n3\n4\n5\n6\n"
@@ -84,9 +86,9 @@ def test_copy_fast_path_and_portable_path_write_identical_bytes(typed_table, tmp
     database = typed_table.connector()
     query = "SELECT * FROM typed ORDER BY i NULLS LAST"
     fast = tmp_path / "fast.csv"
-    pipeline.extract_to_csv(database, query, fast, CsvOptions(), progress=lambda rows: None)
+    extract_to_csv(database, query, fast, CsvOptions(), progress=lambda rows: None)
     portable = io.BytesIO()
-    pipeline._portable_path(database, query, portable, CsvOptions(), lambda rows: None, 1000)
+    _portable_path(database, query, portable, CsvOptions(), lambda rows: None, 1000)
     assert fast.read_bytes() == portable.getvalue()
     assert fast.read_text().splitlines()[1:] == [
         '1,true,12.50,0.1,2024-02-29,2024-01-02 03:04:05.12,2024-01-02 03:04:05+00,\\x00ff,'
@@ -99,7 +101,7 @@ def test_copy_fast_path_and_portable_path_write_identical_bytes(typed_table, tmp
 @pytest.mark.django_db
 def test_copy_fast_path_reports_progress_and_counts_rows(pg_connection, tmp_path):
     reports = []
-    extract = pipeline.extract_to_csv(pg_connection.connector(), "SELECT g FROM generate_series(1, 10) g",
+    extract = extract_to_csv(pg_connection.connector(), "SELECT g FROM generate_series(1, 10) g",
                                       tmp_path / "g.csv", CsvOptions(include_headers=False),
                                       progress=reports.append, every=4)
     assert reports == [4, 8] and extract.rows == 10
@@ -108,14 +110,14 @@ def test_copy_fast_path_reports_progress_and_counts_rows(pg_connection, tmp_path
 
 @pytest.mark.django_db
 def test_a_statement_without_result_set_is_a_clear_outcome(pg_connection, tmp_path):
-    with pytest.raises(pipeline.PipelineError, match=r"returned no rows to write \(0 rows affected\)"):
-        pipeline.extract_to_csv(pg_connection.connector(), "CREATE TEMP TABLE x (i int)", tmp_path / "x.csv",
+    with pytest.raises(PipelineError, match=r"returned no rows to write \(0 rows affected\)"):
+        extract_to_csv(pg_connection.connector(), "CREATE TEMP TABLE x (i int)", tmp_path / "x.csv",
                                 CsvOptions(), progress=lambda rows: None)
     assert not (tmp_path / "x.csv").exists() and not list(tmp_path.glob(".*part"))
 
 
 @pytest.mark.django_db
 def test_a_query_ending_in_a_comment_still_takes_the_copy_path(pg_connection, tmp_path):
-    extract = pipeline.extract_to_csv(pg_connection.connector(), "SELECT 1 AS one -- the answer",
+    extract = extract_to_csv(pg_connection.connector(), "SELECT 1 AS one -- the answer",
                                       tmp_path / "c.csv", CsvOptions(), progress=lambda rows: None)
     assert extract.rows == 1 and (tmp_path / "c.csv").read_text() == "one\n1\n"

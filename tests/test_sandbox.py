@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 
-from runs import execution, orchestration, sandbox
+from runs import execution, orchestration, queueing, sandbox
 from tests.fixtures.processes import processes_with, still_running_with, unique_sleep
 from tests.fixtures.sources import log_text
 
@@ -175,7 +175,7 @@ def test_a_timeout_kills_the_detached_children_too(source_task, run_task):
 def test_a_cancel_kills_the_detached_children_too(source_task):
     marker = unique_sleep()
     task = source_task(name="Detacher", source_kind="script", script=DETACHING_SLEEPER.format(marker=marker))
-    run = execution.enqueue_run(task)
+    run = queueing.enqueue_run(task)
     worker = threading.Thread(target=lambda: execution.execute_next(worker="test:1:1"), daemon=True)
     worker.start()
     deadline = time.monotonic() + 30

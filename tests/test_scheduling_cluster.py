@@ -11,7 +11,7 @@ from django.utils import timezone
 from django_q.models import Schedule
 
 from projects import scheduling
-from runs import execution
+from runs import queueing
 from tests.fixtures.scheduling import kill_hard, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -55,7 +55,7 @@ def test_a_worker_killed_mid_run_is_failed_as_interrupted_and_retried(qcluster, 
     task = add_task("Crashing extract", slow=True, retries=1, retry_delay_seconds=3600)
     scheduling.ensure_portal_schedules()
     Schedule.objects.filter(name=scheduling.REAPER_NAME).update(next_run=timezone.now() + dt.timedelta(hours=1))
-    run = execution.enqueue_run(task)
+    run = queueing.enqueue_run(task)
     wait_for(lambda: task.runs.filter(pk=run.pk, status="running").exists(), timeout=15, message="the run to start")
     run.refresh_from_db()
     worker_pid = int(run.worker.split(":")[1])

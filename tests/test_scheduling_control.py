@@ -14,10 +14,11 @@ from django.urls import reverse
 from django_q.models import Schedule
 
 from connections.models import Connection
+from etl_portal import cancellation
 from projects import scheduling, system_jobs
 from projects.admin import SystemJobForm
 from projects.models import Project, SystemJob, Trigger
-from runs import execution, orchestration, sources
+from runs import execution, orchestration, queueing, sources
 from runs.models import Run
 from tasks.models import Dependency
 from tests.fixtures.processes import processes_with, still_running_with, unique_sleep
@@ -47,7 +48,7 @@ def pg_sleep_source(monkeypatch, pg_database):
     def produce(ctx):
         with psycopg.connect(host=host, port=port, user=user, dbname=pg_database,
                              application_name=f"etl-run-{ctx.run.pk}") as connection:
-            with execution.on_cancel(connection.cancel_safe):
+            with cancellation.on_cancel(connection.cancel_safe):
                 connection.execute("SELECT pg_sleep(30)")
         return []
 
@@ -64,7 +65,7 @@ def statement_running(database, run_id):
 @pytest.mark.django_db(transaction=True)
 def test_cancel_run_cancels_the_running_postgres_statement_and_records_cancelled(add_task, pg_sleep_source):
     task = add_task("Warehouse extract")
-    run = execution.enqueue_run(task)
+    run = queueing.enqueue_run(task)
     worker = in_background(lambda: execution.execute_next(worker="test:1:1"))
     wait_for(lambda: statement_running(pg_sleep_source, run.pk), message="pg_sleep to start")
     started = time.monotonic()
@@ -79,7 +80,7 @@ def test_cancel_run_cancels_the_running_postgres_statement_and_records_cancelled
 @pytest.mark.django_db(transaction=True)
 def test_a_task_timeout_stops_the_run_fails_it_and_retries_it(add_task, pg_sleep_source):
     task = add_task("Slow extract", timeout_seconds=1, retries=1, retry_delay_seconds=3600)
-    run = execution.enqueue_run(task)
+    run = queueing.enqueue_run(task)
     started = time.monotonic()
     execution.execute_next(worker="test:1:1")
     run.refresh_from_db()
@@ -100,7 +101,7 @@ def test_cancel_run_kills_a_running_script_and_its_processes(source_task):
         f"child = subprocess.Popen(['sleep', {marker!r}])\n"
         "open('pids', 'w').write(f'{os.getpid()} {child.pid}')\n"
         "time.sleep(120)\n"))
-    run = execution.enqueue_run(task)
+    run = queueing.enqueue_run(task)
     worker = in_background(lambda: execution.execute_next(worker="test:1:1"))
     folder = wait_for(lambda: next(iter(
         (p for p in (os.path.join(d, "pids") for d in _run_folders(run)) if os.path.exists(p))), None),
@@ -123,18 +124,18 @@ def _run_folders(run):
 
 def test_cancel_callbacks_outside_a_run_are_harmless_and_run_at_once_when_already_stopping():
     called = []
-    with execution.on_cancel(lambda: called.append("no run")):
+    with cancellation.on_cancel(lambda: called.append("no run")):
         pass
-    event = execution.stop_event(424242)
+    event = cancellation.stop_event(424242)
     assert not event.is_set()
-    execution._stop(424242, "cancelled")
+    cancellation.stop(424242, "cancelled")
     try:
-        assert event.is_set() and execution.stop_requested(424242) == "cancelled"
-        execution.on_cancel(lambda: called.append("late"), run_id=424242)
-        with pytest.raises(execution.RunStopped):
-            execution.check_stop(424242)
+        assert event.is_set() and cancellation.stop_requested(424242) == "cancelled"
+        cancellation.on_cancel(lambda: called.append("late"), run_id=424242)
+        with pytest.raises(cancellation.RunStopped):
+            cancellation.check_stop(424242)
     finally:
-        for registry in (execution._stops, execution._callbacks, execution._events):
+        for registry in (cancellation._stops, cancellation._callbacks, cancellation._events):
             registry.pop(424242, None)
     assert called == ["late"]
 
@@ -212,7 +213,7 @@ def test_only_registered_functions_can_be_chosen_for_a_system_job():
 @pytest.mark.django_db
 def test_task_controls_post_endpoints_and_refusals(client, owner, member, add_task):
     task = add_task("Flaky", failing=True, retries=1, retry_delay_seconds=600)
-    execution.enqueue_run(task)
+    queueing.enqueue_run(task)
     drain()
     client.force_login(member)
     assert client.post(reverse("task-cancel-retry", args=[task.pk])).status_code == 403  # visible, so forbidden rather than not found
@@ -236,7 +237,7 @@ def test_the_controls_include_disables_cancel_retry_while_the_task_runs(rf, owne
     from django.template.loader import render_to_string
 
     task = add_task("Flaky", failing=True, retries=1, retry_delay_seconds=600)
-    execution.enqueue_run(task)
+    queueing.enqueue_run(task)
     drain()
     request = rf.get("/")
     request.user = owner

@@ -10,7 +10,7 @@ from django_q.models import Schedule
 
 from projects import scheduling
 from projects.models import Project
-from runs import execution, orchestration
+from runs import execution, orchestration, queueing
 from runs.forms_control import DependencyForm
 from runs.models import Run
 from tasks.models import Dependency
@@ -144,7 +144,7 @@ def test_parallel_projects_start_everything_bounded_by_max_parallel(project, add
 def test_priority_decides_which_queued_run_starts_first(project, add_task):
     low, high, middle = add_task("Low", priority=90), add_task("High", priority=1), add_task("Middle", priority=40)
     for task in (low, high, middle):
-        execution.enqueue_run(task)
+        queueing.enqueue_run(task)
     assert [run.task.name for run in drain()] == ["High", "Middle", "Low"]
 
 
@@ -218,7 +218,7 @@ def test_retries_are_new_runs_linked_to_the_first_with_capped_exponential_back_o
 
 def test_cancel_retry_is_refused_while_running_and_stops_pending_retries(project, add_task, clock):
     task = add_task("Flaky", failing=True, retries=2, retry_delay_seconds=600)
-    execution.enqueue_run(task)
+    queueing.enqueue_run(task)
     drain(clock.now)
     retry = orchestration.pending_retries(task).get()
     running = Run.objects.create(task=task, status=Run.Status.RUNNING)
@@ -248,7 +248,7 @@ def test_a_trigger_firing_while_the_task_still_runs_is_skipped_and_logged(projec
 
 def test_a_queued_run_is_cancelled_at_once_and_a_finished_one_cannot_be(project, add_task):
     task = add_task("Orders")
-    run = execution.enqueue_run(task)
+    run = queueing.enqueue_run(task)
     assert orchestration.cancel_run(run) == f"Run #{run.pk} was cancelled before it started."
     run.refresh_from_db()
     assert run.status == "cancelled" and drain() == []
@@ -258,7 +258,7 @@ def test_a_queued_run_is_cancelled_at_once_and_a_finished_one_cannot_be(project,
 
 def test_the_reaper_fails_a_run_whose_worker_died_and_retries_it(project, add_task, clock):
     task = add_task("Orders", retries=1, retry_delay_seconds=0)
-    run = execution.enqueue_run(task)
+    run = queueing.enqueue_run(task)
     assert Run.objects.claim(run.pk, "gone-host:4242:1")
     Run.objects.filter(pk=run.pk).update(lease_expires_at=clock.now - dt.timedelta(seconds=1))
     assert execution.reap_interrupted_runs() == 1
@@ -291,7 +291,7 @@ def test_reschedule_removes_and_recreates_the_schedules_of_a_project_or_task(pro
     task = add_task("Flaky", failing=True, retries=1, retry_delay_seconds=60)
     trigger = add_trigger(project, hour="3")
     Schedule.objects.filter(name=f"etl:trigger:{trigger.pk}").update(next_run=clock.now, func="wrong.place")
-    execution.enqueue_run(task)
+    queueing.enqueue_run(task)
     drain(clock.now)
     Schedule.objects.filter(name__startswith="etl:retry:").delete()
     assert scheduling.reschedule(task=task, now=clock.now) == 2

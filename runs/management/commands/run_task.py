@@ -2,7 +2,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from projects import access
-from runs.execution import enqueue_run, execute_run
+from runs.execution import execute_run
+from runs.queueing import enqueue_run
 from runs.models import Run
 from tasks.models import Task
 

@@ -1,0 +1,102 @@
+"""Extracting a query's rows to a file: render the query, stream its rows into the run folder as CSV (through
+the database's COPY when it can) or as Excel or JSON Lines. Plain data in and out, no models: each step can be
+called and tested alone.
+"""
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+from runs.errors import PipelineError
+from runs.formats import CsvOptions, CsvWriter, writer_for
+
+
+class NoResultSet(PipelineError):
+    """The statement ran but returned no rows to write (an UPDATE, a DDL statement)."""
+
+    def __init__(self, rowcount):
+        self.rowcount = max(rowcount if rowcount is not None else -1, 0)
+        super().__init__(f"The statement returned no rows to write ({self.rowcount} rows affected); "
+                         "a query source must return a result set", step="query")
+
+
+@dataclass
+class Extract:
+    path: Path
+    columns: list
+    rows: int
+
+
+def render_query(query):
+    """The query text exactly as it will run."""
+    text = (query or "").strip()
+    if not text:
+        raise PipelineError("The task has no query", step="query")
+    return text
+
+
+def extract_to_csv(database, sql, path, options, progress, every=None, file_format="csv", params=None):
+    """Stream the query's rows into `path` as CSV (or `file_format`: xlsx, jsonl). The file appears under
+    its name only when complete. `params` are bound to the query's placeholders.
+
+    `progress(rows)` is called every `every` rows and the caller decides what to log; memory stays flat
+    because rows are written batch by batch (or row by row through PostgreSQL's COPY).
+    """
+    every = every or settings.ETL_PROGRESS_EVERY_ROWS
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.part")
+    writer = writer_for(file_format)
+    try:
+        with open(partial, "wb", buffering=1 << 20) as out:
+            extract = None
+            if writer is CsvWriter:
+                extract = _copy_fast_path(database, sql, out, options, progress, every, params)
+            if extract is None:
+                out.seek(0)
+                out.truncate()
+                extract = _portable_path(database, sql, out, options, progress, every, writer, params)
+        os.replace(partial, path)
+    except UnicodeEncodeError as exc:
+        character = exc.object[exc.start]
+        raise PipelineError(
+            f"A value holds {character!r} (U+{ord(character):04X}), which {options.encoding} cannot hold: "
+            "choose UTF-8 as the file's encoding", step="query") from None
+    finally:
+        if partial.exists():
+            partial.unlink()
+    return Extract(path=path, columns=extract[0], rows=extract[1])
+
+
+def _copy_fast_path(database, sql, out, options, progress, every, params=None):
+    if not (hasattr(database, "copy_csv") and database.can_copy_csv(options)):
+        return None
+
+    def write_header(columns):
+        if options.encoding == "utf-8-sig":
+            out.write("\ufeff".encode())
+        if options.include_headers:
+            # The BOM, if any, is already written: the header itself is plain UTF-8.
+            encoding = "utf-8" if options.encoding == "utf-8-sig" else options.encoding
+            writer = CsvWriter(out, CsvOptions(**{**options.__dict__, "encoding": encoding}))
+            writer.write_header(columns)
+            writer.close()
+
+    return database.copy_csv(sql, out, options, on_header=write_header, on_row_block=progress, block_rows=every,
+                             params=params)
+
+
+def _portable_path(database, sql, out, options, progress, every, writer_class=CsvWriter, params=None):
+    with (database.execute(sql, params) if params else database.execute(sql)) as result:
+        if result.columns is None:
+            raise NoResultSet(result.rowcount)
+        writer = writer_class(out, options)
+        writer.write_header(result.columns)
+        next_report = every
+        for batch in result.batches(min(5000, every)):
+            writer.write_batch(batch)
+            if writer.rows >= next_report:
+                progress(writer.rows)
+                next_report = (writer.rows // every + 1) * every
+        writer.close()
+        return result.columns, writer.rows
