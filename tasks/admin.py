@@ -7,7 +7,6 @@ from projects.admin_access import OrganizationScoped, ParentScopedInline
 from projects.models import Parameter
 from runs.forms_control import DependencyForm
 from runs.models import Run
-from tasks import source_kinds
 from tasks.forms import ParameterForm
 from tasks.models import Condition, Dependency, Destination, Notification, Task
 
@@ -19,7 +18,6 @@ class TaskAdminForm(forms.ModelForm):
     task uses only connections of its project's organization. `user` is set by the admin (OrganizationScoped)."""
 
     user = None
-    source_kind = forms.ChoiceField(choices=source_kinds.choices, initial=source_kinds.DEFAULT)
 
     class Meta:
         model = Task

@@ -46,10 +46,6 @@ def source_layout():
 
 
 class TaskForm(forms.ModelForm):
-    # The registered kinds, read when the form is shown (a callable), so a kind registered later is offered.
-    source_kind = forms.ChoiceField(choices=source_kinds.choices, initial=source_kinds.DEFAULT,
-                                    label="Source kind")
-
     class Meta:
         model = Task
         exclude = ("created_at", "updated_at")

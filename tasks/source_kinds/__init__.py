@@ -8,17 +8,16 @@ models layer can import them; the kind modules, which call into the pipeline, ar
 app is ready (`autodiscover`), after every model is loaded, so `runs` importing `tasks` makes no cycle.
 
 Adding a kind: a module in this package with a `@register`-ed subclass of `SourceKind` (see base.py); it is
-imported automatically. Its key needs no migration: `Task.source_kind` has no model-level choices.
+imported automatically. Its key needs no migration: `Task.source_kind`'s choices are the callable `choices`.
 """
 import importlib
 import pkgutil
 
-from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.exceptions import ImproperlyConfigured
 
 from tasks.source_kinds.base import TEXT_FIELDS, SourceKind, UnknownKind
 
-__all__ = ["DEFAULT", "TEXT_FIELDS", "SourceKind", "choices", "get", "kind_of", "kinds", "register", "unregister",
-           "validate_key"]
+__all__ = ["DEFAULT", "TEXT_FIELDS", "SourceKind", "choices", "get", "kind_of", "kinds", "register", "unregister"]
 
 DEFAULT = "query"  # the kind a new task starts as (the query kind's key)
 KEY_LENGTH = 10  # Task.source_kind's max_length
@@ -76,13 +75,6 @@ def kind_of(key):
 def choices():
     """(key, label) of every kind, for the form's choice list (a callable, so registering later counts)."""
     return [(kind.key, kind.label) for kind in kinds()]
-
-
-def validate_key(value):
-    """Validator of Task.source_kind: the key of a registered kind."""
-    if get(value) is None:
-        raise ValidationError(f"{value!r} is not a kind of task source; choose one of: "
-                              f"{', '.join(kind.label for kind in kinds())}.")
 
 
 def unused_fields(kind):
