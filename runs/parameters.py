@@ -25,7 +25,6 @@ import zoneinfo
 
 from django.utils import timezone
 
-from connections.protocols import ConnectorError
 from runs.errors import PipelineError
 from runs.files import safe_name
 

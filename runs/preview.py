@@ -47,16 +47,14 @@ def preview(task, when=None):
         "folders": [],
         "query": "",
         "query_preview": "",
+        "source_items": [],  # (label, text) lines of the source kind's preview
         "errors": errors,  # masked below: a format error quotes the value it could not format
     }
     if task.pk:
         for destination in task.destinations.select_related("connection"):
             result["folders"].append({"connection": destination.connection.name,
                                       "folder": attempt("Folder", lambda: render(destination.folder, params))})
-    if task.source_kind == "query":
-        result["query"], result["query_preview"] = query_preview(task, params, secrets)
-    if task.source_kind == "files" and task.file_pattern:
-        result["file_pattern"] = attempt("File pattern", lambda: render(task.file_pattern, params))
+    result.update(task.source.preview(task, params, secrets=secrets, attempt=attempt))
     result["errors"] = [mask(error, values=secrets) for error in errors]
     return result
 

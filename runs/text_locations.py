@@ -26,7 +26,6 @@ from connections.protocols import ConnectorError
 from runs.errors import PipelineError
 
 CACHED_KINDS = ("gitlab", "web")
-INLINE_FIELDS = {"query": ("query", "query"), "script": ("script", "script"), "ssh": ("command", "command")}
 REQUIREMENTS = "requirements.txt"
 
 
@@ -61,7 +60,8 @@ def text_source(task, purpose="source"):
         return TextSource(task, purpose, "processing script", task.processing_location or "inline",
                           task.processing_script or "", task.processing_connection, task.processing_path or "",
                           task.processing_entry or "")
-    field, label = INLINE_FIELDS.get(task.source_kind, ("query", "query"))
+    kind = task.source  # which field holds the typed-in text, and what it is called, are the kind's
+    field, label = kind.text_field or "query", kind.text_label or "query"
     return TextSource(task, purpose, label, task.text_location or "inline", getattr(task, field) or "",
                       task.text_connection, task.text_path or "", task.text_entry or "")
 

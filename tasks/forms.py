@@ -7,6 +7,7 @@ from django.forms import inlineformset_factory
 from connections.models import Connection
 from projects import access
 from projects.models import Organization, Parameter, Project
+from tasks import source_kinds
 from tasks.models import Condition, Dependency, Destination, Notification, Task
 
 CODE = {"class": "code-editor font-monospace", "rows": 12, "spellcheck": "false"}
@@ -15,6 +16,33 @@ CODE = {"class": "code-editor font-monospace", "rows": 12, "spellcheck": "false"
 def shown_for(*kinds, field_names, switch="source_kind"):
     """Fields wrapped so connection-form style JS shows them only for the given values of `switch`."""
     return Div(*field_names, css_class="kind-field", data_switch=switch, data_kinds=" ".join(kinds))
+
+
+def source_layout():
+    """The source section's fields, each shown only for the kinds (tasks/source_kinds/) that use it: the
+    text's location (and, inside it, the connection it is loaded from) for kinds that take a text, then the
+    kinds' own fields in the order they list them, neighbours used by the same kinds in one box."""
+    kinds = source_kinds.kinds()
+    text_kinds = [kind.key for kind in kinds if kind.takes_text]
+    remote = Div("text_connection", "text_path", "text_entry", "cache_remote_text", css_class="kind-field",
+                 data_switch="text_location", data_kinds="remote")
+    boxes, placed = [], set(source_kinds.TEXT_FIELDS)
+    for kind in kinds:
+        for name in kind.fields:
+            if name in placed:
+                continue
+            placed.add(name)
+            users = [other.key for other in kinds if name in other.fields]
+            if boxes and boxes[-1][0] == users:
+                boxes[-1][1].append(name)
+            else:
+                boxes.append((users, [name]))
+    shown = [shown_for(*users, field_names=names) for users, names in boxes]
+    if text_kinds:
+        # After the source connection, as before: the text's location comes before the text itself.
+        at = 1 if boxes and "source_connection" in boxes[0][1] else 0
+        shown.insert(at, shown_for(*text_kinds, field_names=["text_location", remote]))
+    return shown
 
 
 class TaskForm(forms.ModelForm):
@@ -53,18 +81,7 @@ class TaskForm(forms.ModelForm):
         self.helper.form_tag = False
         self.helper.layout = Layout(
             Fieldset("General", "project", "name", "description", "run_rank", "enabled"),
-            Fieldset(
-                "Source", "source_kind", "source_connection",
-                shown_for("query", "script", "ssh", field_names=["text_location"]),
-                Div("text_connection", "text_path", "text_entry", "cache_remote_text", css_class="kind-field",
-                    data_switch="text_location", data_kinds="remote"),
-                shown_for("query", field_names=["query", "include_headers"]),
-                shown_for("script", field_names=["script"]),
-                shown_for("ssh", field_names=["command"]),
-                shown_for("files", field_names=["file_folder", "file_pattern", "on_no_files", "file_handling",
-                                                "delete_source_files"]),
-                css_id="section-source",
-            ),
+            Fieldset("Source", "source_kind", *source_layout(), css_id="section-source"),
             Fieldset(
                 "Processing", "processing_location",
                 Div("processing_script", css_class="kind-field", data_switch="processing_location",
@@ -98,37 +115,24 @@ class TaskForm(forms.ModelForm):
             if not cleaned.get(name):
                 self.add_error(name, message)
 
-    def _require_category(self, cleaned, name, *categories):
-        connection = cleaned.get(name)
-        if connection is None:
-            return self.add_error(name, "Choose a connection.")
-        try:
-            category = connection.connector().category
-        except Exception:
-            category = ""
-        if category not in categories:
-            self.add_error(name, f"{connection.name} is a {connection.kind_label} connection; this needs "
-                                 f"{' or '.join(categories)}.")
+    def _clean_source(self, cleaned):
+        """The chosen kind checks its fields; the text and connection fields only other kinds use are emptied,
+        so nothing hidden in the form stays stored as if it were in effect. Switches and choices (headers,
+        what to do when no file matches, ...) keep their values: the output settings read some of them."""
+        kind = source_kinds.get(cleaned.get("source_kind"))
+        if kind is None:
+            return  # the choice field already said why
+        kind.clean(self, cleaned)
+        for name in source_kinds.unused_fields(kind):
+            field = Task._meta.get_field(name)
+            if name not in cleaned or field.choices or not (field.is_relation or field.get_internal_type()
+                                                            in ("CharField", "TextField")):
+                continue
+            cleaned[name] = None if field.is_relation else ""
 
     def clean(self):
         cleaned = super().clean()
-        kind = cleaned.get("source_kind")
-        remote_text = cleaned.get("text_location") == Task.TextLocation.REMOTE and kind != "files"
-        if kind == "query":
-            self._require_category(cleaned, "source_connection", "database")
-            if not remote_text:
-                self._require(cleaned, "query", message="Type the query, or load it from a connection.")
-        elif kind == "files":
-            self._require_category(cleaned, "source_connection", "files")
-            self._require(cleaned, "file_pattern", message="Give a file name or a wildcard such as *.csv.")
-        elif kind == "script" and not remote_text:
-            self._require(cleaned, "script", message="Type the script, or load it from a connection.")
-        elif kind == "ssh":
-            self._require_category(cleaned, "source_connection", "shell")
-            if not remote_text:
-                self._require(cleaned, "command", message="Type the command, or load it from a connection.")
-        if remote_text:
-            self._require(cleaned, "text_connection", "text_path")
+        self._clean_source(cleaned)
         if cleaned.get("processing_location") == Task.TextLocation.INLINE:
             self._require(cleaned, "processing_script")
         elif cleaned.get("processing_location") == Task.TextLocation.REMOTE:

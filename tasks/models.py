@@ -4,6 +4,8 @@ from django.db import models, transaction
 from django.db.models import OuterRef, Subquery
 from simple_history.models import HistoricalRecords
 
+from tasks import source_kinds
+
 
 def run_timeout_limit():
     """A task may shorten the portal's run timeout, never lengthen it (django-q2 kills a run past it anyway)."""
@@ -59,12 +61,6 @@ class TaskQuerySet(models.QuerySet):
 
 
 class Task(models.Model):
-    class SourceKind(models.TextChoices):
-        QUERY = "query", "Database query"
-        FILES = "files", "Files from a server"
-        SCRIPT = "script", "Python script"
-        SSH = "ssh", "SSH command"
-
     class TextLocation(models.TextChoices):
         """Where a query, script or command text comes from at run time."""
 
@@ -112,7 +108,10 @@ class Task(models.Model):
     enabled = models.BooleanField(default=True)
 
     # --- source ---
-    source_kind = models.CharField(max_length=10, choices=SourceKind.choices, default=SourceKind.QUERY)
+    # The key of a kind in tasks/source_kinds/. Its choices are the registry's, read through a callable: a
+    # migration names the callable, not the list, so a new kind needs no migration.
+    source_kind = models.CharField(max_length=source_kinds.KEY_LENGTH, default=source_kinds.DEFAULT,
+                                   choices=source_kinds.choices)
     source_connection = models.ForeignKey(
         "connections.Connection", null=True, blank=True, on_delete=models.PROTECT, related_name="source_tasks",
         help_text="The database (query), file server (files) or SSH server (command).",
@@ -203,20 +202,22 @@ class Task(models.Model):
     def __str__(self):
         return self.name
 
-    CODE_SOURCE_KINDS = ("script", "ssh")
+    @property
+    def source(self):
+        """The task's source kind: its class in tasks/source_kinds/ (label, fields, producer, summary)."""
+        return source_kinds.kind_of(self.source_kind)
 
     @staticmethod
     def code_of(values):
-        """What in these task values is code that runs on the portal's server or a shell: the script or SSH
-        command (typed in or where it is loaded from) and the processing script. Writing or changing any of
-        it needs the "may write code" permission (projects.access); an empty tuple means no code."""
+        """What in these task values is code that runs on the portal's server or a shell: the `code_fields`
+        of a source kind that declares any (a script or SSH command, typed in or where it is loaded from, and
+        the server a command runs on) and the processing script. Writing or changing any of it needs the
+        "may write code" permission (projects.access); an empty tuple means no code."""
         get = values.get if isinstance(values, dict) else (lambda name: getattr(values, name, None))
         code = ()
-        if get("source_kind") in Task.CODE_SOURCE_KINDS:
-            code += (get("source_kind"), get("text_location"), get("text_connection"), get("text_path"),
-                     get("text_entry"), get("script") if get("source_kind") == "script" else get("command"))
-            if get("source_kind") == "ssh":
-                code += (get("source_connection"),)
+        kind = source_kinds.get(get("source_kind"))
+        if kind is not None and kind.is_code:
+            code += (get("source_kind"),) + tuple(get(name) for name in kind.code_fields)
         if get("processing_location"):
             code += (get("processing_location"), get("processing_script"), get("processing_connection"),
                      get("processing_path"), get("processing_entry"))

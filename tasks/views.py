@@ -65,6 +65,9 @@ def task_detail(request, pk):
     files = RunFile.objects.filter(run__task=task).select_related("run")[:50]
     return render(request, "tasks/task_detail.html", {
         "task": task,
+        # What the source kind (tasks/source_kinds/) shows of itself.
+        "source_summary": task.source.summary(task),
+        "source_text": task.source.detail_text(task),
         "destinations": task.destinations.select_related("connection"),
         "parameters": task.parameters.all(),
         "conditions": task.conditions.select_related("connection"),

@@ -63,18 +63,18 @@ def test_a_run_whose_lease_lapsed_is_reaped_as_interrupted(task):
 
 def test_a_running_run_keeps_renewing_its_lease(task, settings, monkeypatch):
     settings.ETL_RUN_LEASE_SECONDS = 3
-    import runs.sources
+    from tasks.source_kinds.query import QueryKind
 
     seen = []
-    original = runs.sources.produce_query
+    original = QueryKind.produce
 
-    def slow_query(ctx):
+    def slow_query(kind, ctx):
         first = Run.objects.get(pk=ctx.run.pk).lease_expires_at
         threading.Event().wait(2.5)
         seen.append((first, Run.objects.get(pk=ctx.run.pk).lease_expires_at))
-        return original(ctx)
+        return original(kind, ctx)
 
-    monkeypatch.setitem(runs.sources.PRODUCERS, "query", slow_query)
+    monkeypatch.setattr(QueryKind, "produce", slow_query)
     run = Run.objects.create(task=task)
     assert execute_run(run.pk) == "succeeded"
     first, later = seen[0]
@@ -83,12 +83,12 @@ def test_a_running_run_keeps_renewing_its_lease(task, settings, monkeypatch):
 
 
 def test_an_unexpected_error_fails_the_run_and_never_escapes(task, monkeypatch):
-    import runs.sources
+    from tasks.source_kinds.query import QueryKind
 
-    def explode(ctx):
+    def explode(kind, ctx):
         raise KeyError("boom")
 
-    monkeypatch.setitem(runs.sources.PRODUCERS, "query", explode)
+    monkeypatch.setattr(QueryKind, "produce", explode)
     run = Run.objects.create(task=task)
     assert execute_run(run.pk) == "failed"
     run.refresh_from_db()

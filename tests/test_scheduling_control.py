@@ -18,9 +18,10 @@ from etl_portal import cancellation
 from projects import scheduling, system_jobs
 from projects.admin import SystemJobForm
 from projects.models import Project, SystemJob, Trigger
-from runs import execution, orchestration, queueing, sources
+from runs import execution, orchestration, queueing
 from runs.models import Run
 from tasks.models import Dependency
+from tasks.source_kinds.query import QueryKind
 from tests.fixtures.processes import processes_with, still_running_with, unique_sleep
 from tests.fixtures.scheduling import drain, wait_for
 from tests.servers import postgres as pg
@@ -45,14 +46,14 @@ def pg_sleep_source(monkeypatch, pg_database):
     as a database source does, so stopping the run cancels the statement on the server."""
     host, port, user = pg.dsn_parts()
 
-    def produce(ctx):
+    def produce(kind, ctx):
         with psycopg.connect(host=host, port=port, user=user, dbname=pg_database,
                              application_name=f"etl-run-{ctx.run.pk}") as connection:
             with cancellation.on_cancel(connection.cancel_safe):
                 connection.execute("SELECT pg_sleep(30)")
         return []
 
-    monkeypatch.setitem(sources.PRODUCERS, "query", produce)
+    monkeypatch.setattr(QueryKind, "produce", produce)
     return pg_database
 
 
