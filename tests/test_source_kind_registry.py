@@ -3,7 +3,7 @@ shown on the task page, and runs to a delivered file, with no other module edite
 import pytest
 from django.core.management import call_command
 
-from runs import parameters, pipeline
+from runs import files, parameters
 from runs.context import OutputFile
 from runs.execution import execute_next
 from runs.models import Run
@@ -26,7 +26,7 @@ class ConstantRowsKind(source_kinds.SourceKind):
         self.require(form, cleaned, "query", message="Type the rows, one per line.")
 
     def produce(self, ctx):
-        name = pipeline.output_name(parameters.render(ctx.task.file_name, ctx.params), ctx.task.name, "csv")
+        name = files.output_name(parameters.render(ctx.task.file_name, ctx.params), ctx.task.name, "csv")
         lines = ctx.task.query.splitlines()
         (ctx.folder / name).write_text("\n".join(lines) + "\n", encoding="utf-8", newline="")
         ctx.log(f"Wrote {len(lines) - 1} constant rows")
