@@ -3,6 +3,7 @@ import posixpath
 import re
 import threading
 
+from connections.protocols import DATABASE, FILES, SHELL
 from runs import parameters, pipeline, scripts, text_locations
 from runs.context import OutputFile
 from runs.formats import EXTENSIONS, CsvOptions
@@ -25,14 +26,15 @@ def produce(ctx):
     return producer(ctx)
 
 
-def source_connector(ctx, category, what=None):
+def source_connector(ctx, capability, what=None):
+    """The source connection's connector, refused unless its protocol has `capability` (a Capability)."""
     source = ctx.task.source_connection
     if source is None:
         raise pipeline.PipelineError("The task has no source connection", step="settings")
     connector = source.connector()
-    if connector.category != category:
+    if capability not in connector.capabilities:
         raise pipeline.PipelineError(f"{source.name} is a {source.kind_label} connection, not "
-                                     f"{what or 'a ' + category}", step="settings")
+                                     f"{what or 'a ' + capability}", step="settings")
     return connector
 
 
@@ -58,7 +60,9 @@ def without_odbc_only_statements(sql):
 
 
 def is_odbc(task):
-    return task.source_connection is not None and task.source_connection.kind == "odbc"
+    """True when the source's protocol removes `GO` and `USE` statements (ODBC, see Database)."""
+    protocol = task.source_connection.protocol if task.source_connection is not None else None
+    return bool(getattr(protocol, "removes_tool_statements", False))
 
 
 def runnable_text(task, original):
@@ -95,7 +99,7 @@ def output_extension(task):
 
 def produce_query(ctx):
     task = ctx.task
-    database = source_connector(ctx, "database", "a database")
+    database = source_connector(ctx, DATABASE, "a database")
     original = text_locations.load_text(task, "source", warn=ctx.warn, log=ctx.log)
     text, removed = runnable_text(task, original)
     if removed:
@@ -146,7 +150,7 @@ def no_files(ctx, message):
 
 def produce_files(ctx):
     task = ctx.task
-    store = source_connector(ctx, "files", "a file server (SFTP, FTP, SMB or a local folder)")
+    store = source_connector(ctx, FILES, "a file server (SFTP, FTP, SMB or a local folder)")
     folder = store.join(parameters.render(task.file_folder, ctx.params))
     patterns = file_patterns(task, ctx.params)
     where = f"{folder or '/'} on {task.source_connection.name}"
@@ -236,7 +240,7 @@ def produce_script(ctx):
 def produce_ssh(ctx):
     """Run the command; its output streams to the log. With a file name set, stdout is also the output."""
     task = ctx.task
-    shell = source_connector(ctx, "shell", "an SSH server")
+    shell = source_connector(ctx, SHELL, "an SSH server")
     command = parameters.render(text_locations.load_text(task, "source", warn=ctx.warn, log=ctx.log), ctx.params)
     if not command.strip():
         raise pipeline.PipelineError("The task has no command to run", step="settings")

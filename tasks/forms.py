@@ -5,11 +5,20 @@ from django import forms
 from django.forms import inlineformset_factory
 
 from connections.models import Connection
+from connections.protocols import DATABASE, FILES, KEY, MAIL, SHELL, TEXT, registry
 from projects import access
 from projects.models import Organization, Parameter, Project
 from tasks.models import Condition, Dependency, Destination, Notification, Task
 
 CODE = {"class": "code-editor font-monospace", "rows": 12, "spellcheck": "false"}
+
+
+def offer_only(field, connections, capability, what):
+    """Limit a connection picker to `connections` having `capability`; any other posted is refused there."""
+    field.queryset = connections.with_capability(capability)
+    field.error_messages["invalid_choice"] = (
+        f"Choose one of the listed connections: {what} needs {capability.noun} "
+        f"({registry.labels_with(capability)}).")
 
 
 def shown_for(*kinds, field_names, switch="source_kind"):
@@ -40,9 +49,11 @@ class TaskForm(forms.ModelForm):
             if len(only) == 1:
                 self.initial["project"] = only[0].pk
         connections = Connection.objects.visible_to(user).select_related("organization")
-        for name in ("source_connection", "text_connection", "processing_connection", "gpg_key"):
-            self.fields[name].queryset = connections
-        self.fields["gpg_key"].queryset = connections.filter(kind="gpg")
+        # Any kind may be a source (a script gets its settings); clean() checks it against the source kind.
+        self.fields["source_connection"].queryset = connections
+        offer_only(self.fields["text_connection"], connections, TEXT, "loading the text")
+        offer_only(self.fields["processing_connection"], connections, TEXT, "loading the processing script")
+        offer_only(self.fields["gpg_key"], connections, KEY, "encrypting")
         # The file hub publishes only to people and groups of the organizations the user works in.
         organizations = Organization.objects.where_role(user)
         self.fields["publish_to_users"].queryset = access.users_of(organizations)
@@ -98,33 +109,29 @@ class TaskForm(forms.ModelForm):
             if not cleaned.get(name):
                 self.add_error(name, message)
 
-    def _require_category(self, cleaned, name, *categories):
+    def _require_capability(self, cleaned, name, *capabilities):
         connection = cleaned.get(name)
         if connection is None:
             return self.add_error(name, "Choose a connection.")
-        try:
-            category = connection.connector().category
-        except Exception:
-            category = ""
-        if category not in categories:
+        if not any(connection.has(capability) for capability in capabilities):
             self.add_error(name, f"{connection.name} is a {connection.kind_label} connection; this needs "
-                                 f"{' or '.join(categories)}.")
+                                 f"{' or '.join(capabilities)}.")
 
     def clean(self):
         cleaned = super().clean()
         kind = cleaned.get("source_kind")
         remote_text = cleaned.get("text_location") == Task.TextLocation.REMOTE and kind != "files"
         if kind == "query":
-            self._require_category(cleaned, "source_connection", "database")
+            self._require_capability(cleaned, "source_connection", DATABASE)
             if not remote_text:
                 self._require(cleaned, "query", message="Type the query, or load it from a connection.")
         elif kind == "files":
-            self._require_category(cleaned, "source_connection", "files")
+            self._require_capability(cleaned, "source_connection", FILES)
             self._require(cleaned, "file_pattern", message="Give a file name or a wildcard such as *.csv.")
         elif kind == "script" and not remote_text:
             self._require(cleaned, "script", message="Type the script, or load it from a connection.")
         elif kind == "ssh":
-            self._require_category(cleaned, "source_connection", "shell")
+            self._require_capability(cleaned, "source_connection", SHELL)
             if not remote_text:
                 self._require(cleaned, "command", message="Type the command, or load it from a connection.")
         if remote_text:
@@ -206,11 +213,15 @@ def task_formsets(user, data=None, instance=None):
         "notifications": NotificationFormSet(data, instance=instance, prefix="notifications"),
         "dependencies": DependencyFormSet(data, instance=instance, prefix="dependencies"),
     }
-    for formset in sets.values():
+    # Each picker offers only the connections that can do its job; the form refuses any other.
+    pickers = {"destinations": ("connection", FILES, "a destination"),
+               "conditions": ("connection", DATABASE, "a condition query"),
+               "notifications": ("smtp_connection", MAIL, "sending email")}
+    for prefix, formset in sets.items():
         for form in formset.forms + [formset.empty_form]:
-            for name in ("connection", "smtp_connection"):
-                if name in form.fields:
-                    form.fields[name].queryset = connections
+            if prefix in pickers:
+                name, capability, what = pickers[prefix]
+                offer_only(form.fields[name], connections, capability, what)
             if "upstream" in form.fields:
                 form.fields["upstream"].queryset = Task.objects.visible_to(user).select_related("project").exclude(
                     pk=instance.pk)
