@@ -193,3 +193,17 @@ def test_a_kind_is_registered_once_and_unregistered_after(memory_kind):
     with pytest.raises(ValueError, match="already registered"):
         registry.register(Impostor)
     assert registry.get("memoryfolder") is MemoryFolder
+
+
+def test_the_admin_form_lists_a_kind_registered_after_start(client_of, staff, organization, memory_kind):
+    client = client_of(staff)
+    page = client.get(reverse("admin:connections_connection_add")).content.decode()
+    assert 'name="label_colour"' in page and 'name="lid_key"' in page and "Lid key" in page
+    assert re.search(r'name="lid_key"[^>]*data-kinds="memoryfolder"|data-kinds="memoryfolder"[^>]*name="lid_key"',
+                     page)
+    response = client.post(reverse("admin:connections_connection_add"), {
+        "organization": organization.pk, "name": "Admin shelf", "kind": "memoryfolder", "database": "shelf-b",
+        "label_colour": "red", "lid_key": LID_KEY, "host_key": ""})
+    assert response.status_code == 302, response.content.decode()[:3000]
+    shelf = Connection.objects.get(name="Admin shelf")
+    assert shelf.options == {"label_colour": "red"} and shelf.secret("lid_key") == LID_KEY

@@ -1,4 +1,5 @@
-"""The one small interface every protocol implements, and the one error type they raise."""
+"""The one small interface every protocol implements and the declarations it makes (see Connector), and the
+one error type they raise."""
 import contextlib
 import dataclasses
 import enum
