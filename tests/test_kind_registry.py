@@ -207,3 +207,21 @@ def test_the_admin_form_lists_a_kind_registered_after_start(client_of, staff, or
     assert response.status_code == 302, response.content.decode()[:3000]
     shelf = Connection.objects.get(name="Admin shelf")
     assert shelf.options == {"label_colour": "red"} and shelf.secret("lid_key") == LID_KEY
+
+
+def test_every_connection_picker_of_the_task_form_offers_only_its_capability(client_of, owner, organization, project,
+                                                                             sqlite_people, memory_kind):
+    made = {kind: Connection.objects.create(organization=organization, name=f"A {kind}", kind=kind)
+            for kind in ("sftp", "smtp", "gpg", "web", "ssh", "memoryfolder")}
+    page = client_of(owner).get("/tasks/new/").content.decode()
+
+    def offered(name):
+        return {text.split(" (", 1)[0] for value, text in select_options(page, name) if value}
+
+    assert offered("destinations-0-connection") == {"A sftp", "A memoryfolder"}
+    assert offered("conditions-0-connection") == {"People DB"}
+    assert offered("notifications-0-smtp_connection") == {"A smtp"}
+    assert offered("gpg_key") == {"A gpg"}
+    assert offered("text_connection") == offered("processing_connection") == {"A sftp", "A web", "A memoryfolder"}
+    # A script source may read any connection's settings; the source kind's own need is checked on save.
+    assert offered("source_connection") == {connection.name for connection in made.values()} | {"People DB"}
