@@ -49,7 +49,8 @@ class Capability(enum.StrEnum):
                 "key": "a GPG key"}[self.value]
 
 
-DATABASE, FILES, TEXT, MAIL, SHELL, KEY = Capability
+DATABASE, FILES, TEXT = Capability.DATABASE, Capability.FILES, Capability.TEXT
+MAIL, SHELL, KEY = Capability.MAIL, Capability.SHELL, Capability.KEY
 
 # Labels of the shared model columns; a protocol says what a column means for it in `field_labels`.
 FIELD_LABELS = {"host": "Host", "port": "Port", "username": "User name", "database": "Database",
