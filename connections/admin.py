@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 
 from audit.admin_history import SafeHistoryAdmin
-from connections.forms import MODEL_FIELDS, ConnectionForm, kinds_using, option_keys, secret_names
+from connections.forms import MODEL_FIELDS, ConnectionForm, kinds_using, option_keys, secret_names, with_kind_fields
 from connections.models import Connection
 from projects import access
 from projects.admin_access import OrganizationScoped
@@ -38,6 +38,10 @@ class ConnectionAdmin(OrganizationScoped, SafeHistoryAdmin):
     search_fields = ("name", "host", "username")
     readonly_fields = ("last_tested_at", "last_test_ok", "last_test_message", "created_at", "updated_at")
     actions = ["test_connections"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        # The fieldsets name the fields of every kind registered now, so the form class must declare them all.
+        return super().get_form(request, obj, form=with_kind_fields(self.form), **kwargs)
 
     def get_fieldsets(self, request, obj=None):
         secrets = []

@@ -3,6 +3,7 @@
 The protocol classes in the registry say which model columns, secrets and option keys a kind uses, so a new
 protocol module appears here without any change. Secrets are write-only: never sent back to the browser.
 """
+import copy
 import json
 
 from crispy_forms.helper import FormHelper
@@ -10,65 +11,13 @@ from crispy_forms.layout import HTML, Div, Field, Layout, Submit
 from django import forms
 from django.utils.html import escape
 
-from connections import local_paths
 from connections.models import Connection
-from connections.protocols import ConnectorError, registry
+from connections.protocols import registry
+from connections.protocols.base import FIELD_LABELS, MODEL_FIELDS, Secret
 from projects import access
 from projects.models import Organization, Role
 
-MODEL_FIELDS = ("host", "port", "username", "database", "path")
-FIELD_LABELS = {"host": "Host", "port": "Port", "username": "User name", "database": "Database",
-                "path": "Base folder"}
-# What a shared column means for a kind; a protocol class may also say it with a `field_labels` dict.
-KIND_FIELD_LABELS = {
-    "gitlab": {"path": "GitLab URL", "database": "Project (path or numeric ID)"},
-    "web": {"path": "URL"},
-    "smb": {"database": "Share", "path": "Folder in the share"},
-    "sqlite": {"path": "Database file"},
-    "local": {"path": "Folder"},
-    "smtp": {"username": "User name (blank: no login)"},
-}
-SECRET_LABELS = {"password": "Password", "private_key": "Private key", "passphrase": "Key passphrase",
-                 "token": "Access token"}
 KEEP_HELP = "Leave blank to keep the stored value."
-
-
-def _int(label, help_text="", minimum=1):
-    return forms.IntegerField(label=label, required=False, min_value=minimum, help_text=help_text)
-
-
-# Form fields of the option keys the protocol modules read (Connection.options). A key missing here falls back
-# to a plain text field, so a new protocol works before it gets a nicer field.
-OPTION_FIELDS = {
-    "timeout": _int("Timeout (seconds)", "How long to wait for the server at each step; blank uses the default."),
-    "query_timeout": _int("Query timeout (seconds)", "Stop a query that runs longer; blank means no limit."),
-    "sslmode": forms.ChoiceField(
-        label="SSL mode", required=False,
-        choices=[("", "Default (prefer)"), ("disable", "disable"), ("allow", "allow"), ("prefer", "prefer"),
-                 ("require", "require"), ("verify-ca", "verify-ca"), ("verify-full", "verify-full")]),
-    "security": forms.ChoiceField(label="Connection security", required=False,
-                                  choices=[("none", "None"), ("starttls", "STARTTLS"), ("ssl", "SSL/TLS")]),
-    "tls": forms.BooleanField(label="Use TLS (FTPS)", required=False),
-    "verify_tls": forms.BooleanField(label="Verify the server's TLS certificate", required=False, initial=True),
-    "domain": forms.CharField(label="Windows domain", required=False),
-    "server_name": forms.CharField(label="Server name (NetBIOS)", required=False),
-    "driver": forms.CharField(label="ODBC driver", required=False, help_text="For example: PostgreSQL Unicode"),
-    "dsn": forms.CharField(label="ODBC data source name (DSN)", required=False),
-    "fast_csv": forms.BooleanField(
-        label="Fast CSV extracts", required=False, initial=True,
-        help_text="PostgreSQL through psqlODBC: the server writes each CSV line, as COPY would, and rows come "
-                  "back as one value each. Untick to read the values one by one."),
-    "extra": forms.CharField(label="Extra connection settings", required=False,
-                             help_text="Appended to the connection string, e.g. Encrypt=yes;"),
-    "public_key": forms.CharField(label="Public key (ASCII armored)", required=False, strip=True,
-                                  widget=forms.Textarea(attrs={"rows": 6, "class": "font-monospace"})),
-    "ref": forms.CharField(label="Branch or tag", required=False),
-    "file_path": forms.CharField(label="File path in the repository", required=False),
-    "token_header": forms.CharField(label="Token header", required=False,
-                                    help_text="HTTP header that carries the token, e.g. PRIVATE-TOKEN"),
-    "max_bytes": _int("Largest accepted size (bytes)"),
-    "from_address": forms.EmailField(label="From address", required=False),
-}
 
 
 def kinds_using(attribute, name):
@@ -76,52 +25,67 @@ def kinds_using(attribute, name):
     return sorted(kind for kind, cls in registry.all_kinds().items() if name in getattr(cls, attribute, ()))
 
 
+def _first_declaring(attribute, name, protocol=None):
+    """The declaration of `name` in `attribute` of `protocol`, else of the first registered kind declaring it."""
+    for cls in ([protocol] if protocol else []) + list(registry.all_kinds().values()):
+        declared = getattr(cls, attribute, None) or {}
+        if name in declared:
+            return declared[name]
+    return None
+
+
 def option_keys():
-    """Every option key a registered kind reads, in the order of OPTION_FIELDS, unknown keys last."""
+    """Every option key a registered kind reads, in the order the kinds declare them."""
     keys = []
     for cls in registry.all_kinds().values():
         keys.extend(key for key in cls.option_fields if key not in keys)
-    order = list(OPTION_FIELDS)
-    return sorted(keys, key=lambda key: (order.index(key) if key in order else len(order), key))
+    return keys
 
 
 def secret_names():
-    names = list(SECRET_LABELS)
+    names = []
     for cls in registry.all_kinds().values():
         names.extend(name for name in cls.secret_fields if name not in names)
     return names
 
 
+def secret_of(name, protocol=None):
+    """The `Secret` declaration of `name` (its label; multi-line or not)."""
+    return _first_declaring("secret_fields", name, protocol) or Secret(name.replace("_", " ").capitalize())
+
+
 def field_label(kind, name):
     protocol = registry.get(kind)
-    own = getattr(protocol, "field_labels", None) or {}
-    return own.get(name) or KIND_FIELD_LABELS.get(kind, {}).get(name) or FIELD_LABELS[name]
+    return protocol.field_label(name) if protocol else FIELD_LABELS[name]
 
 
-def default_port(protocol, options):
-    """The port the protocol uses when none is set; it may depend on options (SMTP: 465 for SSL)."""
-    if not isinstance(getattr(protocol, "port", None), property):
-        return protocol.default_port
-    try:
-        return int(protocol(Connection(kind=protocol.kind, options=options)).port or 0) or protocol.default_port
-    except Exception:  # a protocol that cannot tell from incomplete settings falls back to its class default
-        return protocol.default_port
+def option_form_field(key, protocol=None):
+    """A new form field for the option `key`, as `protocol` (else the first kind reading it) declares it."""
+    declared = _first_declaring("option_fields", key, protocol)
+    if declared is None:  # an option stored by a kind no longer registered
+        return forms.CharField(label=key.replace("_", " ").capitalize(), required=False)
+    return copy.deepcopy(declared)
 
 
-def option_form_field(key):
-    if key in OPTION_FIELDS:
-        return OPTION_FIELDS[key]
-    return forms.CharField(label=key.replace("_", " ").capitalize(), required=False)
-
-
-def secret_form_field(name):
-    label = SECRET_LABELS.get(name, name.replace("_", " ").capitalize())
-    if name == "private_key":
+def secret_form_field(name, protocol=None):
+    secret = secret_of(name, protocol)
+    if secret.multiline:
         widget = forms.Textarea(attrs={"rows": 4, "class": "font-monospace", "autocomplete": "off"})
     else:
         widget = forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
     # A password may begin or end with a space; only a pasted key is trimmed.
-    return forms.CharField(label=label, required=False, widget=widget, strip=(name == "private_key"))
+    return forms.CharField(label=secret.label, required=False, widget=widget, strip=secret.multiline)
+
+
+def kind_dependent_fields(protocol=None):
+    """Form fields of every registered kind's options and secrets (`protocol`'s own definitions first)."""
+    fields = {}
+    for key in option_keys():
+        fields[key] = option_form_field(key, protocol)
+    for name in secret_names():
+        fields[name] = secret_form_field(name, protocol)
+        fields[f"clear_{name}"] = forms.BooleanField(required=False)
+    return fields
 
 
 class BaseConnectionForm(forms.ModelForm):
@@ -143,6 +107,12 @@ class BaseConnectionForm(forms.ModelForm):
         self.dropped_secrets = []
         # Where the stored connection points, before the bound data is copied onto the instance.
         self._stored_address = self._address_of(self.instance) if self.instance.pk else None
+        # Kinds registered after this class was made (a test's) get their fields too; the chosen kind's own
+        # definitions replace those of other kinds sharing a key.
+        chosen = self.chosen_protocol()
+        for name, field in kind_dependent_fields(chosen).items():
+            if name not in self.fields or (chosen and name in {*chosen.option_fields, *chosen.secret_fields}):
+                self.fields[name] = field
         if user is not None:
             # Only an organization's admins manage its connections (projects.access).
             self.fields["organization"].queryset = Organization.objects.where_role(user, Role.ADMIN)
@@ -207,33 +177,12 @@ class BaseConnectionForm(forms.ModelForm):
                 and not access.organization_rights(self.user, organization).can_write_code:
             self.add_error("kind", access.refusal(access.CODE))
         if "port" in protocol.fields and not cleaned.get("port"):
-            cleaned["port"] = default_port(protocol, self.options_for(protocol))
-        self._validate_key(protocol, cleaned)
-        self._validate_local_path(protocol, cleaned)
+            cleaned["port"] = protocol.port_for(self.options_for(protocol))
+        # The protocol's own checks (a server path under ETL_LOCAL_ROOTS, a usable GPG key), next to the field.
+        for name, message in protocol.validate(cleaned).items():
+            if name not in self.errors:
+                self.add_error(name if name in self.fields else None, message)
         return cleaned
-
-    def _validate_key(self, protocol, cleaned):
-        """A pasted GPG key is checked now, so an expired or secret key is refused next to its field."""
-        if protocol.kind != "gpg" or "public_key" in self.errors:
-            return
-        try:
-            from connections.protocols.gpg import inspect_key
-        except ImportError:
-            return
-        try:
-            inspect_key(cleaned.get("public_key"))
-        except ConnectorError as exc:
-            self.add_error("public_key", exc.message)
-
-    def _validate_local_path(self, protocol, cleaned):
-        """A file or folder on this server only under ETL_LOCAL_ROOTS, never the portal's own files."""
-        kind_of_path = getattr(protocol, "local_path", None)
-        if not kind_of_path or "path" in self.errors:
-            return
-        try:
-            local_paths.check(cleaned.get("path"), folder=kind_of_path == "folder")
-        except ConnectorError as exc:
-            self.add_error("path", exc.message)
 
     # --- where the connection points --------------------------------------------------------------------
 
@@ -245,10 +194,10 @@ class BaseConnectionForm(forms.ModelForm):
     def _normal(self, protocol, name, value, options):
         """A value as it takes effect: a blank port is the kind's default, a missing option its form default."""
         if name == "port":
-            return int(value or default_port(protocol, options) or 0)
+            return int(value or protocol.port_for(options) or 0)
         if name in MODEL_FIELDS:
             return (value or "").strip() if isinstance(value, str) else (value or "")
-        field = option_form_field(name)
+        field = option_form_field(name, protocol)
         if value in (None, ""):
             value = field.initial
         if isinstance(field, forms.BooleanField):
@@ -279,7 +228,8 @@ class BaseConnectionForm(forms.ModelForm):
     def address_label(self, kind, name):
         if name == "kind":
             return "Kind"
-        return field_label(kind, name) if name in MODEL_FIELDS else (option_form_field(name).label or name)
+        return field_label(kind, name) if name in MODEL_FIELDS else (
+            option_form_field(name, registry.get(kind)).label or name)
 
     def options_for(self, protocol):
         values = {}
@@ -297,7 +247,8 @@ class BaseConnectionForm(forms.ModelForm):
             if self.cleaned_data.get(f"clear_{name}"):
                 continue
             if value:
-                secrets[name] = value + "\n" if name == "private_key" and not value.endswith("\n") else value
+                multiline = protocol.secret_fields[name].multiline
+                secrets[name] = value + "\n" if multiline and not value.endswith("\n") else value
             elif current.get(name):
                 if keep_stored:
                     secrets[name] = current[name]
@@ -309,7 +260,8 @@ class BaseConnectionForm(forms.ModelForm):
         """What the user is told after a save that dropped stored secrets ("" when none were dropped)."""
         if not self.dropped_secrets:
             return ""
-        names = [SECRET_LABELS.get(name, name.replace("_", " ")).lower() for name in self.dropped_secrets]
+        protocol = registry.get(self.cleaned_data.get("kind"))
+        names = [secret_of(name, protocol).label.lower() for name in self.dropped_secrets]
         listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
         return (f"The stored {listed} {'was' if len(names) == 1 else 'were'} cleared because the connection now "
                 f"points somewhere else ({self._changed_labels()}): enter "
@@ -333,18 +285,13 @@ class BaseConnectionForm(forms.ModelForm):
         return connection
 
 
-def _kind_dependent_fields():
-    fields = {}
-    for key in option_keys():
-        fields[key] = option_form_field(key)
-    for name in secret_names():
-        fields[name] = secret_form_field(name)
-        fields[f"clear_{name}"] = forms.BooleanField(required=False)
-    return fields
+def with_kind_fields(form_class):
+    """`form_class` with the option and secret fields of every kind registered now declared on it, for the
+    admin, which lists fields by name before making a form."""
+    return type(form_class.__name__, (form_class,), {"__module__": form_class.__module__, **kind_dependent_fields()})
 
 
-# The option and secret fields of every registered kind are declared on the class, so the admin can list them.
-ConnectionForm = type("ConnectionForm", (BaseConnectionForm,), {"__module__": __name__, **_kind_dependent_fields()})
+ConnectionForm = with_kind_fields(BaseConnectionForm)
 
 
 def kind_wrapper(attribute, name, *items):
@@ -386,6 +333,7 @@ class ConnectionPageForm(ConnectionForm):
             return ""
         columns, options = self.instance.addressing_fields()
         labels = [self.address_label(self.instance.kind, name) for name in columns + options]
-        secrets = " and ".join(SECRET_LABELS.get(name, name.replace("_", " ")).lower() for name in stored)
+        protocol = self.instance.protocol
+        secrets = " and ".join(secret_of(name, protocol).label.lower() for name in stored)
         return escape(f"Changing where this connection points ({', '.join(labels)}) clears its stored {secrets}; "
                       f"enter {'it' if len(stored) == 1 else 'them'} again in the same save.")

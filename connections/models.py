@@ -1,18 +1,30 @@
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from simple_history.models import HistoricalRecords
 
 from connections.secrets import EncryptedJSONField
 
-# Option keys that do not change where or how securely a connection connects. Every other option key a
-# protocol reads (TLS, SSL mode, ODBC driver/DSN/extra settings, domain, ...) counts as addressing, so an
-# option a new protocol adds protects the stored secrets until someone decides otherwise.
-NON_ADDRESSING_OPTIONS = {"timeout", "query_timeout", "fast_csv", "public_key", "ref", "file_path", "max_bytes",
-                          "from_address", "token_header"}
 ADDRESS_COLUMNS = ("host", "port", "username", "database", "path")
 
 
+def validate_kind(value):
+    """A kind must be a registered protocol. Checked in `Connection.clean`, not as a field validator or choices,
+    so that the registry alone knows the kinds and adding one needs no migration."""
+    from connections.protocols import registry
+
+    if registry.get(value) is None:
+        raise ValidationError(f"{value!r} is not a known connection kind", code="unknown_kind")
+
+
 class ConnectionQuerySet(models.QuerySet):
+    def with_capability(self, *capabilities):
+        """Connections whose protocol has at least one of `capabilities` (connections.protocols.Capability)."""
+        from connections.protocols import registry
+
+        kinds = {kind for capability in capabilities for kind in registry.kinds_with(capability)}
+        return self.filter(kind__in=sorted(kinds))
+
     def visible_to(self, user):
         """Connections of the user's organizations: every member sees them and editors use them in tasks."""
         from projects.models import Organization
@@ -35,7 +47,7 @@ class Connection(models.Model):
 
     organization = models.ForeignKey("projects.Organization", on_delete=models.PROTECT, related_name="connections")
     name = models.CharField(max_length=200)
-    kind = models.CharField(max_length=20)
+    kind = models.CharField(max_length=20)  # a registered protocol: see clean() (no choices, so no migration)
     description = models.TextField(blank=True)
     host = models.CharField(max_length=255, blank=True)
     port = models.PositiveIntegerField(null=True, blank=True,
@@ -66,11 +78,27 @@ class Connection(models.Model):
     def __str__(self):
         return f"{self.name} ({self.kind_label})"
 
+    def clean(self):
+        super().clean()
+        try:
+            validate_kind(self.kind)
+        except ValidationError as exc:
+            raise ValidationError({"kind": exc.messages}) from None
+
     @property
-    def kind_label(self):
+    def protocol(self):
+        """The protocol class of `kind` (connections.protocols.base.Connector), or None for an unknown kind."""
         from connections.protocols import registry
 
-        cls = registry.get(self.kind)
+        return registry.get(self.kind)
+
+    def has(self, capability):
+        """True when the connection's kind has `capability` (False for an unknown kind)."""
+        return self.protocol is not None and self.protocol.has(capability)
+
+    @property
+    def kind_label(self):
+        cls = self.protocol
         return cls.label if cls else self.kind
 
     def connector(self):
@@ -88,17 +116,15 @@ class Connection(models.Model):
         """(columns, option keys) that say where this connection points for `kind` (default: its own).
 
         Stored secrets belong to that address: when one of these changes, the connection form drops them
-        unless new ones are entered in the same save. A protocol class may list its own `addressing_options`.
+        unless new ones are entered in the same save. Each protocol declares its harmless options; see
+        `Connector.addressing`.
         """
         from connections.protocols import registry
 
         protocol = registry.get(kind or self.kind)
         if protocol is None:
             return ("kind",) + ADDRESS_COLUMNS, ()
-        options = getattr(protocol, "addressing_options", None)
-        if options is None:
-            options = tuple(key for key in protocol.option_fields if key not in NON_ADDRESSING_OPTIONS)
-        return ("kind",) + tuple(protocol.fields), tuple(options)
+        return protocol.addressing()
 
     def users(self):
         """Tasks that use this connection in any role, so a delete can be refused with their names.

@@ -9,7 +9,7 @@ from django.db.models import ProtectedError
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from connections.forms import SECRET_LABELS, ConnectionPageForm, field_label, option_form_field
+from connections.forms import ConnectionPageForm, option_form_field
 from connections.models import Connection
 from connections.protocols import registry
 from connections.services import test_connection
@@ -42,17 +42,16 @@ def readable_settings(connection):
     protocol = registry.get(connection.kind)
     if protocol is None:
         return [("Kind", f"{connection.kind} (no longer available)")]
-    rows = [(field_label(connection.kind, name), getattr(connection, name) or "—") for name in protocol.fields]
+    rows = [(protocol.field_label(name), getattr(connection, name) or "—") for name in protocol.fields]
     options = connection.options or {}
     for key in protocol.option_fields:
-        field = option_form_field(key)
+        field = option_form_field(key, protocol)
         value = options.get(key, field.initial)  # an option never saved has its form's default
         if isinstance(value, bool):
             value = "yes" if value else "no"
         rows.append((field.label or key, "—" if value in (None, "") else value))
-    for name in protocol.secret_fields:
-        rows.append((SECRET_LABELS.get(name, name.replace("_", " ").capitalize()),
-                     "stored" if connection.secret(name) else "not set"))
+    for name, secret in protocol.secret_fields.items():
+        rows.append((secret.label, "stored" if connection.secret(name) else "not set"))
     return rows
 
 

@@ -7,7 +7,7 @@ and the run ends as a warning with the reason. A condition query that cannot run
 import decimal
 import operator
 
-from connections.protocols import ConnectorError
+from connections.protocols import DATABASE, ConnectorError
 from runs.errors import PipelineError
 from runs.parameters import lookup, paramstyle_for, value_text
 from runs.sql_parameters import bind_query
@@ -88,7 +88,7 @@ def _query_rows(ctx, condition, limit):
     if connection is None:
         raise PipelineError("A condition query needs a database connection", step="settings")
     database = connection.connector()
-    if database.category != "database":
+    if DATABASE not in database.capabilities:
         raise PipelineError(f"{connection.name} is not a database: a condition query cannot run there",
                                      step="settings")
     if not (condition.query or "").strip():

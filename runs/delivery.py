@@ -13,7 +13,7 @@ from pathlib import Path
 from django.conf import settings
 from django.utils import timezone
 
-from connections.protocols import ConnectorError
+from connections.protocols import FILES, ConnectorError
 from connections.secrets import scrub
 from runs.context import OutputFile
 from runs.errors import PipelineError
@@ -62,7 +62,7 @@ def describe(destination):
 
 def file_store(destination):
     store = destination.connection.connector()
-    if store.category != "files":
+    if FILES not in store.capabilities:
         raise PipelineError(f"{destination.connection.name} is a {destination.connection.kind_label} "
                                      "connection and cannot receive files", step="settings")
     return store

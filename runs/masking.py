@@ -22,6 +22,8 @@ def _connection_lists(task):
     Only fields and relations are used, no model methods, so the data migration that masks older file
     names (runs 0005) can pass its historical models.
     """
+    from connections.protocols import MAIL, registry
+
     Connection = task._meta.apps.get_model("connections", "Connection")
 
     def notification_connections():
@@ -29,7 +31,8 @@ def _connection_lists(task):
         found = [notification.smtp_connection for notification in notifications]
         if any(notification.smtp_connection_id is None for notification in notifications):
             # Such an email goes through the organization's one mail connection (runs.notifications.mailer_for).
-            found += list(Connection.objects.filter(organization=task.project.organization_id, kind="smtp"))
+            found += list(Connection.objects.filter(organization=task.project.organization_id,
+                                                    kind__in=registry.kinds_with(MAIL)))
         return found
 
     yield lambda: [task.source_connection]

@@ -28,7 +28,7 @@ from django.template.defaultfilters import filesizeformat as _filesizeformat
 from django.utils.timezone import localtime
 
 from connections.models import Connection
-from connections.protocols import ConnectorError
+from connections.protocols import MAIL, ConnectorError
 from runs.parameters import project_zone, render, resolve
 
 logger = logging.getLogger(__name__)
@@ -107,12 +107,12 @@ def is_phone_gateway(address):
 def mailer_for(notification, task):
     connection = notification.smtp_connection
     if connection is None:
-        candidates = list(Connection.objects.filter(organization=task.project.organization_id, kind="smtp")[:2])
+        candidates = list(Connection.objects.filter(organization=task.project.organization_id).with_capability(MAIL)[:2])
         if len(candidates) != 1:
             raise ConnectorError("Choose the mail (SMTP) connection this email is sent through", step="settings")
         connection = candidates[0]
     mailer = connection.connector()
-    if mailer.category != "mail":
+    if MAIL not in mailer.capabilities:
         raise ConnectorError(f"{connection.name} is not a mail (SMTP) connection", step="settings")
     return mailer
 

@@ -10,9 +10,10 @@ import re
 import zipfile
 from pathlib import Path
 
+from connections.protocols import KEY
+from runs.context import OutputFile
 from runs.errors import PipelineError
 from runs.files import checksum
-from runs.context import OutputFile
 from runs.parameters import zip_file_name
 
 BINARY_SUFFIXES = (".xlsx", ".zip", ".gz", ".gpg", ".pgp", ".7z", ".parquet", ".pdf")
@@ -134,7 +135,7 @@ def _append_in_block(block, extra, inside_quotes, quote_aware):
 def encrypt(ctx, output):
     key = ctx.task.gpg_key
     connector = key.connector()
-    if not hasattr(connector, "encrypt_file"):
+    if KEY not in connector.capabilities:
         raise PipelineError(f"{key.name} is not a GPG key connection", step="settings")
     target = output.path.with_name(output.path.name + ".gpg")
     connector.encrypt_file(output.path, target)

@@ -297,12 +297,9 @@ def unknown_message(name, params):
 # --- SQL (bound by runs/sql_parameters.py) ----------------------------------------------------------
 
 def paramstyle_for(database):
-    """The placeholder style a Database connector takes: psycopg wants %s, sqlite3 and pyodbc want ?."""
-    style = getattr(database, "paramstyle", None)
-    if style:
-        return style
-    kind = getattr(getattr(database, "connection", None), "kind", "") or getattr(database, "kind", "")
-    return "format" if kind in ("postgresql", "postgres") else "qmark"
+    """The placeholder style a Database connector declares (`Database.paramstyle`: psycopg wants %s, sqlite3
+    and pyodbc want ?)."""
+    return getattr(database, "paramstyle", None) or "qmark"
 
 
 def zip_file_name(task, params):

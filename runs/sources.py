@@ -28,14 +28,15 @@ def after_delivery(ctx):
     ctx.task.source.after_delivery(ctx)
 
 
-def source_connector(ctx, category, what=None):
+def source_connector(ctx, capability, what=None):
+    """The source connection's connector, refused unless its protocol has `capability` (a Capability)."""
     source = ctx.task.source_connection
     if source is None:
         raise PipelineError("The task has no source connection", step="settings")
     connector = source.connector()
-    if connector.category != category:
+    if capability not in connector.capabilities:
         raise PipelineError(f"{source.name} is a {source.kind_label} connection, not "
-                                     f"{what or 'a ' + category}", step="settings")
+                            f"{what or 'a ' + capability}", step="settings")
     return connector
 
 
@@ -61,7 +62,9 @@ def without_odbc_only_statements(sql):
 
 
 def is_odbc(task):
-    return task.source_connection is not None and task.source_connection.kind == "odbc"
+    """True when the source's protocol removes `GO` and `USE` statements (ODBC, see Database)."""
+    protocol = task.source_connection.protocol if task.source_connection is not None else None
+    return bool(getattr(protocol, "removes_tool_statements", False))
 
 
 def runnable_text(task, original):

@@ -1,32 +1,29 @@
 """Where a task's query, script or command comes from: typed in, or fetched at run time from a connection.
 
-File stores (SFTP, FTP, SMB, local folder) are read with `session.get`; GitLab and web connections with
-their fetchers. A path on GitLab may name a ref after `@` (`queries/daily.sql@release`); otherwise the
-connection's ref is used. A script may be a whole folder (a package): `entry` then names the file to run.
+Any connection with the TEXT capability is read through its protocol's `fetch_text_files` (file stores,
+GitLab, a web server; a path on GitLab may name a ref after `@`). A script may be a whole folder (a
+package): `entry` then names the file to run.
 
-With the task's "cache" option, what was fetched from GitLab or the web is kept under
-ETL_DATA_DIR/cache/text/<task id>/<purpose>/ exactly as fetched (before parameters are put in); when a
+With the task's "cache" option, what was fetched from a protocol that `caches_text` (GitLab, the web) is
+kept under ETL_DATA_DIR/cache/text/<task id>/<purpose>/ exactly as fetched (before parameters are put in); when a
 later fetch fails, that copy is used and the run ends with a warning saying so.
 """
 import datetime
 import json
 import os
-import posixpath
 import shutil
 import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.utils import timezone
 
-from connections.protocols import ConnectorError
+from connections.protocols import TEXT, ConnectorError, registry
+from connections.protocols.gitlab import split_ref  # noqa: F401  (where a task's path names a GitLab ref)
 from runs.errors import PipelineError
 
-CACHED_KINDS = ("gitlab", "web")
-REQUIREMENTS = "requirements.txt"
 
 
 @dataclass
@@ -47,7 +44,7 @@ class TextSource:
     @property
     def cached(self):
         return bool(self.task.cache_remote_text and self.connection is not None
-                    and self.connection.kind in CACHED_KINDS)
+                    and getattr(self.connection.protocol, "caches_text", False))
 
     def describe(self):
         """Identifies what is fetched, so a cached copy is never used for another file."""
@@ -139,16 +136,15 @@ def _log_fetched(source, target_dir, main, log):
 
 
 def fetch(source, target_dir):
+    """Copy the source's text into `target_dir` through its connection's protocol; the name of the file."""
     connector = source.connection.connector()
-    if connector.category == "files":
-        return _fetch_from_store(connector, source, target_dir)
-    if connector.kind == "gitlab":
-        return _fetch_from_gitlab(connector, source, target_dir)
-    if connector.kind == "web":
-        return _fetch_from_web(connector, source, target_dir)
-    raise PipelineError(f"A {source.label} cannot be loaded from {source.connection.name} "
-                        f"({source.connection.kind_label}): use an SFTP, FTP, SMB, GitLab or web connection",
-                        step="settings")
+    if TEXT not in connector.capabilities:
+        raise PipelineError(f"A {source.label} cannot be loaded from {source.connection.name} "
+                            f"({source.connection.kind_label}): use one of {registry.labels_with(TEXT)}",
+                            step="settings")
+    name = connector.fetch_text_files(source.path, Path(target_dir), what=source.label, folder=bool(source.entry),
+                                      script=source.label.endswith("script"))
+    return _entry(source) if name is None else name
 
 
 def _entry(source):
@@ -157,74 +153,6 @@ def _entry(source):
         raise PipelineError(f"Choose the file to run inside the folder, e.g. main.py (not {entry!r})",
                             step="settings")
     return entry
-
-
-def _fetch_from_store(store, source, target_dir):
-    path = source.path.strip()
-    if not path:
-        raise PipelineError(f"Set the path of the {source.label} on {source.connection.name}", step="settings")
-    with store.session() as session:
-        if source.entry:
-            folder = store.join(path)
-            names = session.list(folder)
-            if not names:
-                raise ConnectorError(f"The folder {folder or '/'} on {source.connection.name} holds no files",
-                                     step="fetch")
-            for name in names:
-                session.get(posixpath.join(folder, name), str(target_dir / name))
-            return _entry(source)
-        remote = store.join(path)
-        name = posixpath.basename(remote)
-        session.get(remote, str(target_dir / name))
-        beside = posixpath.join(posixpath.dirname(remote), REQUIREMENTS)
-        if source.label.endswith("script") and name != REQUIREMENTS and session.exists(beside):
-            session.get(beside, str(target_dir / REQUIREMENTS))
-        return name
-
-
-def split_ref(path):
-    """`path@ref` -> (path, ref); a plain path -> (path, None)."""
-    path = path.strip().strip("/")
-    if "@" in path:  # a ref may hold slashes (feature/x), a path rarely holds an @
-        path, ref = path.rsplit("@", 1)
-        return path.strip("/"), ref.strip() or None
-    return path, None
-
-
-def _fetch_from_gitlab(gitlab, source, target_dir):
-    path, ref = split_ref(source.path)
-    if source.entry:
-        gitlab.fetch_folder(path, ref, target_dir)
-        return _entry(source)
-    data = gitlab.fetch_bytes(path or None, ref)
-    name = posixpath.basename(path or gitlab.connection.options.get("file_path") or "text")
-    (target_dir / name).write_bytes(data)
-    if source.label.endswith("script") and name != REQUIREMENTS:
-        beside = posixpath.join(posixpath.dirname(path), REQUIREMENTS) if path else None
-        if beside:
-            try:
-                (target_dir / REQUIREMENTS).write_bytes(gitlab.fetch_bytes(beside, ref))
-            except ConnectorError:
-                pass  # a script without a requirements.txt is the common case
-    return name
-
-
-def _fetch_from_web(web, source, target_dir):
-    extra = source.path.strip()
-    if extra:
-        # The connection holds a base URL and the task the file under it (or a whole URL).
-        import copy
-        from urllib.parse import urljoin
-
-        connection = copy.copy(web.connection)
-        connection.path = urljoin(web.url.rstrip("/") + "/", extra)
-        web = connection.connector()
-    data, _ = web.fetch_bytes()
-    name = posixpath.basename(urlsplit(web.url).path) or "text"
-    if source.label.endswith("script") and not name.endswith(".py"):
-        name = "script.py"
-    (target_dir / name).write_bytes(data)
-    return name
 
 
 # --- the cache -----------------------------------------------------------------------------------------

@@ -5,12 +5,21 @@ from django import forms
 from django.forms import inlineformset_factory
 
 from connections.models import Connection
+from connections.protocols import DATABASE, FILES, KEY, MAIL, TEXT, registry
 from projects import access
 from projects.models import Organization, Parameter, Project
 from tasks import source_kinds
 from tasks.models import Condition, Dependency, Destination, Notification, Task
 
 CODE = {"class": "code-editor font-monospace", "rows": 12, "spellcheck": "false"}
+
+
+def offer_only(field, connections, capability, what):
+    """Limit a connection picker to `connections` having `capability`; any other posted is refused there."""
+    field.queryset = connections.with_capability(capability)
+    field.error_messages["invalid_choice"] = (
+        f"Choose one of the listed connections: {what} needs {capability.noun} "
+        f"({registry.labels_with(capability)}).")
 
 
 def shown_for(*kinds, field_names, switch="source_kind"):
@@ -68,9 +77,11 @@ class TaskForm(forms.ModelForm):
             if len(only) == 1:
                 self.initial["project"] = only[0].pk
         connections = Connection.objects.visible_to(user).select_related("organization")
-        for name in ("source_connection", "text_connection", "processing_connection", "gpg_key"):
-            self.fields[name].queryset = connections
-        self.fields["gpg_key"].queryset = connections.filter(kind="gpg")
+        # Any kind may be a source (a script gets its settings); clean() checks it against the source kind.
+        self.fields["source_connection"].queryset = connections
+        offer_only(self.fields["text_connection"], connections, TEXT, "loading the text")
+        offer_only(self.fields["processing_connection"], connections, TEXT, "loading the processing script")
+        offer_only(self.fields["gpg_key"], connections, KEY, "encrypting")
         # The file hub publishes only to people and groups of the organizations the user works in.
         organizations = Organization.objects.where_role(user)
         self.fields["publish_to_users"].queryset = access.users_of(organizations)
@@ -210,11 +221,15 @@ def task_formsets(user, data=None, instance=None):
         "notifications": NotificationFormSet(data, instance=instance, prefix="notifications"),
         "dependencies": DependencyFormSet(data, instance=instance, prefix="dependencies"),
     }
-    for formset in sets.values():
+    # Each picker offers only the connections that can do its job; the form refuses any other.
+    pickers = {"destinations": ("connection", FILES, "a destination"),
+               "conditions": ("connection", DATABASE, "a condition query"),
+               "notifications": ("smtp_connection", MAIL, "sending email")}
+    for prefix, formset in sets.items():
         for form in formset.forms + [formset.empty_form]:
-            for name in ("connection", "smtp_connection"):
-                if name in form.fields:
-                    form.fields[name].queryset = connections
+            if prefix in pickers:
+                name, capability, what = pickers[prefix]
+                offer_only(form.fields[name], connections, capability, what)
             if "upstream" in form.fields:
                 form.fields["upstream"].queryset = Task.objects.visible_to(user).select_related("project").exclude(
                     pk=instance.pk)

@@ -1,9 +1,18 @@
-"""The one small interface every protocol implements, and the one error type they raise."""
+"""The one small interface every protocol implements and the declarations it makes (see Connector), and the
+one error type they raise."""
 import contextlib
+import dataclasses
+import enum
 import fnmatch
 import hashlib
 import posixpath
 import uuid
+from pathlib import Path
+
+from django import forms
+
+# The file listing a script's packages, fetched with the script when it lies beside it.
+REQUIREMENTS = "requirements.txt"
 
 
 class ConnectorError(Exception):
@@ -19,23 +28,143 @@ class ConnectorError(Exception):
         return self.message
 
 
-class Connector:
-    """Base of every protocol. Subclasses set the class attributes and implement `test()`."""
+class Capability(enum.StrEnum):
+    """What a connection can be used for; a protocol declares one or several (SFTP: FILES and TEXT).
 
+    The task form offers a connection only where its capability fits (a destination needs FILES), and the
+    pipeline refuses any other. The value is a plain word, used in messages ("this needs database").
+    """
+
+    DATABASE = "database"  # runs queries: a `Database` with `execute()`
+    FILES = "files"  # lists, reads and writes files: a `FileStore` with `session()`
+    TEXT = "text"  # a query, script or command can be loaded from it: `fetch_text_files()`
+    MAIL = "mail"  # sends email (`send()`, see smtp.py)
+    SHELL = "shell"  # runs commands (see ssh.py)
+    KEY = "key"  # encrypts files for someone (`encrypt_file()`, see gpg.py)
+
+    @property
+    def noun(self):
+        """What a connection with it is, in a sentence: "a file store"."""
+        return {"database": "a database", "files": "a file store", "text": "a place to load a query or script "
+                "from", "mail": "a mail (SMTP) server", "shell": "a server to run commands on",
+                "key": "a GPG key"}[self.value]
+
+
+DATABASE, FILES, TEXT = Capability.DATABASE, Capability.FILES, Capability.TEXT
+MAIL, SHELL, KEY = Capability.MAIL, Capability.SHELL, Capability.KEY
+
+# Labels of the shared model columns; a protocol says what a column means for it in `field_labels`.
+FIELD_LABELS = {"host": "Host", "port": "Port", "username": "User name", "database": "Database",
+                "path": "Base folder"}
+MODEL_FIELDS = tuple(FIELD_LABELS)
+
+
+@dataclasses.dataclass(frozen=True)
+class Secret:
+    """A secret a protocol stores encrypted (Connection.secrets): its label, and whether it spans lines.
+
+    A multi-line secret (a private key) gets a text area, is trimmed and ends with a newline; any other is
+    taken exactly as typed (a password may begin or end with a space).
+    """
+
+    label: str
+    multiline: bool = False
+
+
+# Form fields several protocols declare alike; each call makes a new field, so a protocol may change its copy.
+def verify_tls_option():
+    return forms.BooleanField(label="Verify the server's TLS certificate", required=False, initial=True)
+
+
+def query_timeout_option():
+    return forms.IntegerField(label="Query timeout (seconds)", required=False, min_value=1,
+                              help_text="Stop a query that runs longer; blank means no limit.")
+
+
+def password_secret():
+    return Secret("Password")
+
+
+class Connector:
+    """Base of every protocol: one subclass per connection kind, in its own module, registered with
+    `registry.register`. Everything the portal needs to know about a kind is declared here, so forms, pages,
+    the admin and the pipeline never compare a kind to a name.
+
+    Subclasses set the class attributes and implement `test()`; those with a capability implement its
+    methods (see `Capability`). An instance wraps one saved or unsaved `Connection`.
+    """
+
+    #: The value stored in `Connection.kind` (at most 20 characters); unique in the registry.
     kind = ""
+    #: What users see for the kind: the kind list of the connection form, "Nightly (SFTP)".
     label = ""
-    category = ""  # "database", "files", "shell", "key", "text", "mail"
-    # Model fields the form shows for this kind, secret names it stores, and keys of `options` it reads.
+    #: A frozenset of `Capability`: what tasks may use a connection of this kind for.
+    capabilities = frozenset()
+    #: The shared `Connection` columns this kind uses (of MODEL_FIELDS); the form ignores and clears the rest.
     fields = ()
-    secret_fields = ()
-    option_fields = ()
+    #: Labels of those columns for this kind where `FIELD_LABELS` is not right, e.g. {"path": "URL"}.
+    field_labels = {}
+    #: Keys of `Connection.options` this kind reads, each with its form field (label, widget, validation).
+    #: A key several kinds use should mean the same to each: the form shows the chosen kind's own field.
+    option_fields = {}
+    #: Option keys that do not change where or how securely the connection connects (timeouts, a branch).
+    #: Every other option, and every column in `fields`, says where the connection points: changing one
+    #: drops the stored secrets (see `addressing`), so a new option protects them until declared harmless.
+    harmless_options = frozenset()
+    #: Names of `Connection.secrets` this kind stores, each with its `Secret` (label, multi-line or not).
+    #: Secrets are write-only on every form and masked in every log line, email and page.
+    secret_fields = {}
+    #: The port used when none is set (None: the kind has no port); `port_for` may make it depend on options.
     default_port = None
-    # True for kinds that open paths on the portal's own server (SQLite, local folder): creating or changing
-    # such a connection needs the "may write code" permission (projects.access).
+    #: True for kinds that open paths on the portal's own server (SQLite, local folder): creating or changing
+    #: such a connection needs the "may write code" permission (projects.access).
     uses_server_paths = False
+    #: "file" or "folder" when `path` names one on this server: the form checks it against ETL_LOCAL_ROOTS.
+    local_path = None
+    #: With TEXT: what is fetched is kept as a cached copy, used when a later fetch fails (remote services
+    #: such as GitLab or a web server, not file stores).
+    caches_text = False
 
     def __init__(self, connection):
         self.connection = connection
+
+    @classmethod
+    def has(cls, capability):
+        """True when the kind has `capability`."""
+        return capability in cls.capabilities
+
+    @classmethod
+    def field_label(cls, name):
+        """The label of the model column `name` for this kind."""
+        return cls.field_labels.get(name) or FIELD_LABELS[name]
+
+    @classmethod
+    def port_for(cls, options):
+        """The port used when none is set, given the connection's options (SMTP: 465 with SSL)."""
+        return cls.default_port
+
+    @classmethod
+    def addressing(cls):
+        """(columns, option keys) that say where a connection of this kind points; see `harmless_options`."""
+        return ("kind",) + tuple(cls.fields), tuple(key for key in cls.option_fields
+                                                    if key not in cls.harmless_options)
+
+    @classmethod
+    def validate(cls, values):
+        """Check the settings a form is about to save: {field name: message} for those refused.
+
+        `values` holds the columns, options and new secrets by name. The base checks a server path against
+        ETL_LOCAL_ROOTS (`local_path`); a protocol may add checks (GPG: the pasted key is a usable public key).
+        """
+        errors = {}
+        if cls.local_path:
+            from connections import local_paths
+
+            try:
+                local_paths.check(values.get("path"), folder=cls.local_path == "folder")
+            except ConnectorError as exc:
+                errors["path"] = exc.message
+        return errors
 
     @property
     def timeout(self):
@@ -54,6 +183,15 @@ class Connector:
     def test(self):
         """Connect and do one harmless operation; return a success message or raise ConnectorError."""
         raise NotImplementedError
+
+    def fetch_text_files(self, path, target_dir, *, what="text", folder=False, script=False):
+        """TEXT: copy the file at `path` into the folder `target_dir`; return its name there.
+
+        With `folder`, copy every file of the folder at `path` instead and return None (the caller picks the
+        file to run). With `script`, also copy a `requirements.txt` found beside the file. `what` names the
+        text in messages ("query", "script"). Raise ConnectorError when it cannot be had.
+        """
+        raise ConnectorError(f"A {what} cannot be loaded from a {self.label} connection", step="settings")
 
 
 class FileSession:
@@ -120,7 +258,9 @@ class FileSession:
 
 
 class FileStore(Connector):
-    category = "files"
+    """A place files are listed, read and written; every file store can also hold a query or script."""
+
+    capabilities = frozenset({FILES, TEXT})
 
     def session(self):
         """Open a FileSession; use it as a context manager."""
@@ -137,9 +277,37 @@ class FileStore(Connector):
             names = session.listdir(self.join())
         return f"Connected; {len(names)} entries in {self.join() or 'the home folder'}."
 
+    def fetch_text_files(self, path, target_dir, *, what="text", folder=False, script=False):
+        path = (path or "").strip()
+        if not path:
+            raise ConnectorError(f"Set the path of the {what} on {self.connection.name}", step="settings")
+        target_dir = Path(target_dir)
+        with self.session() as session:
+            if folder:
+                folder_path = self.join(path)
+                names = session.list(folder_path)
+                if not names:
+                    raise ConnectorError(f"The folder {folder_path or '/'} on {self.connection.name} holds no "
+                                         "files", step="fetch")
+                for name in names:
+                    session.get(posixpath.join(folder_path, name), str(target_dir / name))
+                return None
+            remote = self.join(path)
+            name = posixpath.basename(remote)
+            session.get(remote, str(target_dir / name))
+            beside = posixpath.join(posixpath.dirname(remote), REQUIREMENTS)
+            if script and name != REQUIREMENTS and session.exists(beside):
+                session.get(beside, str(target_dir / REQUIREMENTS))
+            return name
+
 
 class Database(Connector):
-    category = "database"
+    capabilities = frozenset({DATABASE})
+    #: The placeholder style its `execute` takes: "qmark" (?) or "format" (%s).
+    paramstyle = "qmark"
+    #: True when `GO` separator lines and `USE db` statements are removed from a query before it runs (ODBC:
+    #: the connection names its database, and the driver takes one batch).
+    removes_tool_statements = False
     # The connection a query is running on, so another thread can cancel it (see `cancel`).
     _active = None
 

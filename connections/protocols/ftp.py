@@ -4,7 +4,11 @@ import os
 import posixpath
 import ssl
 
-from connections.protocols.base import ConnectorError, FileSession, FileStore
+from django import forms
+
+from connections.protocols.base import (
+    ConnectorError, FileSession, FileStore, password_secret, verify_tls_option,
+)
 from connections.protocols.network import describe_network_error
 from connections.protocols.registry import register
 
@@ -220,8 +224,9 @@ class FtpStore(FileStore):
     kind = "ftp"
     label = "FTP / FTPS"
     fields = ("host", "port", "username", "path")
-    secret_fields = ("password",)
-    option_fields = ("tls", "verify_tls")
+    secret_fields = {"password": password_secret()}
+    option_fields = {"tls": forms.BooleanField(label="Use TLS (FTPS)", required=False),
+                     "verify_tls": verify_tls_option()}
     default_port = 21
 
     @property

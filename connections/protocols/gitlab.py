@@ -7,7 +7,9 @@ from pathlib import Path
 import gitlab
 import requests
 
-from connections.protocols.base import Connector, ConnectorError
+from django import forms
+
+from connections.protocols.base import REQUIREMENTS, TEXT, Connector, ConnectorError, Secret, verify_tls_option
 from connections.protocols.registry import register
 from connections.protocols.web import decode_text, describe_request_error, option_flag
 
@@ -19,15 +21,29 @@ def _clean_folder(folder):
     return (folder or "").strip().strip("/")
 
 
+def split_ref(path):
+    """`path@ref` -> (path, ref); a plain path -> (path, None)."""
+    path = (path or "").strip().strip("/")
+    if "@" in path:  # a ref may hold slashes (feature/x), a path rarely holds an @
+        path, ref = path.rsplit("@", 1)
+        return path.strip("/"), ref.strip() or None
+    return path, None
+
+
 @register
 class GitlabText(Connector):
     kind = "gitlab"
     label = "GitLab"
-    category = "text"
+    capabilities = frozenset({TEXT})
+    caches_text = True
     # path: the GitLab base URL; database: the project's path ("group/project") or numeric id.
     fields = ("path", "database")
-    secret_fields = ("token",)
-    option_fields = ("ref", "file_path", "verify_tls")
+    field_labels = {"path": "GitLab URL", "database": "Project (path or numeric ID)"}
+    secret_fields = {"token": Secret("Access token")}
+    option_fields = {"ref": forms.CharField(label="Branch or tag", required=False),
+                     "file_path": forms.CharField(label="File path in the repository", required=False),
+                     "verify_tls": verify_tls_option()}
+    harmless_options = frozenset({"ref", "file_path"})
 
     @property
     def base_url(self):
@@ -131,6 +147,25 @@ class GitlabText(Connector):
             os.replace(temporary, destination)
             written.append(relative)
         return written
+
+    def fetch_text_files(self, path, target_dir, *, what="text", folder=False, script=False):
+        """`path` may name a ref after `@` (`queries/daily.sql@release`); else the connection's ref is used.
+        A blank path is the connection's own file path."""
+        path, ref = split_ref(path)
+        target_dir = Path(target_dir)
+        if folder:
+            self.fetch_folder(path, ref, target_dir)
+            return None
+        data = self.fetch_bytes(path or None, ref)
+        name = posixpath.basename(path or self.connection.options.get("file_path") or "text")
+        (target_dir / name).write_bytes(data)
+        if script and name != REQUIREMENTS and path:
+            try:
+                (target_dir / REQUIREMENTS).write_bytes(
+                    self.fetch_bytes(posixpath.join(posixpath.dirname(path), REQUIREMENTS), ref))
+            except ConnectorError:
+                pass  # a script without a requirements.txt is the common case
+        return name
 
     def test(self):
         project = self.project()

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import gnupg
 
-from connections.protocols.base import Connector, ConnectorError
+from django import forms
+
+from connections.protocols.base import KEY, Connector, ConnectorError
 from connections.protocols.registry import register
 
 ALGORITHMS = {"1": "RSA", "2": "RSA", "3": "RSA", "16": "ElGamal", "17": "DSA", "18": "ECDH", "19": "ECDSA",
@@ -142,10 +144,22 @@ def encrypt_with_key(armored, source_path, target_path):
 class GpgPublicKey(Connector):
     kind = "gpg"
     label = "GPG public key"
-    category = "key"
+    capabilities = frozenset({KEY})
     fields = ()
-    secret_fields = ()
-    option_fields = ("public_key",)
+    option_fields = {"public_key": forms.CharField(
+        label="Public key (ASCII armored)", required=False, strip=True,
+        widget=forms.Textarea(attrs={"rows": 6, "class": "font-monospace"}))}
+    harmless_options = frozenset({"public_key"})  # the key is the whole connection; it guards no secret
+
+    @classmethod
+    def validate(cls, values):
+        """A pasted key is checked when saved, so an expired or secret key is refused next to its field."""
+        errors = super().validate(values)
+        try:
+            inspect_key(values.get("public_key"))
+        except ConnectorError as exc:
+            errors["public_key"] = exc.message
+        return errors
 
     @property
     def public_key(self):

@@ -74,6 +74,7 @@ class LocalFolder(FileStore):
     uses_server_paths = True
     label = "Local folder"
     fields = ("path",)
+    field_labels = {"path": "Folder"}
     local_path = "folder"  # the form checks `path` against ETL_LOCAL_ROOTS too
 
     def session(self):

@@ -23,7 +23,11 @@ try:
 except ImportError:  # its wheel needs unixODBC's libodbc.so.2; the rest of the portal works without it
     pyodbc = None
 
-from connections.protocols.base import ConnectorError, Database, QueryResult
+from django import forms
+
+from connections.protocols.base import (
+    ConnectorError, Database, QueryResult, password_secret, query_timeout_option,
+)
 from connections.protocols.postgres import copy_supports, csv_lines_query, strip_statement, write_csv_lines
 from connections.protocols.registry import register
 
@@ -158,8 +162,20 @@ class OdbcDatabase(Database):
     kind = "odbc"
     label = "ODBC"
     fields = ("host", "port", "database", "username")
-    secret_fields = ("password",)
-    option_fields = ("driver", "dsn", "extra", "query_timeout", "fast_csv")
+    secret_fields = {"password": password_secret()}
+    option_fields = {
+        "driver": forms.CharField(label="ODBC driver", required=False, help_text="For example: PostgreSQL Unicode"),
+        "dsn": forms.CharField(label="ODBC data source name (DSN)", required=False),
+        "extra": forms.CharField(label="Extra connection settings", required=False,
+                                 help_text="Appended to the connection string, e.g. Encrypt=yes;"),
+        "query_timeout": query_timeout_option(),
+        "fast_csv": forms.BooleanField(
+            label="Fast CSV extracts", required=False, initial=True,
+            help_text="PostgreSQL through psqlODBC: the server writes each CSV line, as COPY would, and rows come "
+                      "back as one value each. Untick to read the values one by one."),
+    }
+    harmless_options = frozenset({"query_timeout", "fast_csv"})
+    removes_tool_statements = True
 
     def __init__(self, connection):
         super().__init__(connection)

@@ -10,7 +10,9 @@ from psycopg import sql as pgsql
 from psycopg.types.datetime import DateLoader, TimestampLoader, TimestamptzLoader
 from psycopg.types.string import TextLoader
 
-from connections.protocols.base import ConnectorError, Database, QueryResult
+from django import forms
+
+from connections.protocols.base import ConnectorError, Database, QueryResult, password_secret, query_timeout_option
 from connections.protocols.registry import register
 
 DEFAULT_QUERY_TIMEOUT = 90 * 60
@@ -137,9 +139,17 @@ class PostgresDatabase(Database):
     kind = "postgresql"
     label = "PostgreSQL"
     fields = ("host", "port", "database", "username")
-    secret_fields = ("password",)
-    option_fields = ("query_timeout", "sslmode")
+    secret_fields = {"password": password_secret()}
+    option_fields = {
+        "query_timeout": query_timeout_option(),
+        "sslmode": forms.ChoiceField(
+            label="SSL mode", required=False,
+            choices=[("", "Default (prefer)"), ("disable", "disable"), ("allow", "allow"), ("prefer", "prefer"),
+                     ("require", "require"), ("verify-ca", "verify-ca"), ("verify-full", "verify-full")]),
+    }
+    harmless_options = frozenset({"query_timeout"})
     default_port = 5432
+    paramstyle = "format"  # psycopg takes %s
 
     def connect(self):
         query_timeout_ms = int(float(self.connection.options.get("query_timeout") or DEFAULT_QUERY_TIMEOUT) * 1000)

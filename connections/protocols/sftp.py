@@ -13,7 +13,7 @@ import stat
 import paramiko
 
 from connections.protocols import sftp_transfer
-from connections.protocols.base import ConnectorError, FileSession, FileStore
+from connections.protocols.base import ConnectorError, FileSession, FileStore, Secret, password_secret
 from connections.protocols.registry import register
 from connections.protocols.ssh_transport import open_transport
 
@@ -141,7 +141,8 @@ class SftpStore(FileStore):
     kind = "sftp"
     label = "SFTP"
     fields = ("host", "port", "username", "path")
-    secret_fields = ("password", "private_key", "passphrase")
+    secret_fields = {"password": password_secret(), "private_key": Secret("Private key", multiline=True),
+                     "passphrase": Secret("Key passphrase")}
     default_port = 22
 
     def session(self):

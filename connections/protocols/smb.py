@@ -7,7 +7,9 @@ from smb.base import NotConnectedError, NotReadyError, SMBTimeout
 from smb.smb_structs import OperationFailure, ProtocolError
 from smb.SMBConnection import SMBConnection
 
-from connections.protocols.base import ConnectorError, FileSession, FileStore
+from django import forms
+
+from connections.protocols.base import ConnectorError, FileSession, FileStore, password_secret
 from connections.protocols.network import describe_network_error
 from connections.protocols.registry import register
 
@@ -146,8 +148,10 @@ class SmbShare(FileStore):
     kind = "smb"
     label = "SMB (Windows share)"
     fields = ("host", "port", "username", "database", "path")
-    secret_fields = ("password",)
-    option_fields = ("domain", "server_name")
+    field_labels = {"database": "Share", "path": "Folder in the share"}
+    secret_fields = {"password": password_secret()}
+    option_fields = {"domain": forms.CharField(label="Windows domain", required=False),
+                     "server_name": forms.CharField(label="Server name (NetBIOS)", required=False)}
     default_port = 445
 
     @property

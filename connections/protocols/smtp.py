@@ -3,7 +3,9 @@ import contextlib
 import smtplib
 import ssl
 
-from connections.protocols.base import Connector, ConnectorError
+from django import forms
+
+from connections.protocols.base import MAIL, Connector, ConnectorError, password_secret, verify_tls_option
 from connections.protocols.network import describe_network_error
 from connections.protocols.registry import register
 from connections.protocols.web import option_flag
@@ -22,11 +24,23 @@ def _reply_text(exc):
 class SmtpMail(Connector):
     kind = "smtp"
     label = "SMTP (email)"
-    category = "mail"
+    capabilities = frozenset({MAIL})
     fields = ("host", "port", "username")
-    secret_fields = ("password",)
-    option_fields = ("security", "from_address", "verify_tls")
+    field_labels = {"username": "User name (blank: no login)"}
+    secret_fields = {"password": password_secret()}
+    option_fields = {
+        "security": forms.ChoiceField(label="Connection security", required=False,
+                                      choices=[("none", "None"), ("starttls", "STARTTLS"), ("ssl", "SSL/TLS")]),
+        "from_address": forms.EmailField(label="From address", required=False),
+        "verify_tls": verify_tls_option(),
+    }
+    harmless_options = frozenset({"from_address"})
     default_port = 25
+
+    @classmethod
+    def port_for(cls, options):
+        security = str((options or {}).get("security") or "none").strip().lower()
+        return {"ssl": 465, "starttls": 587}.get(security, cls.default_port)
 
     @property
     def security(self):
@@ -43,7 +57,7 @@ class SmtpMail(Connector):
     def port(self):
         if self.connection.port:
             return int(self.connection.port)
-        return {"ssl": 465, "starttls": 587}.get(self.security, self.default_port)
+        return self.port_for({"security": self.security})
 
     @property
     def from_address(self):

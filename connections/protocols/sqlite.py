@@ -8,7 +8,7 @@ import sqlite3
 import time
 
 from connections import local_paths
-from connections.protocols.base import ConnectorError, Database, QueryResult
+from connections.protocols.base import ConnectorError, Database, QueryResult, query_timeout_option
 from connections.protocols.registry import register
 
 DEFAULT_QUERY_TIMEOUT = 90 * 60
@@ -54,8 +54,10 @@ class SqliteDatabase(Database):
     uses_server_paths = True
     label = "SQLite"
     fields = ("path",)
+    field_labels = {"path": "Database file"}
     local_path = "file"  # the form checks `path` against ETL_LOCAL_ROOTS too
-    option_fields = ("query_timeout",)
+    option_fields = {"query_timeout": query_timeout_option()}
+    harmless_options = frozenset({"query_timeout"})
 
     def cancel(self):
         if self._active is not None:

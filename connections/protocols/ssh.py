@@ -7,7 +7,7 @@ import time
 import paramiko
 from paramiko.common import cMSG_CHANNEL_REQUEST
 
-from connections.protocols.base import Connector, ConnectorError
+from connections.protocols.base import SHELL, Connector, ConnectorError, Secret, password_secret
 from connections.protocols.registry import register
 from connections.protocols.ssh_transport import open_transport
 
@@ -73,9 +73,10 @@ def signal_remote(channel, name="TERM"):
 class SshShell(Connector):
     kind = "ssh"
     label = "SSH (run commands)"
-    category = "shell"
+    capabilities = frozenset({SHELL})
     fields = ("host", "port", "username")
-    secret_fields = ("password", "private_key", "passphrase")
+    secret_fields = {"password": password_secret(), "private_key": Secret("Private key", multiline=True),
+                     "passphrase": Secret("Key passphrase")}
     default_port = 22
 
     def run(self, command, on_line, timeout=None, env=None, stop=None):

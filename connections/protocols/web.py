@@ -1,12 +1,16 @@
 """A text file fetched over HTTP(S), e.g. a query kept on an intranet page or a raw repository URL."""
 import errno
+import posixpath
 import socket
 import ssl
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
 
-from connections.protocols.base import Connector, ConnectorError
+from django import forms
+
+from connections.protocols.base import TEXT, Connector, ConnectorError, Secret, verify_tls_option
 from connections.protocols.network import describe_network_error
 from connections.protocols.registry import register
 
@@ -81,10 +85,18 @@ def decode_text(data, encoding, source):
 class WebText(Connector):
     kind = "web"
     label = "Web (URL)"
-    category = "text"
+    capabilities = frozenset({TEXT})
+    caches_text = True
     fields = ("path",)
-    secret_fields = ("token",)
-    option_fields = ("token_header", "max_bytes", "verify_tls")
+    field_labels = {"path": "URL"}
+    secret_fields = {"token": Secret("Access token")}
+    option_fields = {
+        "token_header": forms.CharField(label="Token header", required=False,
+                                        help_text="HTTP header that carries the token, e.g. PRIVATE-TOKEN"),
+        "max_bytes": forms.IntegerField(label="Largest accepted size (bytes)", required=False, min_value=1),
+        "verify_tls": verify_tls_option(),
+    }
+    harmless_options = frozenset({"token_header", "max_bytes"})
 
     @property
     def url(self):
@@ -125,6 +137,25 @@ class WebText(Connector):
     def fetch_text(self):
         data, encoding = self.fetch_bytes()
         return decode_text(data, encoding, self.scrub(self.url))
+
+    def fetch_text_files(self, path, target_dir, *, what="text", folder=False, script=False):
+        """The connection holds a base URL and `path` the file under it (or a whole URL); blank: the base URL
+        itself. A URL is one file: `folder` does not apply."""
+        web = self
+        extra = (path or "").strip()
+        if extra:
+            import copy
+            from urllib.parse import urljoin
+
+            connection = copy.copy(self.connection)
+            connection.path = urljoin(self.url.rstrip("/") + "/", extra)
+            web = type(self)(connection)
+        data, _ = web.fetch_bytes()
+        name = posixpath.basename(urlsplit(web.url).path) or "text"
+        if script and not name.endswith(".py"):
+            name = "script.py"
+        (Path(target_dir) / name).write_bytes(data)
+        return name
 
     def _check_status(self, response):
         status = response.status_code

@@ -36,10 +36,10 @@ class SourceKind:
     #: hidden field never keeps a value that looks like it is in effect.
     fields = ()
 
-    #: The connector category (`connector().category` of connections/protocols) the task's source connection
-    #: must have: "database", "files" or "shell". None: the kind needs no source connection (it may still
-    #: list `source_connection` in `fields` to offer an optional one).
-    source_connection_category = None
+    #: The capability (connections.protocols.Capability) the task's source connection must have: DATABASE,
+    #: FILES or SHELL. None: the kind needs no source connection (it may still list `source_connection` in
+    #: `fields` to offer an optional one).
+    source_connection_capability = None
 
     #: Whether the kind runs a text (query, script, command) that is typed in or loaded from a connection
     #: (runs/text_locations.py). When true, `text_field` holds the typed-in text and `text_label` names it.
@@ -77,10 +77,10 @@ class SourceKind:
 
     def clean(self, form, cleaned):
         """Check the task form's values for this kind, adding errors to `form` (`form.add_error`). The base
-        checks the source connection's category, and the text: typed in, or a connection and path to load
+        checks the source connection's capability, and the text: typed in, or a connection and path to load
         it from. Override to check more, calling this first."""
-        if self.source_connection_category:
-            self.require_connection(form, cleaned, "source_connection", self.source_connection_category)
+        if self.source_connection_capability:
+            self.require_connection(form, cleaned, "source_connection", self.source_connection_capability)
         if self.text_is_remote(cleaned):
             self.require(form, cleaned, "text_connection", "text_path")
         elif self.takes_text:
@@ -95,18 +95,14 @@ class SourceKind:
                 form.add_error(name, message)
 
     @staticmethod
-    def require_connection(form, cleaned, name, category):
-        """Add an error unless the named field holds a connection of this connector category."""
+    def require_connection(form, cleaned, name, capability):
+        """Add an error unless the named field holds a connection whose protocol has this capability."""
         connection = cleaned.get(name)
         if connection is None:
             return form.add_error(name, "Choose a connection.")
-        try:
-            found = connection.connector().category
-        except Exception:  # a connection the portal cannot open is not of any category
-            found = ""
-        if found != category:
+        if not connection.has(capability):
             form.add_error(name, f"{connection.name} is a {connection.kind_label} connection; this needs "
-                                 f"{category}.")
+                                 f"{capability}.")
 
     # --- the run -----------------------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ import posixpath
 
 from django.utils.html import format_html
 
-from connections.protocols import ConnectorError
+from connections.protocols import FILES, ConnectorError
 from runs import files, parameters, sources
 from runs.context import OutputFile
 from runs.errors import PipelineError
@@ -27,7 +27,7 @@ class FilesKind(SourceKind):
     position = 20
     fields = ("source_connection", "file_folder", "file_pattern", "on_no_files", "file_handling",
               "delete_source_files")
-    source_connection_category = "files"
+    source_connection_capability = FILES
 
     def clean(self, form, cleaned):
         super().clean(form, cleaned)
@@ -35,7 +35,7 @@ class FilesKind(SourceKind):
 
     def produce(self, ctx):
         task = ctx.task
-        store = sources.source_connector(ctx, self.source_connection_category,
+        store = sources.source_connector(ctx, self.source_connection_capability,
                                          "a file server (SFTP, FTP, SMB or a local folder)")
         folder = store.join(parameters.render(task.file_folder, ctx.params))
         patterns = file_patterns(task, ctx.params)

@@ -1,4 +1,5 @@
 """A database query: rows of a query on a database connection written to one file."""
+from connections.protocols import DATABASE
 from etl_portal.cancellation import on_cancel
 from runs import files, parameters, preview, sources, text_locations
 from runs.context import OutputFile
@@ -16,14 +17,14 @@ class QueryKind(SourceKind):
     label = "Database query"
     position = 10
     fields = ("source_connection", "query", "include_headers")
-    source_connection_category = "database"
+    source_connection_capability = DATABASE
     takes_text = True
     text_field = "query"
     text_label = "query"
 
     def produce(self, ctx):
         task = ctx.task
-        database = sources.source_connector(ctx, self.source_connection_category, "a database")
+        database = sources.source_connector(ctx, self.source_connection_capability, "a database")
         original = text_locations.load_text(task, "source", warn=ctx.warn, log=ctx.log)
         text, removed = sources.runnable_text(task, original)
         if removed:

@@ -2,6 +2,7 @@
 standard output is also the run's file."""
 import threading
 
+from connections.protocols import SHELL
 from etl_portal.cancellation import on_cancel
 from runs import files, parameters, scripts, sources, text_locations
 from runs.context import OutputFile
@@ -18,7 +19,7 @@ class SshKind(SourceKind):
     label = "SSH command"
     position = 40
     fields = ("source_connection", "command")
-    source_connection_category = "shell"
+    source_connection_capability = SHELL
     takes_text = True
     text_field = "command"
     text_label = "command"
@@ -29,7 +30,7 @@ class SshKind(SourceKind):
     def produce(self, ctx):
         """Run the command; its output streams to the log. With a file name set, stdout is also the output."""
         task = ctx.task
-        shell = sources.source_connector(ctx, self.source_connection_category, "an SSH server")
+        shell = sources.source_connector(ctx, self.source_connection_capability, "an SSH server")
         command = parameters.render(text_locations.load_text(task, "source", warn=ctx.warn, log=ctx.log),
                                     ctx.params)
         if not command.strip():
