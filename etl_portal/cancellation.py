@@ -28,6 +28,10 @@ import threading
 logger = logging.getLogger(__name__)
 
 
+# The stop reason of a run whose worker lost its lease (runs/leases.py): it must not deliver or record anything.
+LEASE_LOST = "lease lost"
+
+
 class RunStopped(Exception):
     """Raised inside a run that was cancelled or ran past its timeout."""
 
@@ -75,7 +79,7 @@ def on_cancel(callback, run_id=None):
 
 
 def stop_requested(run_id=None):
-    """"cancelled", "timeout" or None."""
+    """"cancelled", "timeout", LEASE_LOST or None."""
     return _stops.get(run_id or _current_run.get())
 
 

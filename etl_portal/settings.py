@@ -195,6 +195,13 @@ SIMPLE_HISTORY_REVERT_DISABLED = True
 ETL_RUN_TIMEOUT = env_int("ETL_RUN_TIMEOUT", 6 * 3600)
 # A running run renews its lease every third of this; a run whose lease lapsed lost its worker.
 ETL_RUN_LEASE_SECONDS = env_int("ETL_RUN_LEASE_SECONDS", 60)
+# How long a worker retries a database write (a log line, a status, a lease renewal) while the app database is
+# unreachable (a restart), reconnecting with back-off; unset: half the lease (runs/durable.py).
+ETL_DB_RETRY_SECONDS = env_int("ETL_DB_RETRY_SECONDS", 0) or None
+# SIGTERM to a worker: its running runs may finish for this long, then go back to the queue (runs/shutdown.py).
+ETL_SHUTDOWN_GRACE_SECONDS = env_int("ETL_SHUTDOWN_GRACE_SECONDS", 20)
+# Tests only: every lease renewal fails, as when only the watcher's connection is cut (tests/test_run_faults.py).
+ETL_TEST_FAIL_LEASE_RENEWAL = env("ETL_TEST_FAIL_LEASE_RENEWAL", "") == "1"
 ETL_PROGRESS_EVERY_ROWS = env_int("ETL_PROGRESS_EVERY_ROWS", 100_000)
 ETL_CONNECT_TIMEOUT = env_int("ETL_CONNECT_TIMEOUT", 15)
 # `manage.py serve`: where gunicorn listens and how many worker processes it runs.

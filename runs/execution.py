@@ -19,8 +19,8 @@ from django.utils import timezone
 from connections.protocols import ConnectorError
 from connections.secrets import scrub
 from etl_portal import cancellation
-from etl_portal.cancellation import RunStopped
-from runs import notifications, orchestration
+from etl_portal.cancellation import LEASE_LOST, RunStopped
+from runs import notifications, orchestration, shutdown
 from runs.leases import LeaseKeeper, effective_timeout, worker_id
 from runs.models import Run
 from runs.pipeline import run_pipeline, secrets_of
@@ -62,8 +62,9 @@ def _execute_claimed(run_id, worker, now=None):
     run.log(f"Started on {worker.rsplit(':', 1)[0]} (attempt {run.attempt})")
     secrets, error = [], None
     timeout = effective_timeout(run.task)
-    with cancellation.scope(run_id):
+    with cancellation.scope(run_id), shutdown.running(run_id, worker):
         with LeaseKeeper(run_id, worker, timeout) as keeper:
+            keeper.attempt = run.attempt
             warnings, stopped = [], True
             try:
                 secrets = secrets_of(run.task)
@@ -76,27 +77,42 @@ def _execute_claimed(run_id, worker, now=None):
             except Exception as exc:
                 logger.error("Run %s failed unexpectedly: %s", run_id, type(exc).__name__)
                 error = scrub(f"Unexpected error: {type(exc).__name__}: {exc}", secrets)
-            _record_outcome(run, keeper.stop_reason if stopped else None, error, warnings, timeout)
+            reason = keeper.stop_reason if stopped else None
+            if reason == LEASE_LOST or (stopped and keeper.lost):
+                # Fenced off: the reaper fails the run and retries it; this worker writes nothing more.
+                logger.warning("Run %s: stopped after its lease was lost; its outcome is left to the reaper", run_id)
+                return "fenced"
+            if reason == shutdown.SHUTTING_DOWN:
+                shutdown.hand_back(run, worker)
+                return "handed back"
+            finished = _record_outcome(run, worker, reason, error, warnings, timeout)
+    if not finished:
+        # Another writer ended the run first (the reaper after a lapsed lease, an operator): it decides what follows.
+        logger.warning("Run %s was no longer held by %s when it ended; nothing follows from this worker",
+                       run_id, worker)
+        return "fenced"
     notifications.notify(run)
     orchestration.after_run_safely(run, now=now)
     return run.status
 
 
-def _record_outcome(run, stop_reason, error, warnings, timeout):
+def _record_outcome(run, worker, stop_reason, error, warnings, timeout):
+    """Write the outcome, only while `worker` holds the run; True when it did."""
     if stop_reason == "cancelled":
         if error:
             run.log(error, level="warning")
-        run.finish(Run.Status.CANCELLED, "Cancelled while running", "Cancelled: the run was stopped", "warning")
-    elif stop_reason == "timeout":
+        return run.finish(Run.Status.CANCELLED, "Cancelled while running", "Cancelled: the run was stopped",
+                          "warning", owner=worker)
+    if stop_reason == "timeout":
         if error:
             run.log(error, level="warning")
-        run.mark_failed(f"Timed out: the run took longer than its limit of {timeout} seconds and was stopped")
-    elif error:
-        run.mark_failed(error)
-    elif warnings:
-        run.finish(Run.Status.WARNING, "; ".join(warnings))
-    else:
-        run.mark_succeeded("Finished successfully")
+        return run.mark_failed(f"Timed out: the run took longer than its limit of {timeout} seconds and was "
+                               f"stopped", owner=worker)
+    if error:
+        return run.mark_failed(error, owner=worker)
+    if warnings:
+        return run.finish(Run.Status.WARNING, "; ".join(warnings), owner=worker)
+    return run.mark_succeeded("Finished successfully", owner=worker)
 
 
 # --- recovery ----------------------------------------------------------------------------------------------
@@ -118,8 +134,11 @@ def reap_interrupted_runs(now=None):
     return reaped
 
 
-def kick_stalled_runs(now=None, older_than=30):
-    """Queued runs that may start but have no django-q2 task waiting (a lost broker message): send some."""
+def kick_stalled_runs(now=None, older_than=5):
+    """Queued runs that may start but have no django-q2 task waiting (a lost broker message, or one that could not
+    be sent while the broker was down): send some. Cheap (one count, one queue-size look-up), so the
+    housekeeping loop calls it every few seconds and a run queued while the broker was down starts within
+    seconds of its return."""
     from django_q.brokers import get_broker
 
     now = now or timezone.now()

@@ -15,6 +15,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from runs.durable import durable
 from runs.masking import Masker, secret_values
 from tasks.models import Task
 
@@ -110,6 +111,10 @@ class Run(models.Model):
     upstream_run = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
                                      related_name="downstream_runs", help_text="The run whose outcome started this.")
     not_before = models.DateTimeField(null=True, blank=True, help_text="A retry waits until then.")
+    # One retry per failed attempt, whoever decides it (a worker fenced off late, the reaper): the unique key
+    # makes a second schedule_retry for the same attempt create nothing (runs/orchestration.py).
+    retry_of = models.OneToOneField("self", null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="retried_by", help_text="The failed attempt this run retries.")
     cancel_requested = models.BooleanField(default=False)
 
     objects = RunQuerySet.as_manager()
@@ -140,17 +145,24 @@ class Run(models.Model):
         return self._masker
 
     def log(self, message, level="info"):
-        # Every log line passes here, whoever writes it: the one exit where secrets are masked.
-        return RunLog.objects.create(run=self, level=level, message=self.masker(message))
+        # Every log line passes here, whoever writes it: the one exit where secrets are masked. `durable`: a
+        # database restart during a run costs a reconnect, not the run.
+        message = self.masker(message)
+        return durable(lambda: RunLog.objects.create(run=self, level=level, message=message))
 
     # --- its life: every status change of a run passes here (see TRANSITIONS) ---
 
-    def _move(self, to, from_, error="", message=None, level="info", now=None, **fields):
+    def _move(self, to, from_, error="", message=None, level="info", now=None, owner=None, **fields):
         """Move this run from one of `from_` to `to`, with its error and end time; False when its status in the
-        database no longer allows it (another writer moved it first). The winner logs `message`."""
+        database no longer allows it (another writer moved it first). The winner logs `message`. With `owner`
+        (a worker id) only while that worker holds the run: a worker fenced off (its lease lapsed, the reaper
+        failed the run) changes nothing."""
         error = self.masker(error) if error else error
         now = now or timezone.now()
-        moved = Run.objects.filter(pk=self.pk).move(to, from_, finished_at=now, error=error, **fields)
+        runs = Run.objects.filter(pk=self.pk)
+        if owner is not None:
+            runs = runs.filter(worker=owner)
+        moved = durable(lambda: runs.move(to, from_, finished_at=now, error=error, **fields))
         if moved:
             self.status, self.finished_at, self.error = to, now, error
             for name, value in fields.items():
@@ -159,20 +171,31 @@ class Run(models.Model):
                 self.log(message, level=level)
         return bool(moved)
 
-    def finish(self, status, error="", message=None, level="info"):
-        """Record a running run's outcome unless it already finished (e.g. cancelled meanwhile)."""
-        return self._move(status, [self.Status.RUNNING], error, message, level, lease_expires_at=None)
+    def finish(self, status, error="", message=None, level="info", owner=None):
+        """Record a running run's outcome unless it already finished (e.g. cancelled meanwhile); with `owner`,
+        only while that worker holds it (see `_move`)."""
+        return self._move(status, [self.Status.RUNNING], error, message, level, owner=owner,
+                          lease_expires_at=None)
 
-    def mark_succeeded(self, message=None):
-        return self.finish(self.Status.SUCCEEDED, message=message)
+    def mark_succeeded(self, message=None, owner=None):
+        return self.finish(self.Status.SUCCEEDED, message=message, owner=owner)
 
-    def mark_warning(self, reason):
-        self.log(reason, level="warning")
-        return self.finish(self.Status.WARNING, reason)
+    def mark_warning(self, reason, owner=None):
+        # Logged by the winner only: a worker fenced off writes nothing.
+        return self.finish(self.Status.WARNING, reason, reason, "warning", owner=owner)
 
-    def mark_failed(self, error):
-        self.log(error, level="error")
-        return self.finish(self.Status.FAILED, error)
+    def mark_failed(self, error, owner=None):
+        return self.finish(self.Status.FAILED, error, error, "error", owner=owner)
+
+    def hand_back(self, owner, reason):
+        """Put a running run back in the queue (its worker is shutting down and did not finish it in time); False
+        when `owner` no longer holds it. Its next attempt starts from scratch; nothing was delivered."""
+        moved = durable(lambda: Run.objects.filter(pk=self.pk, worker=owner).move(
+            self.Status.QUEUED, [self.Status.RUNNING], worker="", started_at=None, lease_expires_at=None))
+        if moved:
+            self.status, self.worker = self.Status.QUEUED, ""
+            self.log(reason, level="warning")
+        return bool(moved)
 
     def cancel_queued(self, reason, now=None):
         """Cancel a run that has not started; False when it started (or ended) meanwhile."""
@@ -193,10 +216,12 @@ class Run(models.Model):
 
 # Where a run may go from each status; finished runs go nowhere. Derived from what the portal does: a worker
 # claims a queued run, an operator cancels it, a failed predecessor skips it; a running run ends in one of four
-# outcomes (cancelled when an operator stopped it or the reaper finds it was asked to stop).
+# outcomes (cancelled when an operator stopped it or the reaper finds it was asked to stop), or goes back to the
+# queue when its worker shuts down (SIGTERM, a routine restart) before it could finish (`Run.hand_back`).
 TRANSITIONS = {
     Run.Status.QUEUED: (Run.Status.RUNNING, Run.Status.CANCELLED, Run.Status.SKIPPED),
-    Run.Status.RUNNING: (Run.Status.SUCCEEDED, Run.Status.WARNING, Run.Status.FAILED, Run.Status.CANCELLED),
+    Run.Status.RUNNING: (Run.Status.SUCCEEDED, Run.Status.WARNING, Run.Status.FAILED, Run.Status.CANCELLED,
+                         Run.Status.QUEUED),
 }
 
 

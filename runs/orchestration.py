@@ -15,7 +15,7 @@ import datetime
 import logging
 
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
@@ -164,18 +164,26 @@ def retry_delay(task, attempt):
 
 
 def schedule_retry(run, now=None):
-    """Queue the next attempt of a failed run when the task allows one; return it (or None)."""
+    """Queue the next attempt of a failed run when the task allows one; return it (or None). Idempotent: a failed
+    attempt has at most one retry (`Run.retry_of` is unique), so a second call returns the first one's."""
     task = run.task
     if run.attempt > task.retries or run.status != Run.Status.FAILED:
         return None
+    existing = Run.objects.filter(retry_of=run).first()
+    if existing:
+        return existing
     now = now or timezone.now()
     delay = retry_delay(task, run.attempt)
     first = run.first_attempt or run
-    retry = Run.objects.create(
-        task=task, trigger=Run.Trigger.RETRY, attempt=run.attempt + 1, first_attempt=first,
-        requested_by=run.requested_by, scheduled_for=run.scheduled_for, priority=task.priority,
-        trigger_source=run.trigger_source, upstream_run=run.upstream_run,
-        not_before=now + datetime.timedelta(seconds=delay) if delay else None)
+    try:
+        with transaction.atomic():
+            retry = Run.objects.create(
+                task=task, trigger=Run.Trigger.RETRY, attempt=run.attempt + 1, first_attempt=first, retry_of=run,
+                requested_by=run.requested_by, scheduled_for=run.scheduled_for, priority=task.priority,
+                trigger_source=run.trigger_source, upstream_run=run.upstream_run,
+                not_before=now + datetime.timedelta(seconds=delay) if delay else None)
+    except IntegrityError:  # another writer (the reaper, a late worker) created it a moment ago
+        return Run.objects.get(retry_of=run)
     retry.log(f"Retry {run.attempt} of {task.retries} after run #{run.pk} failed"
               f"{f'; waits {delay} s' if delay else ''}")
     run.log(f"Retry queued as run #{retry.pk}{f' in {delay} s' if delay else ''}")

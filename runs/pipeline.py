@@ -7,7 +7,7 @@ delivers after it was stopped. Each stage takes the RunContext (runs/context.py)
 returns the files it made; runs/execution.py claims the run, calls `run_pipeline` and records the outcome.
 """
 from connections.secrets import scrub
-from etl_portal.cancellation import check_stop
+from etl_portal.cancellation import LEASE_LOST, RunStopped, check_stop, stop_requested
 from runs import conditions, delivery, packaging, parameters, processing, sources
 from runs.context import RunContext
 from runs.files import run_folder
@@ -37,6 +37,10 @@ def run_pipeline(run, secrets=()):
     outputs = packaging.finish(ctx, outputs)
     check_stop(run.pk)
     outputs = delivery.deliver_all(ctx, outputs)
+    if stop_requested(run.pk) == LEASE_LOST:
+        # Fenced off while delivering: another worker may own the run now, so this one records nothing. (A cancel
+        # or timeout this late came too late to matter: the files are out, and recorded.)
+        raise RunStopped(LEASE_LOST)
     RunFile.objects.bulk_create([
         RunFile(run=run, name=output.name, shown_name=run.masker(output.name), size=output.size, md5=output.md5,
                 stored_path=str(output.path),

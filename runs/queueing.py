@@ -3,15 +3,31 @@
 Every queued run has one django-q2 task asking a worker to run *the best queued run* (runs/execution.py
 `execute_next`), so when more runs are due than workers are free, priority decides. A retry that waits has a
 one-off django-q2 Schedule instead, "etl:retry:<run id>", that wakes a worker when its wait is over.
+
+The run row is the record, the broker message only a wake-up: when the broker is down, `submit` logs it and
+carries on (the run stays queued and saved), and `kick_stalled_runs` (runs/execution.py, called every few
+seconds by the housekeeping loop) sends the message once the broker is back. Callers that tell a person
+(commands, pages) compare `failed_sends()` before and after, and say `BROKER_DOWN`.
 """
+import logging
+import threading
+
 from django.db import transaction
 from django.utils import timezone
 from django_q.models import Schedule
 
 from runs.models import Run
 
+logger = logging.getLogger(__name__)
 EXECUTE_NEXT = "runs.execution.execute_next"
 RETRY_PREFIX = "etl:retry:"
+BROKER_DOWN = "queued; the broker is unreachable, it will start when it returns"
+_sends = threading.local()
+
+
+def failed_sends():
+    """How many sends failed in this thread so far (the broker was unreachable)."""
+    return getattr(_sends, "failed", 0)
 
 
 def _schedules():
@@ -23,9 +39,15 @@ def submit(count=1, hint=None):
     from django_q.tasks import async_task
 
     def send():
-        for _ in range(count):
-            # save=False: the run row is the record; django-q2 still keeps failures.
-            async_task(EXECUTE_NEXT, hint, task_name=f"run-{hint}" if hint else None, group="runs", save=False)
+        try:
+            for _ in range(count):
+                # save=False: the run row is the record; django-q2 still keeps failures.
+                async_task(EXECUTE_NEXT, hint, task_name=f"run-{hint}" if hint else None, group="runs",
+                           save=False)
+        except Exception as exc:  # the broker is down: never fail the caller, whose run is saved
+            _sends.failed = failed_sends() + 1
+            logger.warning("Could not reach the broker (%s: %s); queued runs start when it returns",
+                           type(exc).__name__, exc)
 
     if count > 0:
         transaction.on_commit(send)

@@ -11,6 +11,7 @@ from django_tables2 import RequestConfig
 from etl_portal.web import int_param, safe_next
 from projects import access
 from projects.models import Project
+from runs import queueing
 from runs.queueing import enqueue_run
 from runs.orchestration import find_cycle
 from runs.models import Run, RunFile
@@ -153,8 +154,12 @@ def task_toggle(request, pk):
 @require_POST
 def task_run(request, pk):
     task = access.get_task(request.user, pk, access.EDIT)
+    failed = queueing.failed_sends()
     run = enqueue_run(task, Run.Trigger.MANUAL, request.user)
-    messages.success(request, f"Run {run.pk} of {task.name} is queued.")
+    if queueing.failed_sends() > failed:  # saved, and started when the broker returns
+        messages.warning(request, f"Run {run.pk} of {task.name} is {queueing.BROKER_DOWN}.")
+    else:
+        messages.success(request, f"Run {run.pk} of {task.name} is queued.")
     return redirect(reverse("task-detail", args=[task.pk]) + "#live-run")
 
 

@@ -3,6 +3,7 @@ from django.db import transaction
 
 from projects import access
 from runs.execution import execute_run
+from runs import queueing
 from runs.queueing import enqueue_run
 from runs.models import Run
 from tasks.models import Task
@@ -25,9 +26,12 @@ class Command(BaseCommand):
             raise CommandError(f"There is no task with id {task_id}")
         access.command_require(user, access.EDIT, task, f"run task {task_id}")
         if not sync:
+            failed = queueing.failed_sends()
             with transaction.atomic():
                 run = enqueue_run(task, Run.Trigger.COMMAND, user)
-            self.stdout.write(f"run {run.pk} queued")
+            # The run is saved either way; with the broker down it starts when the broker returns (exit 0: a
+            # retry by the operator would make a second run).
+            self.stdout.write(f"run {run.pk} {queueing.BROKER_DOWN if queueing.failed_sends() > failed else 'queued'}")
             return
         # Created without the queue: the run belongs to this process alone.
         run = Run.objects.create(task=task, trigger=Run.Trigger.COMMAND, requested_by=user)
