@@ -16,7 +16,6 @@ import threading
 import time
 
 from django.conf import settings
-from django.db import connection as db_connection
 from django.db.utils import InterfaceError, OperationalError
 
 from etl_portal.cancellation import LEASE_LOST, stop, stop_requested
