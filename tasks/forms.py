@@ -148,12 +148,29 @@ class TaskForm(forms.ModelForm):
                 connection = cleaned.get(name)
                 if connection and connection.organization_id != project.organization_id:
                     self.add_error(name, f"{connection.name} belongs to another organization than the project.")
+        self._check_parameter_texts(cleaned)
         if cleaned.get("test_mode") and not cleaned.get("test_email"):
             from django.conf import settings
 
             if not getattr(settings, "ETL_EMAIL_TEST_ADDRESS", ""):
                 self.add_error("test_email", "Test mode needs a test address.")
         return cleaned
+
+
+    def _check_parameter_texts(self, cleaned):
+        """Names with parameters and date codes are checked now, as the run would (runs/parameters.py):
+        an unknown code or name, an unclosed brace, a misplaced firstday/lastday."""
+        from runs.parameters import ParameterError, check_text, known_names
+
+        names = known_names(cleaned.get("project"), self.instance, self.data)
+        for name in ("file_name", "zip_name", "file_folder", "file_pattern"):
+            text = cleaned.get(name) or ""
+            for part in text.split(";") if name == "file_pattern" else [text]:
+                try:
+                    check_text(part, names)
+                except ParameterError as exc:
+                    self.add_error(name, exc.message)
+                    break
 
 
 class ParameterForm(forms.ModelForm):
