@@ -49,6 +49,9 @@ class CsvOptions:
     line_terminator: str = "\n"
     encoding: str = "utf-8"
     include_headers: bool = True
+    # Cut a value longer than the format holds (an Excel cell, a fixed-width column), counted in a warning,
+    # instead of failing the run.
+    truncate: bool = False
 
     @classmethod
     def for_task(cls, task):
@@ -58,6 +61,7 @@ class CsvOptions:
             line_terminator=LINE_TERMINATORS.get(task.line_terminator, "\n"),
             encoding=task.encoding or "utf-8",
             include_headers=task.include_headers,
+            truncate=getattr(task, "cut_long_values", False),
         )
 
 

@@ -33,6 +33,7 @@ class Extract:
     path: Path
     columns: list
     rows: int
+    warnings: list = field(default_factory=list)  # values written in a documented fallback, counted
 
 
 @dataclass
@@ -104,7 +105,8 @@ def extract_to_csv(database, sql, path, options, progress, every=None, file_form
     finally:
         if partial.exists():
             partial.unlink()
-    return Extract(path=path, columns=extract[0], rows=extract[1])
+    return Extract(path=path, columns=extract[0], rows=extract[1], 
+                   warnings=list(extract[2]) if len(extract) > 2 else [])
 
 
 def _copy_fast_path(database, sql, out, options, progress, every, params=None):
@@ -138,7 +140,7 @@ def _portable_path(database, sql, out, options, progress, every, writer_class=Cs
                 progress(writer.rows)
                 next_report = (writer.rows // every + 1) * every
         writer.close()
-        return result.columns, writer.rows
+        return result.columns, writer.rows, getattr(writer, "warnings", [])
 
 
 def checksum(path):

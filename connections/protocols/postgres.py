@@ -53,6 +53,13 @@ LOADERS = {name: type(f"Text{base.__name__}", (_TextBeyondPython, base), {})
                               ("timestamptz", TimestamptzLoader))}
 # An interval as PostgreSQL writes it ("1 day 02:00:00"), not as Python prints a timedelta ("1 day, 2:00:00").
 LOADERS["interval"] = TextLoader
+# Only these types are read as Python values (the writers keep them typed); every other type, arrays,
+# json, ranges, inet, timetz... comes as PostgreSQL's own text, the form COPY writes and ODBC gives, so every
+# engine and every format writes it the same way (`{1,2}`, not `[1, 2]`; a json `null`, not a NULL).
+TYPED = {"bool", "int2", "int4", "int8", "oid", "float4", "float8", "numeric", "date", "time", "timestamp",
+         "timestamptz", "bytea", "text", "varchar", "bpchar", "name"}
+TEXT_OIDS = sorted({info.oid for info in psycopg.postgres.types if info.name not in TYPED}
+                   | {info.array_oid for info in psycopg.postgres.types if info.array_oid})
 
 
 def _wait_for_data(pgconn):
@@ -157,6 +164,8 @@ class PostgresDatabase(Database):
             )
             for name, loader in LOADERS.items():
                 self._active.adapters.register_loader(name, loader)
+            for oid in TEXT_OIDS:
+                self._active.adapters.register_loader(oid, TextLoader)
             return self._active
         except psycopg.OperationalError as exc:
             text = _error_text(exc)
