@@ -5,7 +5,8 @@ Why not openpyxl: its write-only mode builds an object per cell and stripped wha
 faster (bench figure `extract_xlsx`) and keeps every value as the format defines it:
 - numbers, booleans, dates and times are typed cells; what Excel cannot hold exactly is text in the
   portal's text form (runs/formats.py): integers and decimals beyond 15 significant digits, NaN and
-  infinities, dates before 1900-03-01 (Excel's 1900 leap-year bug) or beyond Python's, values with a time zone;
+  infinities, dates before 1900-03-01 (Excel's 1900 leap-year bug) or beyond Python's, values with a time zone,
+  times finer than a millisecond (Excel keeps milliseconds);
 - text is an inline string; a character XML cannot carry (CR, other control characters) is written as
   `_xHHHH_` and a literal `_xHHHH_` as `_x005F_xHHHH_`, the escapes ECMA-376 defines and Excel reads back;
 - a text over 32,767 characters (Excel's cell limit) fails the run naming the row and column, or, with the
@@ -91,7 +92,7 @@ def _serial(moment):
 
 
 def _datetime_cell(value):
-    if value.tzinfo is None and value.date() >= FIRST_EXACT_DATE:
+    if value.tzinfo is None and not value.microsecond % 1000 and value.date() >= FIRST_EXACT_DATE:
         return f'<c s="{STYLE_DATETIME}"><v>{_serial(value)!r}</v></c>'
     return _text_cell(format_value(value))
 
@@ -103,7 +104,7 @@ def _date_cell(value):
 
 
 def _time_cell(value):
-    if value.tzinfo is None:
+    if value.tzinfo is None and not value.microsecond % 1000:
         seconds = value.hour * 3600 + value.minute * 60 + value.second + value.microsecond / 1_000_000
         return f'<c s="{STYLE_TIME}"><v>{seconds / 86400!r}</v></c>'
     return _text_cell(format_value(value))
@@ -223,6 +224,7 @@ class XlsxWriter:
                         column = self._header[index] if self._header and index < len(self._header) else index + 1
                         from runs.pipeline import PipelineError
 
+                        self._abandon()
                         raise PipelineError(
                             f"Row {number:,}, column {column}: a text of {excel_length(exc.args[0]):,} characters "
                             f"is longer than an Excel cell holds ({XLSX_MAX_TEXT:,}); choose CSV or JSON Lines, "
@@ -231,6 +233,14 @@ class XlsxWriter:
                     cells.append(_text_cell(cut(exc.args[0])))
             lines.append("<row>" + "".join(cells) + "</row>")
         return "".join(lines)
+
+    def _abandon(self):
+        """Close the half-written file quietly: the run fails and the caller deletes it."""
+        try:
+            self._sheet.close()
+            self._zip.close()
+        except (OSError, ValueError):
+            pass
 
     def close(self):
         if self._sheet is None:

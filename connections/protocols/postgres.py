@@ -19,6 +19,8 @@ COPY_DELIMITERS = {",", "\t", "|", ";"}
 # Types whose text form is never empty and never holds a quote, a delimiter COPY accepts or a line break,
 # so their values need no quoting test: bool, int8, int2, int4, oid, float4, float8, date, time,
 # timestamp, timestamptz, numeric, timetz, uuid.
+# inet and char(n): their cast to text is not their output function's text.
+OUTPUT_FUNCTION_TYPES = {869, 1042}
 PLAIN_TEXT_TYPES = {16, 20, 21, 23, 26, 700, 701, 1082, 1083, 1114, 1184, 1700, 1266, 2950}
 
 
@@ -78,15 +80,19 @@ def csv_lines_query(statement, type_oids, options):
     empty field; a value is quoted (quotes doubled) when it is empty or holds the delimiter, a quote or a
     line break, or always with quoting "all"; a lone `\\.` in a one-column row is quoted too.
 
-    Values take their text form from the type's output function (`::text`), the one COPY uses.
+    Values take their text form from the type's output function (`::text`, `concat(...)` where the cast
+    differs), the one COPY uses.
     """
     delimiter = "E'\\t'" if options.delimiter == "\t" else f"'{options.delimiter}'"
     aliases = [f"c{index}" for index in range(len(type_oids))]
     fields = []
     for alias, oid in zip(aliases, type_oids):
-        text, quoted = f"{alias}::text", f"""'"' || replace({alias}::text, '"', '""') || '"'"""
+        # The cast to text of inet adds a /32 mask and that of char(n) drops trailing spaces; the output
+        # function (concat() uses it), which COPY uses, keeps the value as it is. concat gives '' for NULL.
+        cast = f"concat({alias})" if oid in OUTPUT_FUNCTION_TYPES else f"{alias}::text"
+        text, quoted = cast, f"""'"' || replace({cast}, '"', '""') || '"'"""
         if options.quoting == "all":
-            fields.append(f"COALESCE({quoted}, '')")
+            fields.append(f"CASE WHEN {alias} IS NULL THEN '' ELSE {quoted} END")
         elif oid in PLAIN_TEXT_TYPES:
             fields.append(f"COALESCE({text}, '')")
         else:
