@@ -22,7 +22,7 @@ QUOTING = {"minimal": csv.QUOTE_MINIMAL, "all": csv.QUOTE_ALL, "nonnumeric": csv
            "none": csv.QUOTE_NONE}
 LINE_TERMINATORS = {"lf": "\n", "crlf": "\r\n"}
 DELIMITER_NAMES = {"\\t": "\t", "tab": "\t", "pipe": "|", "comma": ",", "semicolon": ";"}
-EXTENSIONS = {"csv": "csv", "xlsx": "xlsx", "jsonl": "jsonl"}
+EXTENSIONS = {"csv": "csv", "xlsx": "xlsx", "jsonl": "jsonl", "parquet": "parquet", "fixed": "txt"}
 PASS_THROUGH = {str, int, type(None)}  # NumericText joins them below
 # Stand in for an empty string / a NULL while the csv module writes a batch, then become `""` / nothing.
 EMPTY_MARK = "\x1e\x1f\x1e"
@@ -52,6 +52,8 @@ class CsvOptions:
     # Cut a value longer than the format holds (an Excel cell, a fixed-width column), counted in a warning,
     # instead of failing the run.
     truncate: bool = False
+    compression: str = "snappy"  # Parquet
+    layout: str = ""  # fixed width: one line per column (runs/fixed_width.py)
 
     @classmethod
     def for_task(cls, task):
@@ -62,6 +64,8 @@ class CsvOptions:
             encoding=task.encoding or "utf-8",
             include_headers=task.include_headers,
             truncate=getattr(task, "cut_long_values", False),
+            compression=getattr(task, "parquet_compression", "") or "snappy",
+            layout=getattr(task, "fixed_width_layout", ""),
         )
 
 
@@ -363,9 +367,18 @@ def _json_value(value):
 
 
 def writer_for(file_format):
-    """The writer class for a task's file format: CsvWriter, XlsxWriter or JsonLinesWriter."""
+    """The writer class for a task's file format: CsvWriter, XlsxWriter, JsonLinesWriter, ParquetWriter or
+    FixedWidthWriter."""
     if file_format == "xlsx":
         from runs.xlsx import XlsxWriter
 
         return XlsxWriter
+    if file_format == "parquet":
+        from runs.parquet import ParquetWriter
+
+        return ParquetWriter
+    if file_format == "fixed":
+        from runs.fixed_width import FixedWidthWriter
+
+        return FixedWidthWriter
     return JsonLinesWriter if file_format == "jsonl" else CsvWriter

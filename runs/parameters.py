@@ -432,7 +432,9 @@ def preview(task, when=None):
             errors.append(f"{label}: {exc.message}")
             return ""
 
-    extension = {"xlsx": "xlsx", "jsonl": "jsonl"}.get(task.file_format, "csv")
+    from runs.formats import EXTENSIONS
+
+    extension = EXTENSIONS.get(task.file_format, "csv")
     result = {
         "when": moment.isoformat(),
         "when_text": moment.strftime("%Y-%m-%d %H:%M %Z"),

@@ -132,6 +132,8 @@ def _portable_path(database, sql, out, options, progress, every, writer_class=Cs
         if result.columns is None:
             raise NoResultSet(result.rowcount)
         writer = writer_class(out, options)
+        if hasattr(writer, "set_types"):  # Parquet: typed columns from the source's declared types
+            writer.set_types(getattr(result, "types", None))
         writer.write_header(result.columns)
         next_report = every
         for batch in result.batches(min(5000, every)):

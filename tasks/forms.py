@@ -153,6 +153,14 @@ class TaskForm(forms.ModelForm):
                 if connection and connection.organization_id != project.organization_id:
                     self.add_error(name, f"{connection.name} belongs to another organization than the project.")
         self._check_parameter_texts(cleaned)
+        if cleaned.get("file_format") == Task.FileFormat.FIXED:
+            from connections.protocols import ConnectorError
+            from runs.fixed_width import parse_layout
+
+            try:
+                parse_layout(cleaned.get("fixed_width_layout"))
+            except ConnectorError as exc:
+                self.add_error("fixed_width_layout", exc.message)
         if cleaned.get("test_mode") and not cleaned.get("test_email"):
             from django.conf import settings
 

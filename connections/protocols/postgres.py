@@ -134,6 +134,14 @@ class PostgresResult(QueryResult):
         self.columns = columns
         self.rowcount = rowcount
 
+    @property
+    def types(self):
+        """The columns' declared types (runs.parquet.ColumnType), numeric precision and scale included."""
+        from runs.parquet import pg_column_type
+
+        return [pg_column_type(column.type_code, column.precision, column.scale)
+                for column in self._cursor.description or ()]
+
     def batches(self, size=5000):
         try:
             while rows := self._cursor.fetchmany(size):
