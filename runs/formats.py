@@ -5,8 +5,10 @@ true/false, timestamps are `YYYY-MM-DD HH:MM:SS[.ffffff][+HH[:MM]]`, decimals ne
 binary is `\\x` + hex. PostgreSQL's COPY writes exactly these forms, which is why the fast path and this
 portable path produce the same bytes.
 
-Excel keeps numbers, dates and booleans as typed cells (text for what Excel cannot hold: time zones,
-binary, NaN); JSON Lines keeps numbers, booleans and NULL as JSON values and the rest in the text form.
+Excel (runs/xlsx.py) keeps numbers, dates and booleans as typed cells and writes what Excel cannot hold
+exactly as text; JSON Lines keeps numbers, booleans and NULL as JSON values and the rest in the text form
+(json columns too: a JSON `null` is the string "null", SQL NULL is null); Parquet (runs/parquet.py) and
+fixed width (runs/fixed_width.py) are described there. The README's table lists each type per format.
 """
 import csv
 import datetime
