@@ -3,6 +3,7 @@
 A query with bound parameters (COPY takes none) and PostgreSQL through ODBC get the same CSV bytes from
 lines the server composes by COPY's rules (`csv_lines_query`).
 """
+import re
 import select
 
 import psycopg
@@ -19,6 +20,9 @@ COPY_DELIMITERS = {",", "\t", "|", ";"}
 # Types whose text form is never empty and never holds a quote, a delimiter COPY accepts or a line break,
 # so their values need no quoting test: bool, int8, int2, int4, oid, float4, float8, date, time,
 # timestamp, timestamptz, numeric, timetz, uuid.
+# psycopg's placeholders in a query bound with style "format" (runs/sql_parameters.py), and PostgreSQL's own.
+BOUND_PLACEHOLDER = re.compile(r"(%s|%%)")
+DOLLAR_PARAMETER = re.compile(r"\$(\d+)")
 # inet and char(n): their cast to text is not their output function's text.
 OUTPUT_FUNCTION_TYPES = {869, 1042}
 PLAIN_TEXT_TYPES = {16, 20, 21, 23, 26, 700, 701, 1082, 1083, 1114, 1184, 1700, 1266, 2950}
@@ -230,6 +234,41 @@ class PostgresDatabase(Database):
             connection.close()
             raise
 
+    def _settings_statement(self, connection, statement, params):
+        """The statement with its i-th `%s` read from the session setting etl_portal.p<i>, cast to the type the
+        server infers for it; each value is bound to set_config(), never written into the text. COPY can
+        run the result (it takes no parameters) at COPY's speed. None when this cannot be done safely: named
+        or NULL parameters, `$n` already in the text, a statement the server cannot prepare alone.
+        """
+        if not isinstance(params, (list, tuple)) or any(value is None for value in params) \
+                or DOLLAR_PARAMETER.search(statement):
+            return None
+        numbered, count = [], 0
+        for part in BOUND_PLACEHOLDER.split(statement):
+            if part == "%s":
+                count += 1
+                part = f"${count}"
+            numbered.append("%" if part == "%%" else part)
+        if count != len(params):
+            return None  # placeholders and values do not pair up: let the cursor path report it
+        text = "".join(numbered)
+        pgconn = connection.pgconn
+        prepared = pgconn.prepare(b"", text.encode())
+        if prepared.status != psycopg.pq.ExecStatus.COMMAND_OK:
+            return None
+        described = pgconn.describe_prepared(b"")
+        oids = [described.param_type(index) for index in range(described.nparams)]
+        if len(oids) != len(params):
+            return None
+        with connection.cursor() as cursor:
+            type_names = cursor.execute("SELECT format_type(oid, NULL) FROM unnest(%s::oid[]) WITH ORDINALITY AS "
+                                        "t(oid, n) ORDER BY n", [list(oids)]).fetchall()
+            for number, value in enumerate(params, 1):
+                cursor.execute("SELECT set_config(%s, %s::text, false)", [f"etl_portal.p{number}", value])
+        return DOLLAR_PARAMETER.sub(
+            lambda match: f"current_setting('etl_portal.p{match.group(1)}')::{type_names[int(match.group(1)) - 1][0]}",
+            text)
+
     def _bound_csv_lines(self, connection, statement, params, out, options, on_header, on_row_block, block_rows):
         probe = connection.cursor()
         try:
@@ -312,15 +351,20 @@ class PostgresDatabase(Database):
 
         Values come out in the same form as the portable writer's (see runs.formats): booleans as
         true/false, NULL as an empty field, timestamps in UTC. COPY cannot take parameters: with `params`,
-        the server writes the same CSV lines through a cursor instead (`csv_lines_query`). Returns None when
-        the statement cannot be described alone, so the caller falls back to the portable path.
+        each value is bound into a session setting the statement reads (`_settings_statement`), or, where
+        that cannot be done, the server writes the same CSV lines through a cursor (`csv_lines_query`).
+        Returns None when the statement cannot be described alone, so the caller falls back to the
+        portable path.
         """
         connection = self.connect()
         try:
             statement = strip_statement(sql)
             if params:
-                return self._bound_csv_lines(connection, statement, params, out, options, on_header, on_row_block,
-                                             block_rows)
+                settings_statement = self._settings_statement(connection, statement, params)
+                if settings_statement is None:
+                    return self._bound_csv_lines(connection, statement, params, out, options, on_header,
+                                                 on_row_block, block_rows)
+                statement = settings_statement
             columns = self.describe(connection, statement)
             if not columns:
                 return None
