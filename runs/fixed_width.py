@@ -89,6 +89,11 @@ class FixedWidthWriter:
         terminator = self.options.line_terminator
         lines = []
         for number, row in enumerate(batch, self.rows + 1):
+            if len(row) != len(self._layout):
+                from runs.pipeline import PipelineError
+
+                raise PipelineError(f"Row {number:,} has {len(row)} values but the fixed-width layout has "
+                                    f"{len(self._layout)} lines: give one line per column", step="output")
             lines.append("".join([self._field(number, index, value) for index, value in enumerate(row)]) + terminator)
         self._text.write("".join(lines))
         self.rows += len(batch)

@@ -123,8 +123,14 @@ class ParquetWriter:
     def write_batch(self, batch):
         if not batch:
             return
-        if self._names is None:
+        if not self._names:  # no header (a re-written file without one): the columns get names
             self.write_header([f"column_{index + 1}" for index in range(len(batch[0]))])
+        for number, row in enumerate(batch, self.rows + self._pending_rows + 1):
+            if len(row) != len(self._names):
+                from runs.pipeline import PipelineError
+
+                raise PipelineError(f"Row {number:,} has {len(row)} values but the file has {len(self._names)} "
+                                    "columns: a Parquet file's rows all have the same columns", step="output")
         if self._types is None:
             self._settle_types(batch)
         self._pending.append(batch)

@@ -200,3 +200,12 @@ def test_a_fixed_width_extract_from_sqlite(sqlite_db, tmp_path):
                                       CsvOptions(layout="3 right zero\n5"), progress=lambda rows: None,
                                       file_format="fixed")
     assert (extract.rows, path.read_bytes()) == (2, b"001Ada  \n002     \n")
+
+
+@pytest.mark.parametrize("file_format", ["parquet", "fixed"])
+def test_a_ragged_file_rewritten_as_parquet_or_fixed_width_fails_naming_the_row(tmp_path, file_format):
+    source = tmp_path / "in.csv"
+    source.write_bytes(b"id,name\n1,Ada\n2\n")
+    with pytest.raises(pipeline.PipelineError, match=r"Row 2 has 1 values but the (file has 2 columns|fixed-width "
+                                                     r"layout has 2 lines)"):
+        rewrite_file(source, tmp_path / "out", CsvOptions(layout="3\n5"), file_format)
