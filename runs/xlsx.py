@@ -236,11 +236,17 @@ class XlsxWriter:
 
     def _abandon(self):
         """Close the half-written file quietly: the run fails and the caller deletes it."""
-        try:
-            self._sheet.close()
-            self._zip.close()
-        except (OSError, ValueError):
-            pass
+        for part in (self._sheet, self._zip):
+            try:
+                if part is not None:
+                    part.close()
+            except (OSError, ValueError):
+                pass
+
+    def __del__(self):
+        # A writer dropped half-way (a re-write retrying another encoding): no complaint from zipfile.
+        if self._zip.fp is not None:
+            self._abandon()
 
     def close(self):
         if self._sheet is None:
