@@ -3,7 +3,7 @@ the database's COPY when it can) or as Excel or JSON Lines. Plain data in and ou
 called and tested alone.
 """
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.conf import settings
@@ -26,6 +26,7 @@ class Extract:
     path: Path
     columns: list
     rows: int
+    warnings: list = field(default_factory=list)  # values written in a documented fallback, counted
 
 
 def render_query(query):
@@ -65,7 +66,8 @@ def extract_to_csv(database, sql, path, options, progress, every=None, file_form
     finally:
         if partial.exists():
             partial.unlink()
-    return Extract(path=path, columns=extract[0], rows=extract[1])
+    return Extract(path=path, columns=extract[0], rows=extract[1],
+                   warnings=list(extract[2]) if len(extract) > 2 else [])
 
 
 def _copy_fast_path(database, sql, out, options, progress, every, params=None):
@@ -91,6 +93,8 @@ def _portable_path(database, sql, out, options, progress, every, writer_class=Cs
         if result.columns is None:
             raise NoResultSet(result.rowcount)
         writer = writer_class(out, options)
+        if hasattr(writer, "set_types"):  # Parquet: typed columns from the source's declared types
+            writer.set_types(getattr(result, "types", None))
         writer.write_header(result.columns)
         next_report = every
         for batch in result.batches(min(5000, every)):
@@ -99,4 +103,4 @@ def _portable_path(database, sql, out, options, progress, every, writer_class=Cs
                 progress(writer.rows)
                 next_report = (writer.rows // every + 1) * every
         writer.close()
-        return result.columns, writer.rows
+        return result.columns, writer.rows, getattr(writer, "warnings", [])

@@ -5,8 +5,10 @@ true/false, timestamps are `YYYY-MM-DD HH:MM:SS[.ffffff][+HH[:MM]]`, decimals ne
 binary is `\\x` + hex. PostgreSQL's COPY writes exactly these forms, which is why the fast path and this
 portable path produce the same bytes.
 
-Excel keeps numbers, dates and booleans as typed cells (text for what Excel cannot hold: time zones,
-binary, NaN); JSON Lines keeps numbers, booleans and NULL as JSON values and the rest in the text form.
+Excel (runs/xlsx.py) keeps numbers, dates and booleans as typed cells and writes what Excel cannot hold
+exactly as text; JSON Lines keeps numbers, booleans and NULL as JSON values and the rest in the text form
+(json columns too: a JSON `null` is the string "null", SQL NULL is null); Parquet (runs/parquet.py) and
+fixed width (runs/fixed_width.py) are described there. The README's table lists each type per format.
 """
 import csv
 import datetime
@@ -22,7 +24,7 @@ QUOTING = {"minimal": csv.QUOTE_MINIMAL, "all": csv.QUOTE_ALL, "nonnumeric": csv
            "none": csv.QUOTE_NONE}
 LINE_TERMINATORS = {"lf": "\n", "crlf": "\r\n"}
 DELIMITER_NAMES = {"\\t": "\t", "tab": "\t", "pipe": "|", "comma": ",", "semicolon": ";"}
-EXTENSIONS = {"csv": "csv", "xlsx": "xlsx", "jsonl": "jsonl"}
+EXTENSIONS = {"csv": "csv", "xlsx": "xlsx", "jsonl": "jsonl", "parquet": "parquet", "fixed": "txt"}
 PASS_THROUGH = {str, int, type(None)}  # NumericText joins them below
 # Stand in for an empty string / a NULL while the csv module writes a batch, then become `""` / nothing.
 EMPTY_MARK = "\x1e\x1f\x1e"
@@ -49,6 +51,11 @@ class CsvOptions:
     line_terminator: str = "\n"
     encoding: str = "utf-8"
     include_headers: bool = True
+    # Cut a value longer than the format holds (an Excel cell, a fixed-width column), counted in a warning,
+    # instead of failing the run.
+    truncate: bool = False
+    compression: str = "snappy"  # Parquet
+    layout: str = ""  # fixed width: one line per column (runs/fixed_width.py)
 
     @classmethod
     def for_task(cls, task):
@@ -58,6 +65,9 @@ class CsvOptions:
             line_terminator=LINE_TERMINATORS.get(task.line_terminator, "\n"),
             encoding=task.encoding or "utf-8",
             include_headers=task.include_headers,
+            truncate=getattr(task, "cut_long_values", False),
+            compression=getattr(task, "parquet_compression", "") or "snappy",
+            layout=getattr(task, "fixed_width_layout", ""),
         )
 
 
@@ -359,9 +369,18 @@ def _json_value(value):
 
 
 def writer_for(file_format):
-    """The writer class for a task's file format: CsvWriter, XlsxWriter or JsonLinesWriter."""
+    """The writer class for a task's file format: CsvWriter, XlsxWriter, JsonLinesWriter, ParquetWriter or
+    FixedWidthWriter."""
     if file_format == "xlsx":
         from runs.xlsx import XlsxWriter
 
         return XlsxWriter
+    if file_format == "parquet":
+        from runs.parquet import ParquetWriter
+
+        return ParquetWriter
+    if file_format == "fixed":
+        from runs.fixed_width import FixedWidthWriter
+
+        return FixedWidthWriter
     return JsonLinesWriter if file_format == "jsonl" else CsvWriter

@@ -13,6 +13,10 @@ it, plus `firstday` (1), `firstday0` (01) and `lastday` (28..31) of the month th
 ends where a code repeats, so `%Y%m%d-1_%Y%m%d` is yesterday, then today. A parameter value uses them
 inside `parse(...)`; file names use them directly. `%%` is a literal percent sign.
 
+Strict: an unknown code (`%Q`, also inside `{name:%Q}`), a `{` that is never closed, an unknown `{name}`
+and a `firstday`/`lastday` before any date code are errors (`check_text` finds them when the task is
+saved), never text passed through to a vendor.
+
 Named values: {today} {yesterday} {first_of_month} {last_of_month} {first_of_last_month}
 {last_of_last_month} {now} {run_id} {task} {project}, and every user parameter by its key, each with an
 optional format: {yesterday:%Y%m%d}. Dates are those of the project's time zone at the run's scheduled
@@ -38,7 +42,12 @@ for _letters, _unit in (("aAwdjue", "days"), ("UWV", "weeks"), ("bBmh", "months"
     UNIT_OF_CODE.update(dict.fromkeys(_letters, _unit))
 
 DATE_CODE = re.compile(r"%([A-Za-z%])([+-]\d+)?")
+# The strftime codes a name may use (Python's documented ones and the usual C library ones); any other
+# letter after % is a typing mistake and is refused, never written out as it is.
+KNOWN_CODES = frozenset("aAwdbBmyYHIpMSfzZjUWcxXGuVeklhDFTRsCgPr")
 MONTH_WORD = re.compile(r"firstday0|firstday|lastday")
+# A `{name` or `{name:format` that never closes (the text ends, or another `{` opens first).
+UNCLOSED = re.compile(r"(?<!\$)\{[@$#&]?[A-Za-z_][\w.\-]*(?::[^{}]*)?(?=\{|$)")
 PARSE_CALL = re.compile(r"parse\((.*?)\)", re.IGNORECASE)
 # {name} or {name:format}; `${name}` is shell syntax and stays as it is.
 PLACEHOLDER = re.compile(r"(?<!\$)\{(?P<name>[@$#&]?[A-Za-z_][\w.\-]*)(?::(?P<format>[^{}]*))?\}")
@@ -111,6 +120,24 @@ def shift(moment, years=0, months=0, weeks=0, days=0, hours=0, minutes=0, second
     return shifted
 
 
+def check_codes(text, where="The text"):
+    """Refuse an unknown `%` code (a typo must not reach a vendor's folder as `%Q`)."""
+    for match in DATE_CODE.finditer(text or ""):
+        letter = match.group(1)
+        if letter != "%" and letter not in KNOWN_CODES:
+            raise ParameterError(f"{where} has the unknown date code %{letter} in {text!r}: use codes such as "
+                                 "%Y %m %d %H %M %S, and %% for a percent sign")
+
+
+def _check_words(text):
+    """`firstday`/`lastday` only mean something after a date code (`%Y%m-1lastday`)."""
+    first_code = next((match.start() for match in DATE_CODE.finditer(text) if match.group(1) != "%"), len(text))
+    word = MONTH_WORD.search(text, 0, first_code)
+    if word:
+        raise ParameterError(f"{word.group()!r} in {text!r} does not follow a date code: write it after the "
+                             f"month's codes, as in %Y%m-1{word.group()}")
+
+
 def _groups(text):
     """Split `text` where a date code repeats (Atlas' rule), keeping every character."""
     starts, seen = [0], set()
@@ -148,6 +175,8 @@ def expand_dates(text, moment):
     """Put the date codes of `text` in for `moment` (see the module docstring)."""
     if not text or ("%" not in text and "day" not in text):
         return text or ""
+    check_codes(text)
+    _check_words(text)
     return "".join(_expand_group(group, moment) for group in _groups(text))
 
 
@@ -212,6 +241,7 @@ def value_text(value, format_spec=None):
         if not isinstance(value, (datetime.date, datetime.datetime)):
             value = _as_date(value)
         if isinstance(value, (datetime.date, datetime.datetime)):
+            check_codes(format_spec, "The format")
             return value.strftime(format_spec)
         try:
             return format(value, format_spec)
@@ -266,6 +296,7 @@ def render(text, params=None, when=None, strict=True, dates=True):
     """
     if not text:
         return ""
+    check_braces(text)
     params = params or {}
     moment = _moment_of(params, when)
     literal = (lambda part: expand_dates(part, moment)) if dates else (lambda part: part)
@@ -287,6 +318,49 @@ def render(text, params=None, when=None, strict=True, dates=True):
         position = match.end()
     out.append(literal(text[position:]))
     return "".join(out)
+
+
+def known_names(project, task=None, posted=None):
+    """The `{name}`s a task's texts may use: the named values, the project's and the task's parameters
+    (with `posted`, the task form's data, the parameters being saved with it)."""
+    names = set(NAMED_DATES) | {"now", "run_id", "task", "project"}
+    if project is not None:
+        names |= set(project.parameters.values_list("key", flat=True))
+    if task is not None and task.pk:
+        names |= set(task.parameters.values_list("key", flat=True))
+    for field, value in (posted or {}).items():
+        if re.fullmatch(r"parameters-\d+-key", field) and value:
+            names.add(value.strip())
+    return names
+
+
+def check_braces(text):
+    unclosed = UNCLOSED.search(text or "")
+    if unclosed:
+        raise ParameterError(f"{unclosed.group()!r} in {text!r} is not closed: end it with }}")
+
+
+def check_text(text, names=None):
+    """The errors a run would meet in `text` (a file, folder or zip name...), found when the task is saved:
+    unclosed braces, unknown date codes (in the text and in `{name:format}`), misplaced firstday/lastday,
+    and, when `names` are given, unknown `{name}`s. Raises ParameterError."""
+    if not text:
+        return
+    check_braces(text)
+    literal, position = [], 0
+    for match in PLACEHOLDER.finditer(text):
+        literal.append(text[position:match.start()])
+        position = match.end()
+        name, format_spec = match.group("name"), match.group("format")
+        if names is not None and not lookup(dict.fromkeys(names), name)[0]:
+            raise ParameterError(unknown_message(name, dict.fromkeys(names)))
+        if format_spec and "%" in format_spec:
+            check_codes(format_spec, "The format")
+    literal.append(text[position:])
+    for part in literal:
+        if "%" in part or "day" in part:
+            check_codes(part)
+            _check_words(part)
 
 
 def unknown_message(name, params):

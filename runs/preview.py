@@ -4,6 +4,7 @@ query), every secret masked. Shown on the task's page before anything runs.
 from connections.protocols import ConnectorError
 from etl_portal.masking import MASK
 from runs import files
+from runs.formats import EXTENSIONS
 from runs.masking import mask, secret_values
 from runs.parameters import named_values, render, resolve, run_moment, stored_parameters, value_text, zip_file_name
 from runs.sources import preview_query
@@ -34,7 +35,7 @@ def preview(task, when=None):
             errors.append(f"{label}: {exc.message}")
             return ""
 
-    extension = {"xlsx": "xlsx", "jsonl": "jsonl"}.get(task.file_format, "csv")
+    extension = EXTENSIONS.get(task.file_format, "csv")
     result = {
         "when": moment.isoformat(),
         "when_text": moment.strftime("%Y-%m-%d %H:%M %Z"),

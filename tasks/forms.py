@@ -103,9 +103,13 @@ class TaskForm(forms.ModelForm):
             ),
             Fieldset(
                 "Output file", "file_name", "file_format",
-                Div("csv_delimiter", "csv_quoting", "line_terminator", "encoding", css_class="kind-field",
-                    data_switch="file_format", data_kinds="csv"),
-                "append_to_lines", "gpg_key", "zip_output", "zip_name", "write_md5_file", "retention_days",
+                Div("csv_delimiter", "csv_quoting", css_class="kind-field", data_switch="file_format",
+                    data_kinds="csv"),
+                shown_for("csv", "fixed", field_names=["line_terminator", "encoding"], switch="file_format"),
+                shown_for("fixed", field_names=["fixed_width_layout"], switch="file_format"),
+                shown_for("parquet", field_names=["parquet_compression"], switch="file_format"),
+                "cut_long_values", "append_to_lines", "gpg_key", "zip_output", "zip_name", "write_md5_file",
+                "retention_days",
                 css_id="section-output",
             ),
             HTML("{% include 'tasks/_formset.html' with formset=formsets.destinations title='Destinations' %}"),
@@ -163,12 +167,37 @@ class TaskForm(forms.ModelForm):
                 connection = cleaned.get(name)
                 if connection and connection.organization_id != project.organization_id:
                     self.add_error(name, f"{connection.name} belongs to another organization than the project.")
+        self._check_parameter_texts(cleaned)
+        if cleaned.get("file_format") == Task.FileFormat.FIXED:
+            from connections.protocols import ConnectorError
+            from runs.fixed_width import parse_layout
+
+            try:
+                parse_layout(cleaned.get("fixed_width_layout"))
+            except ConnectorError as exc:
+                self.add_error("fixed_width_layout", exc.message)
         if cleaned.get("test_mode") and not cleaned.get("test_email"):
             from django.conf import settings
 
             if not getattr(settings, "ETL_EMAIL_TEST_ADDRESS", ""):
                 self.add_error("test_email", "Test mode needs a test address.")
         return cleaned
+
+
+    def _check_parameter_texts(self, cleaned):
+        """Names with parameters and date codes are checked now, as the run would (runs/parameters.py):
+        an unknown code or name, an unclosed brace, a misplaced firstday/lastday."""
+        from runs.parameters import ParameterError, check_text, known_names
+
+        names = known_names(cleaned.get("project"), self.instance, self.data)
+        for name in ("file_name", "zip_name", "file_folder", "file_pattern"):
+            text = cleaned.get(name) or ""
+            for part in text.split(";") if name == "file_pattern" else [text]:
+                try:
+                    check_text(part, names)
+                except ParameterError as exc:
+                    self.add_error(name, exc.message)
+                    break
 
 
 class ParameterForm(forms.ModelForm):

@@ -71,6 +71,14 @@ class Task(models.Model):
         CSV = "csv", "CSV"
         XLSX = "xlsx", "Excel (.xlsx)"
         JSONL = "jsonl", "JSON Lines"
+        PARQUET = "parquet", "Parquet"
+        FIXED = "fixed", "Fixed width"
+
+    class Compression(models.TextChoices):
+        SNAPPY = "snappy", "Snappy (fast)"
+        ZSTD = "zstd", "Zstandard (smaller)"
+        GZIP = "gzip", "Gzip"
+        NONE = "none", "None"
 
     class Quoting(models.TextChoices):
         MINIMAL = "minimal", "Minimal (only when needed)"
@@ -154,6 +162,14 @@ class Task(models.Model):
     csv_quoting = models.CharField(max_length=12, choices=Quoting.choices, default=Quoting.MINIMAL)
     line_terminator = models.CharField(max_length=4, choices=LineTerminator.choices, default=LineTerminator.LF)
     encoding = models.CharField(max_length=10, choices=Encoding.choices, default=Encoding.UTF8)
+    cut_long_values = models.BooleanField(
+        default=False, help_text="Cut a value longer than the format holds (an Excel cell's 32,767 characters, a "
+                                 "fixed-width column) and count it in a warning, instead of failing the run.")
+    fixed_width_layout = models.TextField(
+        blank=True, help_text="Fixed width: one line per column, 'width [left|right] [pad] [format]', e.g. "
+                              "'10 left space', '8 right 0', '8 left space %Y%m%d', '12 right 0 .2f'.")
+    parquet_compression = models.CharField(max_length=10, choices=Compression.choices, default=Compression.SNAPPY,
+                                           blank=True)
     append_to_lines = models.CharField(max_length=50, blank=True, help_text="Characters appended to every line.")
     gpg_key = models.ForeignKey("connections.Connection", null=True, blank=True, on_delete=models.PROTECT,
                                 related_name="gpg_tasks", help_text="Encrypt each file to this key (.gpg).")

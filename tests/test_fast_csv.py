@@ -4,6 +4,7 @@ column), and queries with bound parameters on both connectors (COPY cannot take 
 Their bytes must be the native connector's COPY bytes for every option COPY takes, including values psqlODBC
 converts on its own terms (infinite timestamps, BC dates, money) and intervals, arrays, long text.
 """
+import datetime
 import time
 import uuid
 
@@ -214,3 +215,19 @@ def test_a_bound_statement_without_rows_still_runs_once_and_says_so(tricky, tmp_
     host, port, user = pg.dsn_parts()
     with psycopg.connect(host=host, port=port, user=user, dbname=native.database) as conn:
         assert conn.execute("SELECT count(*) FROM tricky WHERE v = 'seen'").fetchone()[0] == 2
+
+
+def test_bound_values_reach_copy_as_values_never_as_sql_text(tricky, tmp_path):
+    """The native connector binds each value into a session setting the COPY statement reads (COPY takes no
+    parameters): a hostile value stays a value, and a date or number keeps its type."""
+    native, _ = tricky
+    hostile = "x'; DROP TABLE tricky; --"
+    extract = extract_to_csv(
+        native.connector(), "SELECT id, t FROM tricky WHERE t = %s OR (id > %s AND d < %s) OR t LIKE '%%é%%' "
+                            "ORDER BY id", tmp_path / "out.csv", CsvOptions(), progress=lambda rows: None,
+        params=[hostile, 5, datetime.date(2000, 1, 2)])
+    assert (tmp_path / "out.csv").read_text() == 'id,t\n6,\\.\n7,zoë €\n' + f'8,"{LONG_TEXT}"\n'
+    assert extract.rows == 3
+    host, port, user = pg.dsn_parts()
+    with psycopg.connect(host=host, port=port, user=user, dbname=native.database) as conn:
+        assert conn.execute("SELECT count(*) FROM tricky").fetchone()[0] == len(TRICKY_ROWS)

@@ -145,3 +145,68 @@ def test_copy_and_the_portable_path_agree_for_every_quoting_level_copy_can_do(pg
     portable = io.BytesIO()
     _portable_path(database, query, portable, options, lambda rows: None, 1000)
     assert fast.read_bytes() == portable.getvalue()
+
+
+# --- fixed width ------------------------------------------------------------------------------------------
+
+LAYOUT = "5 right 0\n10\n8 left space %Y%m%d\n9 right space .2f"
+
+
+def fixed_bytes(rows, **options):
+    from runs.fixed_width import FixedWidthWriter
+
+    out = io.BytesIO()
+    writer = FixedWidthWriter(out, CsvOptions(layout=LAYOUT, **options))
+    writer.write_header(["id", "name", "day", "amount"])
+    writer.write_batch(rows)
+    writer.close()
+    return out.getvalue(), writer
+
+
+def test_fixed_width_places_every_column_with_its_padding_and_format():
+    data, writer = fixed_bytes([(1, "Zoë", datetime.date(2024, 2, 29), decimal.Decimal("12.5")),
+                                (22, None, None, -3.456)], line_terminator="\r\n", encoding="cp1252")
+    assert data == "00001Zoë       20240229    12.50\r\n00022                      -3.46\r\n".encode("cp1252")
+    assert writer.rows == 2 and writer.warnings == []
+
+
+def test_fixed_width_refuses_a_value_longer_than_its_column_or_cuts_it_when_asked():
+    rows = [(1, "short", None, None), (2, "much too long", None, None)]
+    with pytest.raises(PipelineError, match=r"Row 2, column name: the value 'much too long' has 13 "
+                                                     r"characters, more than the column's width \(10\)"):
+        fixed_bytes(rows)
+    data, writer = fixed_bytes(rows, truncate=True)
+    assert data.decode().splitlines()[1] == "00002much too l" + " " * 17
+    assert writer.warnings == ["1 value longer than the fixed-width column cut to its width"]
+
+
+def test_fixed_width_refuses_a_line_break_and_a_layout_that_does_not_fit():
+    from runs.fixed_width import FixedWidthWriter, parse_layout
+
+    with pytest.raises(PipelineError, match="Row 1, column name: the value holds a line break"):
+        fixed_bytes([(1, "a\r\nb", None, None)])
+    with pytest.raises(PipelineError, match="returns 2 columns but the fixed-width layout has 4 lines"):
+        FixedWidthWriter(io.BytesIO(), CsvOptions(layout=LAYOUT)).write_header(["a", "b"])
+    with pytest.raises(PipelineError, match=r"Layout line 2 \('wide'\): start with the column's width"):
+        parse_layout("3\nwide")
+    with pytest.raises(PipelineError, match="unknown date code %Q"):
+        parse_layout("8 left space %Y%Q")
+
+
+@pytest.mark.django_db
+def test_a_fixed_width_extract_from_sqlite(sqlite_db, tmp_path):
+    sqlite_db.execute("CREATE TABLE t (id INTEGER, name TEXT); INSERT INTO t VALUES (1, 'Ada'), (2, NULL);")
+    path = tmp_path / "out.txt"
+    extract = extract_to_csv(sqlite_db.connector(), "SELECT * FROM t ORDER BY id", path,
+                                      CsvOptions(layout="3 right zero\n5"), progress=lambda rows: None,
+                                      file_format="fixed")
+    assert (extract.rows, path.read_bytes()) == (2, b"001Ada  \n002     \n")
+
+
+@pytest.mark.parametrize("file_format", ["parquet", "fixed"])
+def test_a_ragged_file_rewritten_as_parquet_or_fixed_width_fails_naming_the_row(tmp_path, file_format):
+    source = tmp_path / "in.csv"
+    source.write_bytes(b"id,name\n1,Ada\n2\n")
+    with pytest.raises(PipelineError, match=r"Row 2 has 1 values but the (file has 2 columns|fixed-width "
+                                                     r"layout has 2 lines)"):
+        rewrite_file(source, tmp_path / "out", CsvOptions(layout="3\n5"), file_format)

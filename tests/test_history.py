@@ -12,7 +12,7 @@ from django.urls import reverse
 
 from audit.actors import acting_as
 from connections.models import Connection
-from projects.models import Organization, Parameter, Project
+from projects.models import Parameter, Project
 from tasks.models import Destination, Task
 
 pytestmark = pytest.mark.django_db

@@ -271,3 +271,65 @@ def test_the_repeated_hour_keeps_its_own_offset_and_absurd_math_is_refused():
     assert expand_dates("%H:%M %Z", moment) == "01:30 GMT"
     with pytest.raises(ParameterError, match="outside the years 1 to 9999"):
         expand_dates("%Y-99999", moment)
+
+
+# --- strict date codes: a mistake is an error, never text passed through to a vendor ----------------------
+
+@pytest.mark.parametrize("text, message", [
+    ("report_%Q.csv", r"unknown date code %Q in 'report_%Q.csv'"),
+    ("{yesterday:%Q}", r"unknown date code %Q"),
+    ("{yesterday:%Y%m%d", r"'\{yesterday:%Y%m%d' .* is not closed"),
+    ("orders_{yesterday.csv", r"is not closed"),
+    ("holiday_firstday.csv", r"'firstday' in 'holiday_firstday.csv' does not follow a date code"),
+    ("lastday_%Y%m.csv", r"'lastday' .* does not follow a date code"),
+    ("orders_{yesterdy}.csv", r"Unknown parameter \{yesterdy\}"),
+])
+def test_a_mistake_in_a_name_fails_the_run_and_the_check(text, message):
+    values = {"yesterday": datetime.date(2024, 3, 14), "now": at(2024, 3, 15)}
+    with pytest.raises(ParameterError, match=message):
+        render(text, values)
+    with pytest.raises(ParameterError, match=message):
+        parameters.check_text(text, values)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("100%%_%Y.csv", "100%_2024.csv"),  # %% is a literal percent sign
+    ("{yesterday:%Y%m%d}_%Y%m-1lastday.csv", "20240314_20240229.csv"),
+    ("echo ${HOME} 50% {yesterday}", "echo ${HOME} 50% 2024-03-14"),  # a % before no letter stays as written
+    ("awk '{print $1}'", "awk '{print $1}'"),  # braces that are no placeholder stay as they are
+])
+def test_correct_names_still_work(text, expected):
+    values = {"yesterday": datetime.date(2024, 3, 14), "now": at(2024, 3, 15)}
+    parameters.check_text(text, values)
+    assert render(text, values) == expected
+
+
+def test_a_parse_value_with_an_unknown_code_is_an_error(dated_task):
+    Parameter.objects.create(task=dated_task, key="start", value="parse(%Y-%q-01)")
+    with pytest.raises(ParameterError, match="unknown date code %q"):
+        resolve(dated_task, when=at(2024, 3, 15))
+
+
+def test_the_task_form_refuses_a_bad_name_on_save(dated_task, owner):
+    from tasks.forms import TaskForm
+
+    def form(**changes):
+        data = {"project": dated_task.project_id, "name": "Daily orders", "run_rank": 1, "source_kind": "query",
+                "source_connection": dated_task.source_connection_id, "query": "SELECT 1", "text_location": "inline",
+                "file_format": "csv", "csv_delimiter": ",", "csv_quoting": "minimal", "line_terminator": "lf",
+                "encoding": "utf-8", "retention_days": 30, "on_no_files": "fail", "file_handling": "as_is",
+                "priority": 50, "max_instances": 1, "dependency_mode": "all", "retries": 0,
+                "retry_delay_seconds": 60, "retry_max_delay_seconds": 600, "processing_location": "", **changes}
+        return TaskForm(data, instance=dated_task, user=owner)
+
+    bad = form(file_name="report_%Q.csv", zip_name="{yesterday:%Y", file_pattern="a_*.csv;holiday_lastday.csv",
+               zip_output="on")
+    assert not bad.is_valid()
+    assert "unknown date code %Q" in bad.errors["file_name"][0]
+    assert "is not closed" in bad.errors["zip_name"][0]
+    assert "'lastday'" in bad.errors["file_pattern"][0]
+    unknown = form(file_name="orders_{regoin}.csv")
+    assert not unknown.is_valid() and "Unknown parameter {regoin}" in unknown.errors["file_name"][0]
+    # A parameter saved with the task in the same form counts as known.
+    known = form(file_name="orders_{region}_{yesterday:%Y%m%d}.csv", **{"parameters-0-key": "region"})
+    assert known.is_valid(), known.errors

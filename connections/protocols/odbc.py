@@ -29,6 +29,7 @@ from connections.protocols.base import (
     ConnectorError, Database, QueryResult, password_secret, query_timeout_option,
 )
 from connections.protocols.postgres import copy_supports, csv_lines_query, strip_statement, write_csv_lines
+from connections.protocols.column_types import pg_column_type, python_column_type
 from connections.protocols.registry import register
 
 DEFAULT_QUERY_TIMEOUT = 90 * 60
@@ -98,7 +99,8 @@ def sqlstate_and_text(exc):
 
 
 class OdbcResult(QueryResult):
-    def __init__(self, connector, connection, cursor, dbms, fix_row=None, names=None):
+    def __init__(self, connector, connection, cursor, dbms, fix_row=None, names=None, oids=None):
+        self._oids = oids
         self._connector = connector
         self._connection = connection
         self._cursor = cursor
@@ -106,6 +108,15 @@ class OdbcResult(QueryResult):
         self._fix_row = fix_row
         self.columns = names or ([column[0] for column in cursor.description] if cursor.description else None)
         self.rowcount = cursor.rowcount
+
+    @property
+    def types(self):
+        """The columns' declared types (connections.protocols.column_types.ColumnType); None where the values
+        must tell. Through psqlODBC, by PostgreSQL type (its numeric precision is not the column's: plain numeric is text)."""
+        description = self._cursor.description or ()
+        if self._oids and len(self._oids) == len(description):
+            return [pg_column_type(oid) for oid in self._oids]
+        return [python_column_type(column[1], column[4], column[5]) for column in description]
 
     def batches(self, size=5000):
         fix_row = self._fix_row or tuple
@@ -347,7 +358,7 @@ class OdbcDatabase(Database):
     def execute(self, sql, params=None):
         connection, dbms = self.connect()
         try:
-            fix_row = names = None
+            fix_row = names = oids = None
             if dbms == "PostgreSQL":
                 statement = strip_statement(sql)
                 columns = self._postgres_columns(connection, statement, params)
@@ -360,7 +371,7 @@ class OdbcDatabase(Database):
             cursor.execute(sql + "\n", params or ())
             if cursor.description is None:
                 connection.commit()
-            return OdbcResult(self, connection, cursor, dbms, fix_row, names)
+            return OdbcResult(self, connection, cursor, dbms, fix_row, names, oids)
         except pyodbc.Error as exc:
             self.release(connection)
             raise self.query_error(exc, dbms) from None

@@ -3,6 +3,7 @@
 A query with bound parameters (COPY takes none) and PostgreSQL through ODBC get the same CSV bytes from
 lines the server composes by COPY's rules (`csv_lines_query`).
 """
+import re
 import select
 
 import psycopg
@@ -13,6 +14,7 @@ from psycopg.types.string import TextLoader
 from django import forms
 
 from connections.protocols.base import ConnectorError, Database, QueryResult, password_secret, query_timeout_option
+from connections.protocols.column_types import pg_column_type
 from connections.protocols.registry import register
 
 DEFAULT_QUERY_TIMEOUT = 90 * 60
@@ -21,6 +23,11 @@ COPY_DELIMITERS = {",", "\t", "|", ";"}
 # Types whose text form is never empty and never holds a quote, a delimiter COPY accepts or a line break,
 # so their values need no quoting test: bool, int8, int2, int4, oid, float4, float8, date, time,
 # timestamp, timestamptz, numeric, timetz, uuid.
+# psycopg's placeholders in a query bound with style "format" (runs/sql_parameters.py), and PostgreSQL's own.
+BOUND_PLACEHOLDER = re.compile(r"(%s|%%)")
+DOLLAR_PARAMETER = re.compile(r"\$(\d+)")
+# inet and char(n): their cast to text is not their output function's text.
+OUTPUT_FUNCTION_TYPES = {869, 1042}
 PLAIN_TEXT_TYPES = {16, 20, 21, 23, 26, 700, 701, 1082, 1083, 1114, 1184, 1700, 1266, 2950}
 
 
@@ -55,6 +62,13 @@ LOADERS = {name: type(f"Text{base.__name__}", (_TextBeyondPython, base), {})
                               ("timestamptz", TimestamptzLoader))}
 # An interval as PostgreSQL writes it ("1 day 02:00:00"), not as Python prints a timedelta ("1 day, 2:00:00").
 LOADERS["interval"] = TextLoader
+# Only these types are read as Python values (the writers keep them typed); every other type, arrays,
+# json, ranges, inet, timetz... comes as PostgreSQL's own text, the form COPY writes and ODBC gives, so every
+# engine and every format writes it the same way (`{1,2}`, not `[1, 2]`; a json `null`, not a NULL).
+TYPED = {"bool", "int2", "int4", "int8", "oid", "float4", "float8", "numeric", "date", "time", "timestamp",
+         "timestamptz", "bytea", "text", "varchar", "bpchar", "name"}
+TEXT_OIDS = sorted({info.oid for info in psycopg.postgres.types if info.name not in TYPED}
+                   | {info.array_oid for info in psycopg.postgres.types if info.array_oid})
 
 
 def _wait_for_data(pgconn):
@@ -73,15 +87,19 @@ def csv_lines_query(statement, type_oids, options):
     empty field; a value is quoted (quotes doubled) when it is empty or holds the delimiter, a quote or a
     line break, or always with quoting "all"; a lone `\\.` in a one-column row is quoted too.
 
-    Values take their text form from the type's output function (`::text`), the one COPY uses.
+    Values take their text form from the type's output function (`::text`, `concat(...)` where the cast
+    differs), the one COPY uses.
     """
     delimiter = "E'\\t'" if options.delimiter == "\t" else f"'{options.delimiter}'"
     aliases = [f"c{index}" for index in range(len(type_oids))]
     fields = []
     for alias, oid in zip(aliases, type_oids):
-        text, quoted = f"{alias}::text", f"""'"' || replace({alias}::text, '"', '""') || '"'"""
+        # The cast to text of inet adds a /32 mask and that of char(n) drops trailing spaces; the output
+        # function (concat() uses it), which COPY uses, keeps the value as it is. concat gives '' for NULL.
+        cast = f"concat({alias})" if oid in OUTPUT_FUNCTION_TYPES else f"{alias}::text"
+        text, quoted = cast, f"""'"' || replace({cast}, '"', '""') || '"'"""
         if options.quoting == "all":
-            fields.append(f"COALESCE({quoted}, '')")
+            fields.append(f"CASE WHEN {alias} IS NULL THEN '' ELSE {quoted} END")
         elif oid in PLAIN_TEXT_TYPES:
             fields.append(f"COALESCE({text}, '')")
         else:
@@ -122,6 +140,13 @@ class PostgresResult(QueryResult):
         self._cursor = cursor
         self.columns = columns
         self.rowcount = rowcount
+
+    @property
+    def types(self):
+        """The columns' declared types (connections/protocols/column_types.py), numeric precision and scale
+        included."""
+        return [pg_column_type(column.type_code, column.precision, column.scale)
+                for column in self._cursor.description or ()]
 
     def batches(self, size=5000):
         try:
@@ -167,6 +192,8 @@ class PostgresDatabase(Database):
             )
             for name, loader in LOADERS.items():
                 self._active.adapters.register_loader(name, loader)
+            for oid in TEXT_OIDS:
+                self._active.adapters.register_loader(oid, TextLoader)
             return self._active
         except psycopg.OperationalError as exc:
             text = _error_text(exc)
@@ -216,6 +243,41 @@ class PostgresDatabase(Database):
         except BaseException:
             connection.close()
             raise
+
+    def _settings_statement(self, connection, statement, params):
+        """The statement with its i-th `%s` read from the session setting etl_portal.p<i>, cast to the type the
+        server infers for it; each value is bound to set_config(), never written into the text. COPY can
+        run the result (it takes no parameters) at COPY's speed. None when this cannot be done safely: named
+        or NULL parameters, `$n` already in the text, a statement the server cannot prepare alone.
+        """
+        if not isinstance(params, (list, tuple)) or any(value is None for value in params) \
+                or DOLLAR_PARAMETER.search(statement):
+            return None
+        numbered, count = [], 0
+        for part in BOUND_PLACEHOLDER.split(statement):
+            if part == "%s":
+                count += 1
+                part = f"${count}"
+            numbered.append("%" if part == "%%" else part)
+        if count != len(params):
+            return None  # placeholders and values do not pair up: let the cursor path report it
+        text = "".join(numbered)
+        pgconn = connection.pgconn
+        prepared = pgconn.prepare(b"", text.encode())
+        if prepared.status != psycopg.pq.ExecStatus.COMMAND_OK:
+            return None
+        described = pgconn.describe_prepared(b"")
+        oids = [described.param_type(index) for index in range(described.nparams)]
+        if len(oids) != len(params):
+            return None
+        with connection.cursor() as cursor:
+            type_names = cursor.execute("SELECT format_type(oid, NULL) FROM unnest(%s::oid[]) WITH ORDINALITY AS "
+                                        "t(oid, n) ORDER BY n", [list(oids)]).fetchall()
+            for number, value in enumerate(params, 1):
+                cursor.execute("SELECT set_config(%s, %s::text, false)", [f"etl_portal.p{number}", value])
+        return DOLLAR_PARAMETER.sub(
+            lambda match: f"current_setting('etl_portal.p{match.group(1)}')::{type_names[int(match.group(1)) - 1][0]}",
+            text)
 
     def _bound_csv_lines(self, connection, statement, params, out, options, on_header, on_row_block, block_rows):
         probe = connection.cursor()
@@ -299,15 +361,20 @@ class PostgresDatabase(Database):
 
         Values come out in the same form as the portable writer's (see runs.formats): booleans as
         true/false, NULL as an empty field, timestamps in UTC. COPY cannot take parameters: with `params`,
-        the server writes the same CSV lines through a cursor instead (`csv_lines_query`). Returns None when
-        the statement cannot be described alone, so the caller falls back to the portable path.
+        each value is bound into a session setting the statement reads (`_settings_statement`), or, where
+        that cannot be done, the server writes the same CSV lines through a cursor (`csv_lines_query`).
+        Returns None when the statement cannot be described alone, so the caller falls back to the
+        portable path.
         """
         connection = self.connect()
         try:
             statement = strip_statement(sql)
             if params:
-                return self._bound_csv_lines(connection, statement, params, out, options, on_header, on_row_block,
-                                             block_rows)
+                settings_statement = self._settings_statement(connection, statement, params)
+                if settings_statement is None:
+                    return self._bound_csv_lines(connection, statement, params, out, options, on_header,
+                                                 on_row_block, block_rows)
+                statement = settings_statement
             columns = self.describe(connection, statement)
             if not columns:
                 return None

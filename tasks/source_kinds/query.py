@@ -50,6 +50,8 @@ class QueryKind(SourceKind):
                     "so there is no file to deliver")
             return []
         type(ctx.run).objects.filter(pk=ctx.run.pk).update(rows=extract.rows)
+        for warning in extract.warnings:  # values written in a documented fallback (a cut cell), counted
+            ctx.warn(warning)
         ctx.log(f"Query finished: {extract.rows:,} rows, {len(extract.columns)} columns")
         return [OutputFile(path=extract.path, name=name, rows=extract.rows)]
 
