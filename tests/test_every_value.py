@@ -14,7 +14,8 @@ import openpyxl
 import psycopg
 import pytest
 
-from runs import pipeline
+from runs.errors import PipelineError
+from runs.extract import extract_to_csv
 from runs.formats import CsvOptions
 from tests.servers import postgres as pg
 
@@ -164,7 +165,7 @@ def assert_same(names, expected, rows, where):
 
 def extract(connection, tmp_path, file_format, query, params=None, options=CsvOptions()):
     path = tmp_path / f"out.{file_format}"
-    pipeline.extract_to_csv(connection.connector(), query, path, options, progress=lambda rows: None,
+    extract_to_csv(connection.connector(), query, path, options, progress=lambda rows: None,
                             file_format=file_format, params=params)
     return path
 
@@ -220,7 +221,7 @@ def test_parquet_keeps_decimal_precision_and_zones_as_utc_instants(pg_connection
 
 
 def test_parquet_refuses_a_value_its_column_cannot_hold(awkward_pg, pg_connection, tmp_path):
-    with pytest.raises(pipeline.PipelineError, match=r"Row 2, column d: the value 'infinity' does not fit"):
+    with pytest.raises(PipelineError, match=r"Row 2, column d: the value 'infinity' does not fit"):
         extract(pg_connection, tmp_path, "parquet", "SELECT id, d FROM awkward ORDER BY id")
     assert not (tmp_path / "out.parquet").exists()
 
@@ -255,12 +256,12 @@ def test_a_text_too_long_for_an_excel_cell_fails_or_is_cut_with_a_warning(pg_con
     query = "SELECT n, CASE WHEN n = 3 THEN repeat('x', 1000000) ELSE 'short' END AS note FROM generate_series(1, 4) n"
     options = CsvOptions(truncate=cut)
     if not cut:
-        with pytest.raises(pipeline.PipelineError, match=r"Row 3, column note: a text of 1,000,000 characters is "
+        with pytest.raises(PipelineError, match=r"Row 3, column note: a text of 1,000,000 characters is "
                                                          r"longer than an Excel cell holds \(32,767\)"):
             extract(pg_connection, tmp_path, "xlsx", query, options=options)
         assert not (tmp_path / "out.xlsx").exists()
         return
-    result = pipeline.extract_to_csv(pg_connection.connector(), query, tmp_path / "out.xlsx", options,
+    result = extract_to_csv(pg_connection.connector(), query, tmp_path / "out.xlsx", options,
                                      progress=lambda rows: None, file_format="xlsx")
     assert result.warnings == ["1 text value longer than an Excel cell holds (32,767 characters) cut to that length"]
     sheet = openpyxl.load_workbook(result.path).active
