@@ -1,4 +1,6 @@
 """Shared fixtures: the four kinds of user, an organization, and real servers started once per session."""
+import os
+
 import pytest
 from django.contrib.auth.models import Group, User
 
@@ -22,6 +24,24 @@ pytest_plugins = [
     "tests.fixtures.delivery",
     "tests.fixtures.scheduling",
 ]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_keys_in_environment():
+    """The session's keys (read from ./data, made by `make install`) exported to the environment, so a process a
+    test starts with a data folder of its own (`manage.py serve`, `shell`, `qcluster`) can start: settings never
+    create keys."""
+    from django.conf import settings
+
+    exported = {"DJANGO_SECRET_KEY": settings.SECRET_KEY, "ETL_FERNET_KEYS": ",".join(settings.ETL_FERNET_KEYS)}
+    saved = {name: os.environ.get(name) for name in exported}
+    os.environ.update(exported)
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(autouse=True)

@@ -103,6 +103,9 @@ def setup_django(tmp_path, **variables):
     env = {key: value for key, value in os.environ.items() if not key.startswith(("ETL_", "DJANGO_"))}
     env.update({"ETL_DATA_DIR": str(tmp_path / "data"), "DJANGO_SETTINGS_MODULE": "etl_portal.settings"},
                **variables)
+    # The data folder's keys, as `make install` makes them: settings only read them.
+    subprocess.run([sys.executable, str(BASE_DIR / "scripts" / "init-keys.py")], env=env, check=True,
+                   capture_output=True)
     code = ("import django; django.setup(); from django.conf import settings as s; "
             "print(s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_HSTS_SECONDS, "
             "s.SECURE_HSTS_INCLUDE_SUBDOMAINS, s.SECURE_SSL_REDIRECT, s.SECURE_PROXY_SSL_HEADER)")
@@ -125,7 +128,7 @@ def test_https_settings_follow_etl_https(tmp_path):
     https = setup_django(tmp_path, ETL_HTTPS="1", ETL_BEHIND_PROXY="yes")
     assert https.returncode == 0, https.stderr
     assert https.stdout.strip() == "True True 31536000 False False ('HTTP_X_FORWARDED_PROTO', 'https')"
-    # Nothing written at import but the generated keys: no static folder.
+    # Nothing written at import (no static folder): only the keys scripts/init-keys.py made.
     assert sorted(path.name for path in (tmp_path / "data").iterdir()) == ["django-secret.key", "fernet.key"]
 
 
