@@ -26,6 +26,23 @@ pytest_plugins = [
 ]
 
 
+# --- the fast tier: `make test-fast` = pytest -m "not servers" ------------------------------------------------
+# A test using any of these fixtures (directly or through another fixture) needs a server and is marked
+# `servers`; a test that starts one itself carries the marker by hand (`pytestmark = pytest.mark.servers`).
+SERVER_FIXTURES = {
+    "sshd", "ftpd", "smbd", "smtp_sink", "http_fake", "make_http_fake", "pg_database", "mariadb_database",
+    "qcluster",
+}
+SERVER_MARKERS = {"browser"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if (SERVER_FIXTURES & set(getattr(item, "fixturenames", ()))
+                or any(item.get_closest_marker(name) for name in SERVER_MARKERS)):
+            item.add_marker(pytest.mark.servers)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def session_keys_in_environment():
     """The session's keys (read from ./data, made by `make install`) exported to the environment, so a process a
@@ -53,6 +70,13 @@ def data_dir(settings, tmp_path):
     settings.ETL_DEMO_DIR = tmp_path / "demo"
     settings.ETL_LOCAL_ROOTS = [tmp_path.resolve()]
     return settings.ETL_DATA_DIR
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hasher(settings):
+    """Users are made in almost every test: Django's default PBKDF2 (a million rounds) would be most of the run's
+    time. The login code is the same whatever the hasher."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 # --- people ----------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from connections.protocols import ConnectorError
 from connections import services
 from runs.execution import execute_run
 from runs.models import Run
-from tests.file_stores import ALL_BYTES, check_round_trip, local_file
+from tests.file_stores import ALL_BYTES, local_file
 from tests.servers.common import free_port
 from tests.servers.ftpd import PASSWORD, USER, launch
 
@@ -37,9 +37,7 @@ def any_ftp(request, ftpd):
     return connection, folder
 
 
-def test_round_trip(any_ftp, tmp_path):
-    connection, folder = any_ftp
-    check_round_trip(connection.connector(), folder, tmp_path)
+# The round trip (put, list, get, rename, delete, overwrite) is in tests/test_file_store_contract.py.
 
 
 def test_overwrite_off_refuses_an_existing_file_and_leaves_it_intact(any_ftp, tmp_path):

@@ -11,7 +11,7 @@ from connections.models import Connection
 from connections.protocols import ConnectorError
 from runs.execution import execute_run
 from runs.models import Run
-from tests.file_stores import check_round_trip, local_file
+from tests.file_stores import local_file
 from tests.servers.common import free_port
 
 pytestmark = pytest.mark.django_db
@@ -26,9 +26,7 @@ def based_smb(smb_connection, smbd):
     return smb_connection, folder
 
 
-def test_round_trip(based_smb, tmp_path):
-    connection, folder = based_smb
-    check_round_trip(connection.connector(), folder, tmp_path)
+# The round trip (put, list, get, rename, delete, overwrite) is in tests/test_file_store_contract.py.
 
 
 def test_backslashes_in_the_base_folder_work(based_smb, smbd, tmp_path):
