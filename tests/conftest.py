@@ -2,15 +2,13 @@
 import os
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group
 
-from connections.models import Connection
-from projects.models import Organization, Project
-from tasks.models import Destination, Task
+from tests import factories
 from tests.servers import postgres as pg
 from tests.servers.sshd import start_sshd
 
-PASSWORD = "correct horse battery"
+PASSWORD = factories.PASSWORD
 
 # Feature areas keep their own fixtures (and the servers they start) in tests/fixtures/.
 pytest_plugins = [
@@ -83,41 +81,35 @@ def fast_password_hasher(settings):
 
 @pytest.fixture
 def organization(db):
-    return Organization.objects.create(name="Acme Analytics")
+    return factories.organization("Acme Analytics")
 
 
 @pytest.fixture
 def owner(organization):
     """The project's owner: an editor of the organization who may write code."""
-    user = User.objects.create_user("olivia", "olivia@example.com", PASSWORD)
-    organization.members.add(user, through_defaults={"role": "editor", "can_write_code": True})
-    return user
+    return factories.member(organization, "olivia", "editor", can_write_code=True)
 
 
 @pytest.fixture
 def member(organization):
     """A viewer of the organization, not in the project's editor groups: may look, not change."""
-    user = User.objects.create_user("max", "max@example.com", PASSWORD)
-    organization.members.add(user, through_defaults={"role": "viewer"})
-    return user
+    return factories.member(organization, "max", "viewer")
 
 
 @pytest.fixture
 def org_admin(organization):
     """An admin of the organization: manages its connections and members."""
-    user = User.objects.create_user("ada", "ada@example.com", PASSWORD)
-    organization.members.add(user, through_defaults={"role": "admin", "can_write_code": True})
-    return user
+    return factories.member(organization, "ada", "admin", can_write_code=True)
 
 
 @pytest.fixture
 def outsider(db):
-    return User.objects.create_user("eve", "eve@example.com", PASSWORD)
+    return factories.user("eve")
 
 
 @pytest.fixture
 def staff(db):
-    return User.objects.create_user("sam", "sam@example.com", PASSWORD, is_staff=True, is_superuser=True)
+    return factories.user("sam", is_staff=True, is_superuser=True)
 
 
 @pytest.fixture
@@ -127,7 +119,7 @@ def editors_group(db):
 
 @pytest.fixture
 def project(organization, owner):
-    return Project.objects.create(organization=organization, name="Vendor feeds", owner=owner)
+    return factories.project(organization, owner, "Vendor feeds")
 
 
 # --- servers, once per session -------------------------------------------------------------------
@@ -152,26 +144,21 @@ def pg_database():
 
 @pytest.fixture
 def sftp_connection(organization, sshd):
-    return Connection.objects.create(
-        organization=organization, name="Vendor SFTP", kind="sftp", host=sshd.host, port=sshd.port,
-        username=sshd.username, secrets={"password": sshd.password},
-    )
+    return factories.connection(organization, "sftp", "Vendor SFTP", host=sshd.host, port=sshd.port,
+                                username=sshd.username, secrets={"password": sshd.password})
 
 
 @pytest.fixture
 def pg_connection(organization, pg_database):
     host, port, user = pg.dsn_parts()
-    return Connection.objects.create(organization=organization, name="Warehouse", kind="postgresql", host=host,
-                                     port=port, username=user, database=pg_database)
+    return factories.connection(organization, "postgresql", "Warehouse", host=host, port=port, username=user,
+                                database=pg_database)
 
 
 @pytest.fixture
 def make_task(project):
     def make(source, query, destinations=(), **fields):
-        task = Task.objects.create(project=project, name=fields.pop("name", "Extract"), source_connection=source,
-                                   query=query, **fields)
-        for position, (connection, folder) in enumerate(destinations):
-            Destination.objects.create(task=task, connection=connection, folder=folder, position=position)
-        return task
+        return factories.task(project, fields.pop("name", "Extract"), destinations, source_connection=source,
+                              query=query, **fields)
 
     return make

@@ -1,6 +1,5 @@
 """FTP and FTPS against a real pyftpdlib server: files arrive whole, failures say which step failed."""
 import socket
-import sqlite3
 import threading
 import time
 import uuid
@@ -15,6 +14,7 @@ from runs.models import Run
 from tests.file_stores import ALL_BYTES, local_file
 from tests.servers.common import free_port
 from tests.servers.ftpd import PASSWORD, USER, launch
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -167,12 +167,9 @@ def test_a_connection_dropped_mid_transfer_is_a_retryable_error(organization, tm
 
 
 def test_a_run_delivers_its_file_to_the_ftp_server(ftp_connection, ftpd, organization, make_task, tmp_path):
-    database = tmp_path / "source.sqlite3"
-    with sqlite3.connect(database) as db:
-        db.execute("CREATE TABLE people (id INTEGER, name TEXT)")
-        db.executemany("INSERT INTO people VALUES (?, ?)", [(1, "Ann"), (2, "Bob, Jr.")])
-    db.close()
-    source = Connection.objects.create(organization=organization, name="SQLite", kind="sqlite", path=str(database))
+    source = factories.sqlite_source(organization, tmp_path / "source.sqlite3",
+                                     "CREATE TABLE people (id INTEGER, name TEXT)",
+                                     {"people": [(1, "Ann"), (2, "Bob, Jr.")]}, name="SQLite")
     folder = ftpd.make_folder(f"run-{uuid.uuid4().hex[:8]}")
     task = make_task(source, "SELECT id, name FROM people ORDER BY id", [(ftp_connection, folder.name)],
                      file_name="people.csv")

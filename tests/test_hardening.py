@@ -21,6 +21,7 @@ from runs.delivery import purge_expired_files
 from runs.models import Run, RunFile
 from tasks.models import Dependency, Task
 from tests.conftest import PASSWORD
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -164,8 +165,7 @@ INLINE_HANDLER = re.compile(r"""\son[a-z]+\s*=|javascript:|\sstyle\s*=""", re.I)
 
 
 def test_every_page_sends_a_policy_without_inline_scripts_and_has_none(client, org_admin, staff, project, tmp_path):
-    source = Connection.objects.create(organization=project.organization, name="Shop", kind="sqlite",
-                                       path=str(tmp_path / "shop.sqlite3"))
+    source = factories.connection(project.organization, "sqlite", "Shop", path=str(tmp_path / "shop.sqlite3"))
     task = Task.objects.create(project=project, name="Orders", source_connection=source, query="SELECT 1")
     downstream = Task.objects.create(project=project, name="Downstream")
     Dependency.objects.create(upstream=task, downstream=downstream)  # the project page draws its graph
@@ -221,8 +221,7 @@ def task_form_data(project, source, **fields):
 ])
 def test_the_task_form_refuses_numbers_the_code_cannot_hold(client, owner, project, tmp_path, field, value,
                                                             message):
-    source = Connection.objects.create(organization=project.organization, name="Shop", kind="sqlite",
-                                       path=str(tmp_path / "shop.sqlite3"))
+    source = factories.connection(project.organization, "sqlite", "Shop", path=str(tmp_path / "shop.sqlite3"))
     client.force_login(owner)
     response = client.post("/tasks/new/", task_form_data(project, source, **{field: value}))
     assert response.status_code == 200 and not Task.objects.exists()

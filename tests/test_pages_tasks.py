@@ -7,17 +7,15 @@ from connections.models import Connection
 from projects.models import Parameter, Project
 from runs.models import Run, RunFile
 from tasks.models import Destination, Task
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def sqlite_conn(organization, tmp_path):
-    import sqlite3
-
-    path = tmp_path / "src.sqlite3"
-    sqlite3.connect(path).execute("CREATE TABLE t (n INTEGER)")
-    return Connection.objects.create(organization=organization, name="Shop DB", kind="sqlite", path=str(path))
+    return factories.sqlite_source(organization, tmp_path / "src.sqlite3", "CREATE TABLE t (n INTEGER)",
+                                   name="Shop DB")
 
 
 @pytest.fixture
