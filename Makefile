@@ -38,7 +38,7 @@ test: system-deps-test install
 
 # The tests that need no server (no sshd/ftpd/smbd/SMTP sink/PostgreSQL/MariaDB/browser/qcluster): a quick check.
 test-fast: install
-	$(PY) -m pytest -m "not servers" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not servers" -n auto $(PYTEST_ARGS)
 
 bench: system-deps-test install
 	$(PY) -m bench $(BENCH_ARGS)

@@ -70,6 +70,28 @@ def data_dir(settings, tmp_path):
     return settings.ETL_DATA_DIR
 
 
+@pytest.fixture(scope="session", autouse=True)
+def static_files_indexed_once():
+    """WhiteNoise indexes every static file (the admin's too) each time a middleware chain is built, that is for
+    every test client: a fifth of a page test's time. The files do not change during a session, so the first
+    index is handed to the later ones; serving from the index is what a production worker does too."""
+    from whitenoise.middleware import WhiteNoiseMiddleware
+
+    index_everything = WhiteNoiseMiddleware.add_files_from_finders
+    indexed = {}
+
+    def add_files_from_finders(self):
+        if not indexed:
+            index_everything(self)
+            indexed.update(self.files)
+        else:
+            self.files.update(indexed)
+
+    WhiteNoiseMiddleware.add_files_from_finders = add_files_from_finders
+    yield
+    WhiteNoiseMiddleware.add_files_from_finders = index_everything
+
+
 @pytest.fixture(autouse=True)
 def fast_password_hasher(settings):
     """Users are made in almost every test: Django's default PBKDF2 (a million rounds) would be most of the run's

@@ -58,7 +58,7 @@ def world(tmp_path, settings):
     script_task = Task.objects.create(project=project, name="Reshape", source_kind="script", script="print(1)")
     queued = Run.objects.create(task=task, status=Run.Status.QUEUED)
     done = Run.objects.create(task=task, status=Run.Status.FAILED)
-    run_file = RunFile.objects.create(run=done, name="orders.csv", size=3, md5="0" * 32)
+    run_file = factories.run_file(done, "orders.csv", size=3, md5="0" * 32)
     return {"users": users, "a": org_a, "b": org_b, "shop": shop, "spare": spare, "project": project,
             "task": task, "script_task": script_task, "queued": queued, "file": run_file}
 

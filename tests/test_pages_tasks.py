@@ -190,7 +190,7 @@ def test_file_hub_lists_published_files_and_logs_downloads(client, owner, member
     stored = tmp_path / "report.csv"
     stored.write_text("a\n1\n")
     run = Run.objects.create(task=task, status="succeeded")
-    run_file = RunFile.objects.create(run=run, name="report.csv", size=4, md5="x" * 32, stored_path=str(stored))
+    run_file = factories.run_file(run, "report.csv", size=4, md5="x" * 32, stored=stored)
     client.force_login(outsider)
     assert "report.csv" in client.get("/files/").content.decode()
     response = client.get(f"/runs/files/{run_file.pk}/download/")
