@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench install system-deps-run system-deps-test migrate clean
+.PHONY: run test test-fast bench install keys system-deps-run system-deps-test migrate clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +13,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PIP) install -q -r requirements-dev.txt
 	touch $(STAMP)
 
-install: system-deps-run $(STAMP)
+install: system-deps-run $(STAMP) keys
+
+# The data folder's generated keys (ETL_DATA_DIR, default ./data): settings only read them, never write.
+keys:
+	@$(PYTHON) scripts/init-keys.py
 
 system-deps-run:
 	@scripts/system-deps.sh run
@@ -31,6 +35,10 @@ run: migrate
 
 test: system-deps-test install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The tests that need no server (no sshd/ftpd/smbd/SMTP sink/PostgreSQL/MariaDB/browser/qcluster): a quick check.
+test-fast: install
+	$(PY) -m pytest -m "not servers" -n auto $(PYTEST_ARGS)
 
 bench: system-deps-test install
 	$(PY) -m bench $(BENCH_ARGS)

@@ -9,6 +9,9 @@ GROUPS = ["extract", "formats", "pages", "sftp", "scripts", "odbc_extract", "sch
 
 
 def main(selected):
+    from bench.common import bench_keys
+
+    bench_keys()
     for group in selected or GROUPS:
         importlib.import_module(f"bench.{group}").main()
 

@@ -1,15 +1,25 @@
 """Shared bench helpers: Django set-up, JSON lines, timing, peak memory of a child process."""
+import base64
 import json
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
 import time
 
 
+def bench_keys():
+    """Throwaway keys in the environment: each bench uses fresh data folders, which hold no key files (settings
+    never write them), and every child process (`manage.py qcluster`, `python -m bench.x --child`) inherits them."""
+    os.environ.setdefault("DJANGO_SECRET_KEY", "bench-" + secrets.token_urlsafe(32))
+    os.environ.setdefault("ETL_FERNET_KEYS", base64.urlsafe_b64encode(os.urandom(32)).decode())
+
+
 def setup_django():
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "etl_portal.settings")
     os.environ.setdefault("ETL_DATA_DIR", tempfile.mkdtemp(prefix="etl-bench-"))
+    bench_keys()
     import django
 
     django.setup()

@@ -5,7 +5,6 @@ needs no server; DATABASE_URL and REDIS_URL switch to the production path.
 """
 import datetime
 import os
-import secrets
 from pathlib import Path
 
 import dj_database_url
@@ -48,40 +47,45 @@ def env_int(name, default):
         raise ImproperlyConfigured(f"{name}={value!r} is not a whole number") from None
 
 
+def env_float(name, default):
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a number") from None
+
+
 def env_list(name, default=""):
     return [item.strip() for item in env(name, default).split(",") if item.strip()]
 
 
-def _key_file(path, make):
-    """Read a generated key from the data folder, creating it once, so `make run` needs no setup."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        path.write_text(make())
-        path.chmod(0o600)
-    return path.read_text().strip()
+INIT_KEYS_COMMAND = "python3 scripts/init-keys.py"
 
 
-ETL_DATA_DIR = Path(env("ETL_DATA_DIR", str(BASE_DIR / "data"))).resolve()
+def _key_file(path, variable):
+    """A key generated into the data folder by scripts/init-keys.py (`make install` runs it). Only read here:
+    importing the settings writes nothing, so a missing key stops the start with the command that makes it."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        raise ImproperlyConfigured(
+            f"{variable} is not set and {path} does not exist: run `{INIT_KEYS_COMMAND}` (or `make install`) with "
+            f"the same ETL_DATA_DIR to create the data folder's keys, or set {variable}") from None
+
+
+ETL_DATA_DIR = Path(env("ETL_DATA_DIR") or str(BASE_DIR / "data")).resolve()
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
-SECRET_KEY = env("DJANGO_SECRET_KEY") or _key_file(
-    ETL_DATA_DIR / "django-secret.key", lambda: secrets.token_urlsafe(50)
-)
+SECRET_KEY = env("DJANGO_SECRET_KEY") or _key_file(ETL_DATA_DIR / "django-secret.key", "DJANGO_SECRET_KEY")
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
 
-def _new_fernet_key():
-    from cryptography.fernet import Fernet
-
-    return Fernet.generate_key().decode()
-
-
 # Secrets at rest: the first key encrypts, every key decrypts (rotation: prepend a new key, run
 # `manage.py rotate_secrets`, then drop the old one).
-ETL_FERNET_KEYS = env_list("ETL_FERNET_KEYS") or [
-    _key_file(ETL_DATA_DIR / "fernet.key", _new_fernet_key)
-]
+ETL_FERNET_KEYS = env_list("ETL_FERNET_KEYS") or [_key_file(ETL_DATA_DIR / "fernet.key", "ETL_FERNET_KEYS")]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -204,6 +208,15 @@ ETL_SHUTDOWN_GRACE_SECONDS = env_int("ETL_SHUTDOWN_GRACE_SECONDS", 20)
 ETL_TEST_FAIL_LEASE_RENEWAL = env("ETL_TEST_FAIL_LEASE_RENEWAL", "") == "1"
 ETL_PROGRESS_EVERY_ROWS = env_int("ETL_PROGRESS_EVERY_ROWS", 100_000)
 ETL_CONNECT_TIMEOUT = env_int("ETL_CONNECT_TIMEOUT", 15)
+# A trigger whose run is this many seconds late (the worker was down) is recorded as missed, not run late.
+ETL_MISFIRE_GRACE_SECONDS = env_int("ETL_MISFIRE_GRACE_SECONDS", 60)
+# Each worker runs django-q2's scheduler every this many seconds (one per data folder); 0 leaves only django-q2's
+# own 30 s cycle (projects/scheduling.py says why).
+ETL_SCHEDULER_TICK = env_float("ETL_SCHEDULER_TICK", 1.0)
+# The script sandbox (runs/sandbox.py): the bubblewrap program (a name on the PATH or a full path), and the
+# unprivileged account scripts run as when the portal runs as root.
+ETL_SANDBOX_BWRAP = env("ETL_SANDBOX_BWRAP", "bwrap")
+ETL_SANDBOX_USER = env("ETL_SANDBOX_USER", "etl-sandbox")
 # `manage.py serve`: where gunicorn listens and how many worker processes it runs.
 ETL_LISTEN = env("ETL_LISTEN", "127.0.0.1:8000")
 ETL_WEB_WORKERS = env_int("ETL_WEB_WORKERS", 2)

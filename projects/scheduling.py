@@ -17,7 +17,6 @@ import datetime
 import fcntl
 import logging
 import multiprocessing
-import os
 import re
 import threading
 import time
@@ -50,8 +49,7 @@ def clock():
 
 
 def misfire_grace():
-    return datetime.timedelta(seconds=int(getattr(settings, "ETL_MISFIRE_GRACE_SECONDS", 0) or
-                                          os.environ.get("ETL_MISFIRE_GRACE_SECONDS") or 60))
+    return datetime.timedelta(seconds=settings.ETL_MISFIRE_GRACE_SECONDS)
 
 
 def trigger_schedule_name(trigger_id):
@@ -278,7 +276,7 @@ def connect_signals():
 
 
 def tick_seconds():
-    return float(getattr(settings, "ETL_SCHEDULER_TICK", None) or os.environ.get("ETL_SCHEDULER_TICK") or 1)
+    return float(settings.ETL_SCHEDULER_TICK)
 
 
 _tick_started = threading.Event()

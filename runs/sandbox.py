@@ -46,7 +46,8 @@ PASSAGE_MODE = "0711"
 
 
 def _setting(name, default):
-    return getattr(settings, name, None) or os.environ.get(name) or default
+    """A sandbox setting from etl_portal/settings.py (ETL_SANDBOX_BWRAP, ETL_SANDBOX_USER); blank means the default."""
+    return getattr(settings, name, None) or default
 
 
 def bwrap_binary():

@@ -1,14 +1,14 @@
 """Shared fixtures: the four kinds of user, an organization, and real servers started once per session."""
-import pytest
-from django.contrib.auth.models import Group, User
+import os
 
-from connections.models import Connection
-from projects.models import Organization, Project
-from tasks.models import Destination, Task
+import pytest
+from django.contrib.auth.models import Group
+
+from tests import factories
 from tests.servers import postgres as pg
 from tests.servers.sshd import start_sshd
 
-PASSWORD = "correct horse battery"
+PASSWORD = factories.PASSWORD
 
 # Feature areas keep their own fixtures (and the servers they start) in tests/fixtures/.
 pytest_plugins = [
@@ -24,6 +24,41 @@ pytest_plugins = [
 ]
 
 
+# --- the fast tier: `make test-fast` = pytest -m "not servers" ------------------------------------------------
+# A test using any of these fixtures (directly or through another fixture) needs a server and is marked
+# `servers`; a test that starts one itself carries the marker by hand (`pytestmark = pytest.mark.servers`).
+SERVER_FIXTURES = {
+    "sshd", "ftpd", "smbd", "smtp_sink", "http_fake", "make_http_fake", "pg_database", "mariadb_database",
+    "qcluster",
+}
+SERVER_MARKERS = {"browser"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if (SERVER_FIXTURES & set(getattr(item, "fixturenames", ()))
+                or any(item.get_closest_marker(name) for name in SERVER_MARKERS)):
+            item.add_marker(pytest.mark.servers)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_keys_in_environment():
+    """The session's keys (read from ./data, made by `make install`) exported to the environment, so a process a
+    test starts with a data folder of its own (`manage.py serve`, `shell`, `qcluster`) can start: settings never
+    create keys."""
+    from django.conf import settings
+
+    exported = {"DJANGO_SECRET_KEY": settings.SECRET_KEY, "ETL_FERNET_KEYS": ",".join(settings.ETL_FERNET_KEYS)}
+    saved = {name: os.environ.get(name) for name in exported}
+    os.environ.update(exported)
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture(autouse=True)
 def data_dir(settings, tmp_path):
     """Every test gets its own data folder for run files and caches. SQLite files and local folders may be
@@ -35,45 +70,68 @@ def data_dir(settings, tmp_path):
     return settings.ETL_DATA_DIR
 
 
+@pytest.fixture(scope="session", autouse=True)
+def static_files_indexed_once():
+    """WhiteNoise indexes every static file (the admin's too) each time a middleware chain is built, that is for
+    every test client: a fifth of a page test's time. The files do not change during a session, so the first
+    index is handed to the later ones; serving from the index is what a production worker does too."""
+    from whitenoise.middleware import WhiteNoiseMiddleware
+
+    index_everything = WhiteNoiseMiddleware.add_files_from_finders
+    indexed = {}
+
+    def add_files_from_finders(self):
+        if not indexed:
+            index_everything(self)
+            indexed.update(self.files)
+        else:
+            self.files.update(indexed)
+
+    WhiteNoiseMiddleware.add_files_from_finders = add_files_from_finders
+    yield
+    WhiteNoiseMiddleware.add_files_from_finders = index_everything
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hasher(settings):
+    """Users are made in almost every test: Django's default PBKDF2 (a million rounds) would be most of the run's
+    time. The login code is the same whatever the hasher."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 # --- people ----------------------------------------------------------------------------------------
 
 @pytest.fixture
 def organization(db):
-    return Organization.objects.create(name="Acme Analytics")
+    return factories.organization("Acme Analytics")
 
 
 @pytest.fixture
 def owner(organization):
     """The project's owner: an editor of the organization who may write code."""
-    user = User.objects.create_user("olivia", "olivia@example.com", PASSWORD)
-    organization.members.add(user, through_defaults={"role": "editor", "can_write_code": True})
-    return user
+    return factories.member(organization, "olivia", "editor", can_write_code=True)
 
 
 @pytest.fixture
 def member(organization):
     """A viewer of the organization, not in the project's editor groups: may look, not change."""
-    user = User.objects.create_user("max", "max@example.com", PASSWORD)
-    organization.members.add(user, through_defaults={"role": "viewer"})
-    return user
+    return factories.member(organization, "max", "viewer")
 
 
 @pytest.fixture
 def org_admin(organization):
     """An admin of the organization: manages its connections and members."""
-    user = User.objects.create_user("ada", "ada@example.com", PASSWORD)
-    organization.members.add(user, through_defaults={"role": "admin", "can_write_code": True})
-    return user
+    return factories.member(organization, "ada", "admin", can_write_code=True)
 
 
 @pytest.fixture
 def outsider(db):
-    return User.objects.create_user("eve", "eve@example.com", PASSWORD)
+    return factories.user("eve")
 
 
 @pytest.fixture
 def staff(db):
-    return User.objects.create_user("sam", "sam@example.com", PASSWORD, is_staff=True, is_superuser=True)
+    return factories.user("sam", is_staff=True, is_superuser=True)
 
 
 @pytest.fixture
@@ -83,7 +141,7 @@ def editors_group(db):
 
 @pytest.fixture
 def project(organization, owner):
-    return Project.objects.create(organization=organization, name="Vendor feeds", owner=owner)
+    return factories.project(organization, owner, "Vendor feeds")
 
 
 # --- servers, once per session -------------------------------------------------------------------
@@ -108,26 +166,21 @@ def pg_database():
 
 @pytest.fixture
 def sftp_connection(organization, sshd):
-    return Connection.objects.create(
-        organization=organization, name="Vendor SFTP", kind="sftp", host=sshd.host, port=sshd.port,
-        username=sshd.username, secrets={"password": sshd.password},
-    )
+    return factories.connection(organization, "sftp", "Vendor SFTP", host=sshd.host, port=sshd.port,
+                                username=sshd.username, secrets={"password": sshd.password})
 
 
 @pytest.fixture
 def pg_connection(organization, pg_database):
     host, port, user = pg.dsn_parts()
-    return Connection.objects.create(organization=organization, name="Warehouse", kind="postgresql", host=host,
-                                     port=port, username=user, database=pg_database)
+    return factories.connection(organization, "postgresql", "Warehouse", host=host, port=port, username=user,
+                                database=pg_database)
 
 
 @pytest.fixture
 def make_task(project):
     def make(source, query, destinations=(), **fields):
-        task = Task.objects.create(project=project, name=fields.pop("name", "Extract"), source_connection=source,
-                                   query=query, **fields)
-        for position, (connection, folder) in enumerate(destinations):
-            Destination.objects.create(task=task, connection=connection, folder=folder, position=position)
-        return task
+        return factories.task(project, fields.pop("name", "Extract"), destinations, source_connection=source,
+                              query=query, **fields)
 
     return make

@@ -1,4 +1,4 @@
-"""Checks every file store must pass, shared by the FTP and SMB test modules."""
+"""Helpers for the file-store tests; tests/test_file_store_contract.py runs `check_round_trip` on every store."""
 
 ALL_BYTES = bytes(range(256)) * 64
 

@@ -4,7 +4,6 @@ Each row names a request and who may make it. A user who may gets a success (and
 the row says so); anyone else gets 403 or 404 (404 when they may not even see the object) and nothing in the
 database changes. Admin actions and commands have their own table in test_access_admin.py.
 """
-import sqlite3
 
 import pytest
 from django.contrib.auth.models import Group, User
@@ -13,6 +12,7 @@ from connections.models import Connection
 from projects.models import Membership, Organization, Parameter, Project, Trigger
 from runs.models import Run, RunFile
 from tasks.models import Destination, Task
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -45,9 +45,8 @@ def world(tmp_path, settings):
     group = Group.objects.create(name="Feed editors")
     users["group_editor"].groups.add(group)
 
-    db_path = tmp_path / "local" / "shop.sqlite3"
-    sqlite3.connect(db_path).execute("CREATE TABLE t (n INTEGER)")
-    shop = Connection.objects.create(organization=org_a, name="Shop", kind="sqlite", path=str(db_path))
+    shop = factories.sqlite_source(org_a, tmp_path / "local" / "shop.sqlite3", "CREATE TABLE t (n INTEGER)",
+                                   name="Shop")
     spare = Connection.objects.create(organization=org_a, name="Spare", kind="sftp", host="127.0.0.1", port=22,
                                       username="u", secrets={"password": "pw"}, host_key="ssh-ed25519 AAAA")
     project = Project.objects.create(organization=org_a, name="Feeds", owner=users["coder"])
@@ -59,7 +58,7 @@ def world(tmp_path, settings):
     script_task = Task.objects.create(project=project, name="Reshape", source_kind="script", script="print(1)")
     queued = Run.objects.create(task=task, status=Run.Status.QUEUED)
     done = Run.objects.create(task=task, status=Run.Status.FAILED)
-    run_file = RunFile.objects.create(run=done, name="orders.csv", size=3, md5="0" * 32)
+    run_file = factories.run_file(done, "orders.csv", size=3, md5="0" * 32)
     return {"users": users, "a": org_a, "b": org_b, "shop": shop, "spare": spare, "project": project,
             "task": task, "script_task": script_task, "queued": queued, "file": run_file}
 

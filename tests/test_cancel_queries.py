@@ -1,15 +1,14 @@
 """Cancelling a run stops its query on the database itself, through the source connector."""
-import sqlite3
 import threading
 import time
 
 import pytest
 
-from connections.models import Connection
 from runs import execution, orchestration
 from runs.models import Run
 from tasks.models import Task
 from tests.fixtures.scheduling import wait_for
+from tests import factories
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,9 +35,7 @@ def test_cancelling_a_postgres_extract_cancels_the_statement_on_the_server(proje
 
 
 def test_cancelling_a_sqlite_extract_interrupts_it(project, organization, tmp_path):
-    path = tmp_path / "slow.sqlite3"
-    sqlite3.connect(path).close()
-    source = Connection.objects.create(organization=organization, name="Local", kind="sqlite", path=str(path))
+    source = factories.sqlite_source(organization, tmp_path / "slow.sqlite3", name="Local")
     task = Task.objects.create(project=project, name="Endless", source_connection=source, query=(
         "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"))
     run = Run.objects.create(task=task)

@@ -1,6 +1,5 @@
 """FTP and FTPS against a real pyftpdlib server: files arrive whole, failures say which step failed."""
 import socket
-import sqlite3
 import threading
 import time
 import uuid
@@ -12,9 +11,10 @@ from connections.protocols import ConnectorError
 from connections import services
 from runs.execution import execute_run
 from runs.models import Run
-from tests.file_stores import ALL_BYTES, check_round_trip, local_file
+from tests.file_stores import ALL_BYTES, local_file
 from tests.servers.common import free_port
 from tests.servers.ftpd import PASSWORD, USER, launch
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -37,9 +37,7 @@ def any_ftp(request, ftpd):
     return connection, folder
 
 
-def test_round_trip(any_ftp, tmp_path):
-    connection, folder = any_ftp
-    check_round_trip(connection.connector(), folder, tmp_path)
+# The round trip (put, list, get, rename, delete, overwrite) is in tests/test_file_store_contract.py.
 
 
 def test_overwrite_off_refuses_an_existing_file_and_leaves_it_intact(any_ftp, tmp_path):
@@ -169,12 +167,9 @@ def test_a_connection_dropped_mid_transfer_is_a_retryable_error(organization, tm
 
 
 def test_a_run_delivers_its_file_to_the_ftp_server(ftp_connection, ftpd, organization, make_task, tmp_path):
-    database = tmp_path / "source.sqlite3"
-    with sqlite3.connect(database) as db:
-        db.execute("CREATE TABLE people (id INTEGER, name TEXT)")
-        db.executemany("INSERT INTO people VALUES (?, ?)", [(1, "Ann"), (2, "Bob, Jr.")])
-    db.close()
-    source = Connection.objects.create(organization=organization, name="SQLite", kind="sqlite", path=str(database))
+    source = factories.sqlite_source(organization, tmp_path / "source.sqlite3",
+                                     "CREATE TABLE people (id INTEGER, name TEXT)",
+                                     {"people": [(1, "Ann"), (2, "Bob, Jr.")]}, name="SQLite")
     folder = ftpd.make_folder(f"run-{uuid.uuid4().hex[:8]}")
     task = make_task(source, "SELECT id, name FROM people ORDER BY id", [(ftp_connection, folder.name)],
                      file_name="people.csv")

@@ -1,6 +1,5 @@
 """The walking skeleton: a real query, a real SFTP server, the file checked byte for byte."""
 import hashlib
-import sqlite3
 import uuid
 
 import pytest
@@ -11,6 +10,7 @@ from runs.execution import execute_run
 from runs.models import Run
 from tests.servers import postgres as pg
 from tests.servers.common import free_port
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -31,13 +31,10 @@ QUERY = "SELECT id, name, amount, born, seen_at, note FROM people ORDER BY id"
 
 @pytest.fixture
 def sqlite_source(organization, tmp_path):
-    path = tmp_path / "source.sqlite3"
-    db = sqlite3.connect(path)
-    db.execute("CREATE TABLE people (id INTEGER, name TEXT, amount TEXT, born TEXT, seen_at TEXT, note TEXT)")
-    db.executemany("INSERT INTO people VALUES (?, ?, ?, ?, ?, ?)", ROWS)
-    db.commit()
-    db.close()
-    return Connection.objects.create(organization=organization, name="Local SQLite", kind="sqlite", path=str(path))
+    return factories.sqlite_source(
+        organization, tmp_path / "source.sqlite3",
+        "CREATE TABLE people (id INTEGER, name TEXT, amount TEXT, born TEXT, seen_at TEXT, note TEXT)",
+        {"people": ROWS}, name="Local SQLite")
 
 
 @pytest.fixture

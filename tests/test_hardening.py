@@ -21,6 +21,7 @@ from runs.delivery import purge_expired_files
 from runs.models import Run, RunFile
 from tasks.models import Dependency, Task
 from tests.conftest import PASSWORD
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -103,6 +104,9 @@ def setup_django(tmp_path, **variables):
     env = {key: value for key, value in os.environ.items() if not key.startswith(("ETL_", "DJANGO_"))}
     env.update({"ETL_DATA_DIR": str(tmp_path / "data"), "DJANGO_SETTINGS_MODULE": "etl_portal.settings"},
                **variables)
+    # The data folder's keys, as `make install` makes them: settings only read them.
+    subprocess.run([sys.executable, str(BASE_DIR / "scripts" / "init-keys.py")], env=env, check=True,
+                   capture_output=True)
     code = ("import django; django.setup(); from django.conf import settings as s; "
             "print(s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_HSTS_SECONDS, "
             "s.SECURE_HSTS_INCLUDE_SUBDOMAINS, s.SECURE_SSL_REDIRECT, s.SECURE_PROXY_SSL_HEADER)")
@@ -125,7 +129,7 @@ def test_https_settings_follow_etl_https(tmp_path):
     https = setup_django(tmp_path, ETL_HTTPS="1", ETL_BEHIND_PROXY="yes")
     assert https.returncode == 0, https.stderr
     assert https.stdout.strip() == "True True 31536000 False False ('HTTP_X_FORWARDED_PROTO', 'https')"
-    # Nothing written at import but the generated keys: no static folder.
+    # Nothing written at import (no static folder): only the keys scripts/init-keys.py made.
     assert sorted(path.name for path in (tmp_path / "data").iterdir()) == ["django-secret.key", "fernet.key"]
 
 
@@ -161,8 +165,7 @@ INLINE_HANDLER = re.compile(r"""\son[a-z]+\s*=|javascript:|\sstyle\s*=""", re.I)
 
 
 def test_every_page_sends_a_policy_without_inline_scripts_and_has_none(client, org_admin, staff, project, tmp_path):
-    source = Connection.objects.create(organization=project.organization, name="Shop", kind="sqlite",
-                                       path=str(tmp_path / "shop.sqlite3"))
+    source = factories.connection(project.organization, "sqlite", "Shop", path=str(tmp_path / "shop.sqlite3"))
     task = Task.objects.create(project=project, name="Orders", source_connection=source, query="SELECT 1")
     downstream = Task.objects.create(project=project, name="Downstream")
     Dependency.objects.create(upstream=task, downstream=downstream)  # the project page draws its graph
@@ -218,8 +221,7 @@ def task_form_data(project, source, **fields):
 ])
 def test_the_task_form_refuses_numbers_the_code_cannot_hold(client, owner, project, tmp_path, field, value,
                                                             message):
-    source = Connection.objects.create(organization=project.organization, name="Shop", kind="sqlite",
-                                       path=str(tmp_path / "shop.sqlite3"))
+    source = factories.connection(project.organization, "sqlite", "Shop", path=str(tmp_path / "shop.sqlite3"))
     client.force_login(owner)
     response = client.post("/tasks/new/", task_form_data(project, source, **{field: value}))
     assert response.status_code == 200 and not Task.objects.exists()

@@ -14,6 +14,7 @@ from audit.actors import acting_as
 from connections.models import Connection
 from projects.models import Parameter, Project
 from tasks.models import Destination, Task
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -106,11 +107,8 @@ def history_rows():
 
 @pytest.fixture
 def source(organization, tmp_path):
-    import sqlite3
-
-    path = tmp_path / "src.sqlite3"
-    sqlite3.connect(path).execute("CREATE TABLE t (n INTEGER)")
-    return Connection.objects.create(organization=organization, name="Shop DB", kind="sqlite", path=str(path))
+    return factories.sqlite_source(organization, tmp_path / "src.sqlite3", "CREATE TABLE t (n INTEGER)",
+                                   name="Shop DB")
 
 
 @pytest.fixture

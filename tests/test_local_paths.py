@@ -3,7 +3,6 @@ connection form and again when a connection is used."""
 import html
 import os
 import re
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from connections.models import Connection
 from connections.protocols import ConnectorError
 from tests.fixtures.sources import log_text
 from tests.test_connection_pages import page_text
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -27,11 +27,8 @@ DATA_MESSAGE = "This path leads into the portal's own data folder"
 
 
 def make_database(path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE people (id INTEGER, name TEXT)")
-        db.executemany("INSERT INTO people VALUES (?, ?)", [(1, "Ada"), (2, "Grace")])
-    return path
+    return factories.sqlite_database(path, "CREATE TABLE people (id INTEGER, name TEXT)",
+                                     {"people": [(1, "Ada"), (2, "Grace")]})
 
 
 @pytest.fixture

@@ -7,17 +7,15 @@ from connections.models import Connection
 from projects.models import Parameter, Project
 from runs.models import Run, RunFile
 from tasks.models import Destination, Task
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def sqlite_conn(organization, tmp_path):
-    import sqlite3
-
-    path = tmp_path / "src.sqlite3"
-    sqlite3.connect(path).execute("CREATE TABLE t (n INTEGER)")
-    return Connection.objects.create(organization=organization, name="Shop DB", kind="sqlite", path=str(path))
+    return factories.sqlite_source(organization, tmp_path / "src.sqlite3", "CREATE TABLE t (n INTEGER)",
+                                   name="Shop DB")
 
 
 @pytest.fixture
@@ -192,7 +190,7 @@ def test_file_hub_lists_published_files_and_logs_downloads(client, owner, member
     stored = tmp_path / "report.csv"
     stored.write_text("a\n1\n")
     run = Run.objects.create(task=task, status="succeeded")
-    run_file = RunFile.objects.create(run=run, name="report.csv", size=4, md5="x" * 32, stored_path=str(stored))
+    run_file = factories.run_file(run, "report.csv", size=4, md5="x" * 32, stored=stored)
     client.force_login(outsider)
     assert "report.csv" in client.get("/files/").content.decode()
     response = client.get(f"/runs/files/{run_file.pk}/download/")

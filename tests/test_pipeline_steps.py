@@ -12,6 +12,7 @@ from runs.extract import _portable_path, extract_to_csv, render_query
 from runs.files import checksum, output_name
 from runs.formats import CsvOptions, CsvWriter, format_value
 from tests.servers import postgres as pg
+from tests import factories
 
 
 def test_output_name_defaults_to_the_task_name_and_refuses_folders():
@@ -60,13 +61,8 @@ def test_csv_writer_tells_null_from_empty_string_and_honours_options():
 
 @pytest.mark.django_db
 def test_progress_is_reported_every_n_rows_on_the_portable_path(tmp_path, organization):
-    import sqlite3
-
-    path = tmp_path / "n.sqlite3"
-    db = sqlite3.connect(path)
-    db.execute("CREATE TABLE t (n INTEGER)")
-    db.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(7)])
-    db.commit()
+    path = factories.sqlite_database(tmp_path / "n.sqlite3", "CREATE TABLE t (n INTEGER)",
+                                     {"t": [(i,) for i in range(7)]})
     source = Connection(organization=organization, kind="sqlite", path=str(path)).connector()
     reports = []
     extract = extract_to_csv(source, "SELECT n FROM t", tmp_path / "out.csv", CsvOptions(),

@@ -5,21 +5,17 @@ import threading
 import pytest
 from django.utils import timezone
 
-from connections.models import Connection
 from runs.execution import execute_run, reap_interrupted_runs
 from runs.models import Run
 from tasks.models import Task
+from tests import factories
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
 def task(project, organization, tmp_path):
-    import sqlite3
-
-    path = tmp_path / "s.sqlite3"
-    sqlite3.connect(path).close()
-    source = Connection.objects.create(organization=organization, name="S", kind="sqlite", path=str(path))
+    source = factories.sqlite_source(organization, tmp_path / "s.sqlite3", name="S")
     return Task.objects.create(project=project, name="T", source_connection=source, query="SELECT 1 AS one")
 
 

@@ -7,11 +7,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.servers.common import free_port
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.servers  # starts gunicorn and a worker cluster itself
 
 
 def descendants(pid):

@@ -236,9 +236,13 @@ class FileSession:
         try:
             self.upload(local_path, temporary)
             self.rename(temporary, remote_path, overwrite=overwrite)
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(Exception):
                 self.delete(temporary)
+            if isinstance(exc, ConnectorError) and temporary in exc.message:
+                # The temporary name means nothing to the user (a missing folder read "….part does not exist").
+                exc.message = exc.message.replace(temporary, remote_path)
+                exc.args = (exc.message,)
             raise
         return remote_path
 
