@@ -7,6 +7,8 @@ connection is cut; another has a worker killed with SIGKILL mid-run. Executions 
 database (tests/fixtures/faults.py), deliveries at the destination: one folder per run.
 """
 import datetime as dt
+import os
+import signal
 import time
 
 import pytest
@@ -95,3 +97,38 @@ def test_a_worker_killed_mid_run_is_retried_once_and_delivers_once(start_cluster
     runs = assert_one_retry_delivered_once(task, counted_source, outbox)
     assert runs[0].error.startswith(f"Interrupted: worker {runs[0].worker} stopped renewing its lease")
     assert cluster.process.poll() is None and worker_pid not in cluster.worker_pids()
+
+
+def test_sigterm_hands_a_long_run_back_and_a_new_cluster_completes_it_once(start_cluster, counted_task,
+                                                                           counted_source, outbox):
+    cluster = start_cluster(ETL_SHUTDOWN_GRACE_SECONDS="1")
+    task = counted_task("Restarted", seconds=8, retries=1, retry_delay_seconds=0)
+    run = queueing.enqueue_run(task)
+    wait_for(lambda: counted_source.executions() == 1, timeout=15, message="the query to start")
+    # As systemd stops a service (KillMode=control-group): SIGTERM to every process of the cluster.
+    for pid in [cluster.process.pid, *cluster.worker_pids()]:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    wait_for(lambda: Run.objects.filter(pk=run.pk).exclude(status="running").exists(), timeout=20,
+             message=lambda: f"the run to be handed back\n{cluster.log()[-3000:]}")
+    run.refresh_from_db()
+    assert run.status == "queued" and not run.worker and not run.error, cluster.log()[-3000:]
+    assert run.log_lines.filter(message__startswith="Handed back to the queue").exists()
+    wait_for(lambda: "did not finish within the shutdown grace; handing it back" in cluster.log(), timeout=5)
+    # django-q2's main process may still wait for its workers' results (see the report); it has no run left.
+    for pid in [*cluster.worker_pids(), cluster.process.pid]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    cluster.process.wait(timeout=10)
+    again = start_cluster()
+    wait_for(lambda: Run.objects.filter(pk=run.pk, status__in=Run.FINISHED).exists(), timeout=30,
+             message=lambda: f"the run to end\n{again.log()[-3000:]}")
+    time.sleep(2)
+    run.refresh_from_db()
+    assert run.status == "succeeded" and task.runs.count() == 1  # no Interrupted failure, no retry
+    assert counted_source.executions() == 2 and outbox.delivered() == [run.pk]
+    assert not run.log_lines.filter(message__startswith="Interrupted").exists()
