@@ -11,7 +11,8 @@
 - django-q2 1.11 looks at its Schedule table every 30 s (hard-coded in its cluster's guard loop; no setting
   changes it). `start_tick` (connected to django-q2's post_spawn signal) calls the same django-q2 scheduler
   every ETL_SCHEDULER_TICK seconds (default 1, 0 = off) from one worker per data folder, so per-second triggers
-  start on time.
+  start on time; every KICK_EVERY seconds it also calls `kick_stalled_runs`, so a run queued while the broker
+  was down starts within seconds of its return.
 """
 import datetime
 import fcntl
@@ -41,6 +42,7 @@ REAPER_NAME = "etl: fail runs whose worker died"
 # the way django-q2 reaches the scheduler: by name.
 RUN_SYSTEM_JOB = "projects.system_jobs.run_system_job"
 TICK_OFFSET = 0.02  # just after each whole second, when per-second fire times fall due
+KICK_EVERY = 2  # seconds between two looks for queued runs nobody is about to pick up (one count query)
 
 
 def clock():
@@ -311,6 +313,8 @@ def _tick_loop(interval):
         time.sleep(interval - (time.time() % interval) + TICK_OFFSET)
         try:
             scheduler(broker=broker)
+            if int(time.time()) % KICK_EVERY == 0:  # runs queued while the broker was down start on its return
+                execution.kick_stalled_runs()
         except Exception:
             logger.exception("The scheduler tick failed")
             connection.close()

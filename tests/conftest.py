@@ -21,6 +21,7 @@ pytest_plugins = [
     "tests.fixtures.sources",
     "tests.fixtures.delivery",
     "tests.fixtures.scheduling",
+    "tests.fixtures.faults",
 ]
 
 
