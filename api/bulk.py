@@ -13,15 +13,12 @@ from tasks.models import Task
 MAX_ITEMS = 1000
 
 
-class BulkError(exceptions.ValidationError):
-    pass
-
-
 def _comparable(data):
     return {name: value for name, value in data.items() if name not in ("id", "created_at", "updated_at")}
 
 
 def bulk_upsert(request, context):
+    """(answer, status): the result per item, or every error as {index, field, message} (ints stay ints)."""
     items = request.data
     if not isinstance(items, list):
         raise exceptions.ValidationError({"non_field_errors": ["Send a JSON list of tasks."]})
@@ -73,8 +70,8 @@ def bulk_upsert(request, context):
             results.append({"index": index, "id": task.pk, "name": task.name, "result": result})
         if errors:
             transaction.set_rollback(True)
-            raise exceptions.ValidationError({"errors": errors})
-    return {**counts, "tasks": results}
+            return {"errors": errors}, 400
+    return {**counts, "tasks": results}, 200
 
 
 def _flatten(index, errors, prefix=""):

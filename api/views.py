@@ -115,7 +115,8 @@ class TaskViewSet(AccessMixin, viewsets.ModelViewSet):
         """Create or update up to 1,000 tasks, all or none, matched by (project, name)."""
         from api.bulk import bulk_upsert
 
-        return Response(bulk_upsert(request, self.get_serializer_context()))
+        answer, status_code = bulk_upsert(request, self.get_serializer_context())
+        return Response(answer, status=status_code)
 
 
 class ConnectionViewSet(AccessMixin, viewsets.ModelViewSet):
