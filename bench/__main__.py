@@ -5,7 +5,7 @@
 import importlib
 import sys
 
-GROUPS = ["extract", "pages", "sftp", "scripts", "odbc_extract", "scheduling"]
+GROUPS = ["extract", "pages", "sftp", "scripts", "odbc_extract", "scheduling", "api"]
 
 
 def main(selected):
