@@ -5,7 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
-from api import views
+from api import views, views_config
 
 router = DefaultRouter()
 router.register("organizations", views.OrganizationViewSet, basename="api-organization")
@@ -27,6 +27,8 @@ def _open_to_drf(patterns):
 
 urlpatterns = _open_to_drf([
     path("v1/", include(router.urls)),
+    path("v1/config/export/", views_config.export_view, name="api-config-export"),
+    path("v1/config/import/", views_config.import_view, name="api-config-import"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
