@@ -26,7 +26,8 @@ def bulk_upsert(request, context):
         raise exceptions.ValidationError({"non_field_errors": [f"Send 1 to {MAX_ITEMS} tasks, not {len(items)}."]})
     keys = []
     for index, item in enumerate(items):
-        if not isinstance(item, dict) or not isinstance(item.get("project"), int) or not item.get("name"):
+        if not isinstance(item, dict) or not isinstance(item.get("project"), int) or not item.get("name") \
+                or not 1 <= item["project"] < 2**63:
             raise exceptions.ValidationError({"errors": [{"index": index, "field": "project",
                                                          "message": "Each task needs a project id and a name."}]})
         keys.append((item["project"], str(item["name"])))

@@ -27,4 +27,4 @@ def token_revoke(request, pk):
     token = get_object_or_404(ApiToken, pk=pk, user=request.user)
     token.revoke()
     messages.success(request, f"Token {token.name} revoked: requests using it are now refused.")
-    return redirect("api-tokens")
+    return redirect("tokens:api-tokens")

@@ -30,6 +30,6 @@ urlpatterns = _open_to_drf([
     path("v1/config/export/", views_config.export_view, name="api-config-export"),
     path("v1/config/import/", views_config.import_view, name="api-config-import"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
-    path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api:api-schema"), name="api-docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="api:api-schema"), name="api-redoc"),
 ])

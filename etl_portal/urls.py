@@ -2,8 +2,6 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from api import tokens as api_tokens
-
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="task-list", permanent=False)),
     path("admin/", admin.site.urls),
@@ -17,9 +15,8 @@ urlpatterns = [
     path("connections/", include("connections.urls")),
     path("", include("runs.urls_files")),
     path("", include("runs.urls_control")),
-    path("api/", include("api.urls")),
-    path("account/tokens/", api_tokens.token_list, name="api-tokens"),
-    path("account/tokens/<int:pk>/revoke/", api_tokens.token_revoke, name="api-token-revoke"),
+    path("api/", include(("api.urls", "api"))),
+    path("account/tokens/", include(("api.urls_tokens", "tokens"))),
 ]
 
 handler400 = "etl_portal.web.bad_request"

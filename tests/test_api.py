@@ -64,6 +64,8 @@ def test_bad_input_is_a_400_naming_the_field(world):  # noqa: F811
     assert response.json() == {"query": ["Type the query, or load it from a connection."]}
     response = api.patch(f"/api/v1/tasks/{world['task'].pk}/", {"priority": 0}, format="json")
     assert response.status_code == 400 and "priority" in response.json()
+    huge = api.patch(f"/api/v1/tasks/{world['task'].pk}/", {"source_connection": 10**19}, format="json")
+    assert huge.status_code == 400 and "source_connection" in huge.json()
     assert api.get("/api/v1/runs/1/log/?after=abc").status_code in (400, 404)
     assert api.get(f"/api/v1/runs/{world['queued'].pk}/log/?after=abc").json() == {
         "after": ["after must be a whole number."]}
