@@ -5,7 +5,7 @@
 import importlib
 import sys
 
-GROUPS = ["extract", "formats", "pages", "sftp", "scripts", "odbc_extract", "scheduling"]
+GROUPS = ["extract", "formats", "pages", "sftp", "scripts", "odbc_extract", "scheduling", "api"]
 
 
 def main(selected):

@@ -15,6 +15,8 @@ urlpatterns = [
     path("connections/", include("connections.urls")),
     path("", include("runs.urls_files")),
     path("", include("runs.urls_control")),
+    path("api/", include(("api.urls", "api"))),
+    path("account/tokens/", include(("api.urls_tokens", "tokens"))),
 ]
 
 handler400 = "etl_portal.web.bad_request"

@@ -1,0 +1,378 @@
+"""API representations. Writes are validated by the pages' own forms (TaskForm, ProjectForm, ConnectionForm), so
+the API obeys exactly the rules of the pages; these serializers shape JSON and describe it in the schema.
+
+Task fields are built from the model's concrete fields (minus internal ones), so a field added to Task appears
+here without code changes.
+"""
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.forms.models import model_to_dict
+from rest_framework import serializers
+
+from connections.models import Connection
+from projects import access
+from projects.models import Organization, Parameter, Project, Trigger
+from runs.models import Run, RunFile, RunLog
+from runs.orchestration import find_cycle
+from tasks.forms import TaskForm
+from tasks.models import Condition, Dependency, Destination, Notification, Task
+
+INTERNAL = {"id", "created_at", "updated_at"}
+
+
+def concrete_names(model, exclude=()):
+    return [field.name for field in model._meta.concrete_fields if field.name not in INTERNAL | set(exclude)]
+
+
+def form_errors(form, prefix=""):
+    """A form's errors as DRF's {field: [messages]}, the form-wide ones under non_field_errors."""
+    return {prefix + (name if name != "__all__" else "non_field_errors"): list(messages)
+            for name, messages in form.errors.items()}
+
+
+def as_form_data(values):
+    """Model instances to primary keys, lists of instances to lists of keys, None to "": what a form reads."""
+    data = {}
+    for name, value in values.items():
+        if isinstance(value, (list, tuple, set)) or hasattr(value, "all"):
+            value = [getattr(item, "pk", item) for item in (value.all() if hasattr(value, "all") else value)]
+        elif value is None:
+            value = ""
+        else:
+            value = getattr(value, "pk", value)
+        data[name] = value
+    return data
+
+
+def request_user(serializer):
+    return serializer.context["request"].user
+
+
+class BriefSerializer(serializers.Serializer):
+    """The brief representation of a related object (NetBox style): id and name."""
+
+    id = serializers.IntegerField(read_only=True)
+    name = serializers.CharField(read_only=True)
+
+
+class OrganizationSerializer(serializers.ModelSerializer):
+    role = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Organization
+        fields = ("id", "name", "created_at", "role")
+
+    def get_role(self, organization) -> str:
+        return access.organization_rights(request_user(self), organization).role
+
+
+# --- projects ----------------------------------------------------------------------------------------------
+
+
+class ParameterSerializer(serializers.ModelSerializer):
+    """A sensitive value is write-only: never returned; left out on a change, the stored one is kept."""
+
+    value = serializers.CharField(required=False, allow_blank=True, max_length=100_000)
+
+    class Meta:
+        model = Parameter
+        fields = ("key", "value", "sensitive")
+
+    def to_representation(self, parameter):
+        data = super().to_representation(parameter)
+        if parameter.sensitive:
+            data["value"] = None
+        return data
+
+
+class TriggerSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Trigger
+        fields = ("id", "kind", "enabled", "time_zone", "jitter_seconds", "start_at", "end_at", "year", "month",
+                  "day", "week", "day_of_week", "hour", "minute", "second", "every", "unit", "run_at",
+                  "next_run_at", "last_fired_at")
+        read_only_fields = ("next_run_at", "last_fired_at")
+
+
+def replace_parameters(owner_field, owner, items):
+    """Replace an owner's parameters by `items`; a sensitive one given without a value keeps its stored value.
+    Unchanged parameters are not saved again, so a repeated request writes no history."""
+    stored = {parameter.key: parameter for parameter in Parameter.objects.filter(**{owner_field: owner})}
+    for item in items:
+        parameter = stored.get(item["key"]) or Parameter(**{owner_field: owner}, key=item["key"])
+        keeps = parameter.pk and parameter.sensitive and "value" not in item
+        value = parameter.value if keeps else item.get("value", "")
+        sensitive = item.get("sensitive", False)
+        if parameter.pk is None or (parameter.value, parameter.sensitive) != (value, sensitive):
+            parameter.value, parameter.sensitive = value, sensitive
+            parameter.save()
+    Parameter.objects.filter(**{owner_field: owner}).exclude(key__in=[item["key"] for item in items]).delete()
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    """A project with its triggers and parameters (nested, writable: a given list replaces the stored one)."""
+
+    organization = serializers.PrimaryKeyRelatedField(queryset=Organization.objects.all())
+    owner = serializers.PrimaryKeyRelatedField(queryset=get_user_model().objects.all(), required=False)
+    editor_groups = serializers.PrimaryKeyRelatedField(queryset=Group.objects.all(), many=True, required=False)
+    triggers = TriggerSerializer(many=True, required=False)
+    parameters = ParameterSerializer(many=True, required=False)
+
+    class Meta:
+        model = Project
+        fields = ("id", "organization", "name", "description", "owner", "editor_groups", "enabled", "mode",
+                  "max_parallel", "time_zone", "missed_runs", "created_at", "updated_at", "triggers", "parameters")
+
+    def validate(self, attrs):
+        from projects.forms import ProjectForm, TriggerForm
+
+        user = request_user(self)
+        organization = attrs.get("organization") or getattr(self.instance, "organization", None)
+        if self.instance is None and organization is not None:
+            rights = access.organization_rights(user, organization)
+            if not rights.can_view:
+                raise serializers.ValidationError({"organization": ["Not found, or you may not see it."]})
+            access.require(rights, access.EDIT)
+        base = model_to_dict(self.instance or Project(owner_id=user.pk), fields=ProjectForm._meta.fields)
+        plain = {name: value for name, value in attrs.items() if name in ProjectForm._meta.fields}
+        form = ProjectForm(data=as_form_data({**base, **plain}), instance=self.instance, user=user)
+        if not form.is_valid():
+            raise serializers.ValidationError(form_errors(form))
+        for index, trigger in enumerate(attrs.get("triggers") or ()):
+            trigger_form = TriggerForm(data=as_form_data(trigger))
+            trigger_form.fields.pop("project", None)
+            trigger_form.fields.pop("system_job", None)
+            if not trigger_form.is_valid():
+                raise serializers.ValidationError({"triggers": {index: form_errors(trigger_form)}})
+        attrs["_form"] = form
+        return attrs
+
+    @transaction.atomic
+    def save(self, **kwargs):
+        attrs = self.validated_data
+        project = attrs["_form"].save()
+        if "triggers" in attrs:
+            project.triggers.all().delete()  # signals remove their django-q2 schedules
+            for trigger in attrs["triggers"]:
+                Trigger.objects.create(project=project, **trigger)
+        if "parameters" in attrs:
+            replace_parameters("project", project, attrs["parameters"])
+        self.instance = project
+        return project
+
+
+# --- tasks -------------------------------------------------------------------------------------------------
+
+
+class DestinationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Destination
+        fields = ("connection", "folder", "overwrite", "skip_empty", "position")
+
+
+class ConditionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Condition
+        fields = concrete_names(Condition, exclude=("task",))
+
+
+class NotificationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Notification
+        fields = concrete_names(Notification, exclude=("task",))
+
+
+class DependencySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Dependency
+        fields = ("upstream", "on")
+
+
+NESTED = {"destinations": DestinationSerializer, "conditions": ConditionSerializer,
+          "notifications": NotificationSerializer, "upstream_links": DependencySerializer}
+
+
+class TaskSerializer(serializers.ModelSerializer):
+    """A task with every setting: destinations, conditions, emails, dependencies ("runs after") and parameters.
+
+    A nested list given on a write replaces the stored one; a list left out is kept."""
+
+    destinations = DestinationSerializer(many=True, required=False)
+    conditions = ConditionSerializer(many=True, required=False)
+    notifications = NotificationSerializer(many=True, required=False)
+    upstream_links = DependencySerializer(many=True, required=False, help_text="Runs after these tasks.")
+    parameters = ParameterSerializer(many=True, required=False)
+    # Its upper bound is a setting read at validation time (the form checks it); the schema cannot hold a callable.
+    timeout_seconds = serializers.IntegerField(min_value=1, required=False, allow_null=True,
+                                               help_text="Blank: the portal's default.")
+
+    class Meta:
+        model = Task
+        fields = (["id"] + concrete_names(Task) + [field.name for field in Task._meta.many_to_many]
+                  + ["created_at", "updated_at", "destinations", "conditions", "notifications", "upstream_links",
+                     "parameters"])
+        read_only_fields = ("created_at", "updated_at")
+
+    def get_fields(self):
+        fields = super().get_fields()
+        request = self.context.get("request")
+        if request is not None:  # choices limited to what the user sees, as in the page's pickers
+            visible = Connection.objects.visible_to(request.user)
+            for name in ("source_connection", "text_connection", "processing_connection", "gpg_key"):
+                fields[name].queryset = visible
+            fields["project"].queryset = Project.objects.visible_to(request.user)
+            for name, nested in NESTED.items():
+                for child_field in ("connection", "smtp_connection"):
+                    if child_field in nested.Meta.fields:
+                        fields[name].child.fields[child_field].queryset = visible
+            fields["upstream_links"].child.fields["upstream"].queryset = Task.objects.visible_to(request.user)
+        return fields
+
+    def validate(self, attrs):
+        user = request_user(self)
+        project = attrs.get("project") or getattr(self.instance, "project", None)
+        if project is not None:
+            access.require(access.project_rights(user, project), access.EDIT)  # 403, as the pages
+        form_fields = TaskForm._meta.model._meta
+        names = [field.name for field in form_fields.concrete_fields + form_fields.many_to_many
+                 if field.editable and field.name not in INTERNAL]
+        base = model_to_dict(self.instance or Task(), fields=names)
+        plain = {name: value for name, value in attrs.items() if name in names}
+        form = TaskForm(data=as_form_data({**base, **plain}), instance=self.instance, user=user)
+        if not form.is_valid():
+            raise serializers.ValidationError(form_errors(form))
+        if project is not None:
+            for name, items in attrs.items():
+                for index, item in enumerate(items if name in NESTED else ()):
+                    for key in ("connection", "smtp_connection"):
+                        connection = item.get(key)
+                        if connection is not None and connection.organization_id != project.organization_id:
+                            raise serializers.ValidationError({name: {index: {key: [
+                                f"{connection.name} belongs to another organization than the project."]}}})
+        attrs["_form"] = form
+        return attrs
+
+    def save(self, **kwargs):
+        attrs = self.validated_data
+        with transaction.atomic():
+            task = attrs["_form"].save()
+            for name, serializer in NESTED.items():
+                if name in attrs:
+                    fk = "downstream" if name == "upstream_links" else "task"
+                    getattr(task, name).all().delete()
+                    serializer.Meta.model.objects.bulk_create(
+                        [serializer.Meta.model(**{fk: task}, **item) for item in attrs[name]])
+            if "parameters" in attrs:
+                replace_parameters("task", task, attrs["parameters"])
+            cycle = find_cycle(task)
+            if cycle:
+                raise serializers.ValidationError({"upstream_links": [
+                    "These dependencies would make a cycle: " + " → ".join(t.name for t in cycle)]})
+        self.instance = task
+        return task
+
+
+class TaskBriefSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Task
+        fields = ("id", "name", "project", "enabled", "source_kind")
+
+
+# --- connections -------------------------------------------------------------------------------------------
+
+
+class ConnectionSerializer(serializers.ModelSerializer):
+    """Secrets are write-only: give them as `secrets: {"password": ...}`; the answer only names which are stored.
+    Changing where a connection points drops the stored secrets not given again, as on the page."""
+
+    secrets = serializers.DictField(child=serializers.CharField(allow_blank=True), write_only=True,
+                                    required=False)
+    stored_secrets = serializers.SerializerMethodField()
+    organization = serializers.PrimaryKeyRelatedField(queryset=Organization.objects.all())
+
+    class Meta:
+        model = Connection
+        fields = ("id", "organization", "name", "kind", "description", "host", "port", "username", "database",
+                  "path", "options", "host_key", "secrets", "stored_secrets", "last_tested_at", "last_test_ok",
+                  "last_test_message", "created_at", "updated_at")
+        read_only_fields = ("host_key", "last_tested_at", "last_test_ok", "last_test_message")
+
+    def get_stored_secrets(self, connection) -> list[str]:
+        return sorted(name for name, value in (connection.secrets or {}).items() if value)
+
+    def validate(self, attrs):
+        from connections.forms import ConnectionForm
+
+        user = request_user(self)
+        organization = attrs.get("organization") or getattr(self.instance, "organization", None)
+        if self.instance is None and organization is not None:
+            rights = access.organization_rights(user, organization)
+            if not rights.can_view:
+                raise serializers.ValidationError({"organization": ["Not found, or you may not see it."]})
+            access.require(rights, access.MANAGE)
+        fields = ("organization", "name", "kind", "description", "host", "port", "username", "database", "path")
+        data = as_form_data(model_to_dict(self.instance or Connection(), fields=fields))
+        data.update(as_form_data({name: attrs[name] for name in fields if name in attrs}))
+        data.update((self.instance.options or {}) if self.instance else {})
+        data.update(attrs.get("options") or {})
+        data.update(attrs.get("secrets") or {})
+        form = ConnectionForm(data=data, instance=self.instance, user=user)
+        if not form.is_valid():
+            raise serializers.ValidationError(form_errors(form))
+        attrs["_form"] = form
+        return attrs
+
+    def save(self, **kwargs):
+        form = self.validated_data["_form"]
+        self.instance = form.save()
+        self.dropped_secrets_message = form.dropped_secrets_message()
+        return self.instance
+
+
+# --- runs and files ----------------------------------------------------------------------------------------
+
+
+class RunSerializer(serializers.ModelSerializer):
+    task = TaskBriefSerializer(read_only=True)
+
+    class Meta:
+        model = Run
+        fields = ("id", "task", "status", "trigger", "attempt", "requested_by", "scheduled_for", "created_at",
+                  "started_at", "finished_at", "error", "rows", "priority", "cancel_requested")
+
+
+class RunStartSerializer(serializers.Serializer):
+    as_of = serializers.DateTimeField(required=False, help_text="Run as of this date (its parameters' today); "
+                                                                "default: now.")
+
+
+class LogLineSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = RunLog
+        fields = ("id", "created_at", "level", "message")
+
+
+class RunFileSerializer(serializers.ModelSerializer):
+    name = serializers.CharField(source="display_name", read_only=True)
+    deliveries = serializers.JSONField(source="shown_deliveries", read_only=True)
+    available = serializers.BooleanField(source="is_available", read_only=True)
+
+    class Meta:
+        model = RunFile
+        fields = ("id", "run", "name", "size", "md5", "created_at", "purged_at", "available", "deliveries")
+
+
+class BulkItemResultSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    result = serializers.ChoiceField(choices=["created", "updated", "unchanged"])
+
+
+class BulkResultSerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    unchanged = serializers.IntegerField()
+    tasks = BulkItemResultSerializer(many=True)
