@@ -6,7 +6,6 @@ here without code changes.
 """
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.forms.models import model_to_dict
 from rest_framework import serializers
