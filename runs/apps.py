@@ -5,6 +5,7 @@ class RunsConfig(AppConfig):
     name = "runs"
 
     def ready(self):
+        # Imported here, as Django asks of ready(): the modules need every app loaded first.
         from django_q.signals import post_spawn
 
         from runs import shutdown

@@ -9,7 +9,8 @@ from pathlib import Path
 from django.conf import settings
 
 from runs.errors import PipelineError
-from runs.formats import CsvOptions, CsvWriter, writer_for
+from runs.formats import CsvOptions, CsvWriter
+from runs.writers import writer_for
 
 
 class NoResultSet(PipelineError):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from runs.errors import PipelineError
 from runs.formats import format_value
+from runs.parameters import check_codes
 
 PADS = {"space": " ", "zero": "0"}
 
@@ -51,8 +52,6 @@ def parse_layout(text):
             pad, rest = PADS.get(rest[0].lower(), rest[0]), rest[1:]
         file_format = " ".join(rest)
         if "%" in file_format:
-            from runs.parameters import check_codes
-
             check_codes(file_format, f"Layout line {number}")
         columns.append(FixedColumn(width, align, pad, file_format))
     if not columns:

@@ -20,6 +20,8 @@ import math
 import uuid
 from dataclasses import dataclass
 
+from connections.protocols import ConnectorError
+
 QUOTING = {"minimal": csv.QUOTE_MINIMAL, "all": csv.QUOTE_ALL, "nonnumeric": csv.QUOTE_NONNUMERIC,
            "none": csv.QUOTE_NONE}
 LINE_TERMINATORS = {"lf": "\n", "crlf": "\r\n"}
@@ -78,8 +80,6 @@ def parse_delimiter(text):
     if named:
         return named
     if len(text) != 1:
-        from connections.protocols import ConnectorError
-
         raise ConnectorError(f"The delimiter {text!r} must be one character (or \\t, tab, pipe)", step="settings")
     return text
 
@@ -366,21 +366,3 @@ def _json_value(value):
     if kind is dict or kind is list:
         return json.dumps(value, ensure_ascii=False, default=format_value)
     return json.dumps(format_value(value), ensure_ascii=False)
-
-
-def writer_for(file_format):
-    """The writer class for a task's file format: CsvWriter, XlsxWriter, JsonLinesWriter, ParquetWriter or
-    FixedWidthWriter."""
-    if file_format == "xlsx":
-        from runs.xlsx import XlsxWriter
-
-        return XlsxWriter
-    if file_format == "parquet":
-        from runs.parquet import ParquetWriter
-
-        return ParquetWriter
-    if file_format == "fixed":
-        from runs.fixed_width import FixedWidthWriter
-
-        return FixedWidthWriter
-    return JsonLinesWriter if file_format == "jsonl" else CsvWriter

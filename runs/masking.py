@@ -3,6 +3,7 @@ and task) and the secrets of every connection the task uses (source, text, proce
 destinations, the mail connections of its notifications). How they are hidden, and why so, is
 etl_portal/masking.py (`Masker`); `run.masker` is the Masker of a run's task.
 """
+from connections.protocols import MAIL, registry
 from etl_portal.masking import Masker
 from runs.parameters import sensitive_values
 
@@ -22,8 +23,6 @@ def _connection_lists(task):
     Only fields and relations are used, no model methods, so the data migration that masks older file
     names (runs 0005) can pass its historical models.
     """
-    from connections.protocols import MAIL, registry
-
     Connection = task._meta.apps.get_model("connections", "Connection")
 
     def notification_connections():

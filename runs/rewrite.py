@@ -3,7 +3,8 @@ import csv
 import os
 import re
 
-from runs.formats import NumericText, writer_for
+from runs.formats import NumericText
+from runs.writers import writer_for
 
 CANDIDATE_DELIMITERS = (",", ";", "\t", "|")
 NUMBER_TEXT = re.compile(r"-?(?:0|[1-9]\d{0,14})(?:\.\d+)?")
