@@ -146,3 +146,54 @@ def test_a_sensitive_parameter_is_masked(client, owner, project, shop):
 def test_a_viewer_is_refused(client, member, project, shop):
     client.force_login(member)
     assert client.post("/tasks/try/", {**form_data(project, shop), "try": "query"}).status_code == 403
+
+
+# --- triggers ------------------------------------------------------------------------------------------
+
+def trigger_data(project, **row):
+    data = {"organization": project.organization_id, "name": project.name, "owner": project.owner_id,
+            "enabled": "on", "mode": project.mode, "max_parallel": project.max_parallel, "time_zone": "Europe/Paris",
+            "missed_runs": project.missed_runs, "triggers-TOTAL_FORMS": 1, "triggers-INITIAL_FORMS": 0,
+            "parameters-TOTAL_FORMS": 0, "parameters-INITIAL_FORMS": 0}
+    data.update({f"triggers-0-{key}": value for key, value in {"jitter_seconds": 0, **row}.items()})
+    return data
+
+
+def test_a_cron_expression_fills_the_trigger_fields(client, owner, project):
+    from projects.cron_expression import fields_of
+
+    assert fields_of("0 6 * * 1-5") == {"second": "0", "minute": "0", "hour": "6", "day": "*", "month": "*",
+                                        "day_of_week": "mon,tue,wed,thu,fri"}
+    assert fields_of("*/10 30 2 1 * 0")["day_of_week"] == "sun" and fields_of("*/10 30 2 1 * 0")["second"] == "*/10"
+    client.force_login(owner)
+    response = client.post(f"/projects/{project.pk}/edit/", trigger_data(project, kind="cron", enabled="on",
+                                                                         expression="30 6 * * 1-5"))
+    assert response.status_code == 302
+    trigger = project.triggers.get()
+    assert (trigger.hour, trigger.minute, trigger.day_of_week) == ("6", "30", "mon,tue,wed,thu,fri")
+
+
+def test_a_bad_expression_and_a_blank_cron_row_are_refused(client, owner, project):
+    client.force_login(owner)
+    bad = client.post(f"/projects/{project.pk}/edit/", trigger_data(project, kind="cron", expression="0 6 * *"))
+    assert "A cron expression has five fields" in bad.content.decode()
+    blank = client.post(f"/projects/{project.pk}/edit/", trigger_data(project, kind="cron", enabled="on",
+                                                                      time_zone="UTC"))
+    assert blank.status_code == 200 and "a blank cron trigger is refused" in blank.content.decode()
+    assert not project.triggers.exists()
+
+
+def test_the_cron_preview_describes_and_lists_the_next_five_times(client, owner):
+    client.force_login(owner)
+    page = client.get("/projects/cron-preview/", {"expression": "0 6 * * 1-5", "zone": "Europe/Paris"}).content.decode()
+    assert "At 06:00, Monday through Friday" in page and "in Europe/Paris" in page
+    assert page.count("<li>") == 5 and " 06:00:00 CE" in page and "Sat " not in page and "Sun " not in page
+    wrong = client.get("/projects/cron-preview/", {"expression": "0 99 * * *", "zone": "UTC"})
+    assert wrong.status_code == 200 and "cron-error" in wrong.content.decode()
+
+
+def test_the_project_form_shows_trigger_fields_by_kind(client, owner, project):
+    client.force_login(owner)
+    page = client.get(f"/projects/{project.pk}/edit/").content.decode()
+    assert 'data-switch="triggers-0-kind" data-kinds="interval"' in page
+    assert 'data-switch="triggers-0-kind" data-kinds="once"' in page and 'name="triggers-0-expression"' in page
