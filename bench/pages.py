@@ -1,4 +1,4 @@
-"""page_all_tasks, page_my_tasks, page_task_details: server time and SQL queries at scale.
+"""page_all_tasks, page_my_tasks, page_task_details, page_task_form: server time and SQL queries at scale.
 
 10,000 tasks in 200 projects, 50 owners and 1,000,000 runs on the embedded default (SQLite). The
 reference is the 200 ms goal; `queries` must not grow with the data (the tests assert that).
@@ -77,6 +77,17 @@ def child():
     client.force_login(owner)
     for name, url in [("page_all_tasks", "/tasks/"), ("page_my_tasks", "/tasks/mine/"),
                       ("page_task_details", f"/tasks/{task_id}/")]:
+        ms, queries = measure(client, url)
+        emit(name, ms, "ms", ref=GOAL_MS, ratio=ms / GOAL_MS, queries=queries, tasks=TASKS, runs=RUNS)
+    # The edit form needs an editor; the owners above are viewers, which the other pages measure as they were.
+    from django.contrib.auth.models import User
+
+    from projects.models import Organization
+
+    editor = User.objects.create_user("bench-editor")
+    Organization.objects.get(name="Bench Org").members.add(editor, through_defaults={"role": "editor"})
+    client.force_login(editor)
+    for name, url in [("page_task_form", f"/tasks/{task_id}/edit/")]:
         ms, queries = measure(client, url)
         emit(name, ms, "ms", ref=GOAL_MS, ratio=ms / GOAL_MS, queries=queries, tasks=TASKS, runs=RUNS)
 

@@ -3,7 +3,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.forms import inlineformset_factory
 
-from projects import access, triggers
+from projects import access, cron_expression, triggers
 from projects.models import Organization, Parameter, Project, Role, Trigger
 from tasks.forms import ParameterForm
 
@@ -62,12 +62,32 @@ class ProjectForm(forms.ModelForm):
 
 
 class TriggerForm(forms.ModelForm):
+    expression = forms.CharField(
+        required=False, label="Cron expression",
+        widget=forms.TextInput(attrs={"class": "font-monospace cron-expression", "placeholder": "0 6 * * mon-fri",
+                                      "autocomplete": "off", "spellcheck": "false"}),
+        help_text="Five fields (minute hour day month weekday) or six (seconds first); it fills the fields below.")
+
     class Meta:
         model = Trigger
         exclude = ("next_run_at", "last_fired_at")
 
+    @property
+    def cron_fields(self):
+        """The per-field cron boxes, in the order the template shows them beside the expression."""
+        return [self[name] for name in triggers.CRON_FIELDS]
+
     def clean(self):
         data = super().clean()
+        if data.get("kind") == "cron" and data.get("expression", "").strip():
+            try:
+                data.update(cron_expression.fields_of(data["expression"]))
+            except ValidationError as exc:
+                self.add_error("expression", exc.messages)
+        elif data.get("kind") == "cron" and not any(data.get(name) for name in triggers.CRON_FIELDS):
+            # A blank cron row is not a schedule anyone means: say so rather than save or drop it.
+            self.add_error("expression", "Type a cron expression or set at least one field (for example hour 6, "
+                                         "minute 0); a blank cron trigger is refused.")
         plain = {field.name for field in Trigger._meta.fields if not field.is_relation and not field.primary_key}
         candidate = Trigger(**{name: value for name, value in data.items() if name in plain})
         try:

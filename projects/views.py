@@ -1,5 +1,5 @@
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Count
 from django.shortcuts import redirect, render
@@ -55,3 +55,30 @@ def project_new(request):
 
 def project_edit(request, pk):
     return _save_project_form(request, access.get_project(request.user, pk, access.EDIT))
+
+
+def cron_preview(request):
+    """The words and next five times of a typed cron expression, in the zone given (the trigger's or the
+    project's): an HTML fragment static/js/cron-preview.js puts beside the box as it is typed."""
+    from django.utils import timezone
+
+    from projects import cron_expression, triggers
+    from projects.models import Trigger
+
+    expression = request.GET.get("expression", "").strip()[:200]
+    zone_name = request.GET.get("zone", "").strip()[:64] or "UTC"
+    context = {"expression": expression, "zone": zone_name, "times": [], "error": ""}
+    if expression:
+        try:
+            zone = triggers.time_zone(zone_name)
+            trigger = Trigger(kind="cron", time_zone=zone_name, **cron_expression.fields_of(expression))
+            triggers.validate(trigger)
+            context["description"] = cron_expression.description(expression)
+            # Written out here: the template's date filter would show them in the page's zone, not this one.
+            context["times"] = [(moment.isoformat(), moment.astimezone(zone).strftime("%a %Y-%m-%d %H:%M:%S %Z"))
+                                for moment in triggers.next_fire_times(trigger, timezone.now(), count=5)]
+        except ValidationError as exc:
+            context["error"] = " ".join(exc.messages)
+        except (ValueError, OverflowError) as exc:  # a date beyond what datetime holds
+            context["error"] = f"No run time can be worked out: {exc}"
+    return render(request, "projects/_cron_preview.html", context)

@@ -1,4 +1,5 @@
 """The New/Edit Task form: sections that show only the fields of the chosen source kind, and inline lists."""
+from crispy_forms.bootstrap import Tab, TabHolder
 from crispy_forms.helper import FormHelper
 from crispy_forms.layout import HTML, Div, Fieldset, Layout
 from django import forms
@@ -8,7 +9,7 @@ from connections.models import Connection
 from connections.protocols import DATABASE, FILES, KEY, MAIL, TEXT, registry
 from projects import access
 from projects.models import Organization, Parameter, Project
-from tasks import source_kinds
+from tasks import form_words, source_kinds
 from tasks.models import Condition, Dependency, Destination, Notification, Task
 
 CODE = {"class": "code-editor font-monospace", "rows": 12, "spellcheck": "false"}
@@ -25,6 +26,20 @@ def offer_only(field, connections, capability, what):
 def shown_for(*kinds, field_names, switch="source_kind"):
     """Fields wrapped so connection-form style JS shows them only for the given values of `switch`."""
     return Div(*field_names, css_class="kind-field", data_switch=switch, data_kinds=" ".join(kinds))
+
+
+class Sections(TabHolder):
+    """The form's tabs (Bootstrap's, from the vendored bundle): the first tab holding an error opens, errors of
+    the inline lists (formsets) included, which the form itself does not know about; the view names those
+    tabs in `form.tabs_with_errors`."""
+
+    def open_target_group_for_form(self, form):
+        names = list(form.errors) + list(getattr(form, "tabs_with_errors", ()))
+        for tab in self.fields:
+            if any(name in tab or name == tab.css_id for name in names):
+                tab.active = True
+                return tab
+        return super().open_target_group_for_form(form)
 
 
 def source_layout():
@@ -88,42 +103,67 @@ class TaskForm(forms.ModelForm):
         self.fields["publish_to_groups"].queryset = access.groups_of(organizations)
         self.fields["processing_location"].choices = [("", "No processing script")] + list(
             Task.TextLocation.choices)
+        self._analyst_words()
         self.helper = FormHelper()
         self.helper.form_tag = False
         self.helper.layout = Layout(
-            Fieldset("General", "project", "name", "description", "run_rank", "enabled"),
-            Fieldset("Source", "source_kind", *source_layout(), css_id="section-source"),
-            Fieldset(
-                "Processing", "processing_location",
-                Div("processing_script", css_class="kind-field", data_switch="processing_location",
-                    data_kinds="inline"),
-                Div("processing_connection", "processing_path", "processing_entry", css_class="kind-field",
-                    data_switch="processing_location", data_kinds="remote"),
-                css_id="section-processing",
+            Fieldset("General", Div(Div("project", css_class="col-md-4"), Div("name", css_class="col-md-5"),
+                                    Div("enabled", css_class="col-md-3 pt-md-4"), css_class="row"),
+                     "description", "run_rank"),
+            Sections(
+                Tab("Source", "source_kind", *source_layout(),
+                    HTML("{% include 'tasks/_formset.html' with formset=formsets.parameters title='Task parameters' %}"),
+                    HTML("{% include 'tasks/_try_query.html' %}"), css_id="section-source"),
+                Tab("Processing", "processing_location",
+                    Div("processing_script", css_class="kind-field", data_switch="processing_location",
+                        data_kinds="inline"),
+                    Div("processing_connection", "processing_path", "processing_entry", css_class="kind-field",
+                        data_switch="processing_location", data_kinds="remote"),
+                    css_id="section-processing"),
+                Tab("Output", "file_name", HTML("{% include 'tasks/_try_name.html' %}"), "file_format",
+                    Div("csv_delimiter", "csv_quoting", css_class="kind-field", data_switch="file_format",
+                        data_kinds="csv"),
+                    shown_for("csv", "fixed", field_names=["line_terminator", "encoding"], switch="file_format"),
+                    shown_for("fixed", field_names=["fixed_width_layout"], switch="file_format"),
+                    shown_for("parquet", field_names=["parquet_compression"], switch="file_format"),
+                    "cut_long_values", "append_to_lines", "gpg_key", "zip_output",
+                    Div("zip_name", css_class="kind-field", data_switch="zip_output", data_kinds="on"),
+                    "write_md5_file", "retention_days", css_id="section-output"),
+                Tab("Delivery",
+                    HTML("{% include 'tasks/_formset.html' with formset=formsets.destinations title='Destinations' %}"),
+                    Fieldset("File hub", "publish_to_users", "publish_to_groups"), css_id="section-delivery"),
+                Tab("Notifications", "test_mode",
+                    Div("test_email", css_class="kind-field", data_switch="test_mode", data_kinds="on"),
+                    HTML("{% include 'tasks/_formset.html' with formset=formsets.notifications title='Emails' %}"),
+                    css_id="section-notifications"),
+                Tab("Schedule and retries", "priority", "max_instances", "timeout_seconds", "dependency_mode",
+                    HTML("{% include 'tasks/_formset.html' with formset=formsets.dependencies title='Runs after' %}"),
+                    HTML("{% include 'tasks/_formset.html' with formset=formsets.conditions title='Run only if' %}"),
+                    Fieldset("Retries", "retries", "retry_delay_seconds", "retry_backoff", "retry_max_delay_seconds"),
+                    css_id="section-schedule"),
             ),
-            Fieldset(
-                "Output file", "file_name", "file_format",
-                Div("csv_delimiter", "csv_quoting", css_class="kind-field", data_switch="file_format",
-                    data_kinds="csv"),
-                shown_for("csv", "fixed", field_names=["line_terminator", "encoding"], switch="file_format"),
-                shown_for("fixed", field_names=["fixed_width_layout"], switch="file_format"),
-                shown_for("parquet", field_names=["parquet_compression"], switch="file_format"),
-                "cut_long_values", "append_to_lines", "gpg_key", "zip_output", "zip_name", "write_md5_file",
-                "retention_days",
-                css_id="section-output",
-            ),
-            HTML("{% include 'tasks/_formset.html' with formset=formsets.destinations title='Destinations' %}"),
-            Fieldset("Notifications", "test_mode", "test_email", css_id="section-notifications"),
-            HTML("{% include 'tasks/_formset.html' with formset=formsets.notifications title='Emails' %}"),
-            HTML("{% include 'tasks/_formset.html' with formset=formsets.conditions title='Conditions' %}"),
-            HTML("{% include 'tasks/_formset.html' with formset=formsets.parameters title='Parameters' %}"),
-            Fieldset("Schedule", "priority", "max_instances", "timeout_seconds", "dependency_mode",
-                     css_id="section-schedule"),
-            HTML("{% include 'tasks/_formset.html' with formset=formsets.dependencies title='Runs after' %}"),
-            Fieldset("Retries", "retries", "retry_delay_seconds", "retry_backoff", "retry_max_delay_seconds",
-                     css_id="section-retries"),
-            Fieldset("File hub", "publish_to_users", "publish_to_groups", css_id="section-hub"),
         )
+
+    def project_for_words(self):
+        """The project whose parameters the help lists: the task's, the one posted or preset, else None."""
+        chosen = self.data.get("project") if self.is_bound else self.initial.get("project")
+        if self.instance.pk and not chosen:
+            return self.instance.project
+        try:
+            return self.fields["project"].queryset.filter(pk=int(chosen)).first() if chosen else None
+        except (TypeError, ValueError):
+            return None
+
+    def _analyst_words(self):
+        for name, field in self.fields.items():
+            field.label = form_words.LABELS.get(name, field.label)
+            field.help_text = form_words.HELP.get(name, field.help_text)
+        project = self.project_for_words()
+        keys = list(project.parameters.values_list("key", flat=True)) if project else []
+        self.parameter_help = form_words.parameter_help(keys)
+        for name in form_words.PARAMETER_FIELDS:
+            if name in self.fields:
+                self.fields[name].help_text = self.parameter_help
 
     def _require(self, cleaned, *names, message="This field is required for this kind of task."):
         for name in names:
@@ -239,8 +279,15 @@ NotificationFormSet = _formset(
 DependencyFormSet = _formset(Dependency, ("upstream", "on"), fk_name="downstream")
 
 
-def task_formsets(user, data=None, instance=None):
-    """The inline lists of the task form, their connection and task choices limited to what the user sees."""
+# Which tab holds each inline list, so a list with an error opens its tab.
+FORMSET_TABS = {"parameters": "section-source", "destinations": "section-delivery",
+                "notifications": "section-notifications", "dependencies": "section-schedule",
+                "conditions": "section-schedule"}
+
+
+def task_formsets(user, data=None, instance=None, parameter_help=""):
+    """The inline lists of the task form, their connection and task choices limited to what the user sees;
+    `parameter_help` (the task form's) goes under the fields that take parameters."""
     instance = instance or Task()
     connections = Connection.objects.visible_to(user)
     sets = {
@@ -259,6 +306,10 @@ def task_formsets(user, data=None, instance=None):
             if prefix in pickers:
                 name, capability, what = pickers[prefix]
                 offer_only(form.fields[name], connections, capability, what)
+            for name, label in form_words.FORMSET_LABELS.get(prefix, {}).items():
+                form.fields[name].label = label
+            for name in form_words.FORMSET_PARAMETER_FIELDS.get(prefix, ()):
+                form.fields[name].help_text = parameter_help
             if "upstream" in form.fields:
                 form.fields["upstream"].queryset = Task.objects.visible_to(user).select_related("project").exclude(
                     pk=instance.pk)

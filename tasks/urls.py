@@ -7,6 +7,7 @@ urlpatterns = [
     path("mine/", views.my_tasks, name="task-mine"),
     path("new/", views.task_new, name="task-new"),
     path("bulk/", views.task_bulk, name="task-bulk"),
+    path("try/", views.task_try, name="task-try"),
     path("<int:pk>/", views.task_detail, name="task-detail"),
     path("<int:pk>/edit/", views.task_edit, name="task-edit"),
     path("<int:pk>/delete/", views.task_delete, name="task-delete"),

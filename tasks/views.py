@@ -15,8 +15,9 @@ from runs import queueing
 from runs.queueing import enqueue_run
 from runs.orchestration import find_cycle
 from runs.models import Run, RunFile
+from tasks import try_out
 from tasks.clouds import name_cloud
-from tasks.forms import TaskForm, task_formsets
+from tasks.forms import FORMSET_TABS, TaskForm, task_formsets
 from tasks.models import Task
 from tasks.tables import TaskTable
 
@@ -87,8 +88,13 @@ def task_detail(request, pk):
 def _save_task_form(request, task=None):
     initial = {"project": request.GET.get("project")} if task is None and request.GET.get("project") else None
     form = TaskForm(request.POST or None, instance=task, user=request.user, initial=initial)
-    formsets = task_formsets(request.user, request.POST or None, instance=task)
-    if request.method == "POST" and form.is_valid() and all(fs.is_valid() for fs in formsets.values()):
+    formsets = task_formsets(request.user, request.POST or None, instance=task, parameter_help=form.parameter_help)
+    valid = request.method == "POST" and form.is_valid()
+    valid = valid and all([formset.is_valid() for formset in formsets.values()])  # each checked, for its errors
+    if request.method == "POST":
+        form.tabs_with_errors = [FORMSET_TABS[prefix] for prefix, formset in formsets.items()
+                                 if formset.is_bound and not formset.is_valid()]
+    if valid:
         try:
             with transaction.atomic():
                 saved = form.save()
@@ -189,3 +195,27 @@ def task_bulk(request):
             task.save(update_fields=["enabled", "updated_at"])
         messages.success(request, f"{action.capitalize()}d {count} tasks.")
     return safe_next(request, "task-list")
+
+
+@require_POST
+def task_try(request):
+    """Test query or the file-name preview for the task form's unsaved data: an HTML fragment the form's
+    script (static/js/task-try.js) puts in place. Only an editor of the chosen project may use it."""
+    project_pk = int_param(request, "project", minimum=1, source=request.POST)
+    if project_pk is None:
+        return render(request, "tasks/_try_name_result.html", {"result": {"errors": ["Choose the project first."]}})
+    project = access.get_project(request.user, project_pk, access.EDIT)
+    task = None
+    if request.POST.get("task"):
+        task = access.get_task(request.user, int_param(request, "task", minimum=1, source=request.POST), access.EDIT)
+    form = TaskForm(request.POST, instance=task, user=request.user)
+    unsaved = try_out.unsaved_task(form)
+    unsaved.project = project
+    formsets = task_formsets(request.user, request.POST, instance=task)
+    params, secrets, moment = try_out.form_parameters(unsaved, formsets["parameters"])
+    what = "query" if request.POST.get("try") == "query" else "name"
+    if what == "query":
+        result = try_out.test_query(unsaved, params, secrets)
+    else:
+        result = try_out.file_names(unsaved, params, secrets, moment)
+    return render(request, f"tasks/_try_{what}_result.html", {"result": result})

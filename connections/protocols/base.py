@@ -322,12 +322,37 @@ class Database(Connector):
         """Run `sql`; return a QueryResult context manager with `columns` and `batches()`."""
         raise NotImplementedError
 
+    def sample(self, sql, params=None, limit=20):
+        """A QuerySample of the first `limit` rows of `sql`, run read-only where the engine allows it and rolled
+        back in any case (the task form's Test query). An engine that cannot promise read-only refuses."""
+        raise ConnectorError(f"Test query is not available for {self.label} connections", step="settings")
+
     def test(self):
         with self.execute("SELECT 1") as result:
             rows = [row for batch in result.batches() for row in batch]
         if rows and rows[0][0] == 1:
             return "Connected; SELECT 1 returned 1."
         raise ConnectorError("Connected, but SELECT 1 did not return 1", step="query")
+
+
+@dataclasses.dataclass
+class QuerySample:
+    """What Test query shows: `columns` as (name, type name) pairs (None: no result set), up to `limit` rows,
+    whether there were `more`, and how the engine kept the statement from writing (`read_only`)."""
+
+    columns: list
+    rows: list
+    more: bool
+    read_only: str
+
+
+def value_type(values):
+    """A column's type named from its values, for engines whose cursor does not say (SQLite, ODBC)."""
+    for value in values:
+        if value is not None:
+            return {"int": "integer", "float": "real", "str": "text", "bytes": "blob", "Decimal": "decimal",
+                    "bool": "boolean"}.get(type(value).__name__, type(value).__name__)
+    return "null"
 
 
 class QueryResult:

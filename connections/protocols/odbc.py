@@ -26,7 +26,7 @@ except ImportError:  # its wheel needs unixODBC's libodbc.so.2; the rest of the 
 from django import forms
 
 from connections.protocols.base import (
-    ConnectorError, Database, QueryResult, password_secret, query_timeout_option,
+    ConnectorError, Database, QueryResult, QuerySample, password_secret, query_timeout_option, value_type,
 )
 from connections.protocols.postgres import copy_supports, csv_lines_query, strip_statement, write_csv_lines
 from connections.protocols.column_types import pg_column_type, python_column_type
@@ -378,6 +378,35 @@ class OdbcDatabase(Database):
         except BaseException:
             self.release(connection)
             raise
+
+    def sample(self, sql, params=None, limit=20):
+        """Test query: a read-only transaction where the server has one (PostgreSQL, MariaDB, MySQL), always
+        rolled back; other servers are refused, as nothing would keep a write from happening."""
+        connection, dbms = self.connect()
+        begin = {"PostgreSQL": "SET TRANSACTION READ ONLY", "MariaDB": "START TRANSACTION READ ONLY",
+                 "MySQL": "START TRANSACTION READ ONLY"}.get(dbms)
+        try:
+            if begin is None:
+                raise ConnectorError(f"Test query is not available for {dbms or 'this ODBC server'}: it cannot be "
+                                     "run read-only there", step="settings")
+            connection.autocommit = False
+            cursor = self._active = connection.cursor()
+            cursor.execute(begin)
+            cursor.execute(sql + "\n", params or ())
+            if cursor.description is None:
+                return QuerySample(None, [], False, f"{dbms} transaction READ ONLY, rolled back")
+            rows = [tuple(row) for row in cursor.fetchmany(limit + 1)]
+            names = [column[0] for column in cursor.description]
+            columns = [(name, value_type(row[i] for row in rows)) for i, name in enumerate(names)]
+            return QuerySample(columns, rows[:limit], len(rows) > limit, f"{dbms} transaction READ ONLY, rolled back")
+        except pyodbc.Error as exc:
+            raise self.query_error(exc, dbms) from None
+        finally:
+            try:
+                connection.rollback()
+            except pyodbc.Error:
+                pass
+            self.release(connection)
 
     def query_error(self, exc, dbms):
         state, text = sqlstate_and_text(exc)

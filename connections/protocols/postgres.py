@@ -13,7 +13,8 @@ from psycopg.types.string import TextLoader
 
 from django import forms
 
-from connections.protocols.base import ConnectorError, Database, QueryResult, password_secret, query_timeout_option
+from connections.protocols.base import (ConnectorError, Database, QueryResult, QuerySample, password_secret,
+                                        query_timeout_option)
 from connections.protocols.column_types import pg_column_type
 from connections.protocols.registry import register
 
@@ -29,6 +30,8 @@ DOLLAR_PARAMETER = re.compile(r"\$(\d+)")
 # inet and char(n): their cast to text is not their output function's text.
 OUTPUT_FUNCTION_TYPES = {869, 1042}
 PLAIN_TEXT_TYPES = {16, 20, 21, 23, 26, 700, 701, 1082, 1083, 1114, 1184, 1700, 1266, 2950}
+
+READ_ONLY = "PostgreSQL transaction READ ONLY, rolled back"
 
 
 def _error_text(exc):
@@ -278,6 +281,32 @@ class PostgresDatabase(Database):
         return DOLLAR_PARAMETER.sub(
             lambda match: f"current_setting('etl_portal.p{match.group(1)}')::{type_names[int(match.group(1)) - 1][0]}",
             text)
+
+    def sample(self, sql, params=None, limit=20):
+        """Test query: in a READ ONLY transaction, rolled back, within the connection's statement_timeout; a
+        single SELECT goes through a server-side cursor, so only `limit` + 1 rows leave the server."""
+        connection = self.connect()
+        try:
+            connection.read_only = True  # psycopg opens each transaction with BEGIN READ ONLY
+            statement = strip_statement(sql)
+            try:
+                cursor = connection.cursor(name="etl_portal_test_query")
+                cursor.execute(statement, params)
+            except psycopg.errors.SyntaxError:
+                # DECLARE takes only a SELECT or VALUES; anything else runs plainly, still read-only.
+                connection.rollback()
+                cursor = connection.cursor()
+                cursor.execute(sql, params)
+            if cursor.description is None:
+                return QuerySample(None, [], False, READ_ONLY)
+            rows = cursor.fetchmany(limit + 1)
+            columns = [(column.name, column.type_display) for column in cursor.description]
+            return QuerySample(columns, rows[:limit], len(rows) > limit, READ_ONLY)
+        except psycopg.Error as exc:
+            raise query_error(exc, self.scrub) from None
+        finally:
+            connection.rollback()
+            connection.close()
 
     def _bound_csv_lines(self, connection, statement, params, out, options, on_header, on_row_block, block_rows):
         probe = connection.cursor()

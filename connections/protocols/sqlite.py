@@ -6,13 +6,16 @@ a query may not ATTACH another file (nor VACUUM INTO one): either would reach pa
 import os
 import sqlite3
 import time
+import urllib.parse
 
 from connections import local_paths
-from connections.protocols.base import ConnectorError, Database, QueryResult, query_timeout_option
+from connections.protocols.base import (ConnectorError, Database, QueryResult, QuerySample, query_timeout_option,
+                                        value_type)
 from connections.protocols.registry import register
 
 DEFAULT_QUERY_TIMEOUT = 90 * 60
 STOPPED = "Query cancelled: it ran past the connection's query timeout or was stopped"
+READ_ONLY = "SQLite file opened read-only (mode=ro, PRAGMA query_only)"
 NO_OTHER_FILES = "a query may not open another database file (ATTACH, VACUUM INTO)"
 
 
@@ -82,3 +85,29 @@ class SqliteDatabase(Database):
         except sqlite3.Error as exc:
             connection.close()
             raise ConnectorError(_error(exc), step="query") from None
+
+    def sample(self, sql, params=None, limit=20):
+        """Test query: the file opened read-only (`mode=ro`) with `PRAGMA query_only`, so no statement writes."""
+        path = self.connection.path
+        resolved = local_paths.check(path, step="connect")
+        if not os.path.isfile(resolved):
+            raise ConnectorError(f"The SQLite file {path} does not exist", step="connect")
+        uri = "file:" + urllib.parse.quote(str(resolved)) + "?mode=ro"
+        connection = self._active = sqlite3.connect(uri, uri=True, timeout=self.timeout, check_same_thread=False)
+        try:
+            connection.set_authorizer(_authorize)
+            connection.execute("PRAGMA query_only = ON")
+            deadline = time.monotonic() + float(self.connection.options.get("query_timeout") or DEFAULT_QUERY_TIMEOUT)
+            connection.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+            cursor = connection.execute(sql, params or ())
+            if cursor.description is None:
+                return QuerySample(None, [], False, READ_ONLY)
+            rows = cursor.fetchmany(limit + 1)
+            names = [column[0] for column in cursor.description]
+            columns = [(name, value_type(row[i] for row in rows)) for i, name in enumerate(names)]
+            return QuerySample(columns, rows[:limit], len(rows) > limit, READ_ONLY)
+        except sqlite3.Error as exc:
+            raise ConnectorError(_error(exc), step="query") from None
+        finally:
+            connection.rollback()
+            connection.close()
