@@ -12,6 +12,7 @@ from runs import files, sources, text_locations
 from runs.errors import PipelineError
 from runs.extract import render_query
 from runs.masking import mask, secret_values
+from runs.formats import EXTENSIONS
 from runs.parameters import evaluate, named_values, paramstyle_for, render, run_moment, value_text, zip_file_name
 from runs.sql_parameters import bind_query, display_query
 
@@ -43,10 +44,14 @@ def form_parameters(task, formset):
     return values, secret_values(task) + secrets, moment
 
 
-def file_names(task, params, secrets, moment):
-    """The output file's and the zip's names as a run now would write them, or the reason they cannot be."""
-    extension = {"xlsx": "xlsx", "jsonl": "jsonl"}.get(task.file_format, "csv")
-    result = {"when": moment.strftime("%Y-%m-%d %H:%M"), "zone": str(moment.tzinfo), "errors": []}
+def file_names(task, params, secrets, moment, form_errors=()):
+    """The output file's and the zip's names as a run now would write them, or the reason they cannot be
+    (`form_errors`: what the form itself refused in those names, e.g. an unknown parameter)."""
+    extension = EXTENSIONS.get(task.file_format, "csv")
+    result = {"when": moment.strftime("%Y-%m-%d %H:%M"), "zone": str(moment.tzinfo),
+              "errors": [mask(error, values=secrets) for error in form_errors]}
+    if result["errors"]:
+        return result
     try:
         result["file_name"] = mask(files.output_name(render(task.file_name, params), task.name or "task",
                                                      extension), values=secrets)

@@ -217,5 +217,6 @@ def task_try(request):
     if what == "query":
         result = try_out.test_query(unsaved, params, secrets)
     else:
-        result = try_out.file_names(unsaved, params, secrets, moment)
+        refused = [error for name in ("file_name", "zip_name") for error in form.errors.get(name, ())]
+        result = try_out.file_names(unsaved, params, secrets, moment, refused)
     return render(request, f"tasks/_try_{what}_result.html", {"result": result})
