@@ -18,6 +18,11 @@ def int_param(request, name, default=None, minimum=None, maximum=None, source=No
     return value
 
 
+def count_of(count, singular, plural=None):
+    """`1 task`, `3 tasks`: messages with the right plural."""
+    return f"{count} {singular if count == 1 else (plural or singular + 's')}"
+
+
 def safe_next(request, fallback, *args):
     """Redirect to the `next` the form sent (or the referring page) only if it stays on this site."""
     target = request.POST.get("next") or request.GET.get("next") or request.META.get("HTTP_REFERER")

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_POST
 from django_tables2 import RequestConfig
 
 from accounts.middleware import activate_zone
-from etl_portal.web import Page, int_param, safe_next
+from etl_portal.web import Page, count_of, int_param, safe_next
 from projects import access
 from projects.models import Project
 from runs import queueing
@@ -200,10 +200,10 @@ def task_bulk(request):
     elif action == "run":
         for task in tasks:
             enqueue_run(task, Run.Trigger.MANUAL, request.user)
-        messages.success(request, f"Queued {count} runs.")
+        messages.success(request, f"Queued {count_of(count, 'run')}.")
     else:
         for task in tasks:  # saved one by one, so each change enters the task's history
             task.enabled = action == "enable"
             task.save(update_fields=["enabled", "updated_at"])
-        messages.success(request, f"{action.capitalize()}d {count} tasks.")
+        messages.success(request, f"{action.capitalize()}d {count_of(count, 'task')}.")
     return safe_next(request, "task-list")
