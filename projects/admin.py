@@ -69,7 +69,7 @@ class RescheduleMixin:
         allowed = self.allowed(request, queryset)
         for item in allowed:
             self.reschedule_one(item)
-        self.message_user(request, f"{count_of(len(allowed), 'item')} rescheduled from their triggers", messages.SUCCESS)
+        self.message_user(request, f"{len(allowed)} rescheduled from their triggers", messages.SUCCESS)
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)

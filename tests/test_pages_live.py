@@ -99,8 +99,8 @@ def test_a_disabled_task_shows_no_next_run(client, owner, add_task, add_trigger)
     client.force_login(owner)
     task = add_task("Nightly")
     trigger = add_trigger(task.project, hour="2", minute="0")
-    Trigger.objects.filter(pk=trigger.pk).update(next_run_at=timezone.now() + dt.timedelta(hours=2, minutes=5))
-    assert "in 2 h 4 min" in client.get("/tasks/").content.decode()
+    Trigger.objects.filter(pk=trigger.pk).update(next_run_at=timezone.now() + dt.timedelta(hours=2, minutes=5, seconds=30))
+    assert "in 2 h 5 min" in client.get("/tasks/").content.decode()
     task.enabled = False
     task.save()
     assert "in 2 h" not in client.get("/tasks/").content.decode()
@@ -127,3 +127,12 @@ def test_the_admin_has_no_add_for_system_records_and_right_plurals(client, staff
     response = client.post(reverse("admin:tasks_task_changelist"), {"action": "disable", "_selected_action": [task.pk]},
                            follow=True)
     assert "1 task disabled" in response.content.decode()
+
+
+def test_the_live_fragment_is_only_for_those_who_may_see_the_run(client, outsider, member, add_task):
+    run = Run.objects.create(task=add_task("Orders"), status=Run.Status.RUNNING)
+    client.force_login(outsider)
+    assert client.get(reverse("run-live", args=[run.pk])).status_code == 404
+    client.force_login(member)
+    page = client.get(reverse("run-live", args=[run.pk])).content.decode()
+    assert 'data-status="running"' in page and "Cancel run" not in page  # a viewer sees, but may not cancel
