@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 
 from audit.admin_history import SafeHistoryAdmin
+from etl_portal.admin_site import KindFilter
 from connections.forms import MODEL_FIELDS, ConnectionForm, kinds_using, option_keys, secret_names, with_kind_fields
 from connections.models import Connection
 from projects import access
@@ -33,8 +34,9 @@ class ConnectionAdmin(OrganizationScoped, SafeHistoryAdmin):
     organization_path = "organization"
     need = access.MANAGE
     form = ConnectionAdminForm
-    list_display = ("name", "kind", "organization", "host", "port", "username", "last_test_ok", "last_tested_at")
-    list_filter = ("kind", "organization", "last_test_ok")
+    list_display = ("name", "kind_name", "organization", "host", "port", "username", "last_test_ok",
+                    "last_tested_at")
+    list_filter = (KindFilter, "organization", "last_test_ok")
     search_fields = ("name", "host", "username")
     readonly_fields = ("last_tested_at", "last_test_ok", "last_test_message", "created_at", "updated_at")
     actions = ["test_connections"]
@@ -57,6 +59,10 @@ class ConnectionAdmin(OrganizationScoped, SafeHistoryAdmin):
             ("Options", {"fields": option_keys()}),
             ("Host key and last test", {"fields": ("host_key",) + self.readonly_fields}),
         ]
+
+    @admin.display(description="kind", ordering="kind")
+    def kind_name(self, connection):
+        return connection.kind_label
 
     @admin.action(description="Test the selected connections")
     def test_connections(self, request, queryset):

@@ -111,6 +111,8 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "api",
+    "accounts",
+    "django_htmx",
 ]
 
 MIDDLEWARE = [
@@ -121,6 +123,9 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # Times in the viewer's zone (their /account/ setting); htmx requests recognised as such.
+    "accounts.middleware.TimeZoneMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     # Change history: records the logged-in user as the author of every change made during a request.
     "simple_history.middleware.HistoryRequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -144,6 +149,8 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            # Times, durations and sizes shown one way on every page.
+            "builtins": ["accounts.templatetags.etl_format"],
         },
     },
 ]

@@ -6,6 +6,7 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="task-list", permanent=False)),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("account/", include("accounts.urls")),
     path("", include("audit.urls")),  # /tasks/<pk>/history/ and /projects/<pk>/history/
     path("tasks/", include("tasks.urls")),
     path("runs/", include("runs.urls")),
@@ -21,3 +22,5 @@ urlpatterns = [
 
 handler400 = "etl_portal.web.bad_request"
 handler403 = "etl_portal.web.forbidden"
+handler404 = "etl_portal.web.not_found"
+handler500 = "etl_portal.web.server_error"

@@ -5,6 +5,7 @@ from django.contrib.auth.admin import UserAdmin
 from django.utils import timezone
 
 from audit.admin_history import SafeHistoryAdmin
+from etl_portal.admin_site import count_of
 from projects import access, scheduling, system_jobs
 from projects.admin_access import OrganizationScoped, ParentScopedInline
 from projects.forms import TriggerForm
@@ -29,6 +30,7 @@ class OrganizationAdmin(OrganizationScoped, SafeHistoryAdmin):
     need = access.MANAGE
     delete_need = access.SUPERUSER
     list_display = ("name", "created_at")
+    list_filter = ("created_at",)
     search_fields = ("name",)
     inlines = [MembershipInline]
 
@@ -136,17 +138,17 @@ class SystemJobAdmin(RescheduleMixin, OrganizationScoped, admin.ModelAdmin):
         allowed = self.allowed(request, queryset)
         for job in allowed:
             async_task("projects.system_jobs.run_system_job", job.pk, group="system-jobs")
-        self.message_user(request, f"{len(allowed)} job(s) queued", messages.SUCCESS)
+        self.message_user(request, f"{count_of(len(allowed), 'job')} queued", messages.SUCCESS)
 
     @admin.action(description="Activate the selected jobs")
     def activate(self, request, queryset):
         allowed = SystemJob.objects.filter(pk__in=[job.pk for job in self.allowed(request, queryset)])
-        self.message_user(request, f"{allowed.update(active=True)} job(s) active from their next trigger time")
+        self.message_user(request, f"{count_of(allowed.update(active=True), 'job')} active from the next trigger time")
 
     @admin.action(description="Deactivate the selected jobs")
     def deactivate(self, request, queryset):
         allowed = SystemJob.objects.filter(pk__in=[job.pk for job in self.allowed(request, queryset)])
-        self.message_user(request, f"{allowed.update(active=False)} job(s) inactive")
+        self.message_user(request, f"{count_of(allowed.update(active=False), 'job')} inactive")
 
 
 @admin.register(Parameter)

@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from etl_portal.admin_site import SystemWritten
 from projects.admin_access import OrganizationScoped, ParentScopedInline
 from runs.models import FileDownload, Run, RunFile, RunLog
 
@@ -38,11 +39,11 @@ class RunFileInline(MaskedFileFields, ParentScopedInline, admin.TabularInline):
 
 
 @admin.register(Run)
-class RunAdmin(OrganizationScoped, admin.ModelAdmin):
+class RunAdmin(SystemWritten, OrganizationScoped, admin.ModelAdmin):
     organization_path = "task__project__organization"
     list_display = ("id", "task", "status", "trigger", "attempt", "priority", "scheduled_for", "started_at",
                     "finished_at", "rows")
-    list_filter = ("status", "trigger")
+    list_filter = ("status", "trigger", "created_at", "task__project")
     date_hierarchy = "created_at"
     search_fields = ("task__name", "error")
     list_select_related = ("task",)
@@ -52,28 +53,32 @@ class RunAdmin(OrganizationScoped, admin.ModelAdmin):
 
 
 @admin.register(RunFile)
-class RunFileAdmin(MaskedFileFields, OrganizationScoped, admin.ModelAdmin):
+class RunFileAdmin(SystemWritten, MaskedFileFields, OrganizationScoped, admin.ModelAdmin):
     organization_path = RUN_PATH
     list_display = ("display_name", "run", "size", "md5", "created_at", "purged_at")
-    search_fields = ("name", "md5")
+    list_filter = ("run__status", "created_at", ("purged_at", admin.EmptyFieldListFilter))
+    date_hierarchy = "created_at"
+    search_fields = ("name", "md5", "run__task__name")
     raw_id_fields = ("run",)
     fields = readonly_fields = ("run", "display_name", "size", "md5", "shown_stored_path", "shown_deliveries",
                                 "created_at", "purged_at")
 
 
 @admin.register(RunLog)
-class RunLogAdmin(OrganizationScoped, admin.ModelAdmin):
+class RunLogAdmin(SystemWritten, OrganizationScoped, admin.ModelAdmin):
     organization_path = RUN_PATH
     list_display = ("run", "created_at", "level", "message")
-    list_filter = ("level",)
+    list_filter = ("level", "created_at")
+    search_fields = ("message", "run__task__name")
     raw_id_fields = ("run",)
 
 
 @admin.register(FileDownload)
-class FileDownloadAdmin(OrganizationScoped, admin.ModelAdmin):
+class FileDownloadAdmin(SystemWritten, OrganizationScoped, admin.ModelAdmin):
     # Part of its run like the files and log lines: an editor who may delete the task (and with it this record,
     # as the task page does) may delete it here.
     organization_path = "run_file__" + RUN_PATH
     list_display = ("run_file", "user", "downloaded_at")
+    list_filter = ("downloaded_at",)
     search_fields = ("run_file__name", "user__username")
     raw_id_fields = ("run_file",)

@@ -5,16 +5,35 @@ from django.shortcuts import get_object_or_404, render
 from django.utils.formats import date_format
 from django.utils.timezone import localtime
 
-from etl_portal.web import int_param
+from accounts.middleware import activate_zone
+from etl_portal.web import Page, int_param
 from projects import access
 from runs.models import FileDownload, RunFile
 from tasks.models import Task
 
+FILES_PER_PAGE = 20
+
 
 def run_detail(request, pk):
     run = access.get_run(request.user, pk)
+    activate_zone(request, run.task.project.time_zone)
     return render(request, "runs/run_detail.html", {"run": run, "rights": run.rights, "log_lines": run.log_lines.all(),
-                                                    "files": run.files.all()})
+                                                    "files": run.files.all(), "can_edit": run.rights.can_edit})
+
+
+def run_live(request, pk):
+    """The live part of a run (status, time, rows, controls), which htmx polls while the run goes. With
+    `on=task`, also the Task Details parts that follow it: its history row, the task's controls and, once the
+    run ended, the file history (out-of-band swaps)."""
+    run = access.get_run(request.user, pk)
+    activate_zone(request, run.task.project.time_zone)
+    on_task = request.GET.get("on") == "task"
+    context = {"run": run, "can_edit": run.rights.can_edit, "on_task": on_task, "oob": on_task}
+    if on_task and run.is_finished:
+        context.update(files=Page(RunFile.objects.filter(run__task_id=run.task_id).select_related("run"), 1,
+                                  FILES_PER_PAGE),
+                       page_path=run.task.get_absolute_url())
+    return render(request, "runs/_live.html", context)
 
 
 def run_log(request, pk):

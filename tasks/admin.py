@@ -2,6 +2,7 @@ from django import forms
 from django.contrib import admin, messages
 
 from audit.admin_history import SafeHistoryAdmin
+from etl_portal.admin_site import ConnectionKindFilter, count_of
 from projects import access
 from projects.admin_access import OrganizationScoped, ParentScopedInline
 from projects.models import Parameter
@@ -105,13 +106,13 @@ class TaskAdmin(OrganizationScoped, SafeHistoryAdmin):
 
     @admin.action(description="Enable the selected tasks")
     def enable(self, request, queryset):
-        self.message_user(request, f"{self._set_enabled(self._allowed_queryset(request, queryset), True)} "
-                                   f"tasks enabled")
+        count = self._set_enabled(self._allowed_queryset(request, queryset), True)
+        self.message_user(request, f"{count_of(count, 'task')} enabled")
 
     @admin.action(description="Disable the selected tasks")
     def disable(self, request, queryset):
-        self.message_user(request, f"{self._set_enabled(self._allowed_queryset(request, queryset), False)} "
-                                   f"tasks disabled")
+        count = self._set_enabled(self._allowed_queryset(request, queryset), False)
+        self.message_user(request, f"{count_of(count, 'task')} disabled")
 
     @staticmethod
     def _set_enabled(queryset, enabled):
@@ -129,7 +130,7 @@ class TaskAdmin(OrganizationScoped, SafeHistoryAdmin):
         allowed = self.allowed(request, queryset.select_related("project"))
         for task in allowed:
             reschedule(task=task)
-        self.message_user(request, f"{len(allowed)} tasks rescheduled from their projects' triggers")
+        self.message_user(request, f"{count_of(len(allowed), 'task')} rescheduled from their projects' triggers")
 
 
 @admin.register(Dependency)
@@ -155,7 +156,7 @@ class NotificationAdmin(OrganizationScoped, SafeHistoryAdmin):
 class DestinationAdmin(OrganizationScoped, SafeHistoryAdmin):
     organization_path = TASK_PATH
     list_display = ("task", "connection", "folder", "overwrite", "skip_empty")
-    list_filter = ("overwrite", "skip_empty", "connection__kind")
+    list_filter = ("overwrite", "skip_empty", ConnectionKindFilter)
     search_fields = ("task__name", "connection__name", "folder")
     autocomplete_fields = ("task", "connection")
 
@@ -164,6 +165,6 @@ class DestinationAdmin(OrganizationScoped, SafeHistoryAdmin):
 class ConditionAdmin(OrganizationScoped, SafeHistoryAdmin):
     organization_path = TASK_PATH
     list_display = ("task", "kind", "operator", "value", "connection")
-    list_filter = ("kind",)
-    search_fields = ("task__name",)
+    list_filter = ("kind", "operator")
+    search_fields = ("task__name", "value")
     autocomplete_fields = ("task", "connection")

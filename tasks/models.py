@@ -320,6 +320,7 @@ class Dependency(models.Model):
     history = HistoricalRecords(app="audit")
 
     class Meta:
+        verbose_name_plural = "dependencies"
         constraints = [models.UniqueConstraint(fields=["upstream", "downstream"], name="one_link_per_pair")]
 
     def __str__(self):

@@ -8,7 +8,8 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from django_tables2 import RequestConfig
 
-from etl_portal.web import int_param, safe_next
+from accounts.middleware import activate_zone
+from etl_portal.web import Page, count_of, int_param, safe_next
 from projects import access
 from projects.models import Project
 from runs import queueing
@@ -16,6 +17,7 @@ from runs.queueing import enqueue_run
 from runs.orchestration import find_cycle
 from runs.models import Run, RunFile
 from tasks import try_out
+from runs.views import FILES_PER_PAGE
 from tasks.clouds import name_cloud
 from tasks.forms import FORMSET_TABS, TaskForm, task_formsets
 from tasks.models import Task
@@ -59,12 +61,26 @@ def my_tasks(request):
     return _task_table_page(request, Task.objects.owned_by(request.user), "My Tasks", owner_cloud=False)
 
 
+RUNS_PER_PAGE = 20
+
+
 def task_detail(request, pk):
     task = access.get_task(request.user, pk, queryset=Task.objects.select_related(
         "source_connection", "text_connection", "processing_connection", "gpg_key"))
-    runs = list(task.runs.select_related("requested_by")[:20])
-    live_run = next((run for run in runs if not run.is_finished), None)
-    files = RunFile.objects.filter(run__task=task).select_related("run")[:50]
+    activate_zone(request, task.project.time_zone)
+    status = request.GET.get("status", "")
+    if status and status not in Run.Status.values:
+        raise BadRequest(f"status must be one of {', '.join(Run.Status.values)}.")
+    runs = task.runs.select_related("requested_by")
+    if status:
+        runs = runs.filter(status=status)
+    run_page = Page(runs, int_param(request, "run_page", default=1, minimum=1, maximum=100000), RUNS_PER_PAGE)
+    for run in run_page:
+        run.task = task  # the row names the task's retries: no query per row
+    live_run = (task.runs.filter(status__in=(Run.Status.RUNNING, Run.Status.QUEUED))
+                .order_by("-status", "-id").first())  # "running" sorts after "queued": a running run first
+    files = Page(RunFile.objects.filter(run__task=task).select_related("run"),
+                 int_param(request, "file_page", default=1, minimum=1, maximum=100000), FILES_PER_PAGE)
     return render(request, "tasks/task_detail.html", {
         "task": task,
         # What the source kind (tasks/source_kinds/) shows of itself.
@@ -75,13 +91,15 @@ def task_detail(request, pk):
         "conditions": task.conditions.select_related("connection"),
         "notifications": task.notifications.select_related("smtp_connection"),
         "upstream_links": task.upstream_links.select_related("upstream"),
-        "runs": runs,
+        "runs": run_page,
+        "status": status,
+        "statuses": Run.Status.choices,
         "live_run": live_run,
         "live_lines": live_run.log_lines.all() if live_run else [],
         "files": files,
         "can_edit": task.rights.can_edit,
         "rights": task.rights,
-        "is_running": any(run.status == Run.Status.RUNNING for run in runs),
+        "is_running": bool(live_run and live_run.status == Run.Status.RUNNING),
     })
 
 
@@ -188,12 +206,12 @@ def task_bulk(request):
     elif action == "run":
         for task in tasks:
             enqueue_run(task, Run.Trigger.MANUAL, request.user)
-        messages.success(request, f"Queued {count} runs.")
+        messages.success(request, f"Queued {count_of(count, 'run')}.")
     else:
         for task in tasks:  # saved one by one, so each change enters the task's history
             task.enabled = action == "enable"
             task.save(update_fields=["enabled", "updated_at"])
-        messages.success(request, f"{action.capitalize()}d {count} tasks.")
+        messages.success(request, f"{action.capitalize()}d {count_of(count, 'task')}.")
     return safe_next(request, "task-list")
 
 

@@ -132,6 +132,7 @@ def test_an_analyst_builds_runs_and_reuses_a_task(page, owner, organization, tmp
 
     page.goto("/tasks/")
     page.click("text=Orders export")
+    page.click("#more-button")  # Duplicate, Enable/Disable, Rebuild schedule and Delete are in the More menu
     page.click("#duplicate-button")
     page.wait_for_selector("h1:has-text('Orders export (copy)')")
     assert page.is_visible("#disabled-badge")

@@ -1,4 +1,5 @@
-// Polls the run's new log lines until it finishes, then reloads once to show its files.
+// Appends the run's new log lines until it finishes; the lines stay on the page afterwards. The status, time,
+// rows and controls around it follow the run through htmx (templates/runs/_live.html), not through this file.
 (function () {
   const box = document.getElementById("run-log");
   if (!box || box.dataset.finished === "1") return;
@@ -15,7 +16,7 @@
         box.appendChild(row);
         box.scrollTop = box.scrollHeight;
       }
-      if (data.finished) { window.location.reload(); return; }
+      if (data.finished) { box.dataset.finished = "1"; return; }
     } catch (error) { /* a missed poll is retried on the next tick */ }
     setTimeout(poll, 1000);
   }
