@@ -108,7 +108,9 @@ def test_an_analyst_builds_runs_and_reuses_a_task(page, owner, organization, tmp
     page.select_option("#id_source_connection", label="Shop database (SQLite)")
     assert page.is_hidden("#id_command") and page.is_visible("#id_include_headers")
     page.evaluate("document.querySelector('#id_query').codeMirror.setValue('SELECT id, customer, total FROM orders ORDER BY id')")
+    page.click("[data-bs-toggle=tab]:has-text('Output')")  # the form is in tabs: Source, ..., Output, Delivery
     page.fill("#id_file_name", "orders.csv")
+    page.click("[data-bs-toggle=tab]:has-text('Delivery')")
     page.select_option("#id_destinations-0-connection", label="Outbox (Local folder)")
     page.fill("#id_destinations-0-folder", "daily")
     shot(page, "05-new-task")
