@@ -2,4 +2,6 @@ from django.urls import path
 
 from accounts import views
 
-urlpatterns = [path("", views.account, name="account")]
+app_name = "account"
+
+urlpatterns = [path("", views.account, name="settings")]

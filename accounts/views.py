@@ -25,5 +25,5 @@ def account(request):
     if request.method == "POST" and form.is_valid():
         form.save()
         messages.success(request, "Your settings are saved.")
-        return redirect("account")
+        return redirect("account:settings")
     return render(request, "accounts/account.html", {"form": form})

@@ -36,4 +36,4 @@ def task_history(request, pk):
 def project_history(request, pk):
     project = get_object_or_404(Project.objects.visible_to(request.user), pk=pk)
     return _render(request, project, project_sources(project.pk), "project",
-                   reverse("project-detail", args=[project.pk]))
+                   reverse("projects:detail", args=[project.pk]))

@@ -89,7 +89,7 @@ def connection_form(request, pk=None):
         messages.success(request, f"Connection {connection.name} is saved.")
         if form.dropped_secrets:  # the form decides what was dropped and says why; the view only shows it
             messages.warning(request, form.dropped_secrets_message())
-        return redirect("connection-detail", pk=connection.pk)
+        return redirect("connections:detail", pk=connection.pk)
     return render(request, "connections/connection_form.html", {
         "form": form, "connection": connection if pk else None,
     })
@@ -115,7 +115,7 @@ def connection_forget_host_key(request, pk):
     connection.host_key = ""
     connection.save(update_fields=["host_key", "updated_at"])  # saved, so the change enters its history
     messages.success(request, "The pinned host key is forgotten; the key offered at the next connection is pinned.")
-    return redirect("connection-detail", pk=connection.pk)
+    return redirect("connections:detail", pk=connection.pk)
 
 
 def connection_delete(request, pk):
@@ -129,6 +129,6 @@ def connection_delete(request, pk):
             pass
         else:
             messages.success(request, f"Connection {name} is deleted.")
-            return redirect("connection-list")
+            return redirect("connections:list")
     return render(request, "connections/connection_confirm_delete.html", {"connection": connection, "users": users},
                   status=409 if request.method == "POST" else 200)

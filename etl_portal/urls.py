@@ -3,19 +3,16 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="task-list", permanent=False)),
+    path("", RedirectView.as_view(pattern_name="tasks:list", permanent=False)),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("account/", include("accounts.urls")),
-    path("", include("audit.urls")),  # /tasks/<pk>/history/ and /projects/<pk>/history/
     path("tasks/", include("tasks.urls")),
     path("runs/", include("runs.urls")),
     path("projects/", include("projects.urls")),
     path("organizations/", include("projects.urls_organizations")),
     path("files/", include("runs.urls_hub")),
     path("connections/", include("connections.urls")),
-    path("", include("runs.urls_files")),
-    path("", include("runs.urls_control")),
     path("api/", include(("api.urls", "api"))),
     path("account/tokens/", include(("api.urls_tokens", "tokens"))),
 ]

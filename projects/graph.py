@@ -13,7 +13,7 @@ EDGE_LABELS = {"success": "on success", "failure": "on failure", "completion": "
 
 def _url(task):
     try:
-        return reverse("task-detail", args=[task.pk])
+        return reverse("tasks:detail", args=[task.pk])
     except NoReverseMatch:
         return ""
 

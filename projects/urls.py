@@ -1,11 +1,18 @@
+"""Every URL under /projects/."""
 from django.urls import path
 
+from audit import views as history_views
 from projects import views
+from runs import views_control
+
+app_name = "projects"
 
 urlpatterns = [
-    path("", views.project_list, name="project-list"),
-    path("new/", views.project_new, name="project-new"),
+    path("", views.project_list, name="list"),
+    path("new/", views.project_new, name="new"),
     path("cron-preview/", views.cron_preview, name="cron-preview"),
-    path("<int:pk>/", views.project_detail, name="project-detail"),
-    path("<int:pk>/edit/", views.project_edit, name="project-edit"),
+    path("<int:pk>/", views.project_detail, name="detail"),
+    path("<int:pk>/edit/", views.project_edit, name="edit"),
+    path("<int:pk>/reschedule/", views_control.project_reschedule, name="reschedule"),
+    path("<int:pk>/history/", history_views.project_history, name="history"),
 ]

@@ -41,7 +41,7 @@ def _save_project_form(request, project=None):
                 formset.instance = saved
                 formset.save()
         messages.success(request, f"Project {saved.name} saved.")
-        return redirect("project-detail", pk=saved.pk)
+        return redirect("projects:detail", pk=saved.pk)
     return render(request, "projects/project_form.html", {"form": form, "project": project,
                                                           "formsets": {"triggers": triggers,
                                                                        "parameters": parameters}})

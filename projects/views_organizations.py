@@ -55,7 +55,7 @@ def _apply(request, organization, change, done):
     else:
         messages.success(request, done)
         access.forget_cached_rights(request.user)
-    return redirect("organization-detail", pk=organization.pk)
+    return redirect("organizations:detail", pk=organization.pk)
 
 
 @require_POST
@@ -77,7 +77,7 @@ def member_change(request, pk, user_id):
     form = MemberForm(request.POST)
     if membership is None or not form.is_valid():
         messages.error(request, "Choose a member and a role.")
-        return redirect("organization-detail", pk=organization.pk)
+        return redirect("organizations:detail", pk=organization.pk)
     return _apply(request, organization,
                   lambda: organization.set_member(membership.user, form.cleaned_data["role"],
                                                   form.cleaned_data["can_write_code"]),
@@ -91,6 +91,6 @@ def member_remove(request, pk, user_id):
     membership = organization.memberships.filter(user_id=user_id).select_related("user").first()
     if membership is None:
         messages.error(request, "That user is not a member.")
-        return redirect("organization-detail", pk=organization.pk)
+        return redirect("organizations:detail", pk=organization.pk)
     return _apply(request, organization, lambda: organization.remove_member(membership.user),
                   f"{membership.user} is no longer a member of {organization}.")

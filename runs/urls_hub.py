@@ -1,7 +1,10 @@
+"""/files/: the file hub (files published to the user)."""
 from django.urls import path
 
 from runs import views
 
+app_name = "files"
+
 urlpatterns = [
-    path("", views.file_hub, name="file-hub"),
+    path("", views.file_hub, name="hub"),
 ]

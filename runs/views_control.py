@@ -12,7 +12,7 @@ def task_reschedule(request, pk):
     task = access.get_task(request.user, pk, access.EDIT)
     made = scheduling.reschedule(task=task)
     messages.success(request, f"Schedules of {task.project.name} and {task.name} recreated ({made}).")
-    return _back(request, "task-detail", task.pk)
+    return _back(request, "tasks:detail", task.pk)
 
 
 @require_POST
@@ -20,7 +20,7 @@ def project_reschedule(request, pk):
     project = access.get_project(request.user, pk, access.EDIT)
     made = scheduling.reschedule(project=project)
     messages.success(request, f"Schedules of {project.name} recreated ({made}).")
-    return _back(request, "project-detail", project.pk)
+    return _back(request, "projects:detail", project.pk)
 
 
 @require_POST
@@ -30,7 +30,7 @@ def run_cancel(request, pk):
         messages.success(request, orchestration.cancel_run(run, request.user))
     except orchestration.Refused as exc:
         messages.error(request, str(exc))
-    return _back(request, "run-detail", run.pk)
+    return _back(request, "runs:detail", run.pk)
 
 
 @require_POST
@@ -40,4 +40,4 @@ def task_cancel_retry(request, pk):
         messages.success(request, orchestration.cancel_retries(task, request.user))
     except orchestration.Refused as exc:
         messages.error(request, str(exc))
-    return _back(request, "task-detail", task.pk)
+    return _back(request, "tasks:detail", task.pk)

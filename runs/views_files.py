@@ -18,7 +18,7 @@ def _wants_json(request):
 
 
 def _back(request, task):
-    return safe_next(request, "task-detail", task.pk)
+    return safe_next(request, "tasks:detail", task.pk)
 
 
 @require_POST

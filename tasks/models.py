@@ -254,7 +254,7 @@ class Task(models.Model):
     def get_absolute_url(self):
         from django.urls import reverse
 
-        return reverse("task-detail", args=[self.pk])
+        return reverse("tasks:detail", args=[self.pk])
 
     @transaction.atomic
     def duplicate(self):

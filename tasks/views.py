@@ -155,7 +155,7 @@ def task_delete(request, pk):
         name = task.name
         task.delete()
         messages.success(request, f"Task {name} deleted.")
-        return redirect("task-list")
+        return redirect("tasks:list")
     return render(request, "tasks/task_confirm_delete.html", {"task": task})
 
 
@@ -184,7 +184,7 @@ def task_run(request, pk):
         messages.warning(request, f"Run {run.pk} of {task.name} is {queueing.BROKER_DOWN}.")
     else:
         messages.success(request, f"Run {run.pk} of {task.name} is queued.")
-    return redirect(reverse("task-detail", args=[task.pk]) + "#live-run")
+    return redirect(reverse("tasks:detail", args=[task.pk]) + "#live-run")
 
 
 @require_POST
@@ -212,7 +212,7 @@ def task_bulk(request):
             task.enabled = action == "enable"
             task.save(update_fields=["enabled", "updated_at"])
         messages.success(request, f"{action.capitalize()}d {count_of(count, 'task')}.")
-    return safe_next(request, "task-list")
+    return safe_next(request, "tasks:list")
 
 
 @require_POST

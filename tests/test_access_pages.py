@@ -206,33 +206,35 @@ def test_the_table_covers_every_changing_url():
     """A new POST endpoint must get a row here (the admin and API have their own tables)."""
     from django.urls import get_resolver
 
-    names = {pattern.name for pattern in _walk(get_resolver().url_patterns) if pattern.name}
-    read_only = {"task-list", "task-mine", "task-detail", "task-preview", "run-detail", "run-log", "run-live",
-                 "file-download",
-                 "file-hub", "project-list", "project-detail", "connection-list", "connection-detail",
-                 "organization-list", "organization-detail", "task-history", "project-history",
-                 "cron-preview",  # describes a typed cron expression: reads nothing stored, changes nothing
+    names = {name for name in _walk(get_resolver().url_patterns) if not name.endswith(":")}
+    read_only = {"tasks:list", "tasks:mine", "tasks:detail", "tasks:preview", "runs:detail", "runs:log", "runs:live",
+                 "runs:file-download",
+                 "files:hub", "projects:list", "projects:detail", "connections:list", "connections:detail",
+                 "organizations:list", "organizations:detail", "tasks:history", "projects:history",
+                 "projects:cron-preview",  # describes a typed cron expression: reads nothing stored, changes nothing
                  "login", "logout", "password_change",
                  "password_change_done", "password_reset", "password_reset_done", "password_reset_confirm",
                  "password_reset_complete"}
-    covered = {"project-new", "project-edit", "project-reschedule", "task-new", "task-edit", "task-delete",
-               "task-duplicate", "task-toggle", "task-run", "task-bulk", "task-reschedule", "task-cancel-retry",
-               "run-cancel", "file-resend", "connection-new", "connection-edit", "connection-test",
-               "connection-forget-host-key", "connection-delete", "member-add", "member-change", "member-remove",
-               "task-try"}
-    own = {"account"}  # changes only the signed-in user's own settings (tests/test_pages_live.py)
+    covered = {"projects:new", "projects:edit", "projects:reschedule", "tasks:new", "tasks:edit", "tasks:delete",
+               "tasks:duplicate", "tasks:toggle", "tasks:run", "tasks:bulk", "tasks:reschedule", "tasks:cancel-retry",
+               "runs:cancel", "runs:file-resend", "connections:new", "connections:edit", "connections:test",
+               "connections:forget-host-key", "connections:delete", "organizations:member-add",
+               "organizations:member-change", "organizations:member-remove", "tasks:try"}
+    own = {"account:settings"}  # changes only the signed-in user's own settings (tests/test_pages_live.py)
     assert names - read_only - covered - own == set()
 
 
-def _walk(patterns):
+def _walk(patterns, namespace=""):
+    """Every named URL as "namespace:name" (bare for the un-namespaced ones, such as Django's login)."""
     for pattern in patterns:
         if hasattr(pattern, "url_patterns"):
             # The admin and the API (with its token page) have their own tables: test_access_admin.py, test_api*.py.
             if {getattr(pattern, "app_name", None), getattr(pattern, "namespace", None)} & {"admin", "api", "tokens"}:
                 continue
-            yield from _walk(pattern.url_patterns)
-        else:
-            yield pattern
+            inner = pattern.namespace or ""
+            yield from _walk(pattern.url_patterns, f"{namespace}{inner}:" if inner else namespace)
+        elif pattern.name:
+            yield f"{namespace}{pattern.name}"
 
 
 def test_ownership_moves_only_by_the_owner_or_an_admin(client, world):

@@ -36,30 +36,30 @@ def page_text(response):
 def test_an_sftp_connection_is_created_with_its_password_encrypted_and_never_shown(client_of, org_admin, organization):
     client = client_of(org_admin)
 
-    response = client.post(reverse("connection-new"), sftp_form(organization))
+    response = client.post(reverse("connections:new"), sftp_form(organization))
 
     connection = Connection.objects.get(name="Vendor drop")
-    assert response.status_code == 302 and response.url == reverse("connection-detail", args=[connection.pk])
+    assert response.status_code == 302 and response.url == reverse("connections:detail", args=[connection.pk])
     assert (connection.kind, connection.host, connection.port, connection.username) == ("sftp", "127.0.0.1", 2222,
                                                                                        "vendor")
     assert connection.secrets == {"password": PASSWORD}
     stored = raw_secrets_column(connection.pk)
     assert stored and PASSWORD not in stored
-    edit_page = client.get(reverse("connection-edit", args=[connection.pk]))
+    edit_page = client.get(reverse("connections:edit", args=[connection.pk]))
     assert edit_page.status_code == 200
     assert PASSWORD not in edit_page.content.decode()
     assert "Password (stored)" in page_text(edit_page)
     assert "Leave blank to keep the stored value" in page_text(edit_page)
-    detail = client.get(reverse("connection-detail", args=[connection.pk]))
+    detail = client.get(reverse("connections:detail", args=[connection.pk]))
     assert PASSWORD not in detail.content.decode()
     assert "Password stored" in page_text(detail)
 
 
 def test_a_blank_password_keeps_the_stored_one_and_clear_removes_it(client_of, org_admin, organization):
     client = client_of(org_admin)
-    client.post(reverse("connection-new"), sftp_form(organization))
+    client.post(reverse("connections:new"), sftp_form(organization))
     connection = Connection.objects.get(name="Vendor drop")
-    edit_url = reverse("connection-edit", args=[connection.pk])
+    edit_url = reverse("connections:edit", args=[connection.pk])
 
     # A change that leaves the address alone keeps it (a new user name or host drops it instead:
     # tests/test_connection_secrets_drop.py).
@@ -77,7 +77,7 @@ def test_a_blank_password_keeps_the_stored_one_and_clear_removes_it(client_of, o
 def test_fields_of_another_kind_are_not_saved(client_of, org_admin, organization):
     client = client_of(org_admin)
 
-    client.post(reverse("connection-new"), sftp_form(organization, database="warehouse", token="tok-123456",
+    client.post(reverse("connections:new"), sftp_form(organization, database="warehouse", token="tok-123456",
                                                      sslmode="require", query_timeout="30", public_key="junk"))
 
     connection = Connection.objects.get(name="Vendor drop")
@@ -89,15 +89,15 @@ def test_fields_of_another_kind_are_not_saved(client_of, org_admin, organization
 def test_a_blank_port_gets_the_kind_default_and_a_missing_host_is_refused(client_of, org_admin, organization):
     client = client_of(org_admin)
 
-    client.post(reverse("connection-new"), sftp_form(organization, port=""))
+    client.post(reverse("connections:new"), sftp_form(organization, port=""))
     assert Connection.objects.get(name="Vendor drop").port == 22
-    response = client.post(reverse("connection-new"), sftp_form(organization, name="No host", host=""))
+    response = client.post(reverse("connections:new"), sftp_form(organization, name="No host", host=""))
     assert response.status_code == 200 and "This field is required" in page_text(response)
     assert not Connection.objects.filter(name="No host").exists()
 
 
 def test_the_form_offers_every_kind_and_marks_fields_with_the_kinds_that_use_them(client_of, org_admin):
-    page = client_of(org_admin).get(reverse("connection-new")).content.decode()
+    page = client_of(org_admin).get(reverse("connections:new")).content.decode()
 
     from connections.protocols import registry
     for kind in registry.all_kinds():
@@ -109,10 +109,10 @@ def test_the_form_offers_every_kind_and_marks_fields_with_the_kinds_that_use_the
 
 def test_the_organization_choice_is_limited_to_the_users_organizations(client_of, org_admin, organization):
     other = Organization.objects.create(name="Other Corp")
-    page = client_of(org_admin).get(reverse("connection-new")).content.decode()
+    page = client_of(org_admin).get(reverse("connections:new")).content.decode()
     assert "Acme Analytics" in page and "Other Corp" not in page
 
-    response = client_of(org_admin).post(reverse("connection-new"), sftp_form(other))
+    response = client_of(org_admin).post(reverse("connections:new"), sftp_form(other))
     assert response.status_code == 200 and "Select a valid choice" in page_text(response)
 
 
@@ -123,7 +123,7 @@ def gpg_form(organization, key):
 @pytest.mark.parametrize("which, reason", [
     ("expired_public", "expired"), ("secret", "This is a private key"), ("", "No public key")])
 def test_an_unusable_gpg_key_is_refused_next_to_its_field(client_of, org_admin, organization, gpg_keys, which, reason):
-    response = client_of(org_admin).post(reverse("connection-new"),
+    response = client_of(org_admin).post(reverse("connections:new"),
                                      gpg_form(organization, getattr(gpg_keys, which) if which else ""))
 
     assert response.status_code == 200
@@ -134,7 +134,7 @@ def test_an_unusable_gpg_key_is_refused_next_to_its_field(client_of, org_admin, 
 
 
 def test_a_usable_gpg_key_is_saved(client_of, org_admin, organization, gpg_keys):
-    client_of(org_admin).post(reverse("connection-new"), gpg_form(organization, gpg_keys.public))
+    client_of(org_admin).post(reverse("connections:new"), gpg_form(organization, gpg_keys.public))
 
     assert Connection.objects.get(name="Partner key").options == {"public_key": gpg_keys.public.strip()}
 
@@ -143,7 +143,7 @@ def test_a_usable_gpg_key_is_saved(client_of, org_admin, organization, gpg_keys)
 @pytest.mark.django_db(transaction=True)
 def test_the_test_button_reports_success_against_the_real_sshd(client_of, org_admin, sftp_connection):
     client = client_of(org_admin)
-    url = reverse("connection-test", args=[sftp_connection.pk])
+    url = reverse("connections:test", args=[sftp_connection.pk])
 
     in_place = client.post(url, headers={"X-Requested-With": "fetch"})
     assert in_place.status_code == 200
@@ -154,7 +154,7 @@ def test_the_test_button_reports_success_against_the_real_sshd(client_of, org_ad
     assert "Connected;" in page_text(whole_page) and "alert-success" in whole_page.content.decode()
     sftp_connection.refresh_from_db()
     assert sftp_connection.last_test_ok is True and sftp_connection.host_key
-    detail = client.get(reverse("connection-detail", args=[sftp_connection.pk]))
+    detail = client.get(reverse("connections:detail", args=[sftp_connection.pk]))
     assert "Pinned host key" in page_text(detail) and "ssh-ed25519 SHA256:" in page_text(detail)
 
 
@@ -163,19 +163,19 @@ def test_the_test_button_shows_the_failed_step_for_a_closed_port(client_of, org_
                                            host="127.0.0.1", port=closed_port, username="x",
                                            secrets={"password": "x"})
 
-    response = client_of(org_admin).post(reverse("connection-test", args=[connection.pk]),
+    response = client_of(org_admin).post(reverse("connections:test", args=[connection.pk]),
                                      headers={"X-Requested-With": "fetch"})
 
     assert "alert-danger" in response.content.decode()
     assert f"Refused failed: Connection refused by 127.0.0.1:{closed_port}" in page_text(response)
-    listing = client_of(org_admin).get(reverse("connection-list"))
+    listing = client_of(org_admin).get(reverse("connections:list"))
     assert "Failed" in page_text(listing) and "Refused failed:" in page_text(listing)
 
 
 def test_forget_host_key_unpins_it(client_of, org_admin, sftp_connection):
     Connection.objects.filter(pk=sftp_connection.pk).update(host_key="ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA==")
 
-    response = client_of(org_admin).post(reverse("connection-forget-host-key", args=[sftp_connection.pk]), follow=True)
+    response = client_of(org_admin).post(reverse("connections:forget-host-key", args=[sftp_connection.pk]), follow=True)
 
     sftp_connection.refresh_from_db()
     assert sftp_connection.host_key == ""
@@ -186,22 +186,22 @@ def test_delete_is_refused_while_a_task_uses_the_connection(client_of, org_admin
                                                              make_task):
     task = make_task(sqlite_people, SOURCE_QUERY, [(sftp_connection, "in")], name="Nightly people export")
     client = client_of(org_admin)
-    url = reverse("connection-delete", args=[sftp_connection.pk])
+    url = reverse("connections:delete", args=[sftp_connection.pk])
 
     confirm = client.get(url)
     assert "cannot be deleted while these tasks use it" in page_text(confirm)
-    assert f'href="{reverse("task-detail", args=[task.pk])}"' in confirm.content.decode()
+    assert f'href="{reverse("tasks:detail", args=[task.pk])}"' in confirm.content.decode()
     assert "Nightly people export" in page_text(confirm)
     refused = client.post(url)
     assert refused.status_code == 409 and "Nightly people export" in page_text(refused)
     assert Connection.objects.filter(pk=sftp_connection.pk).exists()
-    detail = client.get(reverse("connection-detail", args=[sqlite_people.pk]))
+    detail = client.get(reverse("connections:detail", args=[sqlite_people.pk]))
     assert "Nightly people export" in page_text(detail)
 
 
 def test_an_unused_connection_is_deleted_after_confirmation(client_of, org_admin, sqlite_people):
     client = client_of(org_admin)
-    url = reverse("connection-delete", args=[sqlite_people.pk])
+    url = reverse("connections:delete", args=[sqlite_people.pk])
 
     assert "No task uses it" in page_text(client.get(url))
     response = client.post(url, follow=True)
@@ -213,10 +213,10 @@ def test_an_unused_connection_is_deleted_after_confirmation(client_of, org_admin
 def test_an_outsider_neither_sees_nor_reaches_a_connection(client_of, outsider, sqlite_people):
     client = client_of(outsider)
 
-    assert "People DB" not in page_text(client.get(reverse("connection-list")))
-    for name in ("connection-detail", "connection-edit", "connection-delete"):
+    assert "People DB" not in page_text(client.get(reverse("connections:list")))
+    for name in ("connections:detail", "connections:edit", "connections:delete"):
         assert client.get(reverse(name, args=[sqlite_people.pk])).status_code == 404
-    for name in ("connection-test", "connection-forget-host-key", "connection-delete"):
+    for name in ("connections:test", "connections:forget-host-key", "connections:delete"):
         assert client.post(reverse(name, args=[sqlite_people.pk])).status_code == 404
     assert Connection.objects.filter(pk=sqlite_people.pk).exists()
 
@@ -225,14 +225,14 @@ def test_members_see_their_organizations_connections_and_staff_see_all(client_of
     other = Organization.objects.create(name="Other Corp")
     Connection.objects.create(organization=other, name="Their files", kind="local", path="/tmp")
 
-    member_list = page_text(client_of(member).get(reverse("connection-list")))
+    member_list = page_text(client_of(member).get(reverse("connections:list")))
     assert "People DB" in member_list and "Their files" not in member_list
-    staff_list = page_text(client_of(staff).get(reverse("connection-list")))
+    staff_list = page_text(client_of(staff).get(reverse("connections:list")))
     assert "People DB" in staff_list and "Their files" in staff_list and "Other Corp" in staff_list
 
 
 def test_pages_need_a_login(client, sqlite_people):
-    response = client.get(reverse("connection-detail", args=[sqlite_people.pk]))
+    response = client.get(reverse("connections:detail", args=[sqlite_people.pk]))
     assert response.status_code == 302 and response.url.startswith(reverse("login"))
 
 
@@ -273,13 +273,13 @@ def test_the_odbc_fast_csv_option_shows_its_default_and_can_be_turned_off(client
     client = client_of(org_admin)
     saved_before = Connection.objects.create(organization=organization, name="Old ODBC", kind="odbc",
                                              options={"driver": "PostgreSQL Unicode"})
-    assert "Fast CSV extracts yes" in page_text(client.get(reverse("connection-detail", args=[saved_before.pk])))
-    edit_page = client.get(reverse("connection-edit", args=[saved_before.pk]))
+    assert "Fast CSV extracts yes" in page_text(client.get(reverse("connections:detail", args=[saved_before.pk])))
+    edit_page = client.get(reverse("connections:edit", args=[saved_before.pk]))
     assert re.search(r'<input[^>]*name="fast_csv"[^>]*checked', edit_page.content.decode())
 
     # An unticked checkbox is absent from the POST data.
-    client.post(reverse("connection-new"), {"organization": organization.pk, "name": "Row by row", "kind": "odbc",
+    client.post(reverse("connections:new"), {"organization": organization.pk, "name": "Row by row", "kind": "odbc",
                                             "host": "127.0.0.1", "driver": "PostgreSQL Unicode"})
     connection = Connection.objects.get(name="Row by row")
     assert connection.options["fast_csv"] is False
-    assert "Fast CSV extracts no" in page_text(client.get(reverse("connection-detail", args=[connection.pk])))
+    assert "Fast CSV extracts no" in page_text(client.get(reverse("connections:detail", args=[connection.pk])))

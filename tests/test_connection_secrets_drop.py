@@ -82,7 +82,7 @@ def ftp_form(connection, **changes):
 
 
 def test_the_edit_page_says_before_saving_which_changes_clear_the_password(client_of, org_admin, ftp_connection):
-    page = page_text(client_of(org_admin).get(reverse("connection-edit", args=[ftp_connection.pk])))
+    page = page_text(client_of(org_admin).get(reverse("connections:edit", args=[ftp_connection.pk])))
 
     assert ("Changing where this connection points (Kind, Host, Port, User name, Base folder, Use TLS (FTPS), "
             "Verify the server's TLS certificate) clears its stored password; enter it again in the same save."
@@ -93,16 +93,16 @@ def test_a_new_port_drops_the_password_and_the_test_never_sends_it(client_of, or
                                                                     listener):
     client = client_of(org_admin)
 
-    saved = client.post(reverse("connection-edit", args=[ftp_connection.pk]),
+    saved = client.post(reverse("connections:edit", args=[ftp_connection.pk]),
                         ftp_form(ftp_connection, port=listener.port), follow=True)
 
     assert ("The stored password was cleared because the connection now points somewhere else (Port): enter it "
             "again before using it." in page_text(saved))
     ftp_connection.refresh_from_db()
     assert ftp_connection.port == listener.port and ftp_connection.secrets == {}
-    assert "Password not set" in page_text(client.get(reverse("connection-detail", args=[ftp_connection.pk])))
+    assert "Password not set" in page_text(client.get(reverse("connections:detail", args=[ftp_connection.pk])))
 
-    tested = client.post(reverse("connection-test", args=[ftp_connection.pk]), headers={"X-Requested-With": "fetch"})
+    tested = client.post(reverse("connections:test", args=[ftp_connection.pk]), headers={"X-Requested-With": "fetch"})
 
     text = page_text(tested)
     assert "alert-danger" in tested.content.decode()
@@ -121,7 +121,7 @@ def test_a_new_port_drops_the_password_and_the_test_never_sends_it(client_of, or
     ({"kind": "sftp"}, "Kind"),
 ])
 def test_every_addressing_change_drops_the_password(client_of, org_admin, ftp_connection, changes, named):
-    saved = client_of(org_admin).post(reverse("connection-edit", args=[ftp_connection.pk]),
+    saved = client_of(org_admin).post(reverse("connections:edit", args=[ftp_connection.pk]),
                                   ftp_form(ftp_connection, **changes), follow=True)
 
     assert f"points somewhere else ({named})" in page_text(saved)
@@ -133,27 +133,27 @@ def test_a_change_with_the_password_entered_again_keeps_the_new_one(client_of, o
     client = client_of(org_admin)
     folder = ftpd.make_folder("secrets-drop-new")
 
-    saved = client.post(reverse("connection-edit", args=[ftp_connection.pk]),
+    saved = client.post(reverse("connections:edit", args=[ftp_connection.pk]),
                         ftp_form(ftp_connection, path=f"/{folder.name}", password=ftpd.password), follow=True)
 
     assert "cleared" not in page_text(saved)
     ftp_connection.refresh_from_db()
     assert ftp_connection.path == f"/{folder.name}" and ftp_connection.secrets == {"password": ftpd.password}
-    tested = page_text(client.post(reverse("connection-test", args=[ftp_connection.pk])))
+    tested = page_text(client.post(reverse("connections:test", args=[ftp_connection.pk])))
     assert f"Connected with plain FTP (not encrypted); 0 files in /{folder.name}." in tested
 
 
 def test_a_description_change_keeps_the_password(client_of, org_admin, ftp_connection, ftpd):
     client = client_of(org_admin)
 
-    saved = client.post(reverse("connection-edit", args=[ftp_connection.pk]),
+    saved = client.post(reverse("connections:edit", args=[ftp_connection.pk]),
                         ftp_form(ftp_connection, description="Vendor drop box, nightly"), follow=True)
 
     assert "cleared" not in page_text(saved) and "Connection Vendor FTP is saved." in page_text(saved)
     ftp_connection.refresh_from_db()
     assert ftp_connection.description == "Vendor drop box, nightly"
     assert ftp_connection.secrets == {"password": ftpd.password}
-    tested = page_text(client.post(reverse("connection-test", args=[ftp_connection.pk])))
+    tested = page_text(client.post(reverse("connections:test", args=[ftp_connection.pk])))
     assert "Connected with plain FTP (not encrypted)" in tested
 
 
@@ -170,7 +170,7 @@ PINNED = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA=="
 def test_a_new_port_also_forgets_the_pinned_host_key(client_of, org_admin, sftp_connection, closed_port):
     Connection.objects.filter(pk=sftp_connection.pk).update(host_key=PINNED)
 
-    client_of(org_admin).post(reverse("connection-edit", args=[sftp_connection.pk]),
+    client_of(org_admin).post(reverse("connections:edit", args=[sftp_connection.pk]),
                           sftp_form(sftp_connection, port=closed_port))
 
     sftp_connection.refresh_from_db()
@@ -181,7 +181,7 @@ def test_a_new_user_with_a_new_key_keeps_the_key_and_the_pinned_host_key(client_
     Connection.objects.filter(pk=sftp_connection.pk).update(host_key=PINNED)
     key = "-----BEGIN OPENSSH PRIVATE KEY-----\nnot-a-real-key\n-----END OPENSSH PRIVATE KEY-----"
 
-    saved = client_of(org_admin).post(reverse("connection-edit", args=[sftp_connection.pk]),
+    saved = client_of(org_admin).post(reverse("connections:edit", args=[sftp_connection.pk]),
                                   sftp_form(sftp_connection, username="deploy", private_key=key), follow=True)
 
     sftp_connection.refresh_from_db()

@@ -44,7 +44,7 @@ def test_a_connection_used_in_one_role_only_is_listed_and_not_deleted(client_of,
     task = make_task(sqlite_people, SOURCE_QUERY, name="Monthly partner export")
     use(task, connection)
     client = client_of(org_admin)
-    url = reverse("connection-delete", args=[connection.pk])
+    url = reverse("connections:delete", args=[connection.pk])
 
     assert list(connection.users()) == [task]
     confirm = page_text(client.get(url))
@@ -53,7 +53,7 @@ def test_a_connection_used_in_one_role_only_is_listed_and_not_deleted(client_of,
     refused = client.post(url)
     assert refused.status_code == 409 and "Monthly partner export" in page_text(refused)
     assert Connection.objects.filter(pk=connection.pk).exists()
-    assert "Monthly partner export" in page_text(client.get(reverse("connection-detail", args=[connection.pk])))
+    assert "Monthly partner export" in page_text(client.get(reverse("connections:detail", args=[connection.pk])))
 
 
 def test_every_foreign_key_to_a_connection_is_followed(organization, sqlite_people, make_task):

@@ -176,9 +176,9 @@ def test_a_connection_password_change_shows_changed_and_the_password_nowhere(cli
     client.force_login(org_admin)  # only an organization admin manages connections
     form = {"organization": organization.pk, "name": "Vendor drop", "kind": "sftp", "host": "127.0.0.1",
             "port": "2222", "username": "vendor", "password": PASSWORD}
-    assert client.post(reverse("connection-new"), form).status_code == 302
+    assert client.post(reverse("connections:new"), form).status_code == 302
     connection = Connection.objects.get(name="Vendor drop")
-    edit = reverse("connection-edit", args=[connection.pk])
+    edit = reverse("connections:edit", args=[connection.pk])
     assert client.post(edit, {**form, "password": NEW_PASSWORD, "username": "vendor2"}).status_code == 302
     connection.refresh_from_db()
     assert connection.secret("password") == NEW_PASSWORD
@@ -299,9 +299,9 @@ def test_key_rotation_re_encrypts_the_history_too(settings, client, org_admin, o
     client.force_login(org_admin)
     form = {"organization": organization.pk, "name": "Vendor drop", "kind": "sftp", "host": "127.0.0.1",
             "port": "2222", "username": "vendor", "password": PASSWORD}
-    client.post(reverse("connection-new"), form)
+    client.post(reverse("connections:new"), form)
     connection = Connection.objects.get(name="Vendor drop")
-    client.post(reverse("connection-edit", args=[connection.pk]), {**form, "password": NEW_PASSWORD})
+    client.post(reverse("connections:edit", args=[connection.pk]), {**form, "password": NEW_PASSWORD})
     parameter = Parameter.objects.create(project=project, key="region", value="region-eu-1")
     parameter.value = "region-us-2"
     parameter.save()

@@ -110,27 +110,27 @@ def task_form(project, source, **fields):
 def test_a_kind_declared_in_a_test_is_created_on_the_page_picked_as_a_destination_and_receives_a_run(
         client_of, org_admin, owner, organization, project, sqlite_people, memory_kind):
     admin_client = client_of(org_admin)
-    form_page = admin_client.get(reverse("connection-new")).content.decode()
+    form_page = admin_client.get(reverse("connections:new")).content.decode()
     assert ("memoryfolder", "Memory folder") in select_options(form_page, "kind")
     for text in ("Label colour", "Lid key", '"memoryfolder": "Shelf name"', '"memoryfolder": "Drawer"'):
         assert text.replace('"', "&quot;") in form_page or text in form_page, text
     lid_box = re.search(r'data-kinds="([^"]*)"[^>]*>\s*<div[^>]*id="div_id_lid_key"', form_page).group(1).split()
     assert lid_box == ["memoryfolder"]
 
-    response = admin_client.post(reverse("connection-new"), {
+    response = admin_client.post(reverse("connections:new"), {
         "organization": organization.pk, "name": "Scratch shelf", "kind": "memoryfolder", "database": "shelf-a",
         "path": "/drawer", "label_colour": "blue", "lid_key": LID_KEY,
         "host": "ignored.example.com",  # not a field of this kind: neither validated nor saved
     })
     shelf = Connection.objects.get(name="Scratch shelf")
-    assert response.status_code == 302 and response["Location"] == reverse("connection-detail", args=[shelf.pk])
+    assert response.status_code == 302 and response["Location"] == reverse("connections:detail", args=[shelf.pk])
     assert (shelf.kind, shelf.database, shelf.path, shelf.host) == ("memoryfolder", "shelf-a", "/drawer", "")
     assert shelf.options == {"label_colour": "blue"} and shelf.secret("lid_key") == LID_KEY
-    detail = admin_client.get(reverse("connection-detail", args=[shelf.pk])).content.decode()
+    detail = admin_client.get(reverse("connections:detail", args=[shelf.pk])).content.decode()
     for text in ("Memory folder", "Shelf name", "shelf-a", "Drawer", "Label colour", "blue", "Lid key", "stored"):
         assert text in detail, text
     assert LID_KEY not in detail
-    admin_client.post(reverse("connection-test", args=[shelf.pk]))
+    admin_client.post(reverse("connections:test", args=[shelf.pk]))
     shelf.refresh_from_db()
     assert shelf.last_test_ok is True and shelf.last_test_message == "Connected; 0 entries in drawer."
 
@@ -180,7 +180,7 @@ def test_an_unknown_kind_is_refused_by_the_model_and_the_form(client_of, org_adm
     with pytest.raises(ValidationError) as refused:
         unknown.full_clean()
     assert refused.value.message_dict["kind"] == ["'memoryfolder' is not a known connection kind"]
-    response = client_of(org_admin).post(reverse("connection-new"), {
+    response = client_of(org_admin).post(reverse("connections:new"), {
         "organization": organization.pk, "name": "Ghost", "kind": "memoryfolder"})
     assert response.status_code == 200 and not Connection.objects.filter(name="Ghost").exists()
     assert "Select a valid choice. memoryfolder is not one of the available choices." in response.content.decode()

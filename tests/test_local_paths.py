@@ -41,7 +41,7 @@ def root(settings, tmp_path):
 
 
 def post_connection(client, organization, kind, path, name="On this server"):
-    return client.post(reverse("connection-new"), {"organization": organization.pk, "name": name, "kind": kind,
+    return client.post(reverse("connections:new"), {"organization": organization.pk, "name": name, "kind": kind,
                                                    "path": str(path)})
 
 
@@ -70,11 +70,11 @@ def test_paths_inside_a_root_are_saved_and_work(client_of, org_admin, organizati
     assert post_connection(client, organization, "local", root, name="Outbox").status_code == 302
 
     shop = Connection.objects.get(name="Shop")
-    tested = page_text(client.post(reverse("connection-test", args=[shop.pk])))
+    tested = page_text(client.post(reverse("connections:test", args=[shop.pk])))
     assert "Connected; SELECT 1 returned 1." in tested
     outbox = Connection.objects.get(name="Outbox")
     assert "Connected; 0 entries in the home folder." in page_text(
-        client.post(reverse("connection-test", args=[outbox.pk])))
+        client.post(reverse("connections:test", args=[outbox.pk])))
 
 
 @pytest.mark.parametrize("kind, path", [("local", "/etc"), ("sqlite", "/etc/passwd"), ("local", "/home")])
@@ -169,11 +169,11 @@ def test_connections_saved_before_the_setting_changed_are_refused_at_run_time(cl
     client = client_of(org_admin)
 
     for connection in (old_db, old_folder):
-        result = page_text(client.post(reverse("connection-test", args=[connection.pk])))
+        result = page_text(client.post(reverse("connections:test", args=[connection.pk])))
         assert f"{ROOT_MESSAGE} {root} (ETL_LOCAL_ROOTS)" in result and "Connected" not in result
 
     settings.ETL_LOCAL_ROOTS = [database.parent]  # once the admin allows the folder, it works
-    assert "Connected; SELECT 1 returned 1." in page_text(client.post(reverse("connection-test", args=[old_db.pk])))
+    assert "Connected; SELECT 1 returned 1." in page_text(client.post(reverse("connections:test", args=[old_db.pk])))
 
 
 def test_sqlite_queries_cannot_attach_another_file(organization, root, tmp_path):

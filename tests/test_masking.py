@@ -69,14 +69,14 @@ def account_task(make_task, sqlite_orders, sftp_drop, smtp_connection, ny_projec
 
 def pages(client, run, task):
     run_file = run.files.get()
-    yield "the task page", client.get(reverse("task-detail", args=[task.pk]))
-    yield "the run page", client.get(reverse("run-detail", args=[run.pk]))
-    yield "the live log", client.get(reverse("run-log", args=[run.pk]))
-    yield "the file hub", client.get(reverse("file-hub"))
-    yield "the preview page", client.get(reverse("task-preview", args=[task.pk]), {"date": "2024-03-15"})
-    yield "the preview JSON", client.get(reverse("task-preview", args=[task.pk]), {"date": "2024-03-15",
+    yield "the task page", client.get(reverse("tasks:detail", args=[task.pk]))
+    yield "the run page", client.get(reverse("runs:detail", args=[run.pk]))
+    yield "the live log", client.get(reverse("runs:log", args=[run.pk]))
+    yield "the file hub", client.get(reverse("files:hub"))
+    yield "the preview page", client.get(reverse("tasks:preview", args=[task.pk]), {"date": "2024-03-15"})
+    yield "the preview JSON", client.get(reverse("tasks:preview", args=[task.pk]), {"date": "2024-03-15",
                                                                                   "format": "json"})
-    yield "the download's name", client.get(reverse("file-download", args=[run_file.pk]))
+    yield "the download's name", client.get(reverse("runs:file-download", args=[run_file.pk]))
 
 
 def test_a_sensitive_value_never_shows_in_names_subjects_pages_or_the_log(account_task, mailbox, run_at, client,
@@ -128,7 +128,7 @@ def test_a_resend_shows_the_masked_name_and_still_delivers_the_real_one(account_
     (account_task.sftp_folder / record.name).unlink()
     client.force_login(owner)
 
-    response = client.post(reverse("file-resend", args=[record.pk]), {"format": "json"},
+    response = client.post(reverse("runs:file-resend", args=[record.pk]), {"format": "json"},
                            headers={"Accept": "application/json"})
 
     assert response.status_code == 200 and response.json()["ok"], response.content
@@ -138,7 +138,7 @@ def test_a_resend_shows_the_masked_name_and_still_delivers_the_real_one(account_
     assert all(MASK in delivery["path"] for delivery in record.shown_deliveries)
     for line in run.log_lines.all():
         assert_absent(f"the log line {line.pk}", line.message)
-    page = client.get(reverse("task-detail", args=[account_task.pk])).content.decode()
+    page = client.get(reverse("tasks:detail", args=[account_task.pk])).content.decode()
     assert_absent("the task page after a resend", page)
 
 
@@ -158,7 +158,7 @@ def test_files_recorded_before_shown_names_are_masked_by_the_migration(make_task
     record = RunFile.objects.get(run=run)
     assert record.name == f"old_{MARKER}.csv" and record.deliveries[0]["path"] == f"in/old_{MARKER}.csv"
     client.force_login(owner)
-    for url in (reverse("task-detail", args=[task.pk]), reverse("run-detail", args=[run.pk])):
+    for url in (reverse("tasks:detail", args=[task.pk]), reverse("runs:detail", args=[run.pk])):
         page = client.get(url).content.decode()
         assert_absent(url, page)
         assert f"old_{MASK}.csv" in page and f"in/old_{MASK}.csv" in page
@@ -171,7 +171,7 @@ def test_a_file_name_stays_masked_after_the_secret_changes(account_task, mailbox
     parameter.save()
     client.force_login(owner)
 
-    page = client.get(reverse("run-detail", args=[run.pk])).content.decode()
+    page = client.get(reverse("runs:detail", args=[run.pk])).content.decode()
 
     assert_absent("the run page after the secret changed", page)
     assert f"orders_{MASK}_20240314.csv" in page
@@ -182,7 +182,7 @@ def test_the_preview_masks_a_format_error_quoting_the_value(make_task, sqlite_or
     task = make_task(sqlite_orders, "SELECT 1", file_name="x_{account:%Y}.csv")
     client.force_login(owner)
 
-    result = client.get(reverse("task-preview", args=[task.pk]), {"format": "json"}).json()
+    result = client.get(reverse("tasks:preview", args=[task.pk]), {"format": "json"}).json()
 
     assert result["errors"], result
     assert_absent("the preview's errors", json.dumps(result))

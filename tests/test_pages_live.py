@@ -16,7 +16,7 @@ def test_the_live_fragment_follows_the_run_and_stops_polling_when_it_ends(client
     client.force_login(owner)
     task = add_task("Orders")
     run = Run.objects.create(task=task, status=Run.Status.QUEUED)
-    url = reverse("run-live", args=[run.pk]) + "?on=task"
+    url = reverse("runs:live", args=[run.pk]) + "?on=task"
     page = client.get(url).content.decode()
     assert 'data-status="queued"' in page and 'hx-trigger="every 2s"' in page
     assert f"Cancel queued run #{run.pk}" in page and 'hx-swap-oob="true"' in page
@@ -40,11 +40,11 @@ def test_the_run_page_shows_duration_rerun_zone_and_one_size_unit(client, owner,
                              finished_at=start + dt.timedelta(seconds=10.257708))
     RunFile.objects.create(run=run, name="orders.csv", size=558040, md5="0" * 32)
     UserPreference.objects.create(user=owner, time_zone="Europe/Paris")
-    page = client.get(reverse("run-detail", args=[run.pk])).content.decode()
+    page = client.get(reverse("runs:detail", args=[run.pk])).content.decode()
     assert "took <span id=\"run-duration\">10 s</span>" in page and 'id="rerun-button"' in page
     assert "2030-01-15 13:00 CET" in page and "0:00:10" not in page
     assert "545.0 KB" in page and "bytes" not in page
-    assert f'href="{reverse("project-detail", args=[task.project_id])}"' in page  # breadcrumb link
+    assert f'href="{reverse("projects:detail", args=[task.project_id])}"' in page  # breadcrumb link
 
 
 def test_times_follow_the_users_zone_then_the_projects(client, owner, add_task):
@@ -56,12 +56,12 @@ def test_times_follow_the_users_zone_then_the_projects(client, owner, add_task):
     Run.objects.create(task=task, status=Run.Status.FAILED, started_at=start, finished_at=start)
     page = client.get(task.get_absolute_url()).content.decode()
     assert "2030-01-15 07:00 EST" in page and "times in America/New_York" in page
-    response = client.post(reverse("account"), {"time_zone": "Asia/Tokyo"}, follow=True)
+    response = client.post(reverse("account:settings"), {"time_zone": "Asia/Tokyo"}, follow=True)
     assert "Asia/Tokyo" in response.content.decode()
     page = client.get(task.get_absolute_url()).content.decode()
     assert "2030-01-15 21:00 JST" in page
     assert "is not one of the available choices" in client.post(
-        reverse("account"), {"time_zone": "Mars/Olympus"}).content.decode()
+        reverse("account:settings"), {"time_zone": "Mars/Olympus"}).content.decode()
 
 
 def test_run_history_is_paginated_and_filtered_by_status(client, owner, add_task):
@@ -132,7 +132,7 @@ def test_the_admin_has_no_add_for_system_records_and_right_plurals(client, staff
 def test_the_live_fragment_is_only_for_those_who_may_see_the_run(client, outsider, member, add_task):
     run = Run.objects.create(task=add_task("Orders"), status=Run.Status.RUNNING)
     client.force_login(outsider)
-    assert client.get(reverse("run-live", args=[run.pk])).status_code == 404
+    assert client.get(reverse("runs:live", args=[run.pk])).status_code == 404
     client.force_login(member)
-    page = client.get(reverse("run-live", args=[run.pk])).content.decode()
+    page = client.get(reverse("runs:live", args=[run.pk])).content.decode()
     assert 'data-status="running"' in page and "Cancel run" not in page  # a viewer sees, but may not cancel

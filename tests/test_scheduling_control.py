@@ -217,20 +217,20 @@ def test_task_controls_post_endpoints_and_refusals(client, owner, member, add_ta
     queueing.enqueue_run(task)
     drain()
     client.force_login(member)
-    assert client.post(reverse("task-cancel-retry", args=[task.pk])).status_code == 403  # visible, so forbidden rather than not found
+    assert client.post(reverse("tasks:cancel-retry", args=[task.pk])).status_code == 403  # visible, so forbidden rather than not found
     client.force_login(owner)
     running = Run.objects.create(task=task, status=Run.Status.RUNNING)
-    page = client.post(reverse("task-cancel-retry", args=[task.pk]), follow=True).content.decode()
+    page = client.post(reverse("tasks:cancel-retry", args=[task.pk]), follow=True).content.decode()
     assert "is running: its retries cannot be cancelled now" in page
     assert orchestration.pending_retries(task).count() == 1
-    response = client.post(reverse("run-cancel", args=[running.pk]), follow=True)
+    response = client.post(reverse("runs:cancel", args=[running.pk]), follow=True)
     assert f"Run #{running.pk} is being stopped." in response.content.decode()
     running.delete()
-    page = client.post(reverse("task-cancel-retry", args=[task.pk]), follow=True).content.decode()
+    page = client.post(reverse("tasks:cancel-retry", args=[task.pk]), follow=True).content.decode()
     assert "1 pending retry of Flaky cancelled." in page
-    page = client.post(reverse("task-reschedule", args=[task.pk]), follow=True).content.decode()
+    page = client.post(reverse("tasks:reschedule", args=[task.pk]), follow=True).content.decode()
     assert "Schedules of Vendor feeds and Flaky recreated" in page
-    assert client.post(reverse("project-reschedule", args=[task.project_id])).status_code == 302
+    assert client.post(reverse("projects:reschedule", args=[task.project_id])).status_code == 302
 
 
 @pytest.mark.django_db

@@ -104,20 +104,20 @@ def everything_in_the_database():
 
 
 def pages_of(client, runs, connections):
-    urls = [reverse("connection-list"), reverse("admin:connections_connection_changelist"),
+    urls = [reverse("connections:list"), reverse("admin:connections_connection_changelist"),
             reverse("admin:runs_run_changelist"), reverse("admin:runs_runlog_changelist")]
     for run in runs:
-        urls += [reverse("task-detail", args=[run.task_id]), reverse("run-detail", args=[run.pk]),
-                 reverse("run-log", args=[run.pk]), reverse("admin:runs_run_change", args=[run.pk])]
+        urls += [reverse("tasks:detail", args=[run.task_id]), reverse("runs:detail", args=[run.pk]),
+                 reverse("runs:log", args=[run.pk]), reverse("admin:runs_run_change", args=[run.pk])]
     for connection in connections:
         urls += [reverse(name, args=[connection.pk]) for name in (
-            "connection-detail", "connection-edit", "connection-delete", "admin:connections_connection_change")]
+            "connections:detail", "connections:edit", "connections:delete", "admin:connections_connection_change")]
     for url in urls:
         response = client.get(url)
         assert response.status_code == 200, url
         yield url, response.content.decode()
     for connection in connections:
-        url = reverse("connection-test", args=[connection.pk])
+        url = reverse("connections:test", args=[connection.pk])
         yield url, client.post(url, headers={"X-Requested-With": "fetch"}).content.decode()
 
 
@@ -264,9 +264,9 @@ def test_a_sensitive_parameter_never_leaks_into_names_subjects_or_the_log(client
     assert_no_leak("the email's subject", mail.message["Subject"])
     assert_no_leak("the email as sent", mail.message.as_string())
     client.force_login(owner)
-    for url in (reverse("task-detail", args=[task.pk]), reverse("run-detail", args=[run.pk]),
-                reverse("run-log", args=[run.pk]), reverse("file-hub"), reverse("task-preview", args=[task.pk]),
-                reverse("task-preview", args=[task.pk]) + "?format=json"):
+    for url in (reverse("tasks:detail", args=[task.pk]), reverse("runs:detail", args=[run.pk]),
+                reverse("runs:log", args=[run.pk]), reverse("files:hub"), reverse("tasks:preview", args=[task.pk]),
+                reverse("tasks:preview", args=[task.pk]) + "?format=json"):
         response = client.get(url)
         assert response.status_code == 200, url
         assert_no_leak(f"the page {url}", response.content.decode())

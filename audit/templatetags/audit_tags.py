@@ -16,7 +16,7 @@ RECENT = 5
 @register.inclusion_tag("audit/_recent.html")
 def recent_changes(obj):
     if isinstance(obj, Project):
-        sources, url = project_sources(obj.pk), reverse("project-history", args=[obj.pk])
+        sources, url = project_sources(obj.pk), reverse("projects:history", args=[obj.pk])
     else:
-        sources, url = task_sources(obj.pk), reverse("task-history", args=[obj.pk])
+        sources, url = task_sources(obj.pk), reverse("tasks:history", args=[obj.pk])
     return {"entries": recent_entries(sources, limit=RECENT), "history_url": url}
