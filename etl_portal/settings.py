@@ -97,6 +97,7 @@ INSTALLED_APPS = [
     "crispy_forms",
     "crispy_bootstrap5",
     "simple_history",
+    "health_check",  # its /health/ page template
     "projects",
     "connections",
     "tasks",
@@ -195,6 +196,13 @@ SIMPLE_HISTORY_REVERT_DISABLED = True
 ETL_RUN_TIMEOUT = env_int("ETL_RUN_TIMEOUT", 6 * 3600)
 # A running run renews its lease every third of this; a run whose lease lapsed lost its worker.
 ETL_RUN_LEASE_SECONDS = env_int("ETL_RUN_LEASE_SECONDS", 60)
+# The housekeeping leader (projects/housekeeping.py): another process takes over this long after it stopped.
+ETL_LEADER_LEASE_SECONDS = env_int("ETL_LEADER_LEASE_SECONDS", 10)
+# /metrics: open (counts only) unless set; then Authorization: Bearer <token> is required.
+ETL_METRICS_TOKEN = env("ETL_METRICS_TOKEN", "")
+# Where delivered files are kept for download and resend (runs/archive.py): blank = this node's ETL_DATA_DIR;
+# a folder every node mounts for several worker hosts.
+ETL_ARCHIVE_DIR = env("ETL_ARCHIVE_DIR", "")
 ETL_PROGRESS_EVERY_ROWS = env_int("ETL_PROGRESS_EVERY_ROWS", 100_000)
 ETL_CONNECT_TIMEOUT = env_int("ETL_CONNECT_TIMEOUT", 15)
 # `manage.py serve`: where gunicorn listens and how many worker processes it runs.

@@ -7,10 +7,8 @@ import os
 import time
 
 import pytest
-from django.utils import timezone
 from django_q.models import Schedule
 
-from projects import scheduling
 from runs import queueing
 from tests.fixtures.scheduling import kill_hard, wait_for
 
@@ -66,7 +64,8 @@ def test_a_worker_killed_mid_run_is_failed_as_interrupted_and_retried(qcluster, 
     run.refresh_from_db()
     assert run.error.startswith(f"Interrupted: worker {run.worker} stopped renewing its lease")
     assert time.monotonic() - killed_at < 10
-    retry = task.runs.get(trigger="retry")
+    # The retry is made just after the failure is recorded (a transaction of its own): wait for it.
+    retry = wait_for(lambda: task.runs.filter(trigger="retry").first(), timeout=5, message="the retry")
     assert (retry.status, retry.attempt, retry.first_attempt_id) == ("queued", 2, run.pk)
     assert qcluster.process.poll() is None and worker_pid not in qcluster.worker_pids()
     assert not task.runs.filter(status="running").exists()
