@@ -126,6 +126,12 @@ def start_heartbeat(**kwargs):
     if _heartbeat_started.is_set() or multiprocessing.current_process().name == "MainProcess":
         return
     _heartbeat_started.set()
+    # Runs yield the CPU to the housekeeping loop and the web pages when the cores are all busy (scripts and
+    # queries started from here inherit it); raising one's own niceness needs no privilege.
+    try:
+        os.nice(int(getattr(settings, "ETL_WORKER_NICE", 5)))
+    except OSError:
+        pass
     threading.Thread(target=_heartbeat_loop, name="etl-worker-heartbeat", daemon=True).start()
 
 
@@ -221,7 +227,12 @@ def serve_forever(stop=None, interval=None):
         while not stop.wait(interval - (time.time() % interval) + TICK_OFFSET):
             try:
                 close_old_connections()
+                started = time.monotonic()
                 done = run_pass(leadership, broker)
+                took = time.monotonic() - started
+                if took > interval:
+                    logger.warning("A housekeeping pass took %.1f s (%s trigger(s) fired)", took,
+                                   len((done or {}).get("fired", ())))
                 if (done is not None) != was_leader:
                     was_leader = done is not None
                     logger.info("Housekeeping on %s: %s", leadership.holder,
