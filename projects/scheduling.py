@@ -90,8 +90,8 @@ def ensure_portal_schedules():
 
 def fire_trigger(trigger_id, now=None, execute=True, fence=None, run_job=True):
     """Start a due trigger's project or job once and re-arm it: called by the housekeeping leader
-    (projects/housekeeping.py, with `fence` and `execute=False`), and by django-q2 when a trigger's Schedule,
-    the safety net, is due first.
+    (projects/housekeeping.py, with `execute=False`, inside its fenced transaction), and by django-q2 when a
+    trigger's Schedule, the safety net, is due first.
 
     Already on a worker, it then executes the best queued run itself (`execute`), saving a trip through the
     queue. A system job is run here after the trigger's transaction, or returned as (job id, due) when `run_job`
