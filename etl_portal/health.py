@@ -17,6 +17,7 @@ from django.db.models import Count, DurationField, ExpressionWrapper, F, Sum
 from django.http import HttpResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_safe
 from health_check.base import HealthCheck
 from health_check.exceptions import ServiceUnavailable
 from health_check.views import HealthCheckView
@@ -115,6 +116,7 @@ class PortalCollector:
 
 @login_not_required
 @never_cache
+@require_safe
 def metrics(request):
     token = getattr(settings, "ETL_METRICS_TOKEN", "")
     if token:

@@ -210,7 +210,7 @@ def test_the_table_covers_every_changing_url():
                  "file-hub", "project-list", "project-detail", "connection-list", "connection-detail",
                  "organization-list", "organization-detail", "task-history", "project-history", "login", "logout", "password_change",
                  "password_change_done", "password_reset", "password_reset_done", "password_reset_confirm",
-                 "password_reset_complete"}
+                 "password_reset_complete", "health", "metrics"}
     covered = {"project-new", "project-edit", "project-reschedule", "task-new", "task-edit", "task-delete",
                "task-duplicate", "task-toggle", "task-run", "task-bulk", "task-reschedule", "task-cancel-retry",
                "run-cancel", "file-resend", "connection-new", "connection-edit", "connection-test",

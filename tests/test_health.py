@@ -62,6 +62,7 @@ def test_metrics_count_runs_without_names_or_secrets(client, add_task):
 def test_metrics_want_the_token_when_one_is_set(client, settings):
     settings.ETL_METRICS_TOKEN = "s3cret-token"
     assert client.get("/metrics").status_code == 401
+    assert client.post("/metrics").status_code == 405, "read-only"
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
     response = client.get("/metrics", HTTP_AUTHORIZATION="Bearer s3cret-token")
     assert response.status_code == 200 and b"etl_runs" in response.content
