@@ -28,18 +28,16 @@ def is_shared():
 
 
 def path_of(key):
-    """The file a key names, or None when it would lie outside the archive (or the data folder, for old
-    absolute records): a record is never trusted to point anywhere else."""
+    """The file a key names, or None when a relative key would lie outside the archive. An absolute key (the
+    local default, and records made before the archive) is the path the portal itself recorded, read as before;
+    purging one stays confined to ETL_DATA_DIR (runs/delivery.py)."""
     if not key:
         return None
     candidate = Path(key)
     if candidate.is_absolute():
-        allowed = Path(settings.ETL_DATA_DIR).resolve()
-        path = candidate.resolve()
-    else:
-        allowed = root()
-        path = (allowed / candidate).resolve()
-    return path if path.is_relative_to(allowed) else None
+        return candidate
+    path = (root() / candidate).resolve()
+    return path if path.is_relative_to(root()) else None
 
 
 def store(local_path):
