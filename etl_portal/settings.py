@@ -101,6 +101,7 @@ INSTALLED_APPS = [
     "crispy_forms",
     "crispy_bootstrap5",
     "simple_history",
+    "health_check",  # its /health/ page template
     "projects",
     "connections",
     "tasks",
@@ -218,6 +219,15 @@ ETL_DB_RETRY_SECONDS = env_int("ETL_DB_RETRY_SECONDS", 0) or None
 ETL_SHUTDOWN_GRACE_SECONDS = env_int("ETL_SHUTDOWN_GRACE_SECONDS", 20)
 # Tests only: every lease renewal fails, as when only the watcher's connection is cut (tests/test_run_faults.py).
 ETL_TEST_FAIL_LEASE_RENEWAL = env("ETL_TEST_FAIL_LEASE_RENEWAL", "") == "1"
+# The housekeeping leader (projects/housekeeping.py): another process takes over this long after it stopped.
+ETL_LEADER_LEASE_SECONDS = env_int("ETL_LEADER_LEASE_SECONDS", 10)
+# /metrics: open (counts only) unless set; then Authorization: Bearer <token> is required.
+ETL_METRICS_TOKEN = env("ETL_METRICS_TOKEN", "")
+# Where delivered files are kept for download and resend (runs/archive.py): blank = this node's ETL_DATA_DIR;
+# a folder every node mounts for several worker hosts.
+ETL_ARCHIVE_DIR = env("ETL_ARCHIVE_DIR", "")
+# Niceness a django-q2 worker adds to itself (projects/housekeeping.py start_heartbeat).
+ETL_WORKER_NICE = env_int("ETL_WORKER_NICE", 5)
 ETL_PROGRESS_EVERY_ROWS = env_int("ETL_PROGRESS_EVERY_ROWS", 100_000)
 ETL_CONNECT_TIMEOUT = env_int("ETL_CONNECT_TIMEOUT", 15)
 # A trigger whose run is this many seconds late (the worker was down) is recorded as missed, not run late.

@@ -2,9 +2,13 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from etl_portal import health
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="tasks:list", permanent=False)),
     path("admin/", admin.site.urls),
+    path("health/", health.health, name="health"),
+    path("metrics", health.metrics, name="metrics"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("account/", include("accounts.urls")),
     path("tasks/", include("tasks.urls")),

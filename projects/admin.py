@@ -9,7 +9,7 @@ from etl_portal.admin_site import count_of
 from projects import access, scheduling, system_jobs
 from projects.admin_access import OrganizationScoped, ParentScopedInline
 from projects.forms import TriggerForm
-from projects.models import Membership, Organization, Parameter, Project, SystemJob, Trigger
+from projects.models import LeaderLease, Membership, Organization, Parameter, Project, SystemJob, Trigger
 from tasks.forms import ParameterForm
 
 
@@ -191,3 +191,16 @@ class PortalUserAdmin(UserAdmin):
         if request.user.is_superuser:
             return fields
         return (*fields, "is_superuser", "user_permissions", "groups")
+
+
+@admin.register(LeaderLease)
+class LeaderLeaseAdmin(admin.ModelAdmin):
+    """Who leads housekeeping, and the workers' heartbeats: to look at, never to edit (the processes own them)."""
+
+    list_display = ("name", "holder", "token", "expires_at", "renewed_at")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -8,3 +8,8 @@ class ProjectsConfig(AppConfig):
         from projects import scheduling
 
         scheduling.connect_signals()
+        from django_q.signals import post_spawn
+
+        from projects import housekeeping
+
+        post_spawn.connect(housekeeping.start_heartbeat, dispatch_uid="etl-worker-heartbeat")

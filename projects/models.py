@@ -280,3 +280,19 @@ class SystemJob(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class LeaderLease(models.Model):
+    """Who leads the portal's housekeeping (projects/housekeeping.py) across every host: one row per role, taken
+    by a conditional UPDATE once `expires_at` has passed. `token` grows on every takeover, so a leader that lost
+    the row (paused, cut off) finds its token stale and does nothing. Rows "worker:<host>:<pid>" are the
+    workers' heartbeats (/health/, /metrics)."""
+
+    name = models.CharField(max_length=200, primary_key=True)
+    holder = models.CharField(max_length=200, blank=True)
+    token = models.PositiveBigIntegerField(default=0)
+    expires_at = models.DateTimeField()
+    renewed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"{self.name}: {self.holder or 'nobody'}"

@@ -8,19 +8,13 @@
 - A disabled task or project is never started: the trigger still advances, so enabling takes effect at its next
   time. Saving a trigger or project re-arms its schedules; `reschedule` removes and recreates them;
   `cleanup_orphan_schedules` (a system job) removes those whose trigger, project or run is gone.
-- django-q2 1.11 looks at its Schedule table every 30 s (hard-coded in its cluster's guard loop; no setting
-  changes it). `start_tick` (connected to django-q2's post_spawn signal) calls the same django-q2 scheduler
-  every ETL_SCHEDULER_TICK seconds (default 1, 0 = off) from one worker per data folder, so per-second triggers
-  start on time; every KICK_EVERY seconds it also calls `kick_stalled_runs`, so a run queued while the broker
-  was down starts within seconds of its return.
+- Firing on time is the housekeeping leader's job (projects/housekeeping.py): every second it fires due
+  triggers itself and runs django-q2's scheduler for the retries. django-q2 1.11 alone looks at its Schedule
+  table only every 30 s (hard-coded in its cluster's guard loop), and a task it sends waits behind runs.
 """
 import datetime
-import fcntl
 import logging
-import multiprocessing
 import re
-import threading
-import time
 
 from django.conf import settings
 from django.db import transaction
@@ -41,8 +35,6 @@ REAPER_NAME = "etl: fail runs whose worker died"
 # The system jobs sit above the scheduler (one of them cleans its schedules up), so the scheduler reaches them
 # the way django-q2 reaches the scheduler: by name.
 RUN_SYSTEM_JOB = "projects.system_jobs.run_system_job"
-TICK_OFFSET = 0.02  # just after each whole second, when per-second fire times fall due
-KICK_EVERY = 2  # seconds between two looks for queued runs nobody is about to pick up (one count query)
 
 
 def clock():
@@ -87,33 +79,34 @@ def arm(trigger, now=None):
 
 
 def ensure_portal_schedules():
-    """The portal's own housekeeping schedule: the reaper of runs whose worker died."""
-    from django_q.models import Schedule
-
-    _, created = _schedules().get_or_create(name=REAPER_NAME, defaults={
-        "func": "runs.execution.reap_interrupted_runs", "schedule_type": Schedule.MINUTES, "minutes": 1,
-        "repeats": -1})
-    return created
+    """Remove the reaper's old django-q2 schedule: the housekeeping process (projects/housekeeping.py) reaps every
+    second now, outside the run queue. Returns whether there was one."""
+    return bool(_schedules().filter(name=REAPER_NAME).delete()[0])
 
 
 # --- firing ------------------------------------------------------------------------------------------------
 
-def fire_trigger(trigger_id, now=None, execute=True):
-    """django-q2 calls this when a trigger's Schedule is due: start its project or job once, re-arm it.
+def fire_trigger(trigger_id, now=None, execute=True, fence=None, run_job=True):
+    """Start a due trigger's project or job once and re-arm it: called by the housekeeping leader
+    (projects/housekeeping.py, with `execute=False`, inside its fenced transaction), and by django-q2 when a
+    trigger's Schedule, the safety net, is due first.
 
     Already on a worker, it then executes the best queued run itself (`execute`), saving a trip through the
-    queue: the run starts within a broker poll of its due time.
+    queue. A system job is run here after the trigger's transaction, or returned as (job id, due) when `run_job`
+    is false. `fence`, called first inside the transaction, raises when the caller may no longer act.
     """
-    result = _fire(trigger_id, now or clock(), reserve=1 if execute else 0)
+    result = _fire(trigger_id, now or clock(), reserve=1 if execute else 0, fence=fence)
     if isinstance(result, tuple):  # a system job: run outside the transaction that holds the trigger's lock
-        return import_string(RUN_SYSTEM_JOB)(*result)
+        return import_string(RUN_SYSTEM_JOB)(*result) if run_job else result
     if execute and result.startswith("started") and not result.startswith("started 0"):
         result += f"; this worker then ran one: {execution.execute_next()}"
     return result
 
 
-def _fire(trigger_id, now, reserve):
+def _fire(trigger_id, now, reserve, fence=None):
     with transaction.atomic():
+        if fence is not None:
+            fence()
         # Waits until django-q2's scheduler has saved the Schedule, so re-arming is never overwritten.
         list(_schedules().select_for_update().filter(name=trigger_schedule_name(trigger_id)))
         trigger = Trigger.objects.select_for_update(of=("self",)).select_related("project", "system_job") \
@@ -126,7 +119,10 @@ def _fire(trigger_id, now, reserve):
             arm(trigger, now)
             return "not due: re-armed"
         latest, count = triggers.latest_due(trigger, due, now)
-        Trigger.objects.filter(pk=trigger.pk).update(last_fired_at=now)
+        # Exactly once per due time: the fire is recorded only if nobody advanced next_run_at meanwhile (on
+        # SQLite, whose select_for_update locks nothing, this conditional update is the guard).
+        if not Trigger.objects.filter(pk=trigger.pk, next_run_at=due).update(last_fired_at=now):
+            return "already fired"
         arm(trigger, now)
         return start(trigger, latest, count, now, reserve)
 
@@ -190,7 +186,7 @@ def reschedule(project=None, task=None, now=None):
 
 
 def reschedule_all(now=None):
-    """Every trigger (projects and system jobs), every pending retry, the reaper; orphans removed."""
+    """Every trigger (projects and system jobs), every pending retry; orphans removed."""
     now = now or clock()
     made = 0
     with transaction.atomic():
@@ -251,7 +247,7 @@ def upcoming(trigger, count=10, after=None, zone=None):
     return rows
 
 
-# --- signals and the scheduler tick ------------------------------------------------------------------------
+# --- signals ------------------------------------------------------------------------------------------------
 
 def _trigger_saved(sender, instance, raw=False, **kwargs):
     if not raw:
@@ -269,52 +265,6 @@ def _project_saved(sender, instance, raw=False, created=False, **kwargs):
 
 
 def connect_signals():
-    from django_q.signals import post_spawn
-
     post_save.connect(_trigger_saved, sender=Trigger, dispatch_uid="etl-trigger-saved")
     post_delete.connect(_trigger_deleted, sender=Trigger, dispatch_uid="etl-trigger-deleted")
     post_save.connect(_project_saved, sender=Project, dispatch_uid="etl-project-saved")
-    post_spawn.connect(start_tick, dispatch_uid="etl-scheduler-tick")
-
-
-def tick_seconds():
-    return float(settings.ETL_SCHEDULER_TICK)
-
-
-_tick_started = threading.Event()
-
-
-def start_tick(**kwargs):
-    """In a django-q2 worker: run django-q2's scheduler every tick from one worker per data folder."""
-    interval = tick_seconds()
-    # django-q2's sync mode runs a task in the calling process (the web server, a test) and sends post_spawn
-    # there too; that process is no worker and must not start ticking.
-    if interval <= 0 or _tick_started.is_set() or multiprocessing.current_process().name == "MainProcess":
-        return
-    _tick_started.set()
-    threading.Thread(target=_tick_loop, args=(interval,), name="etl-scheduler-tick", daemon=True).start()
-
-
-def _tick_loop(interval):
-    from django.db import connection
-    from django_q.brokers import get_broker
-    from django_q.scheduler import scheduler
-
-    path = settings.ETL_DATA_DIR / ".scheduler-tick.lock"
-    handle = open(path, "a")  # held for the life of the process; the kernel frees the lock if it dies
-    while True:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except BlockingIOError:
-            time.sleep(5)
-    broker = get_broker()
-    while True:
-        time.sleep(interval - (time.time() % interval) + TICK_OFFSET)
-        try:
-            scheduler(broker=broker)
-            if int(time.time()) % KICK_EVERY == 0:  # runs queued while the broker was down start on its return
-                execution.kick_stalled_runs()
-        except Exception:
-            logger.exception("The scheduler tick failed")
-            connection.close()

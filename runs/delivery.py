@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from connections.protocols import FILES, ConnectorError
 from connections.secrets import scrub
+from runs import archive
 from runs.context import OutputFile
 from runs.errors import PipelineError
 from runs.masking import secret_values
@@ -115,7 +116,7 @@ def resend(run_file, user=None):
                              step="settings")
     secrets = secret_values(task)
     requested = f" (requested by {user.username})" if user is not None else ""
-    output = OutputFile(path=Path(run_file.stored_path), name=run_file.name, rows=0 if run_file.size == 0 else None)
+    output = OutputFile(path=archive.local_copy(run_file.stored_path), name=run_file.name, rows=0 if run_file.size == 0 else None)
     params = resolve(task, run)
     results = []
 
@@ -176,6 +177,9 @@ def purge_expired_files(now=None):
 
 def _delete_stored(stored_path, data_dir):
     if not stored_path:
+        return
+    if not Path(stored_path).is_absolute():  # a key in the shared archive (runs/archive.py)
+        archive.delete(stored_path)
         return
     path = Path(stored_path).resolve()
     if not path.is_relative_to(data_dir):

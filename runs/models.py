@@ -8,7 +8,6 @@ exactly one wins and the other learns it lost. Every move is written to the port
 """
 import datetime
 import logging
-import os
 
 from django.conf import settings
 from django.db import models
@@ -16,6 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from runs.durable import durable
+from runs import archive
 from runs.masking import Masker, secret_values
 from tasks.models import Task
 
@@ -299,7 +299,7 @@ class RunFile(models.Model):
 
     @property
     def is_available(self):
-        return bool(self.stored_path) and self.purged_at is None and os.path.exists(self.stored_path)
+        return bool(self.stored_path) and self.purged_at is None and archive.exists(self.stored_path)
 
 
 class FileDownload(models.Model):

@@ -29,6 +29,7 @@ from django.utils.timezone import localtime
 
 from connections.models import Connection
 from connections.protocols import MAIL, ConnectorError
+from runs import archive
 from runs.parameters import project_zone, render, resolve
 
 logger = logging.getLogger(__name__)
@@ -243,7 +244,7 @@ def build_email(run, notification, event, subject, params, notes):
         paragraphs = "".join(f"<p>{html.escape(part)}</p>".replace("\n", "<br>") for part in body.split("\n\n"))
         message.add_alternative(f"<html><body>{paragraphs}{''.join(html_tables)}</body></html>", subtype="html")
     for run_file in attachments:
-        with open(run_file.stored_path, "rb") as handle:
+        with archive.open_file(run_file.stored_path) as handle:
             data = handle.read()
         maintype, subtype = content_type(run_file.name)
         message.add_attachment(data, maintype=maintype, subtype=subtype, filename=run_file.display_name)
@@ -307,7 +308,7 @@ def embed_tables(task, files, limit, notes):
 
 def csv_table(task, run_file):
     encoding = task.encoding or "utf-8"
-    with open(run_file.stored_path, "rb") as handle:
+    with archive.open_file(run_file.stored_path) as handle:
         text = handle.read().decode("utf-8-sig" if encoding.startswith("utf-8") else encoding, errors="replace")
     delimiter = (task.csv_delimiter or ",").replace("\\t", "\t")
     rows = list(csv.reader(io.StringIO(text), delimiter=delimiter[0]))

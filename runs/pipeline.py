@@ -8,7 +8,7 @@ returns the files it made; runs/execution.py claims the run, calls `run_pipeline
 """
 from connections.secrets import scrub
 from etl_portal.cancellation import LEASE_LOST, RunStopped, check_stop, stop_requested
-from runs import conditions, delivery, packaging, parameters, processing, sources
+from runs import archive, conditions, delivery, packaging, parameters, processing, sources
 from runs.context import RunContext
 from runs.files import run_folder
 from runs.masking import secret_values
@@ -43,7 +43,7 @@ def run_pipeline(run, secrets=()):
         raise RunStopped(LEASE_LOST)
     RunFile.objects.bulk_create([
         RunFile(run=run, name=output.name, shown_name=run.masker(output.name), size=output.size, md5=output.md5,
-                stored_path=str(output.path),
+                stored_path=archive.store(output.path),
                 deliveries=[RunFile.shown_record(record, run.masker) for record in output.deliveries])
         for output in outputs
     ])

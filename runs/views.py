@@ -8,6 +8,7 @@ from django.utils.timezone import localtime
 from accounts.middleware import activate_zone
 from etl_portal.web import Page, int_param
 from projects import access
+from runs import archive
 from runs.models import FileDownload, RunFile
 from tasks.models import Task
 
@@ -58,7 +59,7 @@ def file_download(request, pk):
     if not run_file.is_available:
         raise Http404("This file is no longer kept (retention period passed).")
     FileDownload.objects.create(run_file=run_file, user=request.user)
-    return FileResponse(open(run_file.stored_path, "rb"), as_attachment=True, filename=run_file.display_name)
+    return FileResponse(archive.open_file(run_file.stored_path), as_attachment=True, filename=run_file.display_name)
 
 
 def file_hub(request):

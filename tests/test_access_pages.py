@@ -214,7 +214,8 @@ def test_the_table_covers_every_changing_url():
                  "projects:cron-preview",  # describes a typed cron expression: reads nothing stored, changes nothing
                  "login", "logout", "password_change",
                  "password_change_done", "password_reset", "password_reset_done", "password_reset_confirm",
-                 "password_reset_complete"}
+                 "password_reset_complete",
+                 "health", "metrics"}
     covered = {"projects:new", "projects:edit", "projects:reschedule", "tasks:new", "tasks:edit", "tasks:delete",
                "tasks:duplicate", "tasks:toggle", "tasks:run", "tasks:bulk", "tasks:reschedule", "tasks:cancel-retry",
                "runs:cancel", "runs:file-resend", "connections:new", "connections:edit", "connections:test",

@@ -7,10 +7,8 @@ import os
 import time
 
 import pytest
-from django.utils import timezone
 from django_q.models import Schedule
 
-from projects import scheduling
 from runs import queueing
 from tests.fixtures.scheduling import kill_hard, wait_for
 
@@ -22,7 +20,7 @@ def fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
-def test_a_real_cluster_fires_a_per_second_trigger_on_time(qcluster, project, add_task, add_trigger):
+def test_a_real_cluster_fires_a_per_second_trigger_on_time(qcluster, housekeeper, project, add_task, add_trigger):
     task = add_task("Ticker")
     trigger = add_trigger(project, second="*")
     done = wait_for(lambda: list(task.runs.filter(status="succeeded").order_by("scheduled_for"))
@@ -51,10 +49,8 @@ def test_the_run_button_is_executed_by_the_real_cluster(qcluster, client, owner,
     assert "Finished successfully" in run.log_lines.values_list("message", flat=True)
 
 
-def test_a_worker_killed_mid_run_is_failed_as_interrupted_and_retried(qcluster, add_task):
+def test_a_worker_killed_mid_run_is_failed_as_interrupted_and_retried(qcluster, housekeeper, add_task):
     task = add_task("Crashing extract", slow=True, retries=1, retry_delay_seconds=3600)
-    scheduling.ensure_portal_schedules()
-    Schedule.objects.filter(name=scheduling.REAPER_NAME).update(next_run=timezone.now() + dt.timedelta(hours=1))
     run = queueing.enqueue_run(task)
     wait_for(lambda: task.runs.filter(pk=run.pk, status="running").exists(), timeout=15, message="the run to start")
     run.refresh_from_db()
@@ -62,14 +58,13 @@ def test_a_worker_killed_mid_run_is_failed_as_interrupted_and_retried(qcluster, 
     assert worker_pid in qcluster.worker_pids()
     kill_hard(worker_pid)
     killed_at = time.monotonic()
-    # The lease (2 s here, 60 s by default) lapses; the reaper's schedule (every minute) is brought forward.
-    Schedule.objects.filter(name=scheduling.REAPER_NAME).update(next_run=timezone.now() + dt.timedelta(seconds=3))
+    # The lease (2 s here, 60 s by default) lapses; the housekeeping loop reaps within a second of that.
     wait_for(lambda: task.runs.filter(pk=run.pk, status="failed").exists(), timeout=20,
              message=f"the reaper\n{qcluster.log()[-2000:]}")
     run.refresh_from_db()
     assert run.error.startswith(f"Interrupted: worker {run.worker} stopped renewing its lease")
     assert time.monotonic() - killed_at < 10
-    # The reaper creates the retry just after the failure is written.
+    # The retry is made just after the failure is recorded (a transaction of its own): wait for it.
     retry = wait_for(lambda: task.runs.filter(trigger="retry").first(), timeout=5, message="the retry")
     assert (retry.status, retry.attempt, retry.first_attempt_id) == ("queued", 2, run.pk)
     assert qcluster.process.poll() is None and worker_pid not in qcluster.worker_pids()

@@ -1,4 +1,5 @@
-"""`manage.py serve`: the production web server (gunicorn) and a django-q2 worker cluster, stopped together.
+"""`manage.py serve`: the production web server (gunicorn), a django-q2 worker cluster and the housekeeping loop,
+stopped together.
 
 Gunicorn rather than granian: it is pure Python (one small wheel, nothing compiled to trust or build), the
 server Django's own deployment docs describe, and its threaded workers suit this app, whose requests block on
@@ -16,8 +17,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 
 class Command(BaseCommand):
-    help = ("Serve the portal through gunicorn (static files by WhiteNoise) with a django-q2 worker cluster; "
-            "Ctrl-C or SIGTERM stops both.")
+    help = ("Serve the portal through gunicorn (static files by WhiteNoise) with a django-q2 worker cluster and "
+            "the housekeeping loop; Ctrl-C or SIGTERM stops them all.")
 
     def add_arguments(self, parser):
         parser.add_argument("--addr", default=settings.ETL_LISTEN,
@@ -52,6 +53,8 @@ class Command(BaseCommand):
         # terminal), and whatever it left behind can be ended as a group.
         children = [
             subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=base, start_new_session=True),
+            # Triggers, the reaper and retries, outside the run queue (projects/housekeeping.py).
+            subprocess.Popen([sys.executable, "manage.py", "housekeeping"], cwd=base, start_new_session=True),
             subprocess.Popen(gunicorn, cwd=base, start_new_session=True),
         ]
         self.stdout.write(f"ETL Portal on http://{addr}/ (gunicorn, {web_workers} workers) with a worker cluster; "
