@@ -35,9 +35,30 @@ SERVER_FIXTURES = {
 SERVER_MARKERS = {"browser"}
 
 
-def pytest_collection_modifyitems(items):
+SERVER_WORDS = ("postgres", "mariadb", "odbc", "sftp", "ftp", "smb", "ssh")
+
+
+def _needs_server(name, item, cache):
+    """Whether the fixture `name`, as `item` sees it, uses a server fixture directly or through others."""
+    if name in SERVER_FIXTURES:
+        return True
+    if name not in cache:
+        cache[name] = False  # a cycle or a name being resolved counts as no server
+        definitions = item.session._fixturemanager.getfixturedefs(name, item) or ()
+        cache[name] = any(_needs_server(argument, item, cache)
+                          for definition in definitions for argument in definition.argnames)
+    return cache[name]
+
+
+def pytest_collection_modifyitems(session, items):
+    cache = {}
     for item in items:
-        if (SERVER_FIXTURES & set(getattr(item, "fixturenames", ()))
+        # A parameter may name the fixture a test asks for with request.getfixturevalue() (an engine, a store).
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        named = {value for value in params.values() if isinstance(value, str) and value.isidentifier()}
+        # Or name the engine or store that a fixture maps to a server ("postgresql" -> odbc_pg_connection).
+        engine = any(word in getattr(getattr(item, "callspec", None), "id", "").lower() for word in SERVER_WORDS)
+        if (engine or any(_needs_server(name, item, cache) for name in set(getattr(item, "fixturenames", ())) | named)
                 or any(item.get_closest_marker(name) for name in SERVER_MARKERS)):
             item.add_marker(pytest.mark.servers)
 

@@ -16,7 +16,7 @@ from runs.models import Run
 from tests.servers.common import wait_for_port
 from tests.servers.sshd import start_sshd
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.servers]  # starts its own servers or processes
 
 SIZE = 400 * 1024 * 1024  # long enough on loopback to be cut off while it goes
 

@@ -14,7 +14,7 @@ from runs.models import Run
 from tests.fixtures.scheduling import MANAGE, QCluster, cluster_environment, start_housekeeping, wait_for
 from tests.servers.common import stop_process
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.servers]  # starts its own servers or processes
 
 
 def start_host(folder, shared, roots):
