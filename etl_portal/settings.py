@@ -47,16 +47,6 @@ def env_int(name, default):
         raise ImproperlyConfigured(f"{name}={value!r} is not a whole number") from None
 
 
-def env_float(name, default):
-    value = os.environ.get(name)
-    if value is None or value.strip() == "":
-        return default
-    try:
-        return float(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name}={value!r} is not a number") from None
-
-
 def env_list(name, default=""):
     return [item.strip() for item in env(name, default).split(",") if item.strip()]
 
@@ -232,9 +222,6 @@ ETL_PROGRESS_EVERY_ROWS = env_int("ETL_PROGRESS_EVERY_ROWS", 100_000)
 ETL_CONNECT_TIMEOUT = env_int("ETL_CONNECT_TIMEOUT", 15)
 # A trigger whose run is this many seconds late (the worker was down) is recorded as missed, not run late.
 ETL_MISFIRE_GRACE_SECONDS = env_int("ETL_MISFIRE_GRACE_SECONDS", 60)
-# Each worker runs django-q2's scheduler every this many seconds (one per data folder); 0 leaves only django-q2's
-# own 30 s cycle (projects/scheduling.py says why).
-ETL_SCHEDULER_TICK = env_float("ETL_SCHEDULER_TICK", 1.0)
 # The script sandbox (runs/sandbox.py): the bubblewrap program (a name on the PATH or a full path), and the
 # unprivileged account scripts run as when the portal runs as root.
 ETL_SANDBOX_BWRAP = env("ETL_SANDBOX_BWRAP", "bwrap")

@@ -111,7 +111,7 @@ def test_init_keys_makes_each_key_once_and_settings_read_them(tmp_path):
 
 
 def test_a_number_setting_refuses_what_is_not_a_number(tmp_path):
-    env = clean_environment(tmp_path, DJANGO_SECRET_KEY="k" * 50, ETL_FERNET_KEYS="x", ETL_SCHEDULER_TICK="fast")
+    env = clean_environment(tmp_path, DJANGO_SECRET_KEY="k" * 50, ETL_FERNET_KEYS="x", ETL_RUN_LEASE_SECONDS="fast")
     result = python("import etl_portal.settings", env)
     assert result.returncode != 0
-    assert "ImproperlyConfigured: ETL_SCHEDULER_TICK='fast' is not a number" in result.stderr
+    assert "ImproperlyConfigured: ETL_RUN_LEASE_SECONDS='fast' is not a whole number" in result.stderr
