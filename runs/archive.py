@@ -11,11 +11,14 @@ Backends:
   there after delivery (to a temporary name, then renamed, so a reader never sees half a file).
 Not done yet: a folder on a file-store connection of the portal's own (ETL_ARCHIVE_CONNECTION).
 """
+import logging
 import os
 import shutil
 from pathlib import Path
 
 from django.conf import settings
+
+logger = logging.getLogger(__name__)
 
 
 def root():
@@ -30,7 +33,7 @@ def is_shared():
 def path_of(key):
     """The file a key names, or None when a relative key would lie outside the archive. An absolute key (the
     local default, and records made before the archive) is the path the portal itself recorded, read as before;
-    purging one stays confined to ETL_DATA_DIR (runs/delivery.py)."""
+    deleting one stays confined to ETL_DATA_DIR (`delete`)."""
     if not key:
         return None
     candidate = Path(key)
@@ -76,10 +79,16 @@ def local_copy(key):
 
 
 def delete(key):
-    """Remove a stored file and the run folders it leaves empty; never outside the archive."""
+    """Remove a stored file and the run folders it leaves empty; never outside the archive, nor (for an
+    absolute key) outside ETL_DATA_DIR, whatever a record says."""
     path = path_of(key)
     if path is None:
         return False
+    if Path(key).is_absolute():
+        path = path.resolve()
+        if not path.is_relative_to(Path(settings.ETL_DATA_DIR).resolve()):
+            logger.warning("Not deleting %s: it is outside ETL_DATA_DIR", path)
+            return False
     try:
         path.unlink()
     except FileNotFoundError:

@@ -7,10 +7,7 @@ Uploads go to a temporary name, then are renamed.
 """
 import datetime
 import logging
-import os
-from pathlib import Path
 
-from django.conf import settings
 from django.utils import timezone
 
 from connections.protocols import FILES, ConnectorError
@@ -155,7 +152,6 @@ def purge_expired_files(now=None):
     A retention of 0 days keeps files forever. Returns how many files were purged.
     """
     now = now or timezone.now()
-    data_dir = Path(settings.ETL_DATA_DIR).resolve()
     purged = 0
     for task in Task.objects.filter(retention_days__gt=0).only("pk", "retention_days"):
         try:
@@ -168,33 +164,9 @@ def purge_expired_files(now=None):
             continue
         expired = RunFile.objects.filter(run__task=task, purged_at__isnull=True, created_at__lt=cutoff)
         for run_file in expired:
-            _delete_stored(run_file.stored_path, data_dir)
+            archive.delete(run_file.stored_path)  # never outside the archive or ETL_DATA_DIR
             run_file.purged_at = now
             run_file.save(update_fields=["purged_at"])
             purged += 1
     return purged
 
-
-def _delete_stored(stored_path, data_dir):
-    if not stored_path:
-        return
-    if not Path(stored_path).is_absolute():  # a key in the shared archive (runs/archive.py)
-        archive.delete(stored_path)
-        return
-    path = Path(stored_path).resolve()
-    if not path.is_relative_to(data_dir):
-        # Never delete outside the portal's own data folder, whatever a record says.
-        logger.warning("Not deleting %s: it is outside ETL_DATA_DIR", path)
-        return
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
-    runs_root = data_dir / "runs"
-    folder = path.parent
-    while folder != runs_root and folder.is_relative_to(runs_root):
-        try:
-            os.rmdir(folder)  # only succeeds when empty: the run's folder goes with its last file
-        except OSError:
-            break
-        folder = folder.parent
