@@ -142,7 +142,7 @@ def kick_stalled_runs(now=None, older_than=5):
     from django_q.brokers import get_broker
 
     now = now or timezone.now()
-    stalled = orchestration.startable(now).filter(
+    stalled = orchestration.claimable(now).filter(
         created_at__lt=now - datetime.timedelta(seconds=older_than)).count()
     if not stalled:
         return 0
