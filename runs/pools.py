@@ -102,7 +102,10 @@ def waiting_for(run):
     if run.status != Run.Status.QUEUED:
         return []
     capped = Connection.objects.filter(max_runs__isnull=False)
-    used = connections_of([run.task_id], set(capped.values_list("pk", flat=True)))
+    capped_ids = set(capped.values_list("pk", flat=True))
+    if not capped_ids:
+        return []
+    used = connections_of([run.task_id], capped_ids)
     full = [connection for connection in capped.filter(pk__in=used.get(run.task_id, ())).order_by("name")
             if running_using(connection.pk) >= connection.max_runs]
     return full

@@ -117,3 +117,21 @@ def test_run_slots_are_set_on_the_connection_page_and_shown_there(client, org_ad
     response = client.post(f"/connections/{source_db.pk}/edit/", data)
     assert response.status_code == 200 and "Ensure this value is greater than or equal to 1." in \
         response.content.decode()
+
+
+def test_run_slots_are_set_and_kept_through_the_api(org_admin, source_db):
+    from rest_framework.test import APIClient
+
+    from api.models import ApiToken
+
+    _, key = ApiToken.issue(org_admin, "script")
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    answer = api.patch(f"/api/v1/connections/{source_db.pk}/", {"max_runs": 4}, format="json")
+    assert answer.status_code == 200 and answer.json()["max_runs"] == 4
+    answer = api.patch(f"/api/v1/connections/{source_db.pk}/", {"description": "the shop"}, format="json")
+    assert answer.json()["max_runs"] == 4, "a change of something else keeps the slots"
+    refused = api.patch(f"/api/v1/connections/{source_db.pk}/", {"max_runs": 0}, format="json")
+    assert refused.status_code == 400 and "max_runs" in str(refused.json())
+    source_db.refresh_from_db()
+    assert source_db.max_runs == 4
