@@ -5,6 +5,10 @@ Series: a project start queues a run for each enabled task (run rank, then name)
 waits for the one before it (`upstream_run`). When one fails after its retries, the rest are recorded
 "Skipped (upstream failed)". Parallel: all start together, at most `project.max_parallel` at once.
 
+Which queued run starts next (`claim_next`): the best priority, then the oldest, of those no limit holds back: a
+series predecessor, the task's max instances, a parallel project's max parallel, a connection with no free run slot
+(runs/pools.py, counted under the connection's row lock) and a backfill batch's dates at once (`in_turn`).
+
 Dependencies: when a task's run ends for good (after its retries), each task downstream of it is decided from the
 latest outcome of each of its upstream tasks since its own last run: with ALL it runs when every condition holds
 and is skipped when all upstreams ended and one does not hold; with ANY it runs as soon as one holds and is
