@@ -130,6 +130,19 @@ def test_a_failed_date_retries_inside_its_batch_and_holds_its_turn(dated_task):
     assert claim() == retry.pk, "the failed date's retry goes before the next date"
 
 
+def test_a_failed_date_does_not_stop_the_next_and_a_series_date_skips_only_its_own_successors(
+        nyc_project, add_task):
+    add_task("Extract", project=nyc_project, run_rank=1, failing=True)
+    add_task("Load", project=nyc_project, run_rank=2)
+    batch, _ = backfill.start(nyc_project, None, MAY[0], MAY[1])
+    done = drain()
+    assert [(run_date(run), run.task.name, run.status) for run in done] == [
+        (MAY[0], "Extract", "failed"), (MAY[1], "Extract", "failed")]
+    assert batch.counts() == {"failed": 2, "skipped": 2}
+    assert set(batch.runs.filter(status="skipped").values_list("error", flat=True)) == {
+        "Skipped (upstream failed): Extract failed"}
+
+
 @pytest.mark.parametrize("first, last, at_once, message", [
     (MAY[2], MAY[0], 1, "before the first"),
     (dt.date(2020, 1, 1), dt.date(2024, 1, 1), 1, "too many for one backfill"),
