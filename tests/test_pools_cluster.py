@@ -1,6 +1,8 @@
-"""A connection's run slots hold across two real clusters (two `manage.py qcluster`, two workers each, and the
+"""Limits held at the claim, across two real clusters (two `manage.py qcluster`, two workers each, and the
 housekeeping loop) on the session's database: runs of many tasks on one source capped at two never run more than
-two at once, both clusters take some, and every run ends."""
+two at once, both clusters take some, and every run ends; a backfill's dates start in date order, at most its
+dates-at-once in flight."""
+import datetime as dt
 import subprocess
 import sys
 import threading
@@ -9,7 +11,7 @@ import time
 import pytest
 from django.db import connection as db_connection, connections
 
-from runs import pools, queueing
+from runs import backfill, pools, queueing
 from runs.models import Run
 from tests import factories
 from tests.fixtures.scheduling import MANAGE, QCluster, cluster_environment, start_housekeeping, wait_for
@@ -61,37 +63,68 @@ def most_at_once(runs):
     return highest
 
 
-def test_a_connections_run_slots_hold_across_two_clusters(django_db_setup, organization, owner, tmp_path,
-                                                          tmp_path_factory, settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    source = factories.sqlite_source(organization, tmp_path / "busy.sqlite3", "CREATE TABLE t (x int)",
-                                     name="Busy DB", max_runs=CAP)
-    project = factories.project(organization, owner, "Pooled", mode="parallel", max_parallel=20)
-    tasks = [factories.task(project, f"Export {n}", source_connection=source, query=BUSY_QUERY)
-             for n in range(RUNS)]
+@pytest.fixture(scope="module")
+def clusters(django_db_setup, tmp_path_factory):
+    """Two clusters and the housekeeping loop for this module's tests (never shared wider)."""
     connections.close_all()
-    clusters, housekeeping, sampler = [], None, Sampler(source.pk)
+    folder = tmp_path_factory.mktemp("two-clusters")
+    started, housekeeping = [], None
     try:
         for name in ("a", "b"):
-            clusters.append(start_cluster(tmp_path / f"qcluster-{name}.log", tmp_path_factory.getbasetemp()))
-        housekeeping = start_housekeeping(tmp_path / "housekeeping.log", ETL_LEADER_LEASE_SECONDS=3)
-        sampler.start()
-        runs = [queueing.enqueue_run(task) for task in tasks]
-        ids = [run.pk for run in runs]
-        wait_for(lambda: not Run.objects.filter(pk__in=ids).exclude(status__in=Run.FINISHED).exists(), timeout=180,
-                 message=lambda: f"every run to end\n{clusters[0].log()[-1500:]}\n{clusters[1].log()[-1500:]}")
-        sampler.done.set()
-        sampler.join(timeout=10)
-        finished = list(Run.objects.filter(pk__in=ids))
-        workers = {cluster.process.pid: set(cluster.worker_pids()) for cluster in clusters}
+            started.append(start_cluster(folder / f"qcluster-{name}.log", tmp_path_factory.getbasetemp()))
+        housekeeping = start_housekeeping(folder / "housekeeping.log", ETL_LEADER_LEASE_SECONDS=3)
+        yield started
     finally:
-        sampler.done.set()
         if housekeeping is not None:
             stop_process(housekeeping, timeout=20)
-        for cluster in clusters:
+        for cluster in started:
             cluster.stop()
+
+
+def wait_until_ended(ids, clusters):
+    wait_for(lambda: not Run.objects.filter(pk__in=ids).exclude(status__in=Run.FINISHED).exists(), timeout=180,
+             message=lambda: f"every run to end\n{clusters[0].log()[-1500:]}\n{clusters[1].log()[-1500:]}")
+    return list(Run.objects.filter(pk__in=ids).order_by("scheduled_for", "id"))
+
+
+@pytest.fixture
+def busy_source(organization, tmp_path, settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    return factories.sqlite_source(organization, tmp_path / "busy.sqlite3", "CREATE TABLE t (x int)",
+                                   name="Busy DB")
+
+
+def test_a_connections_run_slots_hold_across_two_clusters(clusters, organization, owner, busy_source):
+    busy_source.max_runs = CAP
+    busy_source.save()
+    project = factories.project(organization, owner, "Pooled", mode="parallel", max_parallel=20)
+    tasks = [factories.task(project, f"Export {n}", source_connection=busy_source, query=BUSY_QUERY)
+             for n in range(RUNS)]
+    sampler = Sampler(busy_source.pk)
+    sampler.start()
+    try:
+        ids = [queueing.enqueue_run(task).pk for task in tasks]
+        finished = wait_until_ended(ids, clusters)
+    finally:
+        sampler.done.set()
+        sampler.join(timeout=10)
+    workers = {cluster.process.pid: set(cluster.worker_pids()) for cluster in clusters}
     assert [run.status for run in finished] == ["succeeded"] * RUNS, [run.error for run in finished]
     assert sampler.samples > 10 and sampler.highest == CAP, "the cap was reached and never exceeded (sampled)"
     assert most_at_once(finished) == CAP, "the cap was reached and never exceeded (run times)"
     ran_on = {main for run in finished for main, pids in workers.items() if int(run.worker.split(":")[1]) in pids}
     assert ran_on == set(workers), "both clusters ran some of the runs"
+
+
+def test_a_backfill_runs_its_dates_in_order_at_most_two_at_once_across_two_clusters(clusters, organization, owner,
+                                                                                      busy_source):
+    project = factories.project(organization, owner, "Backfilled", time_zone="Europe/Paris")
+    task = factories.task(project, "Daily", source_connection=busy_source, query=BUSY_QUERY, max_instances=10,
+                          file_name="daily_{today:%Y%m%d}.csv")
+    batch, _ = backfill.start(project, task, dt.date(2024, 3, 1), dt.date(2024, 3, 6), max_dates=2)
+    runs = wait_until_ended(list(batch.runs.values_list("pk", flat=True)), clusters)
+    assert [run.status for run in runs] == ["succeeded"] * 6, [run.error for run in runs]
+    assert [run.files.get().name for run in runs] == [f"daily_2024030{day}.csv" for day in range(1, 7)]
+    assert most_at_once(runs) == 2, "two dates at once, never three"
+    for earlier, later in zip(runs, runs[2:]):  # a date starts only once the date two before it has ended
+        assert later.started_at >= earlier.finished_at
