@@ -10,7 +10,7 @@ from django.db import transaction
 from django.forms.models import model_to_dict
 from rest_framework import serializers
 
-from connections.models import Connection
+from connections.models import Connection, MaintenanceWindow
 from projects import access
 from projects.models import Organization, Parameter, Project, Trigger
 from runs.models import Run, RunFile, RunLog
@@ -282,6 +282,20 @@ class TaskBriefSerializer(serializers.ModelSerializer):
 # --- connections -------------------------------------------------------------------------------------------
 
 
+class MaintenanceWindowSerializer(serializers.ModelSerializer):
+    """Read only here: windows are edited on the connection's page and in the admin."""
+
+    days = serializers.SerializerMethodField()
+
+    class Meta:
+        model = MaintenanceWindow
+        fields = ("id", "kind", "days", "start_time", "end_time", "starts_at", "ends_at", "time_zone", "note")
+
+    def get_days(self, window) -> list[int]:
+        """0 Monday ... 6 Sunday."""
+        return [int(day) for day in window.days]
+
+
 class ConnectionSerializer(serializers.ModelSerializer):
     """Secrets are write-only: give them as `secrets: {"password": ...}`; the answer only names which are stored.
     Changing where a connection points drops the stored secrets not given again, as on the page."""
@@ -290,12 +304,13 @@ class ConnectionSerializer(serializers.ModelSerializer):
                                     required=False)
     stored_secrets = serializers.SerializerMethodField()
     organization = serializers.PrimaryKeyRelatedField(queryset=Organization.objects.all())
+    maintenance_windows = MaintenanceWindowSerializer(many=True, read_only=True)
 
     class Meta:
         model = Connection
         fields = ("id", "organization", "name", "kind", "description", "max_runs", "host", "port", "username",
                   "database", "path", "options", "host_key", "secrets", "stored_secrets", "last_tested_at", "last_test_ok",
-                  "last_test_message", "created_at", "updated_at")
+                  "last_test_message", "maintenance_windows", "created_at", "updated_at")
         read_only_fields = ("host_key", "last_tested_at", "last_test_ok", "last_test_message")
 
     def get_stored_secrets(self, connection) -> list[str]:

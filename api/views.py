@@ -128,7 +128,8 @@ class ConnectionViewSet(AccessMixin, viewsets.ModelViewSet):
     ordering_fields = ("name", "id", "kind")
 
     def get_queryset(self):
-        return Connection.objects.visible_to(self.request.user).order_by("name", "id")
+        return Connection.objects.visible_to(self.request.user).prefetch_related("maintenance_windows") \
+            .order_by("name", "id")
 
     def create(self, request, *args, **kwargs):
         if not Organization.objects.where_role(request.user, Role.ADMIN).exists():

@@ -3,9 +3,10 @@ from django.contrib import admin, messages
 from audit.admin_history import SafeHistoryAdmin
 from etl_portal.admin_site import KindFilter
 from connections.forms import MODEL_FIELDS, ConnectionForm, kinds_using, option_keys, secret_names, with_kind_fields
-from connections.models import Connection
+from connections.forms_windows import MaintenanceWindowForm
+from connections.models import Connection, MaintenanceWindow
 from projects import access
-from projects.admin_access import OrganizationScoped
+from projects.admin_access import OrganizationScoped, ParentScopedInline
 
 
 class ConnectionAdminForm(ConnectionForm):
@@ -27,6 +28,14 @@ class ConnectionAdminForm(ConnectionForm):
         js = ("js/connection-form.js",)
 
 
+class MaintenanceWindowInline(ParentScopedInline, admin.TabularInline):
+    """Changed by whoever may change the connection (its organization's admins); the same form as the page."""
+
+    model = MaintenanceWindow
+    form = MaintenanceWindowForm
+    extra = 0
+
+
 @admin.register(Connection)
 class ConnectionAdmin(OrganizationScoped, SafeHistoryAdmin):
     # Only an organization's admins manage its connections; testing one needs the editor role, as on its page.
@@ -40,6 +49,7 @@ class ConnectionAdmin(OrganizationScoped, SafeHistoryAdmin):
     search_fields = ("name", "host", "username")
     readonly_fields = ("last_tested_at", "last_test_ok", "last_test_message", "created_at", "updated_at")
     actions = ["test_connections"]
+    inlines = [MaintenanceWindowInline]
 
     def get_form(self, request, obj=None, **kwargs):
         # The fieldsets name the fields of every kind registered now, so the form class must declare them all.

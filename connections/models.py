@@ -147,3 +147,59 @@ class Connection(models.Model):
             if to_task is not None:  # none today that is not part of a task; its own PROTECT guards the delete
                 uses |= models.Q(pk__in=model.objects.filter(**{field.name: self}).values(to_task.attname))
         return Task.objects.filter(uses).select_related("project").order_by("project__name", "name")
+
+
+class MaintenanceWindowQuerySet(models.QuerySet):
+    def current_or_coming(self, at):
+        """Weekly windows, and one-off windows not over at `at` (the only ones that can hold a run now or later)."""
+        return self.filter(models.Q(kind=MaintenanceWindow.Kind.WEEKLY) | models.Q(ends_at__gt=at))
+
+
+class MaintenanceWindow(models.Model):
+    """A time when a connection's server is in maintenance: a run that would use the connection then waits queued
+    and starts when the window ends (runs/windows.py holds it at the claim).
+
+    Weekly: on each of `days` (0 Monday ... 6 Sunday) from `start_time` to `end_time`, in `time_zone`; an end at
+    or before the start ends on the next day (22:00-02:00 crosses midnight; `days` names the day it starts).
+    One-off: from `starts_at` to `ends_at` (stored as instants; the form reads them in `time_zone`).
+    The decision is connections/maintenance.py's.
+    """
+
+    class Kind(models.TextChoices):
+        WEEKLY = "weekly", "Every week"
+        ONCE = "once", "Once"
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="maintenance_windows")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.WEEKLY)
+    days = models.CharField(max_length=7, blank=True,
+                            help_text="Weekly: the days the window starts, as digits 0 (Monday) to 6 (Sunday).")
+    start_time = models.TimeField(null=True, blank=True)
+    end_time = models.TimeField(null=True, blank=True, help_text="At or before the start: the next day.")
+    starts_at = models.DateTimeField(null=True, blank=True)
+    ends_at = models.DateTimeField(null=True, blank=True)
+    time_zone = models.CharField(max_length=64, default="UTC",
+                                 help_text="The zone the times are in, e.g. Europe/Berlin (the server's zone).")
+    note = models.CharField(max_length=200, blank=True)
+
+    objects = MaintenanceWindowQuerySet.as_manager()
+    history = HistoricalRecords(app="audit")
+
+    class Meta:
+        ordering = ["connection", "kind", "starts_at", "start_time", "id"]
+
+    def __str__(self):
+        from connections import maintenance
+
+        return maintenance.describe(self)
+
+    def clean(self):
+        super().clean()
+        from connections import maintenance
+
+        maintenance.validate(self)
+
+    def closed_until(self, at):
+        """The end of this window when `at` lies in it, else None."""
+        from connections import maintenance
+
+        return maintenance.window_end(self, at)

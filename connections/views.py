@@ -10,12 +10,14 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from connections.forms import ConnectionPageForm, option_form_field
+from connections.forms_windows import WindowFormSet
 from connections.models import Connection
 from connections.protocols import registry
 from connections.services import test_connection
 from projects import access
 from projects.models import Organization, Role
 from runs.pools import running_using
+from runs.windows import closed_connections
 
 
 def visible_connections(user):
@@ -74,6 +76,8 @@ def connection_detail(request, pk, test_result=None):
         "host_key_fingerprint": host_key_fingerprint(connection.host_key) if connection.host_key else "",
         "users": connection.users(),
         "runs_using": running_using(connection.pk) if connection.max_runs else 0,
+        "windows": connection.maintenance_windows.all(),
+        "in_maintenance_until": closed_connections().get(connection.pk),
         "test_result": test_result,
     })
 
@@ -109,6 +113,17 @@ def connection_test(request, pk):
         return render(request, "connections/_test_result_update.html", {"test_result": result,
                                                                         "connection": connection})
     return connection_detail(request, pk, test_result=result)
+
+
+def connection_windows(request, pk):
+    """The connection's maintenance windows, added, changed and deleted together (organization admins)."""
+    connection = access.get_connection(request.user, pk, access.MANAGE)
+    formset = WindowFormSet(request.POST or None, instance=connection, prefix="windows")
+    if request.method == "POST" and formset.is_valid():
+        formset.save()  # each window's change enters its history (audit)
+        messages.success(request, f"The maintenance windows of {connection.name} are saved.")
+        return redirect("connections:detail", pk=connection.pk)
+    return render(request, "connections/connection_windows.html", {"connection": connection, "formset": formset})
 
 
 @require_POST

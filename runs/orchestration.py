@@ -7,7 +7,9 @@ waits for the one before it (`upstream_run`). When one fails after its retries, 
 
 Which queued run starts next (`claim_next`): the best priority, then the oldest, of those no limit holds back: a
 series predecessor, the task's max instances, a parallel project's max parallel, a connection with no free run slot
-(runs/pools.py, counted under the connection's row lock) and a backfill batch's dates at once (`in_turn`).
+(runs/pools.py, counted under the connection's row lock), a connection in a maintenance window (runs/windows.py)
+and a backfill batch's dates at once (`in_turn`). A scheduled start of a task whose run already waits for a
+maintenance window is folded into that run (`start_project`): one run, not one per missed trigger.
 
 Dependencies: when a task's run ends for good (after its retries), each task downstream of it is decided from the
 latest outcome of each of its upstream tasks since its own last run: with ALL it runs when every condition holds
@@ -24,7 +26,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from projects.models import Project
-from runs import pools, queueing
+from runs import pools, queueing, windows
 from runs.models import Backfill, Run
 from tasks.models import MAX_RETRY_DELAY_SECONDS, Dependency, Task
 
@@ -66,10 +68,16 @@ def start_project(project, trigger=Run.Trigger.MANUAL, user=None, trigger_source
     scheduled_for = scheduled_for or now
     series = project.mode == project.Mode.SERIES
     runs, previous = [], None
+    folding = Folding(trigger_source, scheduled_for, now) if trigger == Run.Trigger.SCHEDULE and backfill is None \
+        else None
     with transaction.atomic():
         for task in root_tasks(project):
             common = {"trigger_source": trigger_source, "scheduled_for": scheduled_for, "requested_by": user,
                       "backfill": backfill}
+            waiting = folding.fold(task) if folding else None
+            if waiting is not None:
+                previous = waiting if series else previous
+                continue
             if backfill is None and busy(task):
                 reason = (f"Skipped: still running from an earlier start (at most {max(1, task.max_instances)} "
                           f"at once)")
@@ -89,6 +97,33 @@ def start_project(project, trigger=Run.Trigger.MANUAL, user=None, trigger_source
         if backfill is None:
             queueing.submit(max(0, (1 if series and queued else len(queued)) - reserve))
     return runs
+
+
+class Folding:
+    """A scheduled start of a task whose queued run still waits for a maintenance window (runs/windows.py) is
+    folded into that run instead of queueing another: one run, however many times the trigger fires meanwhile.
+    A series successor still queued behind a folded run is folded into its own queued run the same way."""
+
+    def __init__(self, trigger_source, scheduled_for, now):
+        self.trigger_source, self.scheduled_for, self.now = trigger_source, scheduled_for, now
+        self.windows = windows.Windows(now)
+        self.held, self.folded = set(self.windows.held_tasks()), set()
+
+    def fold(self, task):
+        """The queued run this start was folded into (logged on it), or None to start the task as usual."""
+        if not self.held and not self.folded:
+            return None
+        waiting = task.runs.filter(status=Run.Status.QUEUED, backfill__isnull=True).order_by("id").first()
+        if waiting is None or not (task.pk in self.held or waiting.upstream_run_id in self.folded):
+            return None
+        self.folded.add(waiting.pk)
+        what = f"{self.trigger_source}" if self.trigger_source else "a trigger"
+        names = ", ".join(connection.name for connection, _ in windows.waiting_for_window(waiting, self.now))
+        reason = f"the maintenance window of {names}" if names else "the run before it"
+        waiting.log(f"Start by {what} due {self.scheduled_for:%Y-%m-%d %H:%M:%S %Z} folded into this run: it still "
+                    f"waits for {reason}")
+        logger.info("%s: scheduled start folded into queued run %s (waiting for %s)", task, waiting.pk, reason)
+        return waiting
 
 
 def record_missed(project, trigger_source, scheduled_for, reason, now=None):
@@ -139,11 +174,13 @@ def in_turn(runs, open_dates=None):
 
 def claimable(now=None):
     """Startable runs that no limit holds back before the claim looks at them: a backfill date's turn, a full
-    connection pool (runs/pools.py). What `kick_stalled_runs` wakes workers for."""
+    connection pool (runs/pools.py), a maintenance window (runs/windows.py). What `kick_stalled_runs` wakes
+    workers for, so a run held by a window is woken within a second or two of the window's end."""
     running = {}
     for task_id in Run.objects.filter(status=Run.Status.RUNNING).values_list("task_id", flat=True):
         running[task_id] = running.get(task_id, 0) + 1
-    return in_turn(startable(now)).exclude(task_id__in=pools.Pools(running).blocked_tasks())
+    held = pools.Pools(running).blocked_tasks() + windows.Windows(now).held_tasks()
+    return in_turn(startable(now)).exclude(task_id__in=held)
 
 
 def claim_next(worker, now=None):
@@ -166,8 +203,12 @@ def _claim_best(worker, now):
     # Connection pools: runs of tasks needing a full connection are left out here (so a long line of them never
     # fills the candidates), and each claim counts its connections' slots again under their lock.
     pool = pools.Pools(by_task)
+    # Maintenance windows: the same, tasks using a connection in a window are left out and each claim reads the
+    # windows again inside its transaction.
+    maintenance = windows.Windows(now)
+    held = pool.blocked_tasks() + maintenance.held_tasks()
     # Plain values, not model instances: this runs for every queued run, so it stays cheap.
-    candidates = in_turn(startable(now)).exclude(task_id__in=pool.blocked_tasks()).order_by("priority", "id") \
+    candidates = in_turn(startable(now)).exclude(task_id__in=held).order_by("priority", "id") \
         .values_list("pk", "task_id", "task__max_instances", "task__project_id", "task__project__mode",
                      "task__project__max_parallel", "upstream_run_id", "trigger")[:CANDIDATES]
     for pk, task_id, max_instances, project_id, mode, max_parallel, upstream_id, trigger in candidates:
@@ -190,6 +231,8 @@ def _claim_best(worker, now):
                 continue
             if not pool.slot_free(task_id, pk):
                 continue  # a connection it needs has no free slot (counted under the connection's lock)
+            if not maintenance.open_for(task_id):
+                continue  # a window of a connection it uses began since the candidates were read
             if Run.objects.claim(pk, worker):
                 return pk, raced
             raced = True

@@ -33,6 +33,14 @@ def waiting_for(run):
 
 
 @register.simple_tag
+def waiting_for_window(run):
+    """[(connection, end)] of the maintenance windows a queued run waits for (runs/windows.py)."""
+    from runs.windows import waiting_for_window as in_maintenance
+
+    return in_maintenance(run)
+
+
+@register.simple_tag
 def trigger_rows(project, count=10):
     """Each trigger of the project with its next `count` times in the project's time zone."""
     zone = triggers.time_zone(project.time_zone)
