@@ -6,7 +6,7 @@ from connections.forms import MODEL_FIELDS, ConnectionForm, kinds_using, option_
 from connections.forms_windows import MaintenanceWindowForm
 from connections.models import Connection, MaintenanceWindow
 from projects import access
-from projects.admin_access import OrganizationScoped, ParentScopedInline
+from projects.admin_access import OrganizationScoped
 
 
 class ConnectionAdminForm(ConnectionForm):
@@ -28,14 +28,6 @@ class ConnectionAdminForm(ConnectionForm):
         js = ("js/connection-form.js",)
 
 
-class MaintenanceWindowInline(ParentScopedInline, admin.TabularInline):
-    """Changed by whoever may change the connection (its organization's admins); the same form as the page."""
-
-    model = MaintenanceWindow
-    form = MaintenanceWindowForm
-    extra = 0
-
-
 @admin.register(Connection)
 class ConnectionAdmin(OrganizationScoped, SafeHistoryAdmin):
     # Only an organization's admins manage its connections; testing one needs the editor role, as on its page.
@@ -49,7 +41,6 @@ class ConnectionAdmin(OrganizationScoped, SafeHistoryAdmin):
     search_fields = ("name", "host", "username")
     readonly_fields = ("last_tested_at", "last_test_ok", "last_test_message", "created_at", "updated_at")
     actions = ["test_connections"]
-    inlines = [MaintenanceWindowInline]
 
     def get_form(self, request, obj=None, **kwargs):
         # The fieldsets name the fields of every kind registered now, so the form class must declare them all.
@@ -82,3 +73,17 @@ class ConnectionAdmin(OrganizationScoped, SafeHistoryAdmin):
             ok, message = test_connection(connection)
             self.message_user(request, f"{connection.name} ({connection.kind_label}): {message}",
                               messages.SUCCESS if ok else messages.ERROR)
+
+
+@admin.register(MaintenanceWindow)
+class MaintenanceWindowAdmin(OrganizationScoped, SafeHistoryAdmin):
+    """A connection's maintenance windows (also on its page): managed by its organization's admins, who alone may
+    pick the connection; the same form as the page (one-off times read in the window's zone)."""
+
+    organization_path = "connection__organization"
+    need = access.MANAGE
+    form = MaintenanceWindowForm
+    list_display = ("connection", "__str__", "note")
+    list_filter = ("kind", "connection")
+    search_fields = ("connection__name", "note")
+    fields = ("connection", "kind", "days", "start_time", "end_time", "starts_at", "ends_at", "time_zone", "note")

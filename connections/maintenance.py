@@ -97,7 +97,10 @@ def describe(window):
     if window.kind == "once":
         if not (window.starts_at and window.ends_at):
             return "one-off window"
-        tz = zone(name)
+        try:
+            tz = zone(name)
+        except ValidationError:  # described anyway (an admin list must not fail on one bad row)
+            tz, name = datetime.timezone.utc, "UTC"
         start, end = window.starts_at.astimezone(tz), window.ends_at.astimezone(tz)
         return f"{start:%Y-%m-%d %H:%M} - {end:%Y-%m-%d %H:%M} {name}"
     if window.start_time is None or window.end_time is None:

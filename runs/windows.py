@@ -8,11 +8,14 @@ moment, so a window is held by every worker on every host (windows are data; eac
 and its own clock). At a window's end, `kick_stalled_runs` (called every second by the housekeeping leader) finds
 the run claimable again and wakes a worker. Whether a moment lies in a window: connections/maintenance.py.
 """
+import datetime
+
 from django.utils import timezone
 
 from connections import maintenance
 from connections.models import Connection, MaintenanceWindow
 from runs import pools
+from runs.models import Run
 
 
 def _by_connection(at):
@@ -55,9 +58,18 @@ class Windows:
         return not (closed and pools.connections_of([task_id], set(closed)).get(task_id))
 
 
+def tasks_reopened(now, seconds):
+    """Tasks using a connection whose maintenance ended within the last `seconds` (so their runs may start)."""
+    if not MaintenanceWindow.objects.exists():
+        return []
+    before = closed_connections(now - datetime.timedelta(seconds=seconds))
+    ended = set(before) - set(closed_connections(now))
+    return list(pools.connections_of(pools.tasks_using(list(ended)), ended)) if ended else []
+
+
 def waiting_for_window(run, at=None):
     """[(connection, end)] of the windows a queued run waits for, by name, for the pages; [] otherwise."""
-    if run.status != "queued" or not MaintenanceWindow.objects.exists():
+    if run.status != Run.Status.QUEUED or not MaintenanceWindow.objects.exists():
         return []
     closed = closed_connections(at)
     used = pools.connections_of([run.task_id], set(closed)).get(run.task_id) if closed else None

@@ -132,6 +132,10 @@ ROWS = [
      lambda w: connection_data(w, name="Spare", host="127.0.0.1", description="changed"), ADMINS),
     ("connection test", lambda w: f"/connections/{w['shop'].pk}/test/", dict, EDITORS),
     ("connection forget host key", lambda w: f"/connections/{w['spare'].pk}/forget-host-key/", dict, ADMINS),
+    ("connection windows", lambda w: f"/connections/{w['spare'].pk}/windows/",
+     lambda w: {**management(windows=1), "windows-0-kind": "weekly", "windows-0-days": ["0"],
+                "windows-0-start_time": "01:00", "windows-0-end_time": "02:00", "windows-0-time_zone": "UTC"},
+     ADMINS),
     ("connection delete", lambda w: f"/connections/{w['shop'].pk}/delete/", dict, set()),  # in use: nobody
     ("member add", lambda w: f"/organizations/{w['a'].pk}/members/add/",
      lambda w: {"user": "other_admin", "role": "viewer"}, ADMINS),
@@ -229,7 +233,7 @@ def test_the_table_covers_every_changing_url():
     covered = {"projects:new", "projects:edit", "projects:reschedule", "tasks:new", "tasks:edit", "tasks:delete",
                "tasks:duplicate", "tasks:toggle", "tasks:run", "tasks:bulk", "tasks:reschedule", "tasks:cancel-retry",
                "runs:cancel", "runs:file-resend", "connections:new", "connections:edit", "connections:test",
-               "connections:forget-host-key", "connections:delete", "organizations:member-add",
+               "connections:forget-host-key", "connections:delete", "connections:windows", "organizations:member-add",
                "tasks:backfill", "projects:backfill", "runs:backfill-cancel",
                "organizations:member-change", "organizations:member-remove", "tasks:try"}
     own = {"account:settings"}  # changes only the signed-in user's own settings (tests/test_pages_live.py)

@@ -13,7 +13,7 @@ from accounts.models import UserPreference
 from connections import maintenance
 from connections.models import MaintenanceWindow
 from projects import scheduling
-from runs import orchestration
+from runs import execution, orchestration
 from runs.models import Run
 from tests import factories
 
@@ -123,10 +123,16 @@ def test_runs_not_using_the_connection_go_on_and_a_destination_in_maintenance_ho
     assert claim(MONDAY_8 + dt.timedelta(hours=1, minutes=30), 2) == held_by_destination.pk
 
 
-def test_a_run_held_by_a_window_is_left_to_sleep_and_woken_once_it_ends(window, add_task):
+def test_a_run_held_by_a_window_is_left_to_sleep_and_woken_as_soon_as_it_ends(window, add_task):
     held = factories.run(add_task("Orders"))
-    assert not orchestration.claimable(MONDAY_8 + dt.timedelta(minutes=30)).filter(pk=held.pk).exists()
-    assert orchestration.claimable(MONDAY_8 + dt.timedelta(hours=1)).filter(pk=held.pk).exists()
+    end = MONDAY_8 + dt.timedelta(hours=1)
+    assert not orchestration.claimable(end - dt.timedelta(seconds=1)).filter(pk=held.pk).exists()
+    assert execution.kick_stalled_runs(now=end - dt.timedelta(seconds=1)) == 0, "no worker woken for nothing"
+    assert orchestration.claimable(end).filter(pk=held.pk).exists()
+    # The run was queued "just now" as these moments go: woken because its window ended, not for its age.
+    assert held.created_at > end
+    assert execution.kick_stalled_runs(now=end + dt.timedelta(seconds=1)) == 1
+    assert execution.kick_stalled_runs(now=end + dt.timedelta(seconds=6)) == 0, "only once its window ended"
 
 
 def test_triggers_firing_during_a_window_are_folded_into_the_one_waiting_run(window, project, add_task,
@@ -241,3 +247,37 @@ def test_the_api_shows_a_connections_windows_to_its_organization_only(org_admin,
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {ApiToken.issue(other_admin, 'script')[1]}")
     assert api.get(f"/api/v1/connections/{source_db.pk}/").status_code == 404
     assert "maintenance" not in str(api.get("/api/v1/connections/").json())
+
+
+def test_in_the_admin_only_the_connections_organization_admins_change_its_windows(client, org_admin, owner,
+                                                                                   source_db, tmp_path):
+    from django.contrib.auth.models import Permission
+
+    other_org = factories.organization("Other Org")
+    other_admin = factories.member(other_org, "oscar", "admin")
+    factories.local_folder(other_org, tmp_path / "theirs", name="Their drop")
+    for user in (org_admin, owner, other_admin):  # staff with the model permissions: only the role decides
+        user.is_staff = True
+        user.save()
+        user.user_permissions.set(Permission.objects.filter(content_type__app_label="connections"))
+    window = source_db.maintenance_windows.create(kind="weekly", days="0", start_time=dt.time(1),
+                                                  end_time=dt.time(2), time_zone="UTC")
+    data = {"connection": source_db.pk, "kind": "weekly", "days": ["1", "2"], "start_time": "23:00",
+            "end_time": "01:30", "time_zone": "Europe/Berlin", "note": ""}
+    client.force_login(owner)  # an editor sees the window but may not change it
+    assert client.get(f"/admin/connections/maintenancewindow/{window.pk}/change/").status_code == 200
+    assert client.post(f"/admin/connections/maintenancewindow/{window.pk}/change/", data).status_code == 403
+    assert client.post("/admin/connections/maintenancewindow/add/", data).status_code == 403
+    client.force_login(other_admin)
+    assert "Mon 01:00" not in client.get("/admin/connections/maintenancewindow/").content.decode()
+    assert client.get(f"/admin/connections/maintenancewindow/{window.pk}/change/").status_code in (302, 404)
+    refused = client.post("/admin/connections/maintenancewindow/add/", data)
+    assert refused.status_code == 200 and "Select a valid choice" in refused.content.decode(), \
+        "another organization's connection is not a choice"
+    assert MaintenanceWindow.objects.count() == 1
+    client.force_login(org_admin)
+    assert "Mon 01:00-02:00 UTC" in client.get("/admin/connections/maintenancewindow/").content.decode()
+    assert client.post("/admin/connections/maintenancewindow/add/", data).status_code == 302
+    added = MaintenanceWindow.objects.exclude(pk=window.pk).get()
+    assert str(added) == "Tue, Wed 23:00-01:30 (next day) Europe/Berlin"
+    assert added.history.get().history_user == org_admin
