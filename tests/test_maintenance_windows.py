@@ -169,6 +169,7 @@ def test_the_wait_is_shown_with_the_windows_end_in_the_viewers_zone(client, owne
     for page in (f"/runs/{waiting.pk}/", f"/tasks/{task.pk}/"):
         html = client.get(page).content.decode()
         assert expected in html and f">{end} IST</time>" in html, page
+    assert "in maintenance until <time" in client.get(f"/connections/{source_db.pk}/").content.decode()
     source_db.maintenance_windows.all().delete()
     assert "maintenance window" not in client.get(f"/runs/{waiting.pk}/").content.decode()
 
@@ -207,6 +208,10 @@ def test_an_organization_admin_edits_the_windows_on_the_connection_page_and_hist
     assert client.post(f"/connections/{source_db.pk}/windows/", data).status_code == 302
     once = source_db.maintenance_windows.get(kind="once", starts_at__isnull=False, pk__gt=window.pk)
     assert once.starts_at == dt.datetime(2026, 12, 1, 21, 0, tzinfo=UTC)
+    page = client.get(f"/connections/{source_db.pk}/windows/").content.decode()
+    assert 'value="2026-12-01T22:00"' in page, "shown again in the window's zone"
+    assert "2026-12-01 22:00 - 2026-12-02 04:00 Europe/Berlin" in client.get(f"/connections/{source_db.pk}/") \
+        .content.decode()
     window.refresh_from_db()
     assert window.kind == "once" and window.days == "" and window.start_time is None
     assert window.history.count() == 2
