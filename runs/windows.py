@@ -78,8 +78,3 @@ def waiting_for_window(run, at=None):
     return [(connection, closed[connection.pk]) for connection in Connection.objects.filter(pk__in=used)
             .order_by("name")]
 
-
-def held_by_window(task, at=None):
-    """Whether the task uses a connection in maintenance at `at`."""
-    closed = closed_connections(at)
-    return bool(closed and pools.connections_of([task.pk], set(closed)).get(task.pk))
