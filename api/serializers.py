@@ -168,7 +168,14 @@ class ProjectSerializer(serializers.ModelSerializer):
 class DestinationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Destination
-        fields = ("connection", "folder", "overwrite", "skip_empty", "position")
+        fields = ("connection", "folder", "overwrite", "skip_empty", "marker", "marker_name", "ack_pattern",
+                  "nack_pattern", "ack_wait_minutes", "ack_failure", "position")
+
+    def validate(self, attrs):
+        errors = Destination.proof_setting_errors(attrs)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
 
 
 class ConditionSerializer(serializers.ModelSerializer):

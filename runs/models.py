@@ -67,6 +67,10 @@ class RunQuerySet(models.QuerySet):
         return run
 
 
+# What a delivery record tells the manifest (RunFile.deliveries holds these and, for resends, who and when).
+MANIFEST_DELIVERY_KEYS = ("connection", "kind", "path", "remote_size", "verified", "at", "answer", "resent_by")
+
+
 class Run(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -143,6 +147,23 @@ class Run(models.Model):
         if getattr(self, "_masker", None) is None:
             self._masker = Masker(secret_values(self.task))
         return self._masker
+
+    def manifest(self):
+        """What this run delivered, as proof for the receiver and the auditor (JSON-ready): each file with its
+        size, md5 and sha256, and each place it landed with the size read back from there. Names and paths are
+        shown masked, as on the pages."""
+        zone = self.task.project.time_zone
+        return {
+            "run": self.pk, "task": self.task.name, "project": self.task.project.name, "status": self.status,
+            "scheduled_for": self.scheduled_for.isoformat() if self.scheduled_for else None, "time_zone": zone,
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "files": [{"name": run_file.display_name, "size": run_file.size, "md5": run_file.md5,
+                       "sha256": run_file.sha256 or None,
+                       "deliveries": [{key: record.get(key) for key in MANIFEST_DELIVERY_KEYS if key in record}
+                                      for record in run_file.shown_deliveries]}
+                      for run_file in self.files.order_by("id")],
+        }
 
     def log(self, message, level="info"):
         # Every log line passes here, whoever writes it: the one exit where secrets are masked. `durable`: a
@@ -253,6 +274,7 @@ class RunFile(models.Model):
                                   help_text="The name with secret values masked when the file was recorded.")
     size = models.BigIntegerField()
     md5 = models.CharField(max_length=32)
+    sha256 = models.CharField(max_length=64, blank=True, help_text="Empty for files recorded before it was kept.")
     stored_path = models.CharField(max_length=1024, blank=True)
     deliveries = models.JSONField(default=list, blank=True, help_text="Where the file was delivered.")
     created_at = models.DateTimeField(auto_now_add=True)

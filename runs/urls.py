@@ -9,6 +9,7 @@ urlpatterns = [
     path("<int:pk>/", views.run_detail, name="detail"),
     path("<int:pk>/log/", views.run_log, name="log"),
     path("<int:pk>/live/", views.run_live, name="live"),
+    path("<int:pk>/manifest.json", views.run_manifest, name="manifest"),
     path("<int:pk>/cancel/", views_control.run_cancel, name="cancel"),
     path("files/<int:pk>/download/", views.file_download, name="file-download"),
     path("files/<int:pk>/resend/", views_files.file_resend, name="file-resend"),

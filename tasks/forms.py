@@ -268,13 +268,15 @@ def _formset(model, fields, fk_name=None, form=forms.ModelForm, widgets=None):
                                  widgets=widgets or {})
 
 
-DestinationFormSet = _formset(Destination, ("connection", "folder", "overwrite", "skip_empty", "position"))
+DestinationFormSet = _formset(Destination, ("connection", "folder", "overwrite", "skip_empty", "marker", "marker_name",
+                                            "ack_pattern", "nack_pattern", "ack_wait_minutes", "ack_failure",
+                                            "position"))
 ParameterFormSet = _formset(Parameter, ("key", "value", "sensitive"), form=ParameterForm)
 ConditionFormSet = _formset(Condition, ("kind", "connection", "query", "operator", "value"),
                             widgets={"query": forms.Textarea(attrs={"rows": 2, "class": "font-monospace"})})
 NotificationFormSet = _formset(
     Notification, ("event", "smtp_connection", "recipients", "cc", "bcc", "subject", "message", "include_output",
-                   "max_attachment_bytes"),
+                   "max_attachment_bytes", "attach_manifest"),
     widgets={name: forms.Textarea(attrs={"rows": 2}) for name in ("recipients", "cc", "bcc", "message")})
 DependencyFormSet = _formset(Dependency, ("upstream", "on"), fk_name="downstream")
 

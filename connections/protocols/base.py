@@ -220,6 +220,18 @@ class FileSession:
     def exists(self, remote_path):
         raise NotImplementedError
 
+    def size_of(self, remote_path):
+        """The size in bytes the server reports for `remote_path` now, or None when the protocol cannot say (an
+        FTP server without SIZE or MLST). Read after a delivery as proof of what landed."""
+        raise NotImplementedError
+
+    def digest_of(self, remote_path):
+        """(algorithm, hex digest) the server computes itself for `remote_path`, or None when it offers none.
+
+        Never a download: a check that reads the whole file back over the network would double every
+        delivery's cost. Only some servers can (FTP's HASH / XSHA256 / XMD5 extensions, a local folder)."""
+        return None
+
     def put(self, local_path, remote_path, overwrite=True, transfer_key=None):
         """Upload `local_path` so that `remote_path` only ever holds a complete file.
 
