@@ -48,7 +48,7 @@ class RunAdmin(SystemWritten, OrganizationScoped, admin.ModelAdmin):
     search_fields = ("task__name", "error")
     list_select_related = ("task",)
     raw_id_fields = ("task", "first_attempt", "requested_by")
-    readonly_fields = ("created_at", "worker", "lease_expires_at", "query_text", "error")
+    readonly_fields = ("created_at", "worker", "lease_expires_at", "query_text", "error", "columns", "drift")
     inlines = [RunFileInline, RunLogInline]
 
 
@@ -60,8 +60,8 @@ class RunFileAdmin(SystemWritten, MaskedFileFields, OrganizationScoped, admin.Mo
     date_hierarchy = "created_at"
     search_fields = ("name", "md5", "run__task__name")
     raw_id_fields = ("run",)
-    fields = readonly_fields = ("run", "display_name", "size", "md5", "shown_stored_path", "shown_deliveries",
-                                "created_at", "purged_at")
+    fields = readonly_fields = ("run", "display_name", "size", "md5", "sha256", "shown_stored_path",
+                                "shown_deliveries", "created_at", "purged_at")
 
 
 @admin.register(RunLog)

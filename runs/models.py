@@ -107,6 +107,12 @@ class Run(models.Model):
     error = models.TextField(blank=True)
     query_text = models.TextField(blank=True, help_text="The query exactly as it ran.")
     rows = models.BigIntegerField(null=True, blank=True)
+    columns = models.JSONField(default=list, blank=True,
+                               help_text="The output's columns as [name, source type] (type null where the source "
+                                         "declares none), as the query returned them.")
+    drift = models.JSONField(default=dict, blank=True,
+                             help_text="What changed since the task's last good run (runs/drift.py), and who "
+                                       "accepted it.")
     worker = models.CharField(max_length=100, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     priority = models.PositiveSmallIntegerField(default=50, help_text="Copied from the task when queued.")

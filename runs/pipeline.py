@@ -1,7 +1,8 @@
 """The run pipeline: the stages composed, in order, for one claimed run.
 
 source (runs/sources.py) -> processing (runs/processing.py) -> conditions (runs/conditions.py; when one does
-not hold nothing is delivered and the run ends as a warning) -> packaging (runs/packaging.py) -> delivery
+not hold nothing is delivered and the run ends as a warning) -> drift (runs/drift.py: the output's columns and
+row count against the task's last good runs; a warning, or the run stops) -> packaging (runs/packaging.py) -> delivery
 (runs/delivery.py, each file checked on the server: runs/delivery_proof.py) -> the receivers' acknowledgement
 files awaited -> the files recorded (a refusal fails the run only after that). Between stages the run's stop is checked, so a cancelled run never
 delivers after it was stopped. Each stage takes the RunContext (runs/context.py) and the files so far and
@@ -9,7 +10,7 @@ returns the files it made; runs/execution.py claims the run, calls `run_pipeline
 """
 from connections.secrets import scrub
 from etl_portal.cancellation import LEASE_LOST, RunStopped, check_stop, stop_requested
-from runs import archive, conditions, delivery, delivery_proof, packaging, parameters, processing, sources
+from runs import archive, conditions, delivery, delivery_proof, drift, packaging, parameters, processing, sources
 from runs.context import RunContext
 from runs.errors import PipelineError
 from runs.files import run_folder
@@ -36,6 +37,7 @@ def run_pipeline(run, secrets=()):
     if reason:
         ctx.warn(f"Not delivered: {reason}")
         return ctx.warnings
+    drift.check(ctx)
     outputs = packaging.finish(ctx, outputs)
     check_stop(run.pk)
     outputs = delivery.deliver_all(ctx, outputs)

@@ -11,6 +11,7 @@ urlpatterns = [
     path("<int:pk>/live/", views.run_live, name="live"),
     path("<int:pk>/manifest.json", views.run_manifest, name="manifest"),
     path("<int:pk>/cancel/", views_control.run_cancel, name="cancel"),
+    path("<int:pk>/accept-drift/", views_control.run_accept_drift, name="accept-drift"),
     path("files/<int:pk>/download/", views.file_download, name="file-download"),
     path("files/<int:pk>/resend/", views_files.file_resend, name="file-resend"),
 ]

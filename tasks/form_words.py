@@ -7,6 +7,7 @@ LABELS = {
     "project": "Project",
     "name": "Task name",
     "run_rank": "Order in a series project",
+    "drift_check": "When the output's columns or row count drift",
     "enabled": "Enabled (runs on the project's schedule)",
     "source_kind": "Where the data comes from",
     "source_connection": "Connection",

@@ -106,6 +106,11 @@ class Task(models.Model):
         AS_IS = "as_is", "Pass through unchanged (byte for byte)"
         REWRITE = "rewrite", "Re-write as CSV with the output settings"
 
+    class DriftCheck(models.TextChoices):
+        WARN = "warn", "Warn, and deliver"
+        STOP = "stop", "Stop delivery (the run fails)"
+        OFF = "off", "Don't check"
+
     class DependencyMode(models.TextChoices):
         ALL = "all", "All conditions"
         ANY = "any", "Any condition"
@@ -182,6 +187,10 @@ class Task(models.Model):
                                                  help_text="Keep output files this long (0: forever).")
 
     # --- notifications ---
+    drift_check = models.CharField(
+        max_length=4, choices=DriftCheck.choices, default=DriftCheck.WARN,
+        help_text="Before delivery: columns added, removed, renamed or retyped since the last good run, or a row "
+                  "count outside what this task usually returns (runs/drift.py).")
     test_mode = models.BooleanField(default=False, help_text="Send every email to the test address instead.")
     test_email = models.EmailField(blank=True)
 

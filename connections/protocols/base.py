@@ -371,6 +371,9 @@ class QueryResult:
     """Rows of one statement. `columns` is None when the statement returned no result set."""
 
     columns = None
+    # The columns' source type names, for the run's record and drift (runs/drift.py); None where the driver does
+    # not declare them (SQLite).
+    type_names = None
     rowcount = -1
 
     def batches(self, size=5000):
