@@ -2,7 +2,7 @@ from django.contrib import admin
 
 from etl_portal.admin_site import SystemWritten
 from projects.admin_access import OrganizationScoped, ParentScopedInline
-from runs.models import FileDownload, Run, RunFile, RunLog
+from runs.models import DryRun, FileDownload, Run, RunFile, RunLog
 
 RUN_PATH = "run__task__project__organization"
 
@@ -82,3 +82,14 @@ class FileDownloadAdmin(SystemWritten, OrganizationScoped, admin.ModelAdmin):
     list_filter = ("downloaded_at",)
     search_fields = ("run_file__name", "user__username")
     raw_id_fields = ("run_file",)
+
+
+@admin.register(DryRun)
+class DryRunAdmin(SystemWritten, OrganizationScoped, admin.ModelAdmin):
+    organization_path = "task__project__organization"
+    list_display = ("id", "task", "status", "scheduled_for", "requested_by", "created_at", "finished_at")
+    list_filter = ("status", "created_at")
+    search_fields = ("task__name", "error")
+    list_select_related = ("task", "requested_by")
+    raw_id_fields = ("task", "requested_by")
+    readonly_fields = ("status", "report", "error", "created_at", "finished_at")

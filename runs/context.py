@@ -38,6 +38,8 @@ class RunContext:
     fetched_source_files: list = field(default_factory=list)
     # (destination, folder, [(output, delivery record)]) of each destination expecting acknowledgement files.
     awaited_answers: list = field(default_factory=list)
+    # A dry run (runs/dry_run.py): sources read through read-only sessions, scripts see ETL_DRY_RUN=1.
+    dry_run: bool = False
 
     def warn(self, reason):
         """A problem worth telling, which does not fail the run: it ends as a warning."""

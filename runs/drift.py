@@ -33,9 +33,11 @@ NORMAL_MAD = 1.4826
 FLOOR_SHARE = 0.025
 
 
-def good_runs(task, before):
-    """The task's runs that count as history: delivered, or drift accepted; newest first."""
-    return (Run.objects.filter(task=task, pk__lt=before)
+def good_runs(task, before=None):
+    """The task's runs that count as history (before run `before`; all for a dry run, which has no id):
+    delivered, or drift accepted; newest first."""
+    runs = Run.objects.filter(task=task, pk__lt=before) if before is not None else Run.objects.filter(task=task)
+    return (runs
             .filter(Q(status__in=(Run.Status.SUCCEEDED, Run.Status.WARNING)) | Q(drift__has_key="accepted_by"))
             .order_by("-id"))
 

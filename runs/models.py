@@ -339,3 +339,42 @@ class FileDownload(models.Model):
 
     class Meta:
         ordering = ["-id"]
+
+
+class DryRun(models.Model):
+    """A dry run of a task for a date (runs/dry_run.py): everything a run would do except sending anything out.
+    Worked out by a worker; its report is kept for the page, the command and the API."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    task = models.ForeignKey("tasks.Task", on_delete=models.CASCADE, related_name="dry_runs")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    scheduled_for = models.DateTimeField(help_text="The run's date: parameters resolve as of then.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    report = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self):
+        return f"Dry run {self.pk} of {self.task}"
+
+    @property
+    def is_finished(self):
+        return self.status in (self.Status.DONE, self.Status.FAILED)
+
+    def claim(self):
+        """queued -> running, one winner (django-q2 may hand the same job out twice)."""
+        return DryRun.objects.filter(pk=self.pk, status=self.Status.QUEUED).update(status=self.Status.RUNNING) == 1
+
+    def finish(self, report=None, error=""):
+        self.status = self.Status.FAILED if error else self.Status.DONE
+        self.report, self.error, self.finished_at = report or {}, error, timezone.now()
+        self.save(update_fields=["status", "report", "error", "finished_at"])

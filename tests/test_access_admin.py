@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 
 from connections.models import Connection
 from projects.models import Membership, Organization, Parameter, Project, SystemJob, Trigger
-from runs.models import FileDownload, Run, RunFile, RunLog
+from runs.models import DryRun, FileDownload, Run, RunFile, RunLog
 from tasks.models import Condition, Dependency, Destination, Notification, Task
 from tests.conftest import PASSWORD
 
@@ -62,6 +62,7 @@ def w(organization, owner, member, org_admin, outsider, staff, tmp_path):
             "trigger": Trigger.objects.create(project=project, kind="interval", every=1, unit="days"),
             "runlog": RunLog.objects.create(run=run, message="hello"),
             "filedownload": FileDownload.objects.create(run_file=run_file, user=staff),
+            "dryrun": DryRun.objects.create(task=task, scheduled_for=run.created_at),
             "membership": Membership.objects.get(organization=org, user=org_admin if prefix == "A" else outsider),
             "organization": org,
         }
@@ -95,6 +96,7 @@ MODELS = {
     "membership": ("projects", ADMINS, "role", "editor"),
     "organization": ("projects", ADMINS, "name", "Changed"),
     "filedownload": ("runs", EDITORS, None, None),
+    "dryrun": ("runs", EDITORS, None, None),
     "systemjob": ("projects", SUPERUSERS, "max_instances", 3),
 }
 

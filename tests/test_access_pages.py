@@ -60,7 +60,7 @@ def world(tmp_path, settings):
     done = Run.objects.create(task=task, status=Run.Status.FAILED)
     run_file = factories.run_file(done, "orders.csv", size=3, md5="0" * 32)
     return {"users": users, "a": org_a, "b": org_b, "shop": shop, "spare": spare, "project": project,
-            "task": task, "script_task": script_task, "queued": queued, "file": run_file}
+            "task": task, "script_task": script_task, "queued": queued, "done": done, "file": run_file}
 
 
 def management(**counts):
@@ -116,6 +116,9 @@ ROWS = [
     ("task cancel retry", lambda w: f"/tasks/{w['task'].pk}/cancel-retry/", dict, EDITORS | {"group_editor"}),
     ("run cancel", lambda w: f"/runs/{w['queued'].pk}/cancel/", dict, EDITORS | {"group_editor"}),
     ("file resend", lambda w: f"/runs/files/{w['file'].pk}/resend/", dict, EDITORS | {"group_editor"}),
+    ("task dry run", lambda w: f"/tasks/{w['task'].pk}/dry-run/", lambda w: {"date": "2024-03-15"},
+     EDITORS | {"group_editor"}),
+    ("run accept drift", lambda w: f"/runs/{w['done'].pk}/accept-drift/", dict, EDITORS | {"group_editor"}),
     ("task try (Test query)", lambda w: "/tasks/try/", lambda w: {**task_data(w), "try": "query"},
      EDITORS | {"group_editor"}),
     ("connection new", lambda w: "/connections/new/", connection_data, ADMINS),
@@ -185,6 +188,7 @@ READ_URLS = [
     lambda w: f"/tasks/{w['task'].pk}/preview/",
     lambda w: f"/runs/{w['queued'].pk}/",
     lambda w: f"/runs/{w['queued'].pk}/log/",
+    lambda w: f"/runs/{w['done'].pk}/manifest.json",
     lambda w: f"/connections/{w['shop'].pk}/",
     lambda w: f"/organizations/{w['a'].pk}/",
     lambda w: f"/tasks/{w['task'].pk}/history/",
@@ -208,7 +212,7 @@ def test_the_table_covers_every_changing_url():
 
     names = {name for name in _walk(get_resolver().url_patterns) if not name.endswith(":")}
     read_only = {"tasks:list", "tasks:mine", "tasks:detail", "tasks:preview", "runs:detail", "runs:log", "runs:live",
-                 "runs:file-download",
+                 "runs:file-download", "runs:manifest", "runs:dry-run",
                  "files:hub", "projects:list", "projects:detail", "connections:list", "connections:detail",
                  "organizations:list", "organizations:detail", "tasks:history", "projects:history",
                  "projects:cron-preview",  # describes a typed cron expression: reads nothing stored, changes nothing
@@ -218,7 +222,7 @@ def test_the_table_covers_every_changing_url():
                  "health", "metrics"}
     covered = {"projects:new", "projects:edit", "projects:reschedule", "tasks:new", "tasks:edit", "tasks:delete",
                "tasks:duplicate", "tasks:toggle", "tasks:run", "tasks:bulk", "tasks:reschedule", "tasks:cancel-retry",
-               "runs:cancel", "runs:file-resend", "connections:new", "connections:edit", "connections:test",
+               "runs:cancel", "runs:file-resend", "tasks:dry-run", "runs:accept-drift", "connections:new", "connections:edit", "connections:test",
                "connections:forget-host-key", "connections:delete", "organizations:member-add",
                "organizations:member-change", "organizations:member-remove", "tasks:try"}
     own = {"account:settings"}  # changes only the signed-in user's own settings (tests/test_pages_live.py)

@@ -222,8 +222,9 @@ class FileSession:
 
     def size_of(self, remote_path):
         """The size in bytes the server reports for `remote_path` now, or None when the protocol cannot say (an
-        FTP server without SIZE or MLST). Read after a delivery as proof of what landed."""
-        raise NotImplementedError
+        FTP server without SIZE, a kind that does not implement it). Read after a delivery as proof of what
+        landed."""
+        return None
 
     def digest_of(self, remote_path):
         """(algorithm, hex digest) the server computes itself for `remote_path`, or None when it offers none.
@@ -324,6 +325,10 @@ class Database(Connector):
     #: True when `GO` separator lines and `USE db` statements are removed from a query before it runs (ODBC:
     #: the connection names its database, and the driver takes one batch).
     removes_tool_statements = False
+    #: Set for a dry run (runs/dry_run.py): every session this connector opens is read-only where the engine
+    #: can promise it (a guard against a query that writes by accident, not against one that lifts it itself);
+    #: engines that cannot promise it refuse to connect.
+    read_only = False
     # The connection a query is running on, so another thread can cancel it (see `cancel`).
     _active = None
 

@@ -98,6 +98,11 @@ def sqlstate_and_text(exc):
     return "", str(exc.args[0]) if exc.args else type(exc).__name__
 
 
+# Per server, the statement that makes every later transaction of the session read-only.
+READ_ONLY_SESSION = {"PostgreSQL": "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
+                     "MariaDB": "SET SESSION TRANSACTION READ ONLY", "MySQL": "SET SESSION TRANSACTION READ ONLY"}
+
+
 class OdbcResult(QueryResult):
     def __init__(self, connector, connection, cursor, dbms, fix_row=None, names=None, oids=None):
         self._oids = oids
@@ -279,9 +284,19 @@ class OdbcDatabase(Database):
         except pyodbc.Error as exc:
             connection.close()
             raise self.query_error(exc, "") from None
+        except ConnectorError:
+            connection.close()
+            raise
 
     def _prepare_session(self, connection, dbms):
-        """UTC and the query timeout, per server: most drivers ignore or refuse SQL_ATTR_QUERY_TIMEOUT."""
+        """UTC and the query timeout, per server: most drivers ignore or refuse SQL_ATTR_QUERY_TIMEOUT. Read-only
+        sessions (`read_only`) where the server has them; other servers are refused then."""
+        if self.read_only:
+            statement = READ_ONLY_SESSION.get(dbms)
+            if statement is None:
+                raise ConnectorError(f"{dbms or 'This ODBC server'} cannot promise a read-only session, so it is "
+                                     "not queried in a dry run", step="settings")
+            connection.cursor().execute(statement).close()
         seconds = self.query_timeout
         try:
             connection.timeout = seconds

@@ -195,7 +195,8 @@ class PostgresDatabase(Database):
                 sslmode=self.connection.options.get("sslmode") or "prefer",
                 connect_timeout=max(1, int(self.timeout)),
                 application_name="etl-portal",
-                options=f"-c statement_timeout={query_timeout_ms} -c DateStyle=ISO -c TimeZone=UTC",
+                options=f"-c statement_timeout={query_timeout_ms} -c DateStyle=ISO -c TimeZone=UTC"
+                        + (" -c default_transaction_read_only=on" if self.read_only else ""),
             )
             for name, loader in LOADERS.items():
                 self._active.adapters.register_loader(name, loader)

@@ -32,6 +32,7 @@ class QueryKind(SourceKind):
         text = render_query(text)
         sql, values = bind_query(text, ctx.params, style=parameters.paramstyle_for(database))
         shown = mask(display_query(text, ctx.params), values=ctx.secrets)
+        ctx.run.query_text = shown
         type(ctx.run).objects.filter(pk=ctx.run.pk).update(query_text=shown)
         name = files.output_name(parameters.render(task.file_name, ctx.params), task.name,
                                     sources.output_extension(task))
