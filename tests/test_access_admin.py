@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth.models import Group, Permission, User
 from django.core.management import CommandError, call_command
 
-from connections.models import Connection
+from connections.models import Connection, ConnectionTest
 from projects.models import Membership, Organization, Parameter, Project, SystemJob, Trigger
 from runs.models import DryRun, FileDownload, Run, RunFile, RunLog
 from tasks.models import Condition, Dependency, Destination, Notification, Task
@@ -63,6 +63,7 @@ def w(organization, owner, member, org_admin, outsider, staff, tmp_path):
             "runlog": RunLog.objects.create(run=run, message="hello"),
             "filedownload": FileDownload.objects.create(run_file=run_file, user=staff),
             "dryrun": DryRun.objects.create(task=task, scheduled_for=run.created_at),
+            "connectiontest": ConnectionTest.objects.create(connection=connection, ok=True, message="fine"),
             "membership": Membership.objects.get(organization=org, user=org_admin if prefix == "A" else outsider),
             "organization": org,
         }
@@ -97,6 +98,7 @@ MODELS = {
     "organization": ("projects", ADMINS, "name", "Changed"),
     "filedownload": ("runs", EDITORS, None, None),
     "dryrun": ("runs", EDITORS, None, None),
+    "connectiontest": ("connections", ADMINS, "message", "changed"),
     "systemjob": ("projects", SUPERUSERS, "max_instances", 3),
 }
 

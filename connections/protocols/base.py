@@ -127,6 +127,20 @@ class Connector:
 
     def __init__(self, connection):
         self.connection = connection
+        # (what, expiry date) of the credentials this connector saw while working: TLS certificates, keys.
+        # A connection test records them (connections/expiry.py), so nobody has to type them in.
+        self.seen_expiries = []
+
+    def note_certificate(self, tls_socket, what):
+        """Remember when the certificate a TLS socket was shown expires (read even when it is not verified)."""
+        if tls_socket is None or not hasattr(tls_socket, "getpeercert"):
+            return
+        der = tls_socket.getpeercert(binary_form=True)
+        if der:
+            from cryptography import x509
+
+            expires = x509.load_der_x509_certificate(der).not_valid_after_utc.date()
+            self.seen_expiries.append((what, expires))
 
     @classmethod
     def has(cls, capability):

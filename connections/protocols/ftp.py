@@ -292,6 +292,8 @@ class FtpStore(FileStore):
         try:
             self._connect(client, host)
             self._secure(client, host)
+            if self.use_tls:
+                self.note_certificate(client.sock, f"TLS certificate of {host}")
             self._login(client)
             if self.use_tls:
                 client.prot_p()
