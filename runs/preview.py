@@ -12,6 +12,7 @@ from runs.sources import preview_query
 
 def preview(task, when=None):
     """What a run at `when` (default now) would use: every parameter, the file name, the query."""
+    task = task.with_effective_settings()
     moment = run_moment(task, None, when)
     errors = []
     params = {}

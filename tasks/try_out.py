@@ -31,7 +31,8 @@ def form_parameters(task, formset):
     moment = run_moment(task)
     named = named_values(task, None, moment)
     values, secrets, rows = dict(named), [], []
-    stored = [(p.key, p.value, p.sensitive, "project") for p in task.project.parameters.all()]
+    stored = [(p.key, p.value, p.sensitive, "organization") for p in task.project.organization.parameters.all()]
+    stored += [(p.key, p.value, p.sensitive, "project") for p in task.project.parameters.all()]
     formset.is_valid()
     for form in formset.forms:
         data = getattr(form, "cleaned_data", {}) or {}
