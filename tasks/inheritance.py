@@ -247,6 +247,53 @@ def clean_level_settings(data, organization, connections=None):
     return stored
 
 
+def changed_names(holder, stored):
+    """The settings whose stored value differs between `holder.settings` and `stored`."""
+    old = holder.settings or {}
+    return [name for name in NAMES if old.get(name) != stored.get(name)]
+
+
+def save_level_settings(holder, stored):
+    """Store an organization's or project's checked settings (clean_level_settings); its history records the
+    change at this level. Returns the names changed. Tasks that inherit them use them from their next run."""
+    changed = changed_names(holder, stored)
+    if changed:
+        holder.settings = stored
+        holder.save()
+    return changed
+
+
+def level_of(holder):
+    from projects.models import Organization
+
+    return ORGANIZATION if isinstance(holder, Organization) else PROJECT
+
+
+def inherited_by_level(holder):
+    """{name: Effective} a value not set on `holder` would take: for a project, its organization's value or the
+    portal default; for an organization, the portal default."""
+    from projects.models import Project
+
+    if isinstance(holder, Project):
+        bare = Project(organization=holder.organization, settings={})
+        return inherited_for(bare)
+    return {setting.name: Effective(setting, setting.default, DEFAULT) for setting in SETTINGS}
+
+
+def copy_project_settings(template, project):
+    """A project template: `project` takes `template`'s shared settings and parameters (not its tasks).
+    Parameters `project` already has are kept; both must be of one organization (settings name connections)."""
+    from projects.models import Parameter
+
+    if template.organization_id != project.organization_id:
+        raise ValidationError("A project copies settings only from a project of its own organization.")
+    save_level_settings(project, {**(template.settings or {}), **(project.settings or {})})
+    have = set(project.parameters.values_list("key", flat=True))
+    for parameter in template.parameters.exclude(key__in=have):
+        Parameter.objects.create(project=project, key=parameter.key, value=parameter.value,
+                                 sensitive=parameter.sensitive)
+
+
 def resolve_many(tasks):
     """Resolve every setting of every task; sets `task._effective` ({name: Effective}) and returns the tasks.
 

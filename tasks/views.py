@@ -102,6 +102,8 @@ def task_detail(request, pk):
         "files": files,
         "can_edit": task.rights.can_edit,
         "rights": task.rights,
+        "template_projects": Project.objects.editable_by(request.user).filter(
+            organization=task.project.organization_id).exclude(pk=task.project_id).order_by("name"),
         "is_running": bool(live_run and live_run.status == Run.Status.RUNNING),
     })
 
@@ -164,7 +166,18 @@ def task_delete(request, pk):
 
 @require_POST
 def task_duplicate(request, pk):
-    copy = access.get_task(request.user, pk, access.EDIT).duplicate()
+    """A disabled copy, here or (as a task template) in another project of the organization: the settings the
+    task inherits stay inherited, so the copy takes them from its new project."""
+    task = access.get_task(request.user, pk, access.VIEW)
+    project = task.project
+    if request.POST.get("template_project"):
+        project = access.get_project(request.user, int_param(request, "template_project", minimum=1,
+                                                                        source=request.POST), access.EDIT)
+        if project.organization_id != task.project.organization_id:
+            raise BadRequest("A task template is used within its organization: its connections belong there.")
+    else:
+        access.require(task.rights, access.EDIT)
+    copy = task.duplicate(project=project)
     messages.success(request, f"Created {copy.name} (disabled). Review it, then enable it.")
     return redirect(copy)
 
