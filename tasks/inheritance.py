@@ -55,9 +55,7 @@ class Inheritable:
         return MAIL if self.name.endswith("smtp_connection") else FILES
 
     def verbose(self):
-        from tasks.form_words import LABELS
-
-        return self.label or LABELS.get(self.name) or self.model_field.verbose_name.capitalize()
+        return self.label or self.model_field.verbose_name.capitalize()
 
     def form_field(self, connections=None, inherit_label="Inherit"):
         """The form field for a value at any level: blank means "not set here"."""
@@ -128,20 +126,20 @@ SETTINGS = [
     Inheritable("warning_smtp_connection", "Emails", "Warning email: mail connection"),
     Inheritable("success_recipients", "Emails", "Success email: to"),
     Inheritable("success_smtp_connection", "Emails", "Success email: mail connection"),
-    Inheritable("test_mode", "Emails", default=False),
-    Inheritable("test_email", "Emails", default=""),
-    Inheritable("retries", "Retries", default=0),
-    Inheritable("retry_delay_seconds", "Retries", default=300),
-    Inheritable("retry_backoff", "Retries", default=False),
-    Inheritable("retry_max_delay_seconds", "Retries", default=3600),
-    Inheritable("timeout_seconds", "Run"),
-    Inheritable("file_format", "Output", default="csv"),
-    Inheritable("csv_delimiter", "Output", default=","),
-    Inheritable("csv_quoting", "Output", default="minimal"),
-    Inheritable("encoding", "Output", default="utf-8"),
-    Inheritable("line_terminator", "Output", default="lf"),
-    Inheritable("parquet_compression", "Output", default="snappy"),
-    Inheritable("retention_days", "Output", default=90),
+    Inheritable("test_mode", "Emails", "Test mode: every email to the test address", default=False),
+    Inheritable("test_email", "Emails", "Test address", default=""),
+    Inheritable("retries", "Retries", "Automatic retries", default=0),
+    Inheritable("retry_delay_seconds", "Retries", "Wait before a retry (seconds)", default=300),
+    Inheritable("retry_backoff", "Retries", "Double the wait after every retry", default=False),
+    Inheritable("retry_max_delay_seconds", "Retries", "Longest wait between retries (seconds)", default=3600),
+    Inheritable("timeout_seconds", "Run", "Stop a run after (seconds)"),
+    Inheritable("file_format", "Output", "File format", default="csv"),
+    Inheritable("csv_delimiter", "Output", "Column separator", default=","),
+    Inheritable("csv_quoting", "Output", "Quote values", default="minimal"),
+    Inheritable("encoding", "Output", "Character encoding", default="utf-8"),
+    Inheritable("line_terminator", "Output", "Line ending", default="lf"),
+    Inheritable("parquet_compression", "Output", "Parquet compression", default="snappy"),
+    Inheritable("retention_days", "Output", "Keep output files for (days)", default=90),
     Inheritable("destination_connection", "Delivery", "Default destination: connection",
                 reaches=_without_destinations),
     Inheritable("destination_folder", "Delivery", "Default destination: folder", default="",
