@@ -23,7 +23,7 @@ class LevelSettingsForm(forms.Form):
             item = inherited[setting.name]
             field = setting.form_field(self.connections,
                                        inherit_label=f"Not set: {item.display} ({item.level_label})")
-            field.help_text = f"Not set: {item.level_label}'s value, {item.display}."
+            field.help_text = f"Not set: inherits “{item.display}” ({item.level_label})."
             self.fields[setting.name] = field
             self.initial[setting.name] = stored.get(setting.name)
             self.groups.setdefault(setting.group, []).append(setting.name)

@@ -269,7 +269,7 @@ class TaskForm(forms.ModelForm):
         from runs.parameters import ParameterError, check_text, known_names
 
         names = known_names(cleaned.get("project"), self.instance, self.data)
-        for name in ("file_name", "zip_name", "file_folder", "file_pattern"):
+        for name in ("file_name", "zip_name", "file_folder", "file_pattern", "destination_folder"):
             text = cleaned.get(name) or ""
             for part in text.split(";") if name == "file_pattern" else [text]:
                 try:

@@ -77,6 +77,8 @@ class Inheritable:
             form_field.choices = [("", inherit_label)] + [c for c in form_field.choices if c[0] not in ("", None)]
         if isinstance(form_field, forms.CharField):
             form_field.empty_value = None
+            if isinstance(form_field.widget, forms.Textarea):
+                form_field.widget.attrs["rows"] = 2
         return form_field
 
     def clean(self, raw, connections=None):
@@ -290,6 +292,21 @@ def copy_project_settings(template, project):
     for parameter in template.parameters.exclude(key__in=have):
         Parameter.objects.create(project=project, key=parameter.key, value=parameter.value,
                                  sensitive=parameter.sensitive)
+
+
+def levels_using(connection):
+    """The organizations and projects whose shared settings name `connection` (a JSON value, which no foreign
+    key protects): a connection they use is not deleted, as one a task uses is not."""
+    from django.db.models import Q
+
+    from projects.models import Organization, Project
+
+    uses = Q(pk__in=[])
+    for setting in SETTINGS:
+        if setting.is_connection:
+            uses |= Q(**{f"settings__{setting.name}": connection.pk})
+    return (list(Organization.objects.filter(uses).filter(pk=connection.organization_id))
+            + list(Project.objects.filter(uses).filter(organization=connection.organization_id).order_by("name")))
 
 
 def resolve_many(tasks):

@@ -91,3 +91,31 @@ def test_a_failed_run_is_retried_as_the_project_says(make_task, sqlite_orders, n
     retry = Run.objects.get(retry_of=first)
     assert (retry.attempt, retry.trigger) == (2, "retry")
     assert "Retry 1 of 1 after run" in "\n".join(retry.log_lines.values_list("message", flat=True))
+
+
+def test_retention_set_on_the_organization_purges_the_files_of_tasks_that_inherit_it(
+        make_task, sqlite_orders, ny_project, organization, run_at, settings):
+    from runs.delivery import purge_expired_files
+    from runs.models import RunFile
+
+    set_level(organization, organization, retention_days=1)
+    inheriting = make_task(sqlite_orders, ORDERS_QUERY, file_name="a.csv", name="Inherits")
+    keeping = make_task(sqlite_orders, ORDERS_QUERY, file_name="b.csv", name="Keeps", retention_days=0)  # forever
+    files = [RunFile.objects.get(run=run_at(task, MARCH_15)) for task in (inheriting, keeping)]
+
+    later = max(record.created_at for record in files) + datetime.timedelta(days=2)
+    assert purge_expired_files(now=later) == 1
+    purged = {record.run.task.name: record.purged_at is not None
+              for record in RunFile.objects.select_related("run__task")}
+    assert purged == {"Inherits": True, "Keeps": False}
+
+
+def test_a_connection_a_level_names_is_not_deleted(organization, org_admin, smtp_connection, project, client):
+    set_level(project, organization, error_smtp_connection=smtp_connection.pk)
+    client.force_login(org_admin)
+    response = client.post(f"/connections/{smtp_connection.pk}/delete/")
+    assert response.status_code == 409
+    assert "the shared settings of project" in response.content.decode()
+    assert type(smtp_connection).objects.filter(pk=smtp_connection.pk).exists()
+    inheritance.save_level_settings(project, {})
+    assert client.post(f"/connections/{smtp_connection.pk}/delete/").status_code == 302
