@@ -351,8 +351,8 @@ class ConnectionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Connection
-        fields = ("id", "organization", "name", "kind", "description", "host", "port", "username", "database",
-                  "path", "options", "host_key", "secrets", "stored_secrets", "last_tested_at", "last_test_ok",
+        fields = ("id", "organization", "name", "kind", "description", "max_runs", "host", "port", "username",
+                  "database", "path", "options", "host_key", "secrets", "stored_secrets", "last_tested_at", "last_test_ok",
                   "last_test_message", "created_at", "updated_at")
         read_only_fields = ("host_key", "last_tested_at", "last_test_ok", "last_test_message")
 
@@ -369,7 +369,8 @@ class ConnectionSerializer(serializers.ModelSerializer):
             if not rights.can_view:
                 raise serializers.ValidationError({"organization": ["Not found, or you may not see it."]})
             access.require(rights, access.MANAGE)
-        fields = ("organization", "name", "kind", "description", "host", "port", "username", "database", "path")
+        fields = ("organization", "name", "kind", "description", "max_runs", "host", "port", "username", "database",
+                  "path")
         data = as_form_data(model_to_dict(self.instance or Connection(), fields=fields))
         data.update(as_form_data({name: attrs[name] for name in fields if name in attrs}))
         data.update((self.instance.options or {}) if self.instance else {})
@@ -397,7 +398,7 @@ class RunSerializer(serializers.ModelSerializer):
     class Meta:
         model = Run
         fields = ("id", "task", "status", "trigger", "attempt", "requested_by", "scheduled_for", "created_at",
-                  "started_at", "finished_at", "error", "rows", "priority", "cancel_requested")
+                  "started_at", "finished_at", "error", "rows", "priority", "cancel_requested", "backfill")
 
 
 class RunStartSerializer(serializers.Serializer):

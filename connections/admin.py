@@ -34,7 +34,7 @@ class ConnectionAdmin(OrganizationScoped, SafeHistoryAdmin):
     organization_path = "organization"
     need = access.MANAGE
     form = ConnectionAdminForm
-    list_display = ("name", "kind_name", "organization", "host", "port", "username", "last_test_ok",
+    list_display = ("name", "kind_name", "organization", "host", "port", "username", "max_runs", "last_test_ok",
                     "last_tested_at")
     list_filter = (KindFilter, "organization", "last_test_ok")
     search_fields = ("name", "host", "username")
@@ -52,7 +52,7 @@ class ConnectionAdmin(OrganizationScoped, SafeHistoryAdmin):
             if obj is not None and obj.secret(name):
                 secrets.append(f"clear_{name}")
         return [
-            (None, {"fields": ("organization", "name", "kind", "description")}),
+            (None, {"fields": ("organization", "name", "kind", "description", "max_runs")}),
             ("Address", {"fields": MODEL_FIELDS}),
             ("Secrets", {"fields": secrets, "description": "Write-only: a stored value is never shown. "
                                                            "Leave a field blank to keep what is stored."}),

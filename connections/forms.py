@@ -99,7 +99,7 @@ class BaseConnectionForm(forms.ModelForm):
 
     class Meta:
         model = Connection
-        fields = ("organization", "name", "kind", "description") + MODEL_FIELDS
+        fields = ("organization", "name", "kind", "description", "max_runs") + MODEL_FIELDS
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -311,7 +311,7 @@ class ConnectionPageForm(ConnectionForm):
 
     def build_layout(self):
         items = [Field("organization"), Field("name"), Field("kind", css_class="connection-kind"),
-                 Field("description", rows=2)]
+                 Field("description", rows=2), Field("max_runs")]
         items += [kind_wrapper("fields", name, Field(name)) for name in MODEL_FIELDS]
         notice = self.readdress_notice()
         if notice:

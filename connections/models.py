@@ -60,6 +60,9 @@ class Connection(models.Model):
     host_key = models.TextField(
         blank=True, help_text="SSH host key pinned at the first successful connection; clear it to accept a new key."
     )
+    max_runs = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(1000)], verbose_name="Run slots",
+        help_text="At most this many runs use this connection at once; others wait queued. Blank: no limit.")
     last_tested_at = models.DateTimeField(null=True, blank=True)
     last_test_ok = models.BooleanField(null=True)
     last_test_message = models.TextField(blank=True)

@@ -15,6 +15,7 @@ from connections.protocols import registry
 from connections.services import test_connection
 from projects import access
 from projects.models import Organization, Role
+from runs.pools import running_using
 from tasks import inheritance
 
 
@@ -73,6 +74,7 @@ def connection_detail(request, pk, test_result=None):
         "settings_rows": readable_settings(connection),
         "host_key_fingerprint": host_key_fingerprint(connection.host_key) if connection.host_key else "",
         "users": connection.users(),
+        "runs_using": running_using(connection.pk) if connection.max_runs else 0,
         "test_result": test_result,
     })
 

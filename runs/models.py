@@ -85,6 +85,7 @@ class Run(models.Model):
         RETRY = "retry", "Retry"
         DEPENDENCY = "dependency", "Dependency"
         COMMAND = "command", "Command line"
+        BACKFILL = "backfill", "Backfill"
 
     task = models.ForeignKey("tasks.Task", on_delete=models.CASCADE, related_name="runs")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
@@ -116,6 +117,8 @@ class Run(models.Model):
     retry_of = models.OneToOneField("self", null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="retried_by", help_text="The failed attempt this run retries.")
     cancel_requested = models.BooleanField(default=False)
+    backfill = models.ForeignKey("runs.Backfill", null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="runs", help_text="The backfill batch this run belongs to.")
 
     objects = RunQuerySet.as_manager()
 
@@ -223,6 +226,56 @@ TRANSITIONS = {
     Run.Status.RUNNING: (Run.Status.SUCCEEDED, Run.Status.WARNING, Run.Status.FAILED, Run.Status.CANCELLED,
                          Run.Status.QUEUED),
 }
+
+
+class Backfill(models.Model):
+    """One request to run a task, or a whole project, once per date of a range: a batch its runs point to, so
+    they are labelled as backfill and cancelled together (runs/backfill.py). At most `max_dates` dates are in
+    flight at once, the earliest first (runs/orchestration.py, when a run is claimed)."""
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="backfills")
+    task = models.ForeignKey("tasks.Task", null=True, blank=True, on_delete=models.CASCADE, related_name="backfills",
+                             help_text="Blank: every task a start of the project runs.")
+    first_date = models.DateField()
+    last_date = models.DateField()
+    max_dates = models.PositiveSmallIntegerField(default=1, help_text="How many dates run at once.")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+    # The confirm form's one-time token: a second submit of the same form finds the batch the first made.
+    token = models.CharField(max_length=64, null=True, blank=True, unique=True, editable=False)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "backfills"
+
+    def __str__(self):
+        what = self.task.name if self.task_id else f"project {self.project.name}"
+        return f"Backfill #{self.pk} of {what}, {self.first_date} to {self.last_date}"
+
+    @property
+    def date_count(self):
+        return (self.last_date - self.first_date).days + 1
+
+    def counts(self):
+        """Its runs by status: {status: count}."""
+        return dict(self.runs.values_list("status").annotate(n=models.Count("id")).order_by())
+
+    @property
+    def state(self):
+        """"cancelled", "running" (some run has not ended) or "finished"."""
+        if self.cancelled_at:
+            return "cancelled"
+        return "running" if self.runs.filter(status__in=(Run.Status.QUEUED, Run.Status.RUNNING)).exists() \
+            else "finished"
+
+    def get_absolute_url(self):
+        from django.urls import reverse
+
+        return reverse("runs:backfill", args=[self.pk])
 
 
 class RunLog(models.Model):

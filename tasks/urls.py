@@ -3,7 +3,7 @@ live with the runs and the audit app)."""
 from django.urls import path
 
 from audit import views as history_views
-from runs import views_control, views_files
+from runs import views_backfill, views_control, views_files
 from tasks import views
 
 app_name = "tasks"
@@ -21,6 +21,7 @@ urlpatterns = [
     path("<int:pk>/toggle/", views.task_toggle, name="toggle"),
     path("<int:pk>/use-inherited/", views.task_use_inherited, name="inherit"),
     path("<int:pk>/run/", views.task_run, name="run"),
+    path("<int:pk>/backfill/", views_backfill.task_backfill, name="backfill"),
     path("<int:pk>/reschedule/", views_control.task_reschedule, name="reschedule"),
     path("<int:pk>/cancel-retry/", views_control.task_cancel_retry, name="cancel-retry"),
     path("<int:pk>/preview/", views_files.task_preview, name="preview"),

@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('audit', '0004_alter_historicaldependency_options'),
+        ('audit', '0005_connection_run_slots'),
         ('connections', '0003_alter_connection_port'),
         ('projects', '0007_leader_lease'),
     ]
