@@ -14,7 +14,7 @@ from rest_framework import serializers
 from connections.models import Connection
 from projects import access
 from projects.models import Organization, Parameter, Project, Trigger
-from runs.models import Run, RunFile, RunLog
+from runs.models import DryRun, Run, RunFile, RunLog
 from runs.orchestration import find_cycle
 from tasks import inheritance
 from tasks.forms import TaskForm
@@ -209,7 +209,14 @@ class ProjectSerializer(serializers.ModelSerializer):
 class DestinationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Destination
-        fields = ("connection", "folder", "overwrite", "skip_empty", "position")
+        fields = ("connection", "folder", "overwrite", "skip_empty", "marker", "marker_name", "ack_pattern",
+                  "nack_pattern", "ack_wait_minutes", "ack_failure", "position")
+
+    def validate(self, attrs):
+        errors = Destination.proof_setting_errors(attrs)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
 
 
 class ConditionSerializer(serializers.ModelSerializer):
@@ -399,6 +406,16 @@ class RunSerializer(serializers.ModelSerializer):
         model = Run
         fields = ("id", "task", "status", "trigger", "attempt", "requested_by", "scheduled_for", "created_at",
                   "started_at", "finished_at", "error", "rows", "priority", "cancel_requested", "backfill")
+
+
+class DryRunSerializer(serializers.ModelSerializer):
+    task = TaskBriefSerializer(read_only=True)
+    report = serializers.JSONField(read_only=True, help_text="runs/dry_run.py: query, rows, first rows, files, "
+                                                             "destinations with remote paths, emails, GPG key.")
+
+    class Meta:
+        model = DryRun
+        fields = ("id", "task", "status", "scheduled_for", "created_at", "finished_at", "error", "report")
 
 
 class RunStartSerializer(serializers.Serializer):

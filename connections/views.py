@@ -9,6 +9,7 @@ from django.db.models import ProtectedError
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from connections.expiry import expiries_of
 from connections.forms import ConnectionPageForm, option_form_field
 from connections.models import Connection
 from connections.protocols import registry
@@ -65,6 +66,9 @@ def connection_list(request):
         "connections": connections, "can_create": Organization.objects.where_role(request.user, Role.ADMIN).exists()})
 
 
+TEST_HISTORY = 20
+
+
 def connection_detail(request, pk, test_result=None):
     connection = access.get_connection(request.user, pk)
     return render(request, "connections/connection_detail.html", {
@@ -76,6 +80,8 @@ def connection_detail(request, pk, test_result=None):
         "users": connection.users(),
         "runs_using": running_using(connection.pk) if connection.max_runs else 0,
         "test_result": test_result,
+        "expiries": expiries_of(connection),
+        "tests": connection.tests.all()[:TEST_HISTORY],
     })
 
 
@@ -103,7 +109,7 @@ def connection_test(request, pk):
     """Try the connection now (editors, who use connections in tasks, may). A script on the page gets only
     the result box; without it, the whole page."""
     connection = access.get_connection(request.user, pk, access.EDIT)
-    ok, message = test_connection(connection)
+    ok, message = test_connection(connection, by=request.user.username)
     result = {"ok": ok, "message": message}
     if request.headers.get("X-Requested-With") == "fetch":
         connection.refresh_from_db()

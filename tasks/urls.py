@@ -25,5 +25,6 @@ urlpatterns = [
     path("<int:pk>/reschedule/", views_control.task_reschedule, name="reschedule"),
     path("<int:pk>/cancel-retry/", views_control.task_cancel_retry, name="cancel-retry"),
     path("<int:pk>/preview/", views_files.task_preview, name="preview"),
+    path("<int:pk>/dry-run/", views_files.task_dry_run, name="dry-run"),
     path("<int:pk>/history/", history_views.task_history, name="history"),
 ]

@@ -16,7 +16,6 @@ from runs import queueing
 from runs.queueing import enqueue_run
 from runs.orchestration import find_cycle
 from runs.models import Run, RunFile
-from runs.delivery import destinations_of
 from tasks import inheritance, try_out
 from runs.views import FILES_PER_PAGE
 from tasks.clouds import name_cloud
@@ -81,6 +80,10 @@ def task_detail(request, pk):
         run.task = task  # the row names the task's retries: no query per row
     live_run = (task.runs.filter(status__in=(Run.Status.RUNNING, Run.Status.QUEUED))
                 .order_by("-status", "-id").first())  # "running" sorts after "queued": a running run first
+    # The latest finished run, when its output drifted and nobody accepted it yet (runs/drift.py).
+    last_finished = task.runs.filter(status__in=Run.FINISHED).only("pk", "drift", "task_id").first()
+    drifted_run = (last_finished if last_finished and last_finished.drift
+                   and not last_finished.drift.get("accepted_by") else None)
     files = Page(RunFile.objects.filter(run__task=task).select_related("run"),
                  int_param(request, "file_page", default=1, minimum=1, maximum=100000), FILES_PER_PAGE)
     return render(request, "tasks/task_detail.html", {
@@ -88,7 +91,7 @@ def task_detail(request, pk):
         # What the source kind (tasks/source_kinds/) shows of itself.
         "source_summary": task.source.summary(task),
         "source_text": task.source.detail_text(task),
-        "destinations": destinations_of(task),
+        "destinations": task.destinations_in_effect(),
         "shared_settings": inheritance.grouped(task.effective_settings()),
         "parameters": task.parameters.all(),
         "conditions": task.conditions.select_related("connection"),
@@ -98,6 +101,7 @@ def task_detail(request, pk):
         "status": status,
         "statuses": Run.Status.choices,
         "live_run": live_run,
+        "drifted_run": drifted_run,
         "live_lines": live_run.log_lines.all() if live_run else [],
         "files": files,
         "can_edit": task.rights.can_edit,

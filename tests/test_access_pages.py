@@ -62,7 +62,8 @@ def world(tmp_path, settings):
     batch = Backfill.objects.create(project=project, task=task, first_date="2024-05-01", last_date="2024-05-01")
     Run.objects.create(task=task, status=Run.Status.QUEUED, trigger=Run.Trigger.BACKFILL, backfill=batch)
     return {"users": users, "a": org_a, "b": org_b, "shop": shop, "spare": spare, "project": project,
-            "task": task, "script_task": script_task, "queued": queued, "file": run_file, "backfill": batch}
+            "task": task, "script_task": script_task, "queued": queued, "done": done, "file": run_file,
+            "backfill": batch}
 
 
 def management(**counts):
@@ -123,6 +124,9 @@ ROWS = [
      lambda w: {"first_date": "2024-05-01", "max_dates": 1}, EDITORS | {"group_editor"}),
     ("backfill cancel", lambda w: f"/runs/backfills/{w['backfill'].pk}/cancel/", dict, EDITORS | {"group_editor"}),
     ("file resend", lambda w: f"/runs/files/{w['file'].pk}/resend/", dict, EDITORS | {"group_editor"}),
+    ("task dry run", lambda w: f"/tasks/{w['task'].pk}/dry-run/", lambda w: {"date": "2024-03-15"},
+     EDITORS | {"group_editor"}),
+    ("run accept drift", lambda w: f"/runs/{w['done'].pk}/accept-drift/", dict, EDITORS | {"group_editor"}),
     ("task try (Test query)", lambda w: "/tasks/try/", lambda w: {**task_data(w), "try": "query"},
      EDITORS | {"group_editor"}),
     ("connection new", lambda w: "/connections/new/", connection_data, ADMINS),
@@ -201,6 +205,7 @@ READ_URLS = [
     lambda w: f"/runs/{w['queued'].pk}/",
     lambda w: f"/runs/{w['queued'].pk}/log/",
     lambda w: f"/runs/backfills/{w['backfill'].pk}/",
+    lambda w: f"/runs/{w['done'].pk}/manifest.json",
     lambda w: f"/connections/{w['shop'].pk}/",
     lambda w: f"/organizations/{w['a'].pk}/",
     lambda w: f"/tasks/{w['task'].pk}/history/",
@@ -227,8 +232,7 @@ def test_the_table_covers_every_changing_url():
 
     names = {name for name in _walk(get_resolver().url_patterns) if not name.endswith(":")}
     read_only = {"tasks:list", "tasks:mine", "tasks:detail", "tasks:preview", "runs:detail", "runs:log", "runs:live",
-                 "runs:backfill",
-                 "runs:file-download",
+                 "runs:backfill", "runs:file-download", "runs:manifest", "runs:dry-run",
                  "files:hub", "projects:list", "projects:detail", "connections:list", "connections:detail",
                  "organizations:list", "organizations:detail", "tasks:history", "projects:history",
                  "organizations:history",
@@ -239,7 +243,8 @@ def test_the_table_covers_every_changing_url():
                  "health", "metrics"}
     covered = {"projects:new", "projects:edit", "projects:reschedule", "tasks:new", "tasks:edit", "tasks:delete",
                "tasks:duplicate", "tasks:toggle", "tasks:run", "tasks:bulk", "tasks:reschedule", "tasks:cancel-retry",
-               "runs:cancel", "runs:file-resend", "connections:new", "connections:edit", "connections:test",
+               "runs:cancel", "runs:file-resend", "tasks:dry-run", "runs:accept-drift", "connections:new",
+               "connections:edit", "connections:test",
                "connections:forget-host-key", "connections:delete", "organizations:member-add",
                "tasks:backfill", "projects:backfill", "runs:backfill-cancel",
                "organizations:member-change", "organizations:member-remove", "tasks:try",

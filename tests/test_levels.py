@@ -9,7 +9,6 @@ from rest_framework.test import APIClient
 from api.models import ApiToken
 from connections.models import Connection
 from projects.models import Membership, Organization, Parameter, Project
-from runs.delivery import destinations_of
 from runs.leases import effective_timeout
 from runs.orchestration import retry_delay
 from tasks import inheritance
@@ -142,10 +141,10 @@ def test_run_policies_use_the_effective_values(levels):
     assert [retry_delay(applied, attempt) for attempt in (1, 2, 3)] == [50, 100, 200]
     folder = levels["folders"][0]
     set_level(levels["north"], destination_connection=folder.pk, destination_folder="in/{task}")
-    [default] = destinations_of(fresh(task))
+    [default] = fresh(task).destinations_in_effect()
     assert (default.connection, default.folder, default.pk) == (folder, "in/{task}", None)
     Destination.objects.create(task=task, connection=levels["folders"][1], folder="own")
-    assert [d.folder for d in destinations_of(fresh(task))] == ["own"]  # its own list replaces the default
+    assert [d.folder for d in fresh(task).destinations_in_effect()] == ["own"]  # its own list replaces the default
 
 
 def test_the_affected_count_counts_the_tasks_that_inherit(levels, client):
