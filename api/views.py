@@ -32,13 +32,17 @@ class AccessMixin:
         return obj
 
 
-class OrganizationViewSet(viewsets.ReadOnlyModelViewSet):
+class OrganizationViewSet(AccessMixin, mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Organizations; their admins change their shared settings and parameters (PATCH)."""
+
     serializer_class = s.OrganizationSerializer
+    getter = staticmethod(access.get_organization)
+    needs = {**AccessMixin.needs, "update": access.MANAGE, "partial_update": access.MANAGE}
     filterset_fields = {"name": ["exact", "icontains"]}
     ordering_fields = ("name", "id")
 
     def get_queryset(self):
-        return Organization.objects.where_role(self.request.user).order_by("name")
+        return Organization.objects.where_role(self.request.user).prefetch_related("parameters").order_by("name")
 
 
 class ProjectViewSet(AccessMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):
@@ -89,7 +93,7 @@ class TaskViewSet(AccessMixin, viewsets.ModelViewSet):
     ordering_fields = ("name", "id", "run_rank", "priority", "created_at", "updated_at")
 
     def get_queryset(self):
-        return (Task.objects.visible_to(self.request.user).select_related("project")
+        return (Task.objects.visible_to(self.request.user).select_related("project__organization")
                 .prefetch_related("destinations", "conditions", "notifications", "upstream_links", "parameters",
                                   "publish_to_users", "publish_to_groups").order_by("project__name", "name", "id"))
 

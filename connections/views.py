@@ -17,6 +17,7 @@ from connections.services import test_connection
 from projects import access
 from projects.models import Organization, Role
 from runs.pools import running_using
+from tasks import inheritance
 
 
 def visible_connections(user):
@@ -129,7 +130,8 @@ def connection_forget_host_key(request, pk):
 def connection_delete(request, pk):
     connection = access.get_connection(request.user, pk, access.MANAGE)
     users = connection.users()
-    if request.method == "POST" and not users.exists():
+    levels = inheritance.levels_using(connection)
+    if request.method == "POST" and not users.exists() and not levels:
         name = connection.name
         try:
             connection.delete()
@@ -138,5 +140,6 @@ def connection_delete(request, pk):
         else:
             messages.success(request, f"Connection {name} is deleted.")
             return redirect("connections:list")
-    return render(request, "connections/connection_confirm_delete.html", {"connection": connection, "users": users},
+    return render(request, "connections/connection_confirm_delete.html",
+                  {"connection": connection, "users": users, "levels": levels},
                   status=409 if request.method == "POST" else 200)

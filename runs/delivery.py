@@ -19,13 +19,14 @@ from runs.errors import PipelineError
 from runs.masking import secret_values
 from runs.models import RunFile
 from runs.parameters import render, resolve
+from tasks.inheritance import resolve_many
 from tasks.models import Task
 
 logger = logging.getLogger(__name__)
 
 
 def deliver_all(ctx, outputs):
-    destinations = list(ctx.task.destinations.select_related("connection"))
+    destinations = ctx.task.destinations_in_effect()
     if not destinations:
         ctx.log("No destinations: the files are kept in the run history only")
         return outputs
@@ -54,7 +55,7 @@ def deliver_all(ctx, outputs):
 def transfer_key(run, destination):
     """The same for every attempt of one run at one destination: a retry's upload then reuses (and so replaces)
     the temporary file an attempt cut off mid-upload left on the vendor's server."""
-    return f"run {run.first_attempt_id or run.pk} destination {destination.pk}"
+    return f"run {run.first_attempt_id or run.pk} destination {destination.pk or 'default'}"
 
 
 def describe(destination):
@@ -116,7 +117,7 @@ def resend(run_file, user=None):
     if not run_file.is_available:
         raise ConnectorError(f"{run_file.display_name} is no longer kept (its retention period passed): it cannot "
                              "be resent", step="settings")
-    destinations = list(task.destinations.select_related("connection"))
+    destinations = task.destinations_in_effect()
     if not destinations:
         raise ConnectorError(f"{task.name} has no destinations to resend {run_file.display_name} to",
                              step="settings")
@@ -164,7 +165,12 @@ def purge_expired_files(now=None):
     """
     now = now or timezone.now()
     purged = 0
-    for task in Task.objects.filter(retention_days__gt=0).only("pk", "retention_days"):
+    tasks = resolve_many(list(Task.objects.filter(runs__files__purged_at__isnull=True).distinct()
+                              .select_related("project__organization")))
+    for task in tasks:
+        task.retention_days = task.effective("retention_days")  # the task's own, else its project's, ...
+        if not task.retention_days:
+            continue
         try:
             cutoff = now - datetime.timedelta(days=task.retention_days)
         except OverflowError:

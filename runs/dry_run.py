@@ -25,7 +25,7 @@ from runs.context import RunContext
 from runs.delivery_proof import answer_names
 from runs.masking import secret_values
 from runs.models import DryRun, Run
-from runs.notifications import addresses, is_phone_gateway, test_address
+from runs.notifications import addresses, is_phone_gateway, shared_mailbox, test_address
 from tasks.models import Destination, Task
 
 EXECUTE = "runs.dry_run.execute"
@@ -58,6 +58,7 @@ def execute(dry_run_id):
 
 def build(task, scheduled_for):
     """The dry run's report for `task` as a run at `scheduled_for`."""
+    task = task.with_effective_settings()  # its shared settings as its levels set them (tasks/inheritance.py)
     run = Run(task=task, trigger=Run.Trigger.MANUAL, scheduled_for=scheduled_for, attempt=1)
     secrets = secret_values(task)
     masker = Masker(secrets)
@@ -133,7 +134,7 @@ def first_rows(output, masker):
 def destinations(task, outputs, params, masker):
     """Where each file would land, and what each destination would add or wait for."""
     shown = []
-    for destination in task.destinations.select_related("connection"):
+    for destination in task.destinations_in_effect():
         store = destination.connection.connector()
         folder = parameters.render(destination.folder, params)
         files = []
@@ -161,7 +162,8 @@ def emails(task):
     """Each email the run would send, with its recipients after test mode."""
     test_mode, test_to = test_address(task)
     shown = []
-    for notification in task.notifications.select_related("smtp_connection"):
+    mailboxes = [mailbox for event in ("success", "warning", "error") for mailbox in shared_mailbox(task, event)]
+    for notification in list(task.notifications.select_related("smtp_connection")) + mailboxes:
         to = addresses(notification.recipients)
         cc, bcc = addresses(notification.cc), addresses(notification.bcc)
         entry = {"event": notification.get_event_display(),

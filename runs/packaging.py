@@ -48,7 +48,7 @@ def was_empty(output):
 
 def _drop_unwanted_empty(ctx, outputs):
     """An empty file that every destination refuses is not packaged, zipped or sent at all."""
-    destinations = list(ctx.task.destinations.all())
+    destinations = ctx.task.destinations_in_effect()
     if not destinations or not all(destination.skip_empty for destination in destinations):
         return _mark_empty(outputs)
     kept = []

@@ -25,7 +25,7 @@ def secrets_of(task):
 
 def run_pipeline(run, secrets=()):
     """Run every stage for `run`; return the warnings (empty when all went well)."""
-    task = run.task
+    task = run.task.with_effective_settings()  # every shared setting at its effective level (tasks/inheritance.py)
     ctx = RunContext(run=run, task=task, folder=run_folder(task.pk, run.pk),
                      params=parameters.resolve(task, run), secrets=list(secrets),
                      log=lambda message, level="info": run.log(scrub(message, secrets), level=level))

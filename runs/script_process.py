@@ -86,7 +86,7 @@ def script_environment(ctx, step, inputs, environment, home):
             environ[f"ETL_SOURCE_{_variable_name(name)}"] = str(value)
     destinations = [dict(connection_details(destination.connection), folder=destination.folder,
                          overwrite=destination.overwrite)
-                    for destination in task.destinations.select_related("connection")]
+                    for destination in task.destinations_in_effect()]
     environ["ETL_CONNECTIONS"] = json.dumps({"source": source, "destinations": destinations})
     return {key: value.replace("\x00", "") for key, value in environ.items()}
 

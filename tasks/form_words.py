@@ -53,19 +53,28 @@ LABELS = {
     "retry_max_delay_seconds": "Longest wait between retries (seconds)",
     "publish_to_users": "Show the files in the file hub to these people",
     "publish_to_groups": "… and these groups",
+    "destination_connection": "Deliver to (connection)",
+    "destination_folder": "Folder on it",
+    "error_recipients": "On failure, email",
+    "error_smtp_connection": "… through (mail connection)",
+    "warning_recipients": "On warning, email",
+    "warning_smtp_connection": "… through (mail connection)",
+    "success_recipients": "On success, email",
+    "success_smtp_connection": "… through (mail connection)",
 }
 
 HELP = {
     "name": "Shown in lists and emails; {task} in a name or text stands for it.",
     "source_connection": "Only connections that can serve the chosen kind of source are listed.",
     "query": "Values are bound as query parameters, never pasted into the SQL.",
-    "timeout_seconds": "Blank: the portal's default.",
+    "timeout_seconds": "",
     "retention_days": "0 keeps them for ever.",
     "gpg_key": "Each file is encrypted to this key and gets .gpg added to its name.",
 }
 
 # Fields whose text takes {parameters}: the names available are listed under each of them.
-PARAMETER_FIELDS = ("query", "command", "file_pattern", "file_folder", "text_path", "file_name", "zip_name")
+PARAMETER_FIELDS = ("query", "command", "file_pattern", "file_folder", "text_path", "file_name", "zip_name",
+                    "destination_folder")
 FORMSET_PARAMETER_FIELDS = {"destinations": ("folder", "marker_name"), "notifications": ("subject", "message"),
                             "conditions": ("query",)}
 BUILT_INS = NAMED_DATES + ("now", "run_id", "task", "project")

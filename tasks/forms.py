@@ -4,12 +4,13 @@ from crispy_forms.helper import FormHelper
 from crispy_forms.layout import HTML, Div, Fieldset, Layout
 from django import forms
 from django.forms import inlineformset_factory
+from django.utils.html import format_html
 
 from connections.models import Connection
 from connections.protocols import DATABASE, FILES, KEY, MAIL, TEXT, registry
 from projects import access
 from projects.models import Organization, Parameter, Project
-from tasks import form_words, source_kinds
+from tasks import form_words, inheritance, source_kinds
 from tasks.models import Condition, Dependency, Destination, Notification, Task
 
 CODE = {"class": "code-editor font-monospace", "rows": 12, "spellcheck": "false"}
@@ -125,6 +126,7 @@ class TaskForm(OmittedKeepsDefault, forms.ModelForm):
         self.fields["processing_location"].choices = [("", "No processing script")] + list(
             Task.TextLocation.choices)
         self._analyst_words()
+        self._shared_settings(connections)
         self.helper = FormHelper()
         self.helper.form_tag = False
         self.helper.layout = Layout(
@@ -142,19 +144,25 @@ class TaskForm(OmittedKeepsDefault, forms.ModelForm):
                         data_switch="processing_location", data_kinds="remote"),
                     css_id="section-processing"),
                 Tab("Output", "file_name", HTML("{% include 'tasks/_try_name.html' %}"), "file_format",
+                    # A blank format is inherited: its options stay visible, as they may be inherited too.
                     Div("csv_delimiter", "csv_quoting", css_class="kind-field", data_switch="file_format",
-                        data_kinds="csv"),
-                    shown_for("csv", "fixed", field_names=["line_terminator", "encoding"], switch="file_format"),
+                        data_kinds="csv "),
+                    shown_for("csv", "fixed", "", field_names=["line_terminator", "encoding"], switch="file_format"),
                     shown_for("fixed", field_names=["fixed_width_layout"], switch="file_format"),
-                    shown_for("parquet", field_names=["parquet_compression"], switch="file_format"),
+                    shown_for("parquet", "", field_names=["parquet_compression"], switch="file_format"),
                     "cut_long_values", "append_to_lines", "gpg_key", "zip_output",
                     Div("zip_name", css_class="kind-field", data_switch="zip_output", data_kinds="on"),
                     "write_md5_file", "retention_days", css_id="section-output"),
                 Tab("Delivery", "drift_check",
                     HTML("{% include 'tasks/_formset.html' with formset=formsets.destinations title='Destinations' %}"),
+                    Fieldset("Default destination (when the list above is empty)", "destination_connection",
+                             "destination_folder"),
                     Fieldset("File hub", "publish_to_users", "publish_to_groups"), css_id="section-delivery"),
                 Tab("Notifications", "test_mode",
-                    Div("test_email", css_class="kind-field", data_switch="test_mode", data_kinds="on"),
+                    Div("test_email", css_class="kind-field", data_switch="test_mode", data_kinds="true unknown"),
+                    Fieldset("Mailboxes of each outcome", "error_recipients", "error_smtp_connection",
+                             "warning_recipients", "warning_smtp_connection", "success_recipients",
+                             "success_smtp_connection"),
                     HTML("{% include 'tasks/_formset.html' with formset=formsets.notifications title='Emails' %}"),
                     css_id="section-notifications"),
                 Tab("Schedule and retries", "priority", "max_instances", "timeout_seconds", "dependency_mode",
@@ -185,6 +193,31 @@ class TaskForm(OmittedKeepsDefault, forms.ModelForm):
         for name in form_words.PARAMETER_FIELDS:
             if name in self.fields:
                 self.fields[name].help_text = self.parameter_help
+
+    def _shared_settings(self, connections):
+        """Each shared setting (tasks/inheritance.py) may be left blank to inherit: its field says what it
+        inherits and from where (a badge linking to that level), with a button that blanks it."""
+        self.inherited = inheritance.inherited_for(self.project_for_words())
+        for setting in inheritance.SETTINGS:
+            item = self.inherited.get(setting.name)
+            inherit_label = f"Inherit: {item.display} ({item.level_label})" if item else "Inherit"
+            field = setting.form_field(connections.filter(organization__in=Organization.objects.where_role(
+                self.user).values("pk")), inherit_label=inherit_label)
+            field.label = form_words.LABELS.get(setting.name, setting.verbose())
+            own_help = form_words.HELP.get(setting.name, "")
+            if item:
+                url = item.source_url
+                badge = (format_html('<a href="{}" class="badge level-badge level-{}">{}{}</a>', url, item.level,
+                                     item.level_label, f": {item.source}" if item.source else "")
+                         if url else format_html('<span class="badge level-badge level-default">{}</span>',
+                                                 item.level_label))
+                inherits = format_html("Blank inherits <strong>{}</strong> {}", item.display, badge)
+            else:
+                inherits = "Blank inherits the project's, the organization's or the portal's value."
+            field.help_text = format_html(
+                '{} {} <button type="button" class="btn btn-link btn-sm p-0 align-baseline use-inherited" '
+                'data-inherit-field="{}">use inherited value</button>', own_help, inherits, setting.name)
+            self.fields[setting.name] = field
 
     def _require(self, cleaned, *names, message="This field is required for this kind of task."):
         for name in names:
@@ -224,7 +257,8 @@ class TaskForm(OmittedKeepsDefault, forms.ModelForm):
             if not access.project_rights(self.user, project).can_write_code:
                 self.add_error(None, access.refusal(access.CODE))
         if project:
-            for name in ("source_connection", "text_connection", "processing_connection", "gpg_key"):
+            for name in ("source_connection", "text_connection", "processing_connection", "gpg_key",
+                         *(setting.name for setting in inheritance.SETTINGS if setting.is_connection)):
                 connection = cleaned.get(name)
                 if connection and connection.organization_id != project.organization_id:
                     self.add_error(name, f"{connection.name} belongs to another organization than the project.")
@@ -237,7 +271,12 @@ class TaskForm(OmittedKeepsDefault, forms.ModelForm):
                 parse_layout(cleaned.get("fixed_width_layout"))
             except ConnectorError as exc:
                 self.add_error("fixed_width_layout", exc.message)
-        if cleaned.get("test_mode") and not cleaned.get("test_email"):
+        test_mode = cleaned.get("test_mode")
+        if test_mode is None and project:
+            test_mode = inheritance.inherited_for(project)["test_mode"].value
+        test_email = cleaned.get("test_email") or (
+            inheritance.inherited_for(project)["test_email"].value if project else "")
+        if test_mode and not test_email:
             from django.conf import settings
 
             if not getattr(settings, "ETL_EMAIL_TEST_ADDRESS", ""):
@@ -251,7 +290,7 @@ class TaskForm(OmittedKeepsDefault, forms.ModelForm):
         from runs.parameters import ParameterError, check_text, known_names
 
         names = known_names(cleaned.get("project"), self.instance, self.data)
-        for name in ("file_name", "zip_name", "file_folder", "file_pattern"):
+        for name in ("file_name", "zip_name", "file_folder", "file_pattern", "destination_folder"):
             text = cleaned.get(name) or ""
             for part in text.split(";") if name == "file_pattern" else [text]:
                 try:

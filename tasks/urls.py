@@ -19,6 +19,7 @@ urlpatterns = [
     path("<int:pk>/delete/", views.task_delete, name="delete"),
     path("<int:pk>/duplicate/", views.task_duplicate, name="duplicate"),
     path("<int:pk>/toggle/", views.task_toggle, name="toggle"),
+    path("<int:pk>/use-inherited/", views.task_use_inherited, name="inherit"),
     path("<int:pk>/run/", views.task_run, name="run"),
     path("<int:pk>/backfill/", views_backfill.task_backfill, name="backfill"),
     path("<int:pk>/reschedule/", views_control.task_reschedule, name="reschedule"),

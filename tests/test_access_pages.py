@@ -143,13 +143,20 @@ ROWS = [
      lambda w: {"role": "editor", "can_write_code": "on"}, ADMINS),
     ("member remove", lambda w: f"/organizations/{w['a'].pk}/members/{w['users']['viewer'].pk}/remove/", dict,
      ADMINS),
+    ("organization settings", lambda w: f"/organizations/{w['a'].pk}/settings/",
+     lambda w: {"retries": "2", "confirm": "1", "parameters-TOTAL_FORMS": 0, "parameters-INITIAL_FORMS": 0}, ADMINS),
+    ("project settings", lambda w: f"/projects/{w['project'].pk}/settings/",
+     lambda w: {"retries": "2", "confirm": "1"}, EDITORS | {"group_editor"}),
+    ("task use inherited value", lambda w: f"/tasks/{w['task'].pk}/use-inherited/",
+     lambda w: {"setting": "retries"}, EDITORS | {"group_editor"}),
 ]
 # Requests that change something when allowed (the others only queue work or may fail softly).
 CHANGING = {"project new", "project edit", "task new", "task new with a script", "task edit", "script edit",
             "task delete", "task duplicate", "task toggle", "task run", "task bulk disable", "run cancel",
             "task backfill", "project backfill", "backfill cancel",
             "connection new", "sqlite connection new", "connection edit", "connection test",
-            "connection forget host key", "member add", "member change", "member remove"}
+            "connection forget host key", "member add", "member change", "member remove", "organization settings",
+            "project settings"}
 
 CODE_ROWS = {"task new with a script", "script edit"}
 CREATING = {"project new", "task new", "task new with a script", "connection new", "sqlite connection new"}
@@ -203,6 +210,9 @@ READ_URLS = [
     lambda w: f"/organizations/{w['a'].pk}/",
     lambda w: f"/tasks/{w['task'].pk}/history/",
     lambda w: f"/projects/{w['project'].pk}/history/",
+    lambda w: f"/organizations/{w['a'].pk}/settings/",
+    lambda w: f"/organizations/{w['a'].pk}/history/",
+    lambda w: f"/projects/{w['project'].pk}/settings/",
 ]
 
 
@@ -225,6 +235,7 @@ def test_the_table_covers_every_changing_url():
                  "runs:backfill", "runs:file-download", "runs:manifest", "runs:dry-run",
                  "files:hub", "projects:list", "projects:detail", "connections:list", "connections:detail",
                  "organizations:list", "organizations:detail", "tasks:history", "projects:history",
+                 "organizations:history",
                  "projects:cron-preview",  # describes a typed cron expression: reads nothing stored, changes nothing
                  "login", "logout", "password_change",
                  "password_change_done", "password_reset", "password_reset_done", "password_reset_confirm",
@@ -236,7 +247,8 @@ def test_the_table_covers_every_changing_url():
                "connections:edit", "connections:test",
                "connections:forget-host-key", "connections:delete", "organizations:member-add",
                "tasks:backfill", "projects:backfill", "runs:backfill-cancel",
-               "organizations:member-change", "organizations:member-remove", "tasks:try"}
+               "organizations:member-change", "organizations:member-remove", "tasks:try",
+               "organizations:settings", "projects:settings", "tasks:inherit"}
     own = {"account:settings"}  # changes only the signed-in user's own settings (tests/test_pages_live.py)
     assert names - read_only - covered - own == set()
 
