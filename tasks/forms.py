@@ -6,6 +6,7 @@ from django import forms
 from django.forms import inlineformset_factory
 
 from connections.models import Connection
+from etl_portal.widgets import SearchSelect, SearchSelectMultiple
 from connections.protocols import DATABASE, FILES, KEY, MAIL, TEXT, registry
 from projects import access
 from projects.models import Organization, Parameter, Project
@@ -79,7 +80,10 @@ class TaskForm(forms.ModelForm):
             "processing_script": forms.Textarea(attrs={**CODE, "data-mode": "text/x-python"}),
             "command": forms.Textarea(attrs={**CODE, "rows": 5, "data-mode": "text/x-sh"}),
             "description": forms.Textarea(attrs={"rows": 2}),
-            "publish_to_users": forms.SelectMultiple(attrs={"size": 4}),
+            # Search pickers: lists that grow with the portal (etl_portal/widgets.py).
+            "project": SearchSelect("tasks:pick-project", placeholder="Find a project: type part of its name"),
+            "publish_to_users": SearchSelectMultiple("tasks:pick-person", placeholder="Find a person by name",
+                                                     attrs={"size": 4}),
             "publish_to_groups": forms.SelectMultiple(attrs={"size": 4}),
         }
 
@@ -276,7 +280,19 @@ NotificationFormSet = _formset(
     Notification, ("event", "smtp_connection", "recipients", "cc", "bcc", "subject", "message", "include_output",
                    "max_attachment_bytes"),
     widgets={name: forms.Textarea(attrs={"rows": 2}) for name in ("recipients", "cc", "bcc", "message")})
-DependencyFormSet = _formset(Dependency, ("upstream", "on"), fk_name="downstream")
+DependencyFormSet = _formset(Dependency, ("upstream", "on"), fk_name="downstream", widgets={
+    "upstream": SearchSelect("tasks:pick-task", placeholder="Find a task: type part of its or its project's name")})
+
+
+def task_choice_label(task):
+    """How a task is named in pickers: tasks of different projects may share a name."""
+    return f"{task.name} · {task.project.name}"
+
+
+def upstream_choices(user, task=None):
+    """The tasks a task may run after: those the user sees, but itself (a cycle is refused on save)."""
+    tasks = Task.objects.visible_to(user).select_related("project").order_by("project__name", "name", "pk")
+    return tasks.exclude(pk=task.pk) if task is not None and task.pk else tasks
 
 
 # Which tab holds each inline list, so a list with an error opens its tab.
@@ -311,6 +327,9 @@ def task_formsets(user, data=None, instance=None, parameter_help=""):
             for name in form_words.FORMSET_PARAMETER_FIELDS.get(prefix, ()):
                 form.fields[name].help_text = parameter_help
             if "upstream" in form.fields:
-                form.fields["upstream"].queryset = Task.objects.visible_to(user).select_related("project").exclude(
-                    pk=instance.pk)
+                # A search picker (etl_portal/widgets.py): rendering every visible task took seconds at 10,000.
+                upstream = form.fields["upstream"]
+                upstream.queryset = upstream_choices(user, instance)
+                upstream.label_from_instance = task_choice_label
+                upstream.widget.search_params = {"exclude": instance.pk}
     return sets
