@@ -40,8 +40,10 @@ def run_live(request, pk):
 
 
 def run_log(request, pk):
-    """New log lines after `after` (an id) and the run's status, for the live log."""
+    """New log lines after `after` (an id) and the run's status, for the live log; their times in the zone the
+    page shows (the viewer's, else the project's), like the lines the page itself rendered."""
     run = access.get_run(request.user, pk)
+    activate_zone(request, run.task.project.time_zone)
     after = int_param(request, "after", default=0, minimum=0)
     lines = run.log_lines.filter(id__gt=after)[:1000]
     return JsonResponse({

@@ -29,6 +29,31 @@ def shown_for(*kinds, field_names, switch="source_kind"):
     return Div(*field_names, css_class="kind-field", data_switch=switch, data_kinds=" ".join(kinds))
 
 
+class ConnectionSelect(forms.Select):
+    """A connection picker whose options say what each connection can do (`data-capabilities`), so the task
+    form's script (static/js/source-connection.js) lists only those that fit the chosen kind of source."""
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        connection = getattr(value, "instance", None)
+        if connection is not None:
+            protocol = connection.protocol
+            option["attrs"]["data-capabilities"] = " ".join(sorted(protocol.capabilities)) if protocol else ""
+        return option
+
+
+class SourceKindSelect(forms.Select):
+    """The kind of source, each option naming the capability its source connection needs (`data-needs`)."""
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        kind = source_kinds.get(value)
+        needs = getattr(kind, "source_connection_capability", None) if kind else None
+        if needs:
+            option["attrs"]["data-needs"] = str(needs)
+        return option
+
+
 class Sections(TabHolder):
     """The form's tabs (Bootstrap's, from the vendored bundle): the first tab holding an error opens, errors of
     the inline lists (formsets) included, which the form itself does not know about; the view names those
@@ -75,6 +100,8 @@ class TaskForm(forms.ModelForm):
         model = Task
         exclude = ("created_at", "updated_at")
         widgets = {
+            "source_kind": SourceKindSelect,
+            "source_connection": ConnectionSelect,
             "query": forms.Textarea(attrs={**CODE, "data-mode": "text/x-sql"}),
             "script": forms.Textarea(attrs={**CODE, "data-mode": "text/x-python"}),
             "processing_script": forms.Textarea(attrs={**CODE, "data-mode": "text/x-python"}),

@@ -24,6 +24,11 @@ QUERY = f"SELECT id, customer, total FROM orders WHERE {BUSY} > 0 AND region = :
 EXPECTED = 'id,customer,total\n1,Ann,9.50\n3,"Bob, Jr.",12.00\n'
 
 
+def fits(page):  # noqa: F811
+    """No sideways scrolling at the 1,400 px the issue's tester used."""
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
 def test_a_new_analyst_sets_up_runs_watches_and_downloads_an_extract(page, owner, organization, tmp_path,  # noqa: F811
                                                                      qcluster):
     organization.set_member(owner, "admin", can_write_code=True)  # a new organization's first analyst
@@ -60,6 +65,7 @@ def test_a_new_analyst_sets_up_runs_watches_and_downloads_an_extract(page, owner
     assert "06:30" in page.inner_text(".cron-description") and "Monday through Friday" in page.inner_text(
         ".cron-description")
     assert page.locator(".cron-times li").count() == 5
+    assert fits(page)
     shot(page, "journey-02-project-cron")
     page.click("#save-project")
     page.wait_for_selector("h1:has-text('Daily vendor files')")
@@ -68,6 +74,11 @@ def test_a_new_analyst_sets_up_runs_watches_and_downloads_an_extract(page, owner
 
     page.click("a.btn:has-text('New task')")
     page.fill("#id_name", "EU orders")
+    listed = lambda: page.locator("#id_source_connection option:enabled").all_inner_texts()  # noqa: E731
+    assert listed() == ["---------", "Shop database (SQLite)"]  # a query needs a database
+    page.select_option("#id_source_kind", "files")
+    assert listed() == ["---------", "Outbox (Local folder)"]  # files come from a file store
+    page.select_option("#id_source_kind", "query")
     page.select_option("#id_source_connection", label="Shop database (SQLite)")
     page.evaluate(f"document.querySelector('#id_query').codeMirror.setValue({QUERY!r})")
     page.fill("#id_parameters-0-key", "region")
@@ -90,6 +101,7 @@ def test_a_new_analyst_sets_up_runs_watches_and_downloads_an_extract(page, owner
     page.click("[data-bs-toggle=tab]:has-text('Delivery')")
     page.select_option("#id_destinations-0-connection", label="Outbox (Local folder)")
     page.fill("#id_destinations-0-folder", "daily")
+    assert fits(page)
     shot(page, "journey-04-task-form")
     page.click("#save-task")
     page.wait_for_selector("h1:has-text('EU orders')")
@@ -110,6 +122,7 @@ def test_a_new_analyst_sets_up_runs_watches_and_downloads_an_extract(page, owner
     assert page.evaluate("window.stillTheSamePage === true")
     started = page.inner_text(f"#run-row-{run.pk} td:nth-child(4)")
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d JST", started), started
+    assert fits(page)
     shot(page, "journey-06-task-after-run")
 
     # The run page: finished, with its duration, the file to download and a Rerun button.
@@ -121,6 +134,7 @@ def test_a_new_analyst_sets_up_runs_watches_and_downloads_an_extract(page, owner
         page.click(f"#run-files a:has-text('orders_EU_{today}.csv')")
     assert open(download.value.path(), encoding="utf-8").read() == EXPECTED
     assert (outbox / "daily" / f"orders_EU_{today}.csv").read_text() == EXPECTED
+    assert fits(page)
     shot(page, "journey-07-run-page")
 
     # Rerun, then watch the new run from its own page: status, controls and files follow without a reload.

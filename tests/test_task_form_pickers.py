@@ -7,6 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from etl_portal.widgets import LIST_UP_TO
+from connections.models import Connection
 from projects.models import Project
 from tasks.models import Dependency, Task
 from tests import factories
@@ -117,3 +118,17 @@ def test_project_and_people_pickers_search_what_the_user_may_choose(client, owne
     assert "Feed 00" in projects and "Feed elsewhere" not in projects
     people = client.get("/tasks/pick/person/?q=analyst").content.decode()
     assert "analyst00" in people and "analyst-elsewhere" not in people
+
+
+def test_the_source_connection_options_say_what_each_can_do_for_the_kind_chosen(client, owner, project, shop,  # noqa: F811
+                                                                               tmp_path):
+    factories.local_folder(project.organization, tmp_path, name="Outbox")
+    client.force_login(owner)
+    page = client.get(f"/tasks/new/?project={project.pk}").content.decode()
+    kinds = dict(re.findall(r'<option value="(\w+)"[^>]*data-needs="(\w+)"', page))
+    assert kinds == {"query": "database", "files": "files", "ssh": "shell"}  # a script takes any connection
+    listed = dict(re.findall(r'<option value="\d+"[^>]*data-capabilities="([\w ]*)"[^>]*>([^<]*)</option>', page))
+    assert listed == {"database": "Shop DB (SQLite)", "files text": "Outbox (Local folder)"}
+    refused = client.post("/tasks/new/", form_data(project, Connection.objects.get(name="Outbox")))
+    assert refused.context["form"].errors["source_connection"] == [
+        "Outbox is a Local folder connection; this needs database."]  # the server refuses what the list hides
