@@ -143,10 +143,11 @@ def test_a_new_analyst_sets_up_runs_watches_and_downloads_an_extract(page, owner
     page.goto(f"/runs/{rerun.pk}/")
     page.evaluate("window.stillTheSamePage = true")
     assert page.locator("#cancel-button").count() == 1 and page.locator("#rerun-button").count() == 0
-    assert "No files yet." in page.inner_text("#run-files")
+    assert "No files yet." in page.inner_text("#run-files") and page.locator("#run-manifest").count() == 0
     page.wait_for_selector(f"#live-status-{rerun.pk} .badge[data-status=succeeded]", timeout=90_000)
     page.wait_for_selector("#rerun-button")
     page.wait_for_selector(f"#run-files a:has-text('orders_EU_{today}.csv')")
+    page.wait_for_selector("#run-manifest")  # the delivery manifest, now there is one
     page.wait_for_selector("#run-log:has-text('Finished')")
     assert page.locator("#cancel-button").count() == 0
     assert page.evaluate("window.stillTheSamePage === true")
