@@ -73,6 +73,7 @@ def test_a_new_analyst_sets_up_runs_watches_and_downloads_an_extract(page, owner
     assert (trigger.hour, trigger.minute, trigger.day_of_week) == ("6", "30", "mon-fri")
 
     page.click("a.btn:has-text('New task')")
+    page.wait_for_load_state()  # the form's scripts (fields by kind, pickers) have run, not only its fields parsed
     page.fill("#id_name", "EU orders")
     listed = lambda: page.locator("#id_source_connection option:enabled").all_inner_texts()  # noqa: E731
     assert listed() == ["---------", "Shop database (SQLite)"]  # a query needs a database
