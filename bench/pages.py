@@ -42,8 +42,8 @@ def populate():
         for start in range(0, RUNS, 50_000):
             cursor.executemany(
                 "INSERT INTO runs_run (task_id, status, trigger, attempt, scheduled_for, created_at, started_at, "
-                "finished_at, error, query_text, worker, priority, cancel_requested) "
-                "VALUES (%s, %s, 'schedule', 1, %s, %s, %s, %s, '', '', '', 50, %s)",
+                "finished_at, error, query_text, columns, drift, worker, priority, cancel_requested) "
+                "VALUES (%s, %s, 'schedule', 1, %s, %s, %s, %s, '', '', '[]', '{}', '', 50, %s)",
                 [(rng.choice(task_ids), rng.choice(statuses), now, now, now, now, False)
                  for _ in range(start, min(start + 50_000, RUNS))])
     return users[0], task_ids[0]
