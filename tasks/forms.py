@@ -7,6 +7,7 @@ from django.forms import inlineformset_factory
 from django.utils.html import format_html
 
 from connections.models import Connection
+from etl_portal.widgets import SearchSelect, SearchSelectMultiple
 from connections.protocols import DATABASE, FILES, KEY, MAIL, TEXT, registry
 from projects import access
 from projects.models import Organization, Parameter, Project
@@ -27,6 +28,31 @@ def offer_only(field, connections, capability, what):
 def shown_for(*kinds, field_names, switch="source_kind"):
     """Fields wrapped so connection-form style JS shows them only for the given values of `switch`."""
     return Div(*field_names, css_class="kind-field", data_switch=switch, data_kinds=" ".join(kinds))
+
+
+class ConnectionSelect(forms.Select):
+    """A connection picker whose options say what each connection can do (`data-capabilities`), so the task
+    form's script (static/js/source-connection.js) lists only those that fit the chosen kind of source."""
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        connection = getattr(value, "instance", None)
+        if connection is not None:
+            protocol = connection.protocol
+            option["attrs"]["data-capabilities"] = " ".join(sorted(protocol.capabilities)) if protocol else ""
+        return option
+
+
+class SourceKindSelect(forms.Select):
+    """The kind of source, each option naming the capability its source connection needs (`data-needs`)."""
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        kind = source_kinds.get(value)
+        needs = getattr(kind, "source_connection_capability", None) if kind else None
+        if needs:
+            option["attrs"]["data-needs"] = str(needs)
+        return option
 
 
 class Sections(TabHolder):
@@ -96,12 +122,17 @@ class TaskForm(OmittedKeepsDefault, forms.ModelForm):
         model = Task
         exclude = ("created_at", "updated_at")
         widgets = {
+            "source_kind": SourceKindSelect,
+            "source_connection": ConnectionSelect,
             "query": forms.Textarea(attrs={**CODE, "data-mode": "text/x-sql"}),
             "script": forms.Textarea(attrs={**CODE, "data-mode": "text/x-python"}),
             "processing_script": forms.Textarea(attrs={**CODE, "data-mode": "text/x-python"}),
             "command": forms.Textarea(attrs={**CODE, "rows": 5, "data-mode": "text/x-sh"}),
             "description": forms.Textarea(attrs={"rows": 2}),
-            "publish_to_users": forms.SelectMultiple(attrs={"size": 4}),
+            # Search pickers: lists that grow with the portal (etl_portal/widgets.py).
+            "project": SearchSelect("tasks:pick-project", placeholder="Find a project: type part of its name"),
+            "publish_to_users": SearchSelectMultiple("tasks:pick-person", placeholder="Find a person by name",
+                                                     attrs={"size": 4}),
             "publish_to_groups": forms.SelectMultiple(attrs={"size": 4}),
         }
 
@@ -342,7 +373,19 @@ NotificationFormSet = _formset(
     Notification, ("event", "smtp_connection", "recipients", "cc", "bcc", "subject", "message", "include_output",
                    "max_attachment_bytes", "attach_manifest"),
     widgets={name: forms.Textarea(attrs={"rows": 2}) for name in ("recipients", "cc", "bcc", "message")})
-DependencyFormSet = _formset(Dependency, ("upstream", "on"), fk_name="downstream")
+DependencyFormSet = _formset(Dependency, ("upstream", "on"), fk_name="downstream", widgets={
+    "upstream": SearchSelect("tasks:pick-task", placeholder="Find a task: type part of its or its project's name")})
+
+
+def task_choice_label(task):
+    """How a task is named in pickers: tasks of different projects may share a name."""
+    return f"{task.name} · {task.project.name}"
+
+
+def upstream_choices(user, task=None):
+    """The tasks a task may run after: those the user sees, but itself (a cycle is refused on save)."""
+    tasks = Task.objects.visible_to(user).select_related("project").order_by("project__name", "name", "pk")
+    return tasks.exclude(pk=task.pk) if task is not None and task.pk else tasks
 
 
 # Which tab holds each inline list, so a list with an error opens its tab.
@@ -377,6 +420,9 @@ def task_formsets(user, data=None, instance=None, parameter_help=""):
             for name in form_words.FORMSET_PARAMETER_FIELDS.get(prefix, ()):
                 form.fields[name].help_text = parameter_help
             if "upstream" in form.fields:
-                form.fields["upstream"].queryset = Task.objects.visible_to(user).select_related("project").exclude(
-                    pk=instance.pk)
+                # A search picker (etl_portal/widgets.py): rendering every visible task took seconds at 10,000.
+                upstream = form.fields["upstream"]
+                upstream.queryset = upstream_choices(user, instance)
+                upstream.label_from_instance = task_choice_label
+                upstream.widget.search_params = {"exclude": instance.pk}
     return sets

@@ -4,7 +4,7 @@ from django.urls import path
 
 from audit import views as history_views
 from runs import views_backfill, views_control, views_files
-from tasks import views
+from tasks import views, views_pick
 
 app_name = "tasks"
 
@@ -14,6 +14,9 @@ urlpatterns = [
     path("new/", views.task_new, name="new"),
     path("bulk/", views.task_bulk, name="bulk"),
     path("try/", views.task_try, name="try"),
+    path("pick/task/", views_pick.pick_task, name="pick-task"),
+    path("pick/project/", views_pick.pick_project, name="pick-project"),
+    path("pick/person/", views_pick.pick_person, name="pick-person"),
     path("<int:pk>/", views.task_detail, name="detail"),
     path("<int:pk>/edit/", views.task_edit, name="edit"),
     path("<int:pk>/delete/", views.task_delete, name="delete"),

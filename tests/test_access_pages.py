@@ -237,6 +237,8 @@ def test_the_table_covers_every_changing_url():
                  "organizations:list", "organizations:detail", "tasks:history", "projects:history",
                  "organizations:history",
                  "projects:cron-preview",  # describes a typed cron expression: reads nothing stored, changes nothing
+                 # the task form's picker searches: only what the user may choose (tests/test_task_form_pickers.py)
+                 "tasks:pick-task", "tasks:pick-project", "tasks:pick-person",
                  "login", "logout", "password_change",
                  "password_change_done", "password_reset", "password_reset_done", "password_reset_confirm",
                  "password_reset_complete",

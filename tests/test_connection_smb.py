@@ -54,7 +54,7 @@ def test_connection_test_reports_success(based_smb):
     connection, folder = based_smb
     (folder / "one.csv").write_bytes(b"1")
     assert services.test_connection(connection) == (
-        True, f"Connected to share 'etl' on 127.0.0.1; 1 files in folder {folder.name}.")
+        True, f"Connected to share 'etl' on 127.0.0.1; 1 file and 0 folders in folder {folder.name}.")
 
 
 def test_wrong_password_is_an_authentication_failure_without_the_password(smb_connection):

@@ -208,6 +208,10 @@ class Connector:
         raise ConnectorError(f"A {what} cannot be loaded from a {self.label} connection", step="settings")
 
 
+def _count(number, noun):
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 class FileSession:
     """An open session on a file store. `put` is safe: upload to a temporary name, then rename."""
 
@@ -217,6 +221,17 @@ class FileSession:
 
     def listdir(self, folder):
         raise NotImplementedError
+
+    def subfolders(self, folder):
+        """Names of the folders in `folder`, or None where the protocol cannot tell them cheaply (then a
+        connection test counts files alone)."""
+        return None
+
+    def contents(self, folder):
+        """What a connection test says it found: `3 files and 2 folders` (files alone where folders are not
+        told)."""
+        files, folders = self.listdir(folder), self.subfolders(folder)
+        return _count(len(files), "file") + ("" if folders is None else " and " + _count(len(folders), "folder"))
 
     def get(self, remote_path, local_path):
         """Download to `local_path`, verifying the size the server reported."""
@@ -304,9 +319,10 @@ class FileStore(Connector):
         return posixpath.join(base, *cleaned) if (base or cleaned) else ""
 
     def test(self):
+        # Folders counted too: a vendor's folder often holds only folders, and "0 files" alone read as empty.
         with self.session() as session:
-            names = session.listdir(self.join())
-        return f"Connected; {len(names)} entries in {self.join() or 'the home folder'}."
+            found = session.contents(self.join())
+        return f"Connected; {found} in {self.join() or 'the home folder'}."
 
     def fetch_text_files(self, path, target_dir, *, what="text", folder=False, script=False):
         path = (path or "").strip()

@@ -361,6 +361,6 @@ class FtpStore(FileStore):
 
     def test(self):
         with self.session() as session:
-            names = session.listdir(self.join())
+            found = session.contents(self.join())
         security = "TLS on the control and data connections" if self.use_tls else "plain FTP (not encrypted)"
-        return f"Connected with {security}; {len(names)} files in {self.join() or 'the login folder'}."
+        return f"Connected with {security}; {found} in {self.join() or 'the login folder'}."

@@ -35,6 +35,12 @@ class LocalSession(FileSession):
         except PermissionError:
             raise ConnectorError(f"Permission denied on folder {folder or '/'}", step="permission") from None
 
+    def subfolders(self, folder):
+        try:
+            return [entry.name for entry in os.scandir(self.resolve(folder)) if entry.is_dir()]
+        except OSError:
+            return None  # listdir, asked first, has already said why
+
     def get(self, remote_path, local_path):
         source = self.resolve(remote_path)
         try:

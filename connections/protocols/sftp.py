@@ -76,6 +76,12 @@ class SftpSession(FileSession):
         except (OSError, paramiko.SSHException, EOFError) as exc:
             raise _io_error(exc, folder or ".", "folder") from None
 
+    def subfolders(self, folder):
+        try:
+            return [entry.filename for entry in self.sftp.listdir_attr(folder or ".") if stat.S_ISDIR(entry.st_mode)]
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            raise _io_error(exc, folder or ".", "folder") from None
+
     def get(self, remote_path, local_path):
         try:
             expected = self.sftp.stat(remote_path).st_size

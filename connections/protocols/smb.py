@@ -87,6 +87,10 @@ class SmbSession(FileSession):
         entries = self.call("folder", f"folder {folder or '/'}", self.conn.listPath, folder or "/")
         return [entry.filename for entry in entries if not entry.isDirectory]
 
+    def subfolders(self, folder):
+        entries = self.call("folder", f"folder {folder or '/'}", self.conn.listPath, folder or "/")
+        return [entry.filename for entry in entries if entry.isDirectory and entry.filename not in (".", "..")]
+
     def get(self, remote_path, local_path):
         attributes = self.attributes(remote_path, "download")
         if attributes.isDirectory:
@@ -211,7 +215,7 @@ class SmbShare(FileStore):
     def test(self):
         folder = self.join()
         with self.session() as session:
-            names = session.listdir(folder)
+            found = session.contents(folder)
         place = f"folder {folder}" if folder else "the share's top folder"
         return (f"Connected to share {self.connection.database!r} on {self.connection.host}; "
-                f"{len(names)} files in {place}.")
+                f"{found} in {place}.")
