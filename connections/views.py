@@ -9,6 +9,7 @@ from django.db.models import ProtectedError
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from connections.expiry import expiries_of
 from connections.forms import ConnectionPageForm, option_form_field
 from connections.forms_windows import WindowFormSet
 from connections.models import Connection
@@ -18,6 +19,7 @@ from projects import access
 from projects.models import Organization, Role
 from runs.pools import running_using
 from runs.windows import closed_connections
+from tasks import inheritance
 
 
 def visible_connections(user):
@@ -66,6 +68,9 @@ def connection_list(request):
         "connections": connections, "can_create": Organization.objects.where_role(request.user, Role.ADMIN).exists()})
 
 
+TEST_HISTORY = 20
+
+
 def connection_detail(request, pk, test_result=None):
     connection = access.get_connection(request.user, pk)
     return render(request, "connections/connection_detail.html", {
@@ -79,6 +84,8 @@ def connection_detail(request, pk, test_result=None):
         "windows": connection.maintenance_windows.all(),
         "in_maintenance_until": closed_connections().get(connection.pk),
         "test_result": test_result,
+        "expiries": expiries_of(connection),
+        "tests": connection.tests.all()[:TEST_HISTORY],
     })
 
 
@@ -106,7 +113,7 @@ def connection_test(request, pk):
     """Try the connection now (editors, who use connections in tasks, may). A script on the page gets only
     the result box; without it, the whole page."""
     connection = access.get_connection(request.user, pk, access.EDIT)
-    ok, message = test_connection(connection)
+    ok, message = test_connection(connection, by=request.user.username)
     result = {"ok": ok, "message": message}
     if request.headers.get("X-Requested-With") == "fetch":
         connection.refresh_from_db()
@@ -138,7 +145,8 @@ def connection_forget_host_key(request, pk):
 def connection_delete(request, pk):
     connection = access.get_connection(request.user, pk, access.MANAGE)
     users = connection.users()
-    if request.method == "POST" and not users.exists():
+    levels = inheritance.levels_using(connection)
+    if request.method == "POST" and not users.exists() and not levels:
         name = connection.name
         try:
             connection.delete()
@@ -147,5 +155,6 @@ def connection_delete(request, pk):
         else:
             messages.success(request, f"Connection {name} is deleted.")
             return redirect("connections:list")
-    return render(request, "connections/connection_confirm_delete.html", {"connection": connection, "users": users},
+    return render(request, "connections/connection_confirm_delete.html",
+                  {"connection": connection, "users": users, "levels": levels},
                   status=409 if request.method == "POST" else 200)

@@ -7,6 +7,7 @@ from django.shortcuts import redirect, render
 from projects import access
 from projects.forms import ProjectForm, ProjectParameterFormSet, TriggerFormSet
 from projects.models import Organization, Project, Role
+from tasks import inheritance
 
 
 def project_list(request):
@@ -41,6 +42,8 @@ def _save_project_form(request, project=None):
             for formset in (triggers, parameters):
                 formset.instance = saved
                 formset.save()
+            if form.cleaned_data.get("template"):
+                inheritance.copy_project_settings(form.cleaned_data["template"], saved)
         messages.success(request, f"Project {saved.name} saved.")
         return redirect("projects:detail", pk=saved.pk)
     return render(request, "projects/project_form.html", {"form": form, "project": project,

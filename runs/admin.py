@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 
 from etl_portal.admin_site import SystemWritten
 from projects.admin_access import OrganizationScoped, ParentScopedInline
-from runs.models import Backfill, FileDownload, Run, RunFile, RunLog
+from runs.models import Backfill, DryRun, FileDownload, Run, RunFile, RunLog
 
 RUN_PATH = "run__task__project__organization"
 
@@ -48,7 +48,8 @@ class RunAdmin(SystemWritten, OrganizationScoped, admin.ModelAdmin):
     search_fields = ("task__name", "error")
     list_select_related = ("task",)
     raw_id_fields = ("task", "first_attempt", "requested_by")
-    readonly_fields = ("created_at", "worker", "lease_expires_at", "query_text", "error", "backfill")
+    readonly_fields = ("created_at", "worker", "lease_expires_at", "query_text", "error", "backfill", "columns",
+                       "drift")
     inlines = [RunFileInline, RunLogInline]
 
 
@@ -90,8 +91,8 @@ class RunFileAdmin(SystemWritten, MaskedFileFields, OrganizationScoped, admin.Mo
     date_hierarchy = "created_at"
     search_fields = ("name", "md5", "run__task__name")
     raw_id_fields = ("run",)
-    fields = readonly_fields = ("run", "display_name", "size", "md5", "shown_stored_path", "shown_deliveries",
-                                "created_at", "purged_at")
+    fields = readonly_fields = ("run", "display_name", "size", "md5", "sha256", "shown_stored_path",
+                                "shown_deliveries", "created_at", "purged_at")
 
 
 @admin.register(RunLog)
@@ -112,3 +113,14 @@ class FileDownloadAdmin(SystemWritten, OrganizationScoped, admin.ModelAdmin):
     list_filter = ("downloaded_at",)
     search_fields = ("run_file__name", "user__username")
     raw_id_fields = ("run_file",)
+
+
+@admin.register(DryRun)
+class DryRunAdmin(SystemWritten, OrganizationScoped, admin.ModelAdmin):
+    organization_path = "task__project__organization"
+    list_display = ("id", "task", "status", "scheduled_for", "requested_by", "created_at", "finished_at")
+    list_filter = ("status", "created_at")
+    search_fields = ("task__name", "error")
+    list_select_related = ("task", "requested_by")
+    raw_id_fields = ("task", "requested_by")
+    readonly_fields = ("status", "report", "error", "created_at", "finished_at")

@@ -67,6 +67,10 @@ class RunQuerySet(models.QuerySet):
         return run
 
 
+# What a delivery record tells the manifest (RunFile.deliveries holds these and, for resends, who and when).
+MANIFEST_DELIVERY_KEYS = ("connection", "kind", "path", "remote_size", "verified", "at", "answer", "resent_by")
+
+
 class Run(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -104,6 +108,12 @@ class Run(models.Model):
     error = models.TextField(blank=True)
     query_text = models.TextField(blank=True, help_text="The query exactly as it ran.")
     rows = models.BigIntegerField(null=True, blank=True)
+    columns = models.JSONField(default=list, blank=True,
+                               help_text="The output's columns as [name, source type] (type null where the source "
+                                         "declares none), as the query returned them.")
+    drift = models.JSONField(default=dict, blank=True,
+                             help_text="What changed since the task's last good run (runs/drift.py), and who "
+                                       "accepted it.")
     worker = models.CharField(max_length=100, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     priority = models.PositiveSmallIntegerField(default=50, help_text="Copied from the task when queued.")
@@ -146,6 +156,23 @@ class Run(models.Model):
         if getattr(self, "_masker", None) is None:
             self._masker = Masker(secret_values(self.task))
         return self._masker
+
+    def manifest(self):
+        """What this run delivered, as proof for the receiver and the auditor (JSON-ready): each file with its
+        size, md5 and sha256, and each place it landed with the size read back from there. Names and paths are
+        shown masked, as on the pages."""
+        zone = self.task.project.time_zone
+        return {
+            "run": self.pk, "task": self.task.name, "project": self.task.project.name, "status": self.status,
+            "scheduled_for": self.scheduled_for.isoformat() if self.scheduled_for else None, "time_zone": zone,
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "files": [{"name": run_file.display_name, "size": run_file.size, "md5": run_file.md5,
+                       "sha256": run_file.sha256 or None,
+                       "deliveries": [{key: record.get(key) for key in MANIFEST_DELIVERY_KEYS if key in record}
+                                      for record in run_file.shown_deliveries]}
+                      for run_file in self.files.order_by("id")],
+        }
 
     def log(self, message, level="info"):
         # Every log line passes here, whoever writes it: the one exit where secrets are masked. `durable`: a
@@ -306,6 +333,7 @@ class RunFile(models.Model):
                                   help_text="The name with secret values masked when the file was recorded.")
     size = models.BigIntegerField()
     md5 = models.CharField(max_length=32)
+    sha256 = models.CharField(max_length=64, blank=True, help_text="Empty for files recorded before it was kept.")
     stored_path = models.CharField(max_length=1024, blank=True)
     deliveries = models.JSONField(default=list, blank=True, help_text="Where the file was delivered.")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -364,3 +392,42 @@ class FileDownload(models.Model):
 
     class Meta:
         ordering = ["-id"]
+
+
+class DryRun(models.Model):
+    """A dry run of a task for a date (runs/dry_run.py): everything a run would do except sending anything out.
+    Worked out by a worker; its report is kept for the page, the command and the API."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    task = models.ForeignKey("tasks.Task", on_delete=models.CASCADE, related_name="dry_runs")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    scheduled_for = models.DateTimeField(help_text="The run's date: parameters resolve as of then.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    report = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self):
+        return f"Dry run {self.pk} of {self.task}"
+
+    @property
+    def is_finished(self):
+        return self.status in (self.Status.DONE, self.Status.FAILED)
+
+    def claim(self):
+        """queued -> running, one winner (django-q2 may hand the same job out twice)."""
+        return DryRun.objects.filter(pk=self.pk, status=self.Status.QUEUED).update(status=self.Status.RUNNING) == 1
+
+    def finish(self, report=None, error=""):
+        self.status = self.Status.FAILED if error else self.Status.DONE
+        self.report, self.error, self.finished_at = report or {}, error, timezone.now()
+        self.save(update_fields=["status", "report", "error", "finished_at"])

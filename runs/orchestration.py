@@ -256,7 +256,7 @@ def retry_delay(task, attempt):
 def schedule_retry(run, now=None):
     """Queue the next attempt of a failed run when the task allows one; return it (or None). Idempotent: a failed
     attempt has at most one retry (`Run.retry_of` is unique), so a second call returns the first one's."""
-    task = run.task
+    task = run.task.with_effective_settings()  # retries and back-off as the levels set them
     if run.attempt > task.retries or run.status != Run.Status.FAILED:
         return None
     existing = Run.objects.filter(retry_of=run).first()

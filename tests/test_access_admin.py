@@ -9,9 +9,9 @@ import pytest
 from django.contrib.auth.models import Group, Permission, User
 from django.core.management import CommandError, call_command
 
-from connections.models import Connection
+from connections.models import Connection, ConnectionTest
 from projects.models import Membership, Organization, Parameter, Project, SystemJob, Trigger
-from runs.models import Backfill, FileDownload, Run, RunFile, RunLog
+from runs.models import Backfill, DryRun, FileDownload, Run, RunFile, RunLog
 from tasks.models import Condition, Dependency, Destination, Notification, Task
 from tests.conftest import PASSWORD
 
@@ -63,6 +63,8 @@ def w(organization, owner, member, org_admin, outsider, staff, tmp_path):
             "runlog": RunLog.objects.create(run=run, message="hello"),
             "backfill": backfill_of(task),
             "filedownload": FileDownload.objects.create(run_file=run_file, user=staff),
+            "dryrun": DryRun.objects.create(task=task, scheduled_for=run.created_at),
+            "connectiontest": ConnectionTest.objects.create(connection=connection, ok=True, message="fine"),
             "membership": Membership.objects.get(organization=org, user=org_admin if prefix == "A" else outsider),
             "organization": org,
         }
@@ -104,6 +106,8 @@ MODELS = {
     "organization": ("projects", ADMINS, "name", "Changed"),
     "filedownload": ("runs", EDITORS, None, None),
     "backfill": ("runs", EDITORS, None, None),  # read-only: started from the pages and commands
+    "dryrun": ("runs", EDITORS, None, None),
+    "connectiontest": ("connections", ADMINS, "message", "changed"),
     "systemjob": ("projects", SUPERUSERS, "max_instances", 3),
 }
 

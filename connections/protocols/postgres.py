@@ -15,7 +15,7 @@ from django import forms
 
 from connections.protocols.base import (ConnectorError, Database, QueryResult, QuerySample, password_secret,
                                         query_timeout_option)
-from connections.protocols.column_types import pg_column_type
+from connections.protocols.column_types import pg_column_type, pg_type_name
 from connections.protocols.registry import register
 
 DEFAULT_QUERY_TIMEOUT = 90 * 60
@@ -145,6 +145,10 @@ class PostgresResult(QueryResult):
         self.rowcount = rowcount
 
     @property
+    def type_names(self):
+        return [pg_type_name(column.type_code) for column in self._cursor.description or ()]
+
+    @property
     def types(self):
         """The columns' declared types (connections/protocols/column_types.py), numeric precision and scale
         included."""
@@ -191,7 +195,8 @@ class PostgresDatabase(Database):
                 sslmode=self.connection.options.get("sslmode") or "prefer",
                 connect_timeout=max(1, int(self.timeout)),
                 application_name="etl-portal",
-                options=f"-c statement_timeout={query_timeout_ms} -c DateStyle=ISO -c TimeZone=UTC",
+                options=f"-c statement_timeout={query_timeout_ms} -c DateStyle=ISO -c TimeZone=UTC"
+                        + (" -c default_transaction_read_only=on" if self.read_only else ""),
             )
             for name, loader in LOADERS.items():
                 self._active.adapters.register_loader(name, loader)
@@ -308,7 +313,8 @@ class PostgresDatabase(Database):
             connection.rollback()
             connection.close()
 
-    def _bound_csv_lines(self, connection, statement, params, out, options, on_header, on_row_block, block_rows):
+    def _bound_csv_lines(self, connection, statement, params, out, options, on_header, on_row_block, block_rows,
+                         on_types=None):
         probe = connection.cursor()
         try:
             # The newline ends a trailing "-- comment" in the user's query before the wrapper's ")".
@@ -320,6 +326,8 @@ class PostgresDatabase(Database):
         if not columns:
             return None
         names = [name for name, _ in columns]
+        if on_types:
+            on_types([pg_type_name(oid) for _, oid in columns])
         if on_header:
             on_header(names)
         cursor = connection.cursor(name="etl_portal_extract")
@@ -385,8 +393,10 @@ class PostgresDatabase(Database):
     def can_copy_csv(self, options):
         return copy_supports(options)
 
-    def copy_csv(self, sql, out, options, on_header=None, on_row_block=None, block_rows=100_000, params=None):
-        """Write the query's rows as CSV to binary file `out` with COPY; return (columns, rows).
+    def copy_csv(self, sql, out, options, on_header=None, on_row_block=None, block_rows=100_000, params=None,
+                 on_types=None):
+        """Write the query's rows as CSV to binary file `out` with COPY; return (columns, rows). `on_header` gets
+        the column names before the first row, `on_types` their type names (column_types.pg_type_name).
 
         Values come out in the same form as the portable writer's (see runs.formats): booleans as
         true/false, NULL as an empty field, timestamps in UTC. COPY cannot take parameters: with `params`,
@@ -402,7 +412,7 @@ class PostgresDatabase(Database):
                 settings_statement = self._settings_statement(connection, statement, params)
                 if settings_statement is None:
                     return self._bound_csv_lines(connection, statement, params, out, options, on_header,
-                                                 on_row_block, block_rows)
+                                                 on_row_block, block_rows, on_types)
                 statement = settings_statement
             columns = self.describe(connection, statement)
             if not columns:
@@ -423,6 +433,8 @@ class PostgresDatabase(Database):
                 select_list, pgsql.SQL(statement), pgsql.SQL(", ").join(aliases), pgsql.SQL(", ").join(copy_options)
             )
             names = [name for name, _ in columns]
+            if on_types:
+                on_types([pg_type_name(oid) for _, oid in columns])
             if on_header:
                 on_header(names)
             rows = self._stream_copy(connection, copy.as_bytes(connection), out.write, on_row_block, block_rows)

@@ -1,7 +1,11 @@
+import json
+
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
+from connections.protocols import ConnectorError
 from projects import access
+from runs import dry_run, parameters
 from runs.execution import execute_run
 from runs import backfill, queueing
 from runs.orchestration import Refused
@@ -20,6 +24,10 @@ class Command(BaseCommand):
         parser.add_argument("task_id", type=int, help="The task's id (see the task page or the admin).")
         parser.add_argument("--sync", action="store_true", help="Run in the foreground and wait for the outcome.")
         parser.add_argument("--as-of", metavar="YYYY-MM-DD", help="Run as of this date (a backfill of one date).")
+        parser.add_argument("--dry-run", action="store_true",
+                            help="Do everything but send: print the query, rows, files, destinations and emails a run "
+                                 "would have (runs/dry_run.py), as of --as-of (default now). Nothing is recorded or "
+                                 "delivered.")
         access.add_command_user_argument(parser)
 
     def handle(self, task_id, sync, as_of=None, **options):
@@ -28,6 +36,9 @@ class Command(BaseCommand):
         if task is None:
             raise CommandError(f"There is no task with id {task_id}")
         access.command_require(user, access.EDIT, task, f"run task {task_id}")
+        if options.get("dry_run"):
+            self.dry_run(task, as_of)
+            return
         if as_of:
             run = self._as_of(task, as_of, user, sync)
             if not sync:
@@ -64,3 +75,13 @@ class Command(BaseCommand):
         if not sync:
             self.stdout.write(f"run {run.pk} queued as of {day} (backfill {batch.pk})")
         return run
+
+    def dry_run(self, task, when):
+        try:
+            moment = parameters.run_moment(task, None, when or None)
+        except ConnectorError as exc:
+            raise CommandError(exc.message) from None
+        report = dry_run.build(task, moment)
+        self.stdout.write(json.dumps(report, indent=2, default=str))
+        if report.get("error"):
+            raise CommandError(f"dry run: {report['outcome']}", returncode=1)
