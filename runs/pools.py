@@ -3,7 +3,8 @@ at once; the other runs that need it wait queued ("waiting for <connection>") an
 slots free up.
 
 A run uses a connection when its task names it as source, as the connection holding its query, script or
-command, as its processing script's connection, in a destination or in a condition: every server the run talks
+command, as its processing script's connection, in a destination (its own, or the default destination its
+levels set when it has none) or in a condition: every server the run talks
 to while it holds its worker. Not the GPG key (a key, read locally) nor the SMTP connection of its emails (sent
 after the run has ended, outside its slot).
 
@@ -26,12 +27,32 @@ TASK_COLUMNS = ("source_connection", "text_connection", "processing_connection")
 
 def tasks_using(connection_ids):
     """Tasks that use any of these connections (a queryset of ids, usable as a subquery)."""
+    ids = list(connection_ids)  # compared with JSON values below: a plain list on every database
     uses = Q()
     for column in TASK_COLUMNS:
-        uses |= Q(**{f"{column}__in": connection_ids})
-    uses |= Q(pk__in=Destination.objects.filter(connection__in=connection_ids).values("task_id"))
-    uses |= Q(pk__in=Condition.objects.filter(connection__in=connection_ids).values("task_id"))
+        uses |= Q(**{f"{column}__in": ids})
+    uses |= Q(pk__in=Destination.objects.filter(connection__in=ids).values("task_id"))
+    uses |= Q(pk__in=Condition.objects.filter(connection__in=ids).values("task_id"))
+    uses |= _inherited_destination_in(ids)
     return Task.objects.filter(uses).values("pk")
+
+
+def _inherited_destination_in(ids):
+    """A task without destinations of its own delivers to the default destination its levels set (task, then
+    project, then organization: tasks/inheritance.py), so it uses that connection."""
+    if not ids:
+        return Q(pk__in=[])
+    own = Q(destination_connection__in=ids)
+    project = Q(destination_connection__isnull=True, project__settings__destination_connection__in=ids)
+    organization = Q(destination_connection__isnull=True, project__settings__destination_connection__isnull=True,
+                     project__organization__settings__destination_connection__in=ids)
+    return Q(destinations__isnull=True) & (own | project | organization)
+
+
+def inherited_destination(task):
+    """The connection id of the default destination `task` delivers to, or None (see `_inherited_destination_in`)."""
+    return (task.destination_connection_id or (task.project.settings or {}).get("destination_connection")
+            or (task.project.organization.settings or {}).get("destination_connection"))
 
 
 def connections_of(task_ids, connection_ids):
@@ -50,6 +71,10 @@ def connections_of(task_ids, connection_ids):
         for task_id, connection_id in model.objects.filter(task__in=task_ids, connection__in=connection_ids) \
                 .values_list("task_id", "connection_id"):
             add(task_id, connection_id)
+    for task in Task.objects.filter(pk__in=task_ids, destinations__isnull=True).select_related(
+            "project__organization").only("pk", "destination_connection", "project__settings",
+                                          "project__organization__settings"):
+        add(task.pk, inherited_destination(task))
     return found
 
 

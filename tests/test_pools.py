@@ -72,6 +72,20 @@ def test_a_destination_counts_as_using_the_connection(organization, capped, add_
     assert [claim(n) for n in range(3)] == [runs[0].pk, runs[2].pk, None]
 
 
+def test_an_inherited_default_destination_counts_as_using_the_connection(organization, capped, add_task, tmp_path):
+    capped.max_runs = None
+    capped.save()
+    vendor = factories.local_folder(organization, tmp_path / "vendor", name="Vendor drop", max_runs=1)
+    first = add_task("To vendor A")
+    first.project.settings = {"destination_connection": vendor.pk}  # the project's default destination
+    first.project.save()
+    second = add_task("To vendor B")
+    own = add_task("Own destination")
+    own.destinations.create(connection=capped, folder="out", position=0)  # its own: the default does not apply
+    runs = [factories.run(task) for task in (first, second, own)]
+    assert [claim(n) for n in range(3)] == [runs[0].pk, runs[2].pk, None]
+
+
 def test_other_tasks_are_not_held_back_by_a_line_waiting_for_a_full_connection(capped, add_task, organization,
                                                                                tmp_path):
     pooled = add_task("Pooled")
