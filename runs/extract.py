@@ -1,5 +1,6 @@
 """Extracting a query's rows to a file: render the query, stream its rows into the run folder as CSV (through
-the database's COPY when it can) or as Excel or JSON Lines. Plain data in and out, no models: each step can be
+the database's COPY when it can) or as Excel, JSON Lines, Parquet (through COPY too, from PostgreSQL) or
+fixed width. Plain data in and out, no models: each step can be
 called and tested alone.
 """
 import os
@@ -54,6 +55,8 @@ def extract_to_csv(database, sql, path, options, progress, every=None, file_form
             extract = None
             if writer is CsvWriter:
                 extract = _copy_fast_path(database, sql, out, options, progress, every, params)
+            elif getattr(writer, "takes_csv_rows", False):
+                extract = _typed_copy_path(database, sql, out, options, progress, every, writer, params)
             if extract is None:
                 out.seek(0)
                 out.truncate()
@@ -89,6 +92,34 @@ def _copy_fast_path(database, sql, out, options, progress, every, params=None):
                              params=params)
 
 
+def _typed_copy_path(database, sql, out, options, progress, every, writer_class, params=None):
+    """Parquet from PostgreSQL: the rows through COPY as CSV lines, parsed into typed columns by the writer
+    (runs/parquet.py). None when the engine has no such path or cannot run the statement through it."""
+    if not hasattr(database, "copy_typed_rows"):
+        return None
+    writer = writer_class(out, options)
+    next_report = every
+
+    def on_rows(lines, first_row):
+        nonlocal next_report
+        writer.write_csv_rows(lines, first_row)
+        rows = first_row + len(lines) - 1
+        if rows >= next_report:
+            progress(rows)
+            next_report = (rows // every + 1) * every
+
+    try:
+        result = database.copy_typed_rows(sql, writer.start_csv_rows, on_rows, params=params)
+        if result is None:
+            writer.abort()
+            return None
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    return result[0], result[1], writer.warnings
+
+
 def _portable_path(database, sql, out, options, progress, every, writer_class=CsvWriter, params=None):
     with (database.execute(sql, params) if params else database.execute(sql)) as result:
         if result.columns is None:
@@ -98,10 +129,15 @@ def _portable_path(database, sql, out, options, progress, every, writer_class=Cs
             writer.set_types(getattr(result, "types", None))
         writer.write_header(result.columns)
         next_report = every
-        for batch in result.batches(min(5000, every)):
-            writer.write_batch(batch)
-            if writer.rows >= next_report:
-                progress(writer.rows)
-                next_report = (writer.rows // every + 1) * every
-        writer.close()
+        try:
+            for batch in result.batches(min(5000, every)):
+                writer.write_batch(batch)
+                if writer.rows >= next_report:
+                    progress(writer.rows)
+                    next_report = (writer.rows // every + 1) * every
+            writer.close()
+        except BaseException:
+            if hasattr(writer, "abort"):  # Parquet: let go of the file before it is removed
+                writer.abort()
+            raise
         return result.columns, writer.rows, getattr(writer, "warnings", [])

@@ -14,6 +14,7 @@ import openpyxl
 import psycopg
 import pytest
 
+from connections.protocols.postgres import PostgresDatabase
 from runs.errors import PipelineError
 from runs.extract import extract_to_csv
 from runs.formats import CsvOptions
@@ -191,16 +192,43 @@ def test_postgresql_every_value_in_every_format(awkward_pg, pg_connection, odbc_
 PARQUET_COLUMNS = "id, c, t, n, f, b, bin, a, ta, j, jb, iv, m, u, tt, r, ip"
 
 
-@pytest.mark.parametrize("path", ["native", "odbc"])
+@pytest.mark.parametrize("path", ["native", "native bound", "odbc", "odbc bound"])
 def test_postgresql_every_value_in_parquet_read_by_pyarrow_and_duckdb(awkward_pg, pg_connection, odbc_pg_connection,
                                                                       tmp_path, path):
     names, expected = awkward_pg
     kept = PARQUET_COLUMNS.split(", ")
     expected = [[row[names.index(name)] for name in kept] for row in expected]
-    connection = odbc_pg_connection if path == "odbc" else pg_connection
-    parquet = extract(connection, tmp_path, "parquet", f"SELECT {PARQUET_COLUMNS} FROM awkward ORDER BY id")
+    connection = odbc_pg_connection if path.startswith("odbc") else pg_connection
+    query, params = f"SELECT {PARQUET_COLUMNS} FROM awkward ORDER BY id", None
+    if path.endswith("bound"):
+        mark = "?" if path.startswith("odbc") else "%s"
+        query, params = f"SELECT {PARQUET_COLUMNS} FROM awkward WHERE id > {mark} ORDER BY id", [0]
+    parquet = extract(connection, tmp_path, "parquet", query, params)
     assert_same(kept, expected, read_parquet(parquet, kept), f"{path} parquet")
     assert_same(kept, expected, read_duckdb(parquet, kept), f"{path} parquet in duckdb")
+
+
+def test_parquet_through_copy_holds_what_the_row_by_row_writer_holds(awkward_pg, pg_connection, tmp_path,
+                                                                     monkeypatch):
+    """From PostgreSQL, Parquet is parsed from COPY's text; the writer fed Python values (every other engine,
+    or parameters COPY cannot take) must give the same columns, types and values."""
+    import pyarrow.parquet as pq
+
+    from runs.extract import _portable_path
+    from runs.parquet import ParquetWriter
+
+    query = (f"SELECT {PARQUET_COLUMNS}, 1.5::float4 AS f4, 7::int8 AS big, 'pg_class'::regclass::oid AS o, "
+             "'03:04:05.123456'::time AS tm, d::text AS day_text, (id * 1.25)::numeric(6,2) AS amount "
+             "FROM awkward ORDER BY id")
+    with monkeypatch.context() as patch:  # the COPY path alone: no row-by-row fallback
+        patch.setattr(PostgresDatabase, "execute", lambda *args: pytest.fail("read row by row"))
+        copied = pq.read_table(extract(pg_connection, tmp_path, "parquet", query))
+    with open(tmp_path / "values.parquet", "wb") as out:
+        _portable_path(pg_connection.connector(), query, out, CsvOptions(), lambda rows: None, 100, ParquetWriter)
+    by_value = pq.read_table(tmp_path / "values.parquet")
+    assert copied.schema == by_value.schema
+    assert copied.to_pylist() == by_value.to_pylist()
+    assert copied.num_rows == 5 and copied.column("amount").to_pylist()[0] == decimal.Decimal("1.25")
 
 
 def test_parquet_keeps_decimal_precision_and_zones_as_utc_instants(pg_connection, tmp_path):
