@@ -40,11 +40,12 @@ def render_query(query):
 
 
 def extract_to_csv(database, sql, path, options, progress, every=None, file_format="csv", params=None):
-    """Stream the query's rows into `path` as CSV (or `file_format`: xlsx, jsonl). The file appears under
-    its name only when complete. `params` are bound to the query's placeholders.
+    """Stream the query's rows into `path` as CSV (or `file_format`: xlsx, jsonl, parquet, fixed). The file
+    appears under its name only when complete. `params` are bound to the query's placeholders.
 
     `progress(rows)` is called every `every` rows and the caller decides what to log; memory stays flat
-    because rows are written batch by batch (or row by row through PostgreSQL's COPY).
+    because rows are written batch by batch (or row by row through PostgreSQL's COPY, or, for Parquet, in
+    chunks of COPY's lines).
     """
     every = every or settings.ETL_PROGRESS_EVERY_ROWS
     path = Path(path)
