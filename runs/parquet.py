@@ -273,7 +273,10 @@ class _CsvRowsConverter:
         try:
             table = self._read(lines, self._convert)
         except pa.ArrowInvalid as exc:
-            self._fail(lines, first_row)
+            try:
+                self._fail(lines, first_row)
+            except pa.ArrowInvalid:
+                pass  # no single value to name (text that is not UTF-8 fails even as text): the chunk's rows
             raise PipelineError(f"Rows {first_row:,} to {first_row + len(lines) - 1:,} could not be written to "
                                 f"Parquet: {exc}", step="output") from None
         for index in self._binary:
