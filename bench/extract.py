@@ -80,14 +80,14 @@ def psql_extract(dbname, out_path):
 
 
 def csv_figure(dbname, workdir):
-    theirs, ours = paired(3, lambda: psql_extract(dbname, workdir / "psql.csv"),
+    theirs, ours = paired(5, lambda: psql_extract(dbname, workdir / "psql.csv"),
                           lambda: portal_extract(dbname, workdir / "portal.csv"))
     emit("extract_postgres_csv", ROWS / ours, "rows/s", ref=ROWS / theirs, ratio=theirs / ours, rows=ROWS,
          seconds=round(ours, 3), psql_seconds=round(theirs, 3))
 
 
 def bound_figure(dbname, workdir):
-    theirs, bound = paired(3, lambda: psql_extract(dbname, workdir / "psql.csv"),
+    theirs, bound = paired(5, lambda: psql_extract(dbname, workdir / "psql.csv"),
                            lambda: portal_bound_extract(dbname, workdir / "bound.csv"))
     emit("extract_postgres_csv_bound", ROWS / bound, "rows/s", ref=ROWS / theirs, ratio=theirs / bound, rows=ROWS,
          seconds=round(bound, 3), psql_seconds=round(theirs, 3))

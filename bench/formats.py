@@ -52,7 +52,7 @@ def xlsx_figure(dbname, workdir):
 
 
 def parquet_figure(dbname, workdir):
-    theirs, ours = paired(3, lambda: psql_extract(dbname, workdir / "psql.csv"),
+    theirs, ours = paired(5, lambda: psql_extract(dbname, workdir / "psql.csv"),
                           lambda: portal_extract(dbname, workdir / "portal.parquet"))
     emit("extract_parquet", ROWS / ours, "rows/s", ref=ROWS / theirs, ratio=theirs / ours, rows=ROWS,
          seconds=round(ours, 3), psql_seconds=round(theirs, 3))
