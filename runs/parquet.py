@@ -266,7 +266,9 @@ class _CsvRowsConverter:
             pa.py_buffer(data),
             read_options=pa_csv.ReadOptions(column_names=self._writer._names, use_threads=False,
                                             block_size=max(len(data) + 1, 1 << 20)),
-            parse_options=pa_csv.ParseOptions(newlines_in_values=breaks), convert_options=convert)
+            # An empty line is a row: a one-column row holding NULL.
+            parse_options=pa_csv.ParseOptions(newlines_in_values=breaks, ignore_empty_lines=False),
+            convert_options=convert)
 
     def _table(self, lines, first_row):
         pa = self._pa

@@ -70,6 +70,16 @@ def test_rows_are_counted_across_row_groups_and_a_late_bad_value_leaves_no_file(
     assert parquet.read(columns=["id"]).column("id").to_pylist()[-3:] == [199_998, 199_999, 200_000]
 
 
+@pytest.mark.parametrize("column", ["g", "g::text", "NULL::text"])
+def test_a_one_column_row_holding_null_is_kept(postgres, tmp_path, column):
+    """COPY writes such a row as an empty line, which a CSV reader skips unless told not to."""
+    query = f"SELECT CASE WHEN g % 2 = 0 THEN NULL ELSE {column} END AS x FROM generate_series(1, 5) g"
+    result = extract(postgres, tmp_path, query)
+    values = pq.read_table(result.path).column("x").to_pylist()
+    assert result.rows == 5 and len(values) == 5 and values[1] is None and values[3] is None
+    assert values[0] == {"g": 1, "g::text": "1", "NULL::text": None}[column]
+
+
 def test_compression_option_is_used(pg_connection, tmp_path):
     path = tmp_path / "out.parquet"
     extract_to_csv(pg_connection.connector(), "SELECT g FROM generate_series(1, 10) g", path,
