@@ -86,3 +86,44 @@ def test_compression_option_is_used(pg_connection, tmp_path):
                    CsvOptions(compression="zstd"), progress=lambda rows: None, file_format="parquet")
     assert pq.ParquetFile(path).metadata.row_group(0).column(0).compression == "ZSTD"
     assert pq.read_table(path).column("g").to_pylist() == list(range(1, 11))
+
+
+EDGE_QUERIES = {
+    "one text column": "SELECT x FROM (VALUES (''), (NULL), ('\\.'), (E'\\r'), (E'a\\nb'), ('\"q\",')) v(x)",
+    "repeated and odd names": 'SELECT 1 AS id, 2 AS id, 3 AS "a b", 4 AS "qu""ote", 5 AS "é"',
+    "no rows": "SELECT g, g::text AS t, 1.5::numeric(4,2) AS n FROM generate_series(1, 0) g",
+    "a value longer than a read block": "SELECT repeat('x', 3000000) AS big, 1 AS n",
+    "number limits": ("SELECT (-32768)::int2 AS s, 2147483647::int4 AS i, (-9223372036854775808)::int8 AS b, "
+                      "'-0'::float8 AS z, '1.1'::float4 AS f4, '3.4028235e38'::float4 AS f4max, "
+                      "'4.9e-324'::float8 AS tiny, 0.00000000000000000000000000000000000001::numeric(38,38) AS d, "
+                      "4294967295::oid AS o"),
+    "date and time limits": ("SELECT '0001-01-01'::date AS d, '9999-12-31 23:59:59.999999'::timestamp AS ts, "
+                             "'0001-01-01 00:00:00+00'::timestamptz AS tz, '23:59:59.999999'::time AS t, "
+                             "'1999-12-31 23:59:59.5-08'::timestamptz AS zoned"),
+    "bytea": "SELECT '\\x'::bytea AS empty, '\\x00ff0a0d22'::bytea AS bytes, NULL::bytea AS missing",
+}
+
+
+@pytest.mark.parametrize("query", EDGE_QUERIES.values(), ids=EDGE_QUERIES.keys())
+def test_copy_and_row_by_row_write_the_same_parquet_for_edge_values(pg_connection, tmp_path, query, monkeypatch):
+    from connections.protocols.postgres import PostgresDatabase
+    from runs.extract import _portable_path
+    from runs.parquet import ParquetWriter
+
+    with monkeypatch.context() as patch:  # the COPY path alone
+        patch.setattr(PostgresDatabase, "execute", lambda *args: pytest.fail("read row by row"))
+        copied = pq.read_table(extract(pg_connection, tmp_path, query).path)
+    with open(tmp_path / "values.parquet", "wb") as out:
+        _portable_path(pg_connection.connector(), query, out, CsvOptions(), lambda rows: None, 100, ParquetWriter)
+    by_value = pq.read_table(tmp_path / "values.parquet")
+    assert copied.schema == by_value.schema
+    assert copied.to_pylist() == by_value.to_pylist()
+    if query in EXPECTED:
+        assert copied.to_pylist() == EXPECTED[query]
+
+
+EXPECTED = {
+    EDGE_QUERIES["one text column"]: [{"x": value} for value in ("", None, "\\.", "\r", "a\nb", '"q",')],
+    EDGE_QUERIES["repeated and odd names"]: [{"id": 1, "id_2": 2, "a b": 3, 'qu"ote': 4, "é": 5}],
+    EDGE_QUERIES["bytea"]: [{"empty": b"", "bytes": b"\x00\xff\n\r\"", "missing": None}],
+}
