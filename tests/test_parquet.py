@@ -127,3 +127,11 @@ EXPECTED = {
     EDGE_QUERIES["repeated and odd names"]: [{"id": 1, "id_2": 2, "a b": 3, 'qu"ote': 4, "é": 5}],
     EDGE_QUERIES["bytea"]: [{"empty": b"", "bytes": b"\x00\xff\n\r\"", "missing": None}],
 }
+
+
+def test_odbc_numeric_stays_text_when_the_connection_chooses_its_own_numeric_as(odbc_pg_connection, tmp_path):
+    """Without NumericAs=12 psqlODBC declares plain numeric like a numeric(28,6): nothing tells them apart."""
+    odbc_pg_connection.options["extra"] = "NumericAs=-101"
+    table = pq.read_table(extract(odbc_pg_connection, tmp_path, "SELECT 12.50::numeric(12,2) AS a, 1.5::numeric AS b").path)
+    assert table.schema.types == [pa.string(), pa.string()]
+    assert table.to_pylist() == [{"a": "12.50", "b": "1.5"}]
