@@ -49,7 +49,8 @@ def test_plain_numeric_through_odbc_stays_a_number_in_json_lines(odbc_pg_connect
 @pytest.mark.parametrize("bound", [False, True])
 def test_a_decimal_that_does_not_fit_fails_naming_row_and_column(postgres, tmp_path, bound):
     mark = "?" if postgres.kind == "odbc" else "%s"
-    query = ("SELECT n, CASE WHEN n = 3 THEN 'NaN' ELSE n::numeric END::numeric(5,2) AS amount FROM generate_series(1, 4) n"
+    query = ("SELECT n, CASE WHEN n = 3 THEN 'NaN' ELSE n::numeric END::numeric(5,2) AS amount "
+             "FROM generate_series(1, 4) n"
              + (f" WHERE n > {mark}" if bound else ""))
     with pytest.raises(PipelineError, match=r"Row 3, column amount: the value 'NaN' does not fit the Parquet "
                                             r"column's type decimal128\(5, 2\)"):
@@ -132,6 +133,7 @@ EXPECTED = {
 def test_odbc_numeric_stays_text_when_the_connection_chooses_its_own_numeric_as(odbc_pg_connection, tmp_path):
     """Without NumericAs=12 psqlODBC declares plain numeric like a numeric(28,6): nothing tells them apart."""
     odbc_pg_connection.options["extra"] = "NumericAs=-101"
-    table = pq.read_table(extract(odbc_pg_connection, tmp_path, "SELECT 12.50::numeric(12,2) AS a, 1.5::numeric AS b").path)
+    query = "SELECT 12.50::numeric(12,2) AS a, 1.5::numeric AS b"
+    table = pq.read_table(extract(odbc_pg_connection, tmp_path, query).path)
     assert table.schema.types == [pa.string(), pa.string()]
     assert table.to_pylist() == [{"a": "12.50", "b": "1.5"}]
