@@ -13,7 +13,7 @@ from rest_framework import serializers
 from connections.models import Connection
 from projects import access
 from projects.models import Organization, Parameter, Project, Trigger
-from runs.models import Run, RunFile, RunLog
+from runs.models import DryRun, Run, RunFile, RunLog
 from runs.orchestration import find_cycle
 from tasks.forms import TaskForm
 from tasks.models import Condition, Dependency, Destination, Notification, Task
@@ -168,7 +168,14 @@ class ProjectSerializer(serializers.ModelSerializer):
 class DestinationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Destination
-        fields = ("connection", "folder", "overwrite", "skip_empty", "position")
+        fields = ("connection", "folder", "overwrite", "skip_empty", "marker", "marker_name", "ack_pattern",
+                  "nack_pattern", "ack_wait_minutes", "ack_failure", "position")
+
+    def validate(self, attrs):
+        errors = Destination.proof_setting_errors(attrs)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
 
 
 class ConditionSerializer(serializers.ModelSerializer):
@@ -293,8 +300,8 @@ class ConnectionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Connection
-        fields = ("id", "organization", "name", "kind", "description", "host", "port", "username", "database",
-                  "path", "options", "host_key", "secrets", "stored_secrets", "last_tested_at", "last_test_ok",
+        fields = ("id", "organization", "name", "kind", "description", "max_runs", "host", "port", "username",
+                  "database", "path", "options", "host_key", "secrets", "stored_secrets", "last_tested_at", "last_test_ok",
                   "last_test_message", "created_at", "updated_at")
         read_only_fields = ("host_key", "last_tested_at", "last_test_ok", "last_test_message")
 
@@ -311,7 +318,8 @@ class ConnectionSerializer(serializers.ModelSerializer):
             if not rights.can_view:
                 raise serializers.ValidationError({"organization": ["Not found, or you may not see it."]})
             access.require(rights, access.MANAGE)
-        fields = ("organization", "name", "kind", "description", "host", "port", "username", "database", "path")
+        fields = ("organization", "name", "kind", "description", "max_runs", "host", "port", "username", "database",
+                  "path")
         data = as_form_data(model_to_dict(self.instance or Connection(), fields=fields))
         data.update(as_form_data({name: attrs[name] for name in fields if name in attrs}))
         data.update((self.instance.options or {}) if self.instance else {})
@@ -339,7 +347,17 @@ class RunSerializer(serializers.ModelSerializer):
     class Meta:
         model = Run
         fields = ("id", "task", "status", "trigger", "attempt", "requested_by", "scheduled_for", "created_at",
-                  "started_at", "finished_at", "error", "rows", "priority", "cancel_requested")
+                  "started_at", "finished_at", "error", "rows", "priority", "cancel_requested", "backfill")
+
+
+class DryRunSerializer(serializers.ModelSerializer):
+    task = TaskBriefSerializer(read_only=True)
+    report = serializers.JSONField(read_only=True, help_text="runs/dry_run.py: query, rows, first rows, files, "
+                                                             "destinations with remote paths, emails, GPG key.")
+
+    class Meta:
+        model = DryRun
+        fields = ("id", "task", "status", "scheduled_for", "created_at", "finished_at", "error", "report")
 
 
 class RunStartSerializer(serializers.Serializer):

@@ -9,12 +9,14 @@ from django.db.models import ProtectedError
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from connections.expiry import expiries_of
 from connections.forms import ConnectionPageForm, option_form_field
 from connections.models import Connection
 from connections.protocols import registry
 from connections.services import test_connection
 from projects import access
 from projects.models import Organization, Role
+from runs.pools import running_using
 
 
 def visible_connections(user):
@@ -63,6 +65,9 @@ def connection_list(request):
         "connections": connections, "can_create": Organization.objects.where_role(request.user, Role.ADMIN).exists()})
 
 
+TEST_HISTORY = 20
+
+
 def connection_detail(request, pk, test_result=None):
     connection = access.get_connection(request.user, pk)
     return render(request, "connections/connection_detail.html", {
@@ -72,7 +77,10 @@ def connection_detail(request, pk, test_result=None):
         "settings_rows": readable_settings(connection),
         "host_key_fingerprint": host_key_fingerprint(connection.host_key) if connection.host_key else "",
         "users": connection.users(),
+        "runs_using": running_using(connection.pk) if connection.max_runs else 0,
         "test_result": test_result,
+        "expiries": expiries_of(connection),
+        "tests": connection.tests.all()[:TEST_HISTORY],
     })
 
 
@@ -100,7 +108,7 @@ def connection_test(request, pk):
     """Try the connection now (editors, who use connections in tasks, may). A script on the page gets only
     the result box; without it, the whole page."""
     connection = access.get_connection(request.user, pk, access.EDIT)
-    ok, message = test_connection(connection)
+    ok, message = test_connection(connection, by=request.user.username)
     result = {"ok": ok, "message": message}
     if request.headers.get("X-Requested-With") == "fetch":
         connection.refresh_from_db()

@@ -3,7 +3,7 @@ from django.urls import path
 
 from audit import views as history_views
 from projects import views
-from runs import views_control
+from runs import views_backfill, views_control
 
 app_name = "projects"
 
@@ -13,6 +13,7 @@ urlpatterns = [
     path("cron-preview/", views.cron_preview, name="cron-preview"),
     path("<int:pk>/", views.project_detail, name="detail"),
     path("<int:pk>/edit/", views.project_edit, name="edit"),
+    path("<int:pk>/backfill/", views_backfill.project_backfill, name="backfill"),
     path("<int:pk>/reschedule/", views_control.project_reschedule, name="reschedule"),
     path("<int:pk>/history/", history_views.project_history, name="history"),
 ]

@@ -12,8 +12,9 @@ from django.utils import timezone
 
 from connections.protocols import FILES, ConnectorError
 from connections.secrets import scrub
-from runs import archive
+from runs import archive, delivery_proof
 from runs.context import OutputFile
+from runs.files import checksum
 from runs.errors import PipelineError
 from runs.masking import secret_values
 from runs.models import RunFile
@@ -33,9 +34,12 @@ def deliver_all(ctx, outputs):
         return outputs
     failures = []
     for destination in destinations:
+        folder = render(destination.folder, ctx.params)
         try:
-            deliver_to(destination, outputs, render(destination.folder, ctx.params), ctx.log, ctx.warn,
-                       transfer_key=transfer_key(ctx.run, destination))
+            delivered = deliver_to(destination, outputs, folder, ctx.log, ctx.warn, params=ctx.params,
+                                   transfer_key=transfer_key(ctx.run, destination))
+            if destination.ack_pattern and delivered:
+                ctx.awaited_answers.append((destination, folder, delivered))
         except ConnectorError as exc:
             ctx.log(f"Delivery to {describe(destination)} failed: {exc.message}", level="error")
             failures.append((destination, exc))
@@ -66,8 +70,9 @@ def file_store(destination):
     return store
 
 
-def deliver_to(destination, outputs, folder, log, warn, transfer_key=None):
-    """Put `outputs` in `folder` of one destination over one session; return the delivery records."""
+def deliver_to(destination, outputs, folder, log, warn, params=None, transfer_key=None):
+    """Put `outputs` in `folder` of one destination over one session, each checked on the server after its
+    upload (runs/delivery_proof.py), then the destination's marker file; return (output, record) per file sent."""
     store = file_store(destination)
     wanted = []
     for output in outputs:
@@ -87,10 +92,14 @@ def deliver_to(destination, outputs, folder, log, warn, transfer_key=None):
                      "and overwriting is off")
                 continue
             session.put(str(output.path), remote, overwrite=destination.overwrite, transfer_key=transfer_key)
-            record = {"connection": destination.connection.name, "kind": store.kind, "path": remote}
+            proof = delivery_proof.verify(session, remote, output)
+            record = {"connection": destination.connection.name, "kind": store.kind, "path": remote, **proof}
             output.deliveries.append(record)
-            records.append(record)
-            log(f"Delivered {output.name} to {destination.connection.name}:{remote}")
+            records.append((output, record))
+            checked = f"{proof['verified']} checked" if proof["verified"] else "the server reports no size to check"
+            log(f"Delivered {output.name} to {destination.connection.name}:{remote} ({checked})")
+        delivery_proof.write_markers(session, store, destination, folder, [output for output, _ in records],
+                                     params or {}, log, transfer_key=transfer_key)
     return records
 
 
@@ -114,6 +123,7 @@ def resend(run_file, user=None):
     secrets = secret_values(task)
     requested = f" (requested by {user.username})" if user is not None else ""
     output = OutputFile(path=archive.local_copy(run_file.stored_path), name=run_file.name, rows=0 if run_file.size == 0 else None)
+    output.size, output.md5, output.sha256 = checksum(output.path)
     params = resolve(task, run)
     results = []
 
@@ -123,8 +133,9 @@ def resend(run_file, user=None):
     for destination in destinations:
         skipped = []
         try:
-            records = deliver_to(destination, [output], render(destination.folder, params), log,
-                                 lambda reason: skipped.append(reason) or log(reason, level="warning"))
+            records = [record for _, record in deliver_to(
+                destination, [output], render(destination.folder, params), log,
+                lambda reason: skipped.append(reason) or log(reason, level="warning"), params=params)]
         except ConnectorError as exc:
             message = scrub(exc.message, secrets)
             run.log(f"Resend of {run_file.display_name} to {describe(destination)} failed{requested}: {message}",

@@ -3,7 +3,7 @@ died.
 
 django-q2 calls `execute_next` (queued by runs/queueing.py), commands and tests `execute_run`. A worker claims
 the best queued run that may start (runs/orchestration.py `claim_next`: highest priority first, within the
-project's and the task's limits) with a conditional update (runs/models.py), keeps it under a lease
+project's and the task's limits, its connections' run slots and its backfill batch's turn) with a conditional update (runs/models.py), keeps it under a lease
 (runs/leases.py) while `run_pipeline` (runs/pipeline.py) runs the stages, with the run's cancellation scope
 open (etl_portal/cancellation.py), then records the outcome, sends the notifications and lets the
 orchestration decide what follows. `reap_interrupted_runs` fails the runs whose lease lapsed, and
@@ -142,7 +142,7 @@ def kick_stalled_runs(now=None, older_than=5):
     from django_q.brokers import get_broker
 
     now = now or timezone.now()
-    stalled = orchestration.startable(now).filter(
+    stalled = orchestration.claimable(now).filter(
         created_at__lt=now - datetime.timedelta(seconds=older_than)).count()
     if not stalled:
         return 0

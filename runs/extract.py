@@ -29,6 +29,7 @@ class Extract:
     columns: list
     rows: int
     warnings: list = field(default_factory=list)  # values written in a documented fallback, counted
+    types: list | None = None  # the columns' source type names; None where the driver declares none
 
 
 def render_query(query):
@@ -51,17 +52,21 @@ def extract_to_csv(database, sql, path, options, progress, every=None, file_form
     path = Path(path)
     partial = path.with_name(f".{path.name}.part")
     writer = writer_for(file_format)
+    declared = {}  # the source's type names, whichever path reads the rows
     try:
         with open(partial, "wb", buffering=1 << 20) as out:
             extract = None
             if writer is CsvWriter:
-                extract = _copy_fast_path(database, sql, out, options, progress, every, params)
+                extract = _copy_fast_path(database, sql, out, options, progress, every, params,
+                                          on_types=lambda names: declared.update(types=names))
             elif getattr(writer, "takes_csv_rows", False):
-                extract = _typed_copy_path(database, sql, out, options, progress, every, writer, params)
+                extract = _typed_copy_path(database, sql, out, options, progress, every, writer, params,
+                                           on_types=lambda names: declared.update(types=names))
             if extract is None:
                 out.seek(0)
                 out.truncate()
-                extract = _portable_path(database, sql, out, options, progress, every, writer, params)
+                extract = _portable_path(database, sql, out, options, progress, every, writer, params,
+                                         on_types=lambda names: declared.update(types=names))
         os.replace(partial, path)
     except UnicodeEncodeError as exc:
         character = exc.object[exc.start]
@@ -72,10 +77,10 @@ def extract_to_csv(database, sql, path, options, progress, every=None, file_form
         if partial.exists():
             partial.unlink()
     return Extract(path=path, columns=extract[0], rows=extract[1],
-                   warnings=list(extract[2]) if len(extract) > 2 else [])
+                   warnings=list(extract[2]) if len(extract) > 2 else [], types=declared.get("types"))
 
 
-def _copy_fast_path(database, sql, out, options, progress, every, params=None):
+def _copy_fast_path(database, sql, out, options, progress, every, params=None, on_types=None):
     if not (hasattr(database, "copy_csv") and database.can_copy_csv(options)):
         return None
 
@@ -90,10 +95,10 @@ def _copy_fast_path(database, sql, out, options, progress, every, params=None):
             writer.close()
 
     return database.copy_csv(sql, out, options, on_header=write_header, on_row_block=progress, block_rows=every,
-                             params=params)
+                             params=params, on_types=on_types)
 
 
-def _typed_copy_path(database, sql, out, options, progress, every, writer_class, params=None):
+def _typed_copy_path(database, sql, out, options, progress, every, writer_class, params=None, on_types=None):
     """Parquet from PostgreSQL: the rows through COPY as CSV lines, parsed into typed columns by the writer
     (runs/parquet.py). None when the engine has no such path or cannot run the statement through it."""
     if not hasattr(database, "copy_typed_rows"):
@@ -110,7 +115,7 @@ def _typed_copy_path(database, sql, out, options, progress, every, writer_class,
             next_report = (rows // every + 1) * every
 
     try:
-        result = database.copy_typed_rows(sql, writer.start_csv_rows, on_rows, params=params)
+        result = database.copy_typed_rows(sql, writer.start_csv_rows, on_rows, params=params, on_types=on_types)
         if result is None:
             writer.abort()
             return None
@@ -121,10 +126,13 @@ def _typed_copy_path(database, sql, out, options, progress, every, writer_class,
     return result[0], result[1], writer.warnings
 
 
-def _portable_path(database, sql, out, options, progress, every, writer_class=CsvWriter, params=None):
+def _portable_path(database, sql, out, options, progress, every, writer_class=CsvWriter, params=None,
+                   on_types=None):
     with (database.execute(sql, params) if params else database.execute(sql)) as result:
         if result.columns is None:
             raise NoResultSet(result.rowcount)
+        if on_types and result.type_names is not None:
+            on_types(result.type_names)
         writer = writer_class(out, options)
         if hasattr(writer, "set_types"):  # Parquet: typed columns from the source's declared types
             writer.set_types(getattr(result, "types", None))

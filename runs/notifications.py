@@ -17,6 +17,7 @@ the delivered data and goes as it is.
 import csv
 import html
 import io
+import json
 import logging
 import re
 import traceback
@@ -243,6 +244,10 @@ def build_email(run, notification, event, subject, params, notes):
     if html_tables:
         paragraphs = "".join(f"<p>{html.escape(part)}</p>".replace("\n", "<br>") for part in body.split("\n\n"))
         message.add_alternative(f"<html><body>{paragraphs}{''.join(html_tables)}</body></html>", subtype="html")
+    if notification.attach_manifest and run.files.exists():
+        manifest = json.dumps(run.manifest(), indent=2).encode()
+        message.add_attachment(manifest, maintype="application", subtype="json",
+                               filename=f"run-{run.pk}-manifest.json")
     for run_file in attachments:
         with archive.open_file(run_file.stored_path) as handle:
             data = handle.read()

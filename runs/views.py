@@ -37,6 +37,14 @@ def run_live(request, pk):
     return render(request, "runs/_live.html", context)
 
 
+def run_manifest(request, pk):
+    """The run's delivery manifest (Run.manifest) as a JSON download."""
+    run = access.get_run(request.user, pk)
+    response = JsonResponse(run.manifest(), json_dumps_params={"indent": 2})
+    response["Content-Disposition"] = f'attachment; filename="run-{run.pk}-manifest.json"'
+    return response
+
+
 def run_log(request, pk):
     """New log lines after `after` (an id) and the run's status, for the live log."""
     run = access.get_run(request.user, pk)

@@ -7,6 +7,7 @@ LABELS = {
     "project": "Project",
     "name": "Task name",
     "run_rank": "Order in a series project",
+    "drift_check": "When the output's columns or row count drift",
     "enabled": "Enabled (runs on the project's schedule)",
     "source_kind": "Where the data comes from",
     "source_connection": "Connection",
@@ -65,16 +66,20 @@ HELP = {
 
 # Fields whose text takes {parameters}: the names available are listed under each of them.
 PARAMETER_FIELDS = ("query", "command", "file_pattern", "file_folder", "text_path", "file_name", "zip_name")
-FORMSET_PARAMETER_FIELDS = {"destinations": ("folder",), "notifications": ("subject", "message"),
+FORMSET_PARAMETER_FIELDS = {"destinations": ("folder", "marker_name"), "notifications": ("subject", "message"),
                             "conditions": ("query",)}
 BUILT_INS = NAMED_DATES + ("now", "run_id", "task", "project")
 
 FORMSET_LABELS = {
     "destinations": {"connection": "Deliver to", "folder": "Folder", "overwrite": "Replace a file of the same name",
-                     "skip_empty": "Skip empty files", "position": "Order"},
+                     "skip_empty": "Skip empty files", "marker": "Marker file when all files have landed",
+                     "marker_name": "Marker file name", "ack_pattern": "Acknowledgement file",
+                     "nack_pattern": "Refusal file", "ack_wait_minutes": "Wait for the answer (minutes)",
+                     "ack_failure": "A refusal or no answer makes the run a", "position": "Order"},
     "notifications": {"event": "When", "smtp_connection": "Send through (mail connection)",
                       "recipients": "To", "cc": "Cc", "bcc": "Bcc", "include_output": "Attach the files",
-                      "max_attachment_bytes": "Largest attachment (bytes)"},
+                      "max_attachment_bytes": "Largest attachment (bytes)",
+                      "attach_manifest": "Attach the delivery manifest (JSON)"},
     "conditions": {"kind": "Condition", "connection": "Database", "operator": "Is", "value": "Than"},
     "dependencies": {"upstream": "Run after task", "on": "When it"},
     "parameters": {"key": "Name", "sensitive": "Secret (masked everywhere)"},

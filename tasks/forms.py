@@ -69,7 +69,28 @@ def source_layout():
     return shown
 
 
-class TaskForm(forms.ModelForm):
+class OmittedKeepsDefault:
+    """The `keep_default` fields are optional: a post that does not carry one (a script or an older copy of the
+    page) keeps the model's default rather than failing as "required"."""
+
+    keep_default = ()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in self.keep_default:
+            self.fields[name].required = False
+
+    def clean(self):
+        cleaned = super().clean()
+        for name in self.keep_default:
+            if cleaned.get(name) in (None, ""):
+                cleaned[name] = self._meta.model._meta.get_field(name).get_default()
+        return cleaned
+
+
+class TaskForm(OmittedKeepsDefault, forms.ModelForm):
+    keep_default = ("drift_check",)
+
     class Meta:
         model = Task
         exclude = ("created_at", "updated_at")
@@ -129,7 +150,7 @@ class TaskForm(forms.ModelForm):
                     "cut_long_values", "append_to_lines", "gpg_key", "zip_output",
                     Div("zip_name", css_class="kind-field", data_switch="zip_output", data_kinds="on"),
                     "write_md5_file", "retention_days", css_id="section-output"),
-                Tab("Delivery",
+                Tab("Delivery", "drift_check",
                     HTML("{% include 'tasks/_formset.html' with formset=formsets.destinations title='Destinations' %}"),
                     Fieldset("File hub", "publish_to_users", "publish_to_groups"), css_id="section-delivery"),
                 Tab("Notifications", "test_mode",
@@ -268,13 +289,19 @@ def _formset(model, fields, fk_name=None, form=forms.ModelForm, widgets=None):
                                  widgets=widgets or {})
 
 
-DestinationFormSet = _formset(Destination, ("connection", "folder", "overwrite", "skip_empty", "position"))
+class DestinationForm(OmittedKeepsDefault, forms.ModelForm):
+    keep_default = ("ack_wait_minutes", "ack_failure")
+
+
+DestinationFormSet = _formset(Destination, ("connection", "folder", "overwrite", "skip_empty", "marker", "marker_name",
+                                            "ack_pattern", "nack_pattern", "ack_wait_minutes", "ack_failure",
+                                            "position"), form=DestinationForm)
 ParameterFormSet = _formset(Parameter, ("key", "value", "sensitive"), form=ParameterForm)
 ConditionFormSet = _formset(Condition, ("kind", "connection", "query", "operator", "value"),
                             widgets={"query": forms.Textarea(attrs={"rows": 2, "class": "font-monospace"})})
 NotificationFormSet = _formset(
     Notification, ("event", "smtp_connection", "recipients", "cc", "bcc", "subject", "message", "include_output",
-                   "max_attachment_bytes"),
+                   "max_attachment_bytes", "attach_manifest"),
     widgets={name: forms.Textarea(attrs={"rows": 2}) for name in ("recipients", "cc", "bcc", "message")})
 DependencyFormSet = _formset(Dependency, ("upstream", "on"), fk_name="downstream")
 

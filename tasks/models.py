@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.db.models import OuterRef, Subquery
@@ -17,6 +18,7 @@ def run_timeout_limit():
 MAX_RETENTION_DAYS = 36500  # 100 years
 MAX_RETRY_DELAY_SECONDS = 7 * 24 * 3600
 MAX_ATTACHMENT_BYTES = 100 * 1024 * 1024
+MAX_ACK_WAIT_MINUTES = 24 * 60  # a run holds its worker while it waits
 
 
 def bounded(low, high):
@@ -104,6 +106,11 @@ class Task(models.Model):
         AS_IS = "as_is", "Pass through unchanged (byte for byte)"
         REWRITE = "rewrite", "Re-write as CSV with the output settings"
 
+    class DriftCheck(models.TextChoices):
+        WARN = "warn", "Warn, and deliver"
+        STOP = "stop", "Stop delivery (the run fails)"
+        OFF = "off", "Don't check"
+
     class DependencyMode(models.TextChoices):
         ALL = "all", "All conditions"
         ANY = "any", "Any condition"
@@ -180,6 +187,10 @@ class Task(models.Model):
                                                  help_text="Keep output files this long (0: forever).")
 
     # --- notifications ---
+    drift_check = models.CharField(
+        max_length=4, choices=DriftCheck.choices, default=DriftCheck.WARN,
+        help_text="Before delivery: columns added, removed, renamed or retyped since the last good run, or a row "
+                  "count outside what this task usually returns (runs/drift.py).")
     test_mode = models.BooleanField(default=False, help_text="Send every email to the test address instead.")
     test_email = models.EmailField(blank=True)
 
@@ -291,11 +302,34 @@ class Task(models.Model):
 class Destination(models.Model):
     """One place a task's output is delivered to; a task may have any number."""
 
+    class Marker(models.TextChoices):
+        NONE = "", "No marker file"
+        PER_FILE = "per_file", "<file>.done beside each file"
+        NAMED = "named", "One named file after all files"
+
+    class AckFailure(models.TextChoices):
+        WARNING = "warning", "Warning"
+        FAILURE = "failure", "Failure"
+
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="destinations")
     connection = models.ForeignKey("connections.Connection", on_delete=models.PROTECT, related_name="destinations")
     folder = models.CharField(max_length=1024, blank=True, help_text="Folder under the connection's base folder.")
     overwrite = models.BooleanField(default=True)
     skip_empty = models.BooleanField(default=False, help_text="Don't send empty files (no data rows / zero bytes).")
+    # Proof for the receiver that everything has landed (runs/delivery_proof.py).
+    marker = models.CharField(max_length=10, choices=Marker.choices, blank=True, default=Marker.NONE)
+    marker_name = models.CharField(max_length=255, blank=True,
+                                   help_text="The marker file's name when it is one named file. Parameters allowed.")
+    # The receiver's answer: an acknowledgement (or a refusal) file per delivered file.
+    ack_pattern = models.CharField(max_length=255, blank=True,
+                                   help_text="The receiver's acknowledgement file, {name} standing for each "
+                                             "delivered file, e.g. {name}.ack. Empty: no acknowledgement expected.")
+    nack_pattern = models.CharField(max_length=255, blank=True,
+                                    help_text="The receiver's refusal file, e.g. {name}.nack.")
+    ack_wait_minutes = models.PositiveIntegerField(default=30, validators=bounded(0, MAX_ACK_WAIT_MINUTES),
+                                                   help_text="How long the run waits for the answer (0: look once).")
+    ack_failure = models.CharField(max_length=10, choices=AckFailure.choices, default=AckFailure.WARNING,
+                                   help_text="What a refusal or no answer in time makes of the run.")
     position = models.PositiveIntegerField(default=0)
     history = HistoricalRecords(app="audit")
 
@@ -304,6 +338,27 @@ class Destination(models.Model):
 
     def __str__(self):
         return f"{self.connection.name}:{self.folder or '/'}"
+
+    def clean(self):
+        super().clean()
+        errors = self.proof_setting_errors(vars(self))
+        if errors:
+            raise ValidationError(errors)
+
+    @classmethod
+    def proof_setting_errors(cls, values):
+        """{field: message} for marker and acknowledgement settings that cannot work; the form and the API both
+        ask here."""
+        errors = {}
+        if values.get("marker") == cls.Marker.NAMED and not (values.get("marker_name") or "").strip():
+            errors["marker_name"] = "Name the marker file, or choose another kind of marker."
+        for field in ("ack_pattern", "nack_pattern"):
+            pattern = values.get(field) or ""
+            if pattern and "{name}" not in pattern:
+                errors[field] = "Put {name} where the delivered file's name goes, e.g. {name}.ack."
+        if values.get("nack_pattern") and not values.get("ack_pattern"):
+            errors.setdefault("ack_pattern", "A refusal file needs an acknowledgement file to wait for too.")
+        return errors
 
 
 class Dependency(models.Model):
@@ -384,6 +439,9 @@ class Notification(models.Model):
     include_output = models.CharField(max_length=10, choices=Output.choices, default=Output.NONE)
     max_attachment_bytes = models.PositiveIntegerField(default=10 * 1024 * 1024,
                                                        validators=bounded(0, MAX_ATTACHMENT_BYTES))
+    attach_manifest = models.BooleanField(default=False,
+                                          help_text="Attach the run's delivery manifest (files, sizes, checksums, "
+                                                    "where each landed) as JSON.")
     history = HistoricalRecords(app="audit")
 
     class Meta:

@@ -3,7 +3,7 @@ live with the runs and the audit app)."""
 from django.urls import path
 
 from audit import views as history_views
-from runs import views_control, views_files
+from runs import views_backfill, views_control, views_files
 from tasks import views
 
 app_name = "tasks"
@@ -20,8 +20,10 @@ urlpatterns = [
     path("<int:pk>/duplicate/", views.task_duplicate, name="duplicate"),
     path("<int:pk>/toggle/", views.task_toggle, name="toggle"),
     path("<int:pk>/run/", views.task_run, name="run"),
+    path("<int:pk>/backfill/", views_backfill.task_backfill, name="backfill"),
     path("<int:pk>/reschedule/", views_control.task_reschedule, name="reschedule"),
     path("<int:pk>/cancel-retry/", views_control.task_cancel_retry, name="cancel-retry"),
     path("<int:pk>/preview/", views_files.task_preview, name="preview"),
+    path("<int:pk>/dry-run/", views_files.task_dry_run, name="dry-run"),
     path("<int:pk>/history/", history_views.task_history, name="history"),
 ]

@@ -79,6 +79,10 @@ def task_detail(request, pk):
         run.task = task  # the row names the task's retries: no query per row
     live_run = (task.runs.filter(status__in=(Run.Status.RUNNING, Run.Status.QUEUED))
                 .order_by("-status", "-id").first())  # "running" sorts after "queued": a running run first
+    # The latest finished run, when its output drifted and nobody accepted it yet (runs/drift.py).
+    last_finished = task.runs.filter(status__in=Run.FINISHED).only("pk", "drift", "task_id").first()
+    drifted_run = (last_finished if last_finished and last_finished.drift
+                   and not last_finished.drift.get("accepted_by") else None)
     files = Page(RunFile.objects.filter(run__task=task).select_related("run"),
                  int_param(request, "file_page", default=1, minimum=1, maximum=100000), FILES_PER_PAGE)
     return render(request, "tasks/task_detail.html", {
@@ -95,6 +99,7 @@ def task_detail(request, pk):
         "status": status,
         "statuses": Run.Status.choices,
         "live_run": live_run,
+        "drifted_run": drifted_run,
         "live_lines": live_run.log_lines.all() if live_run else [],
         "files": files,
         "can_edit": task.rights.can_edit,

@@ -10,7 +10,7 @@ from django.contrib.auth.models import Group, User
 
 from connections.models import Connection
 from projects.models import Membership, Organization, Parameter, Project, Trigger
-from runs.models import Run, RunFile
+from runs.models import Backfill, Run, RunFile
 from tasks.models import Destination, Task
 from tests import factories
 
@@ -59,8 +59,11 @@ def world(tmp_path, settings):
     queued = Run.objects.create(task=task, status=Run.Status.QUEUED)
     done = Run.objects.create(task=task, status=Run.Status.FAILED)
     run_file = factories.run_file(done, "orders.csv", size=3, md5="0" * 32)
+    batch = Backfill.objects.create(project=project, task=task, first_date="2024-05-01", last_date="2024-05-01")
+    Run.objects.create(task=task, status=Run.Status.QUEUED, trigger=Run.Trigger.BACKFILL, backfill=batch)
     return {"users": users, "a": org_a, "b": org_b, "shop": shop, "spare": spare, "project": project,
-            "task": task, "script_task": script_task, "queued": queued, "file": run_file}
+            "task": task, "script_task": script_task, "queued": queued, "done": done, "file": run_file,
+            "backfill": batch}
 
 
 def management(**counts):
@@ -115,7 +118,15 @@ ROWS = [
     ("task reschedule", lambda w: f"/tasks/{w['task'].pk}/reschedule/", dict, EDITORS | {"group_editor"}),
     ("task cancel retry", lambda w: f"/tasks/{w['task'].pk}/cancel-retry/", dict, EDITORS | {"group_editor"}),
     ("run cancel", lambda w: f"/runs/{w['queued'].pk}/cancel/", dict, EDITORS | {"group_editor"}),
+    ("task backfill", lambda w: f"/tasks/{w['task'].pk}/backfill/",
+     lambda w: {"first_date": "2024-05-01", "last_date": "2024-05-02", "max_dates": 1}, EDITORS | {"group_editor"}),
+    ("project backfill", lambda w: f"/projects/{w['project'].pk}/backfill/",
+     lambda w: {"first_date": "2024-05-01", "max_dates": 1}, EDITORS | {"group_editor"}),
+    ("backfill cancel", lambda w: f"/runs/backfills/{w['backfill'].pk}/cancel/", dict, EDITORS | {"group_editor"}),
     ("file resend", lambda w: f"/runs/files/{w['file'].pk}/resend/", dict, EDITORS | {"group_editor"}),
+    ("task dry run", lambda w: f"/tasks/{w['task'].pk}/dry-run/", lambda w: {"date": "2024-03-15"},
+     EDITORS | {"group_editor"}),
+    ("run accept drift", lambda w: f"/runs/{w['done'].pk}/accept-drift/", dict, EDITORS | {"group_editor"}),
     ("task try (Test query)", lambda w: "/tasks/try/", lambda w: {**task_data(w), "try": "query"},
      EDITORS | {"group_editor"}),
     ("connection new", lambda w: "/connections/new/", connection_data, ADMINS),
@@ -136,6 +147,7 @@ ROWS = [
 # Requests that change something when allowed (the others only queue work or may fail softly).
 CHANGING = {"project new", "project edit", "task new", "task new with a script", "task edit", "script edit",
             "task delete", "task duplicate", "task toggle", "task run", "task bulk disable", "run cancel",
+            "task backfill", "project backfill", "backfill cancel",
             "connection new", "sqlite connection new", "connection edit", "connection test",
             "connection forget host key", "member add", "member change", "member remove"}
 
@@ -148,7 +160,7 @@ def snapshot():
     from django_q.models import Schedule
 
     models = [Organization, Membership, Project, Trigger, Parameter, Task, Destination, Connection, Run, RunFile,
-              Schedule]
+              Schedule, Backfill]
     return {model.__name__: sorted(map(repr, model.objects.values())) for model in models}
 
 
@@ -185,6 +197,8 @@ READ_URLS = [
     lambda w: f"/tasks/{w['task'].pk}/preview/",
     lambda w: f"/runs/{w['queued'].pk}/",
     lambda w: f"/runs/{w['queued'].pk}/log/",
+    lambda w: f"/runs/backfills/{w['backfill'].pk}/",
+    lambda w: f"/runs/{w['done'].pk}/manifest.json",
     lambda w: f"/connections/{w['shop'].pk}/",
     lambda w: f"/organizations/{w['a'].pk}/",
     lambda w: f"/tasks/{w['task'].pk}/history/",
@@ -208,7 +222,7 @@ def test_the_table_covers_every_changing_url():
 
     names = {name for name in _walk(get_resolver().url_patterns) if not name.endswith(":")}
     read_only = {"tasks:list", "tasks:mine", "tasks:detail", "tasks:preview", "runs:detail", "runs:log", "runs:live",
-                 "runs:file-download",
+                 "runs:backfill", "runs:file-download", "runs:manifest", "runs:dry-run",
                  "files:hub", "projects:list", "projects:detail", "connections:list", "connections:detail",
                  "organizations:list", "organizations:detail", "tasks:history", "projects:history",
                  "projects:cron-preview",  # describes a typed cron expression: reads nothing stored, changes nothing
@@ -218,8 +232,10 @@ def test_the_table_covers_every_changing_url():
                  "health", "metrics"}
     covered = {"projects:new", "projects:edit", "projects:reschedule", "tasks:new", "tasks:edit", "tasks:delete",
                "tasks:duplicate", "tasks:toggle", "tasks:run", "tasks:bulk", "tasks:reschedule", "tasks:cancel-retry",
-               "runs:cancel", "runs:file-resend", "connections:new", "connections:edit", "connections:test",
+               "runs:cancel", "runs:file-resend", "tasks:dry-run", "runs:accept-drift", "connections:new",
+               "connections:edit", "connections:test",
                "connections:forget-host-key", "connections:delete", "organizations:member-add",
+               "tasks:backfill", "projects:backfill", "runs:backfill-cancel",
                "organizations:member-change", "organizations:member-remove", "tasks:try"}
     own = {"account:settings"}  # changes only the signed-in user's own settings (tests/test_pages_live.py)
     assert names - read_only - covered - own == set()

@@ -137,3 +137,9 @@ def test_odbc_numeric_stays_text_when_the_connection_chooses_its_own_numeric_as(
     table = pq.read_table(extract(odbc_pg_connection, tmp_path, query).path)
     assert table.schema.types == [pa.string(), pa.string()]
     assert table.to_pylist() == [{"a": "12.50", "b": "1.5"}]
+
+
+def test_the_copy_path_records_the_columns_type_names_as_every_path_does(postgres, tmp_path):
+    """A run's column types are compared with the last run's (runs/drift.py), whichever path read the rows."""
+    result = extract(postgres, tmp_path, "SELECT 1 AS a, 'x'::text AS b, 1.5::numeric(4,2) AS c, now() AS d")
+    assert result.types == ["int4", "text", "numeric", "timestamptz"]

@@ -127,6 +127,20 @@ class Connector:
 
     def __init__(self, connection):
         self.connection = connection
+        # (what, expiry date) of the credentials this connector saw while working: TLS certificates, keys.
+        # A connection test records them (connections/expiry.py), so nobody has to type them in.
+        self.seen_expiries = []
+
+    def note_certificate(self, tls_socket, what):
+        """Remember when the certificate a TLS socket was shown expires (read even when it is not verified)."""
+        if tls_socket is None or not hasattr(tls_socket, "getpeercert"):
+            return
+        der = tls_socket.getpeercert(binary_form=True)
+        if der:
+            from cryptography import x509
+
+            expires = x509.load_der_x509_certificate(der).not_valid_after_utc.date()
+            self.seen_expiries.append((what, expires))
 
     @classmethod
     def has(cls, capability):
@@ -220,6 +234,19 @@ class FileSession:
     def exists(self, remote_path):
         raise NotImplementedError
 
+    def size_of(self, remote_path):
+        """The size in bytes the server reports for `remote_path` now, or None when the protocol cannot say (an
+        FTP server without SIZE, a kind that does not implement it). Read after a delivery as proof of what
+        landed."""
+        return None
+
+    def digest_of(self, remote_path):
+        """(algorithm, hex digest) the server computes itself for `remote_path`, or None when it offers none.
+
+        Never a download: a check that reads the whole file back over the network would double every
+        delivery's cost. Only some servers can (FTP's HASH / XSHA256 / XMD5 extensions, a local folder)."""
+        return None
+
     def put(self, local_path, remote_path, overwrite=True, transfer_key=None):
         """Upload `local_path` so that `remote_path` only ever holds a complete file.
 
@@ -312,6 +339,10 @@ class Database(Connector):
     #: True when `GO` separator lines and `USE db` statements are removed from a query before it runs (ODBC:
     #: the connection names its database, and the driver takes one batch).
     removes_tool_statements = False
+    #: Set for a dry run (runs/dry_run.py): every session this connector opens is read-only where the engine
+    #: can promise it (a guard against a query that writes by accident, not against one that lifts it itself);
+    #: engines that cannot promise it refuse to connect.
+    read_only = False
     # The connection a query is running on, so another thread can cancel it (see `cancel`).
     _active = None
 
@@ -359,6 +390,9 @@ class QueryResult:
     """Rows of one statement. `columns` is None when the statement returned no result set."""
 
     columns = None
+    # The columns' source type names, for the run's record and drift (runs/drift.py); None where the driver does
+    # not declare them (SQLite).
+    type_names = None
     rowcount = -1
 
     def batches(self, size=5000):

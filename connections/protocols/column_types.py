@@ -63,3 +63,13 @@ def python_column_type(kind, precision=None, scale=None):
     if name == "decimal":
         return decimal_type(precision, scale)
     return ColumnType(name)
+
+
+def pg_type_name(oid):
+    """PostgreSQL's own name of a built-in type ("int4", "numeric", "timestamptz"); "oid N" for the others (an
+    enum, a domain). The same on every path a PostgreSQL extract takes (COPY, cursor, psqlODBC), so a run's
+    recorded column types compare with the last run's whatever path each took (runs/drift.py)."""
+    from psycopg.postgres import types  # the registry of built-in types: no connection needed
+
+    info = types.get(oid)
+    return info.name if info is not None else f"oid {oid}"

@@ -4,6 +4,7 @@ The folder itself must lie under ETL_LOCAL_ROOTS and hold none of the portal's o
 (connections/local_paths.py); every path used in a session is checked again after resolving symlinks and
 `..`, so a folder name, file pattern or symlink cannot climb out of it.
 """
+import hashlib
 import os
 import shutil
 
@@ -66,6 +67,20 @@ class LocalSession(FileSession):
 
     def exists(self, remote_path):
         return self.resolve(remote_path).exists()
+
+    def size_of(self, remote_path):
+        try:
+            return self.resolve(remote_path).stat().st_size
+        except FileNotFoundError:
+            raise ConnectorError(f"{remote_path} does not exist", step="verify") from None
+
+    def digest_of(self, remote_path):
+        # The folder is on this machine: reading it back costs no network transfer.
+        digest = hashlib.sha256()
+        with open(self.resolve(remote_path), "rb") as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+        return "sha256", digest.hexdigest()
 
 
 @register

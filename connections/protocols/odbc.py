@@ -36,7 +36,7 @@ from connections.protocols.base import (
     ConnectorError, Database, QueryResult, QuerySample, password_secret, query_timeout_option, value_type,
 )
 from connections.protocols.postgres import copy_supports, csv_lines_query, strip_statement, write_csv_lines
-from connections.protocols.column_types import pg_column_type, python_column_type
+from connections.protocols.column_types import pg_column_type, pg_type_name, python_column_type
 from connections.protocols.registry import register
 
 DEFAULT_QUERY_TIMEOUT = 90 * 60
@@ -106,6 +106,11 @@ def sqlstate_and_text(exc):
     return "", str(exc.args[0]) if exc.args else type(exc).__name__
 
 
+# Per server, the statement that makes every later transaction of the session read-only.
+READ_ONLY_SESSION = {"PostgreSQL": "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
+                     "MariaDB": "SET SESSION TRANSACTION READ ONLY", "MySQL": "SET SESSION TRANSACTION READ ONLY"}
+
+
 class OdbcResult(QueryResult):
     def __init__(self, connector, connection, cursor, dbms, fix_row=None, names=None, oids=None,
                  numeric_declared=False):
@@ -118,6 +123,13 @@ class OdbcResult(QueryResult):
         self._fix_row = fix_row
         self.columns = names or ([column[0] for column in cursor.description] if cursor.description else None)
         self.rowcount = cursor.rowcount
+
+    @property
+    def type_names(self):
+        description = self._cursor.description or ()
+        if self._oids and len(self._oids) == len(description):
+            return [pg_type_name(oid) for oid in self._oids]
+        return [column[1].__name__ for column in description]
 
     @property
     def types(self):
@@ -299,9 +311,19 @@ class OdbcDatabase(Database):
         except pyodbc.Error as exc:
             connection.close()
             raise self.query_error(exc, "") from None
+        except ConnectorError:
+            connection.close()
+            raise
 
     def _prepare_session(self, connection, dbms):
-        """UTC and the query timeout, per server: most drivers ignore or refuse SQL_ATTR_QUERY_TIMEOUT."""
+        """UTC and the query timeout, per server: most drivers ignore or refuse SQL_ATTR_QUERY_TIMEOUT. Read-only
+        sessions (`read_only`) where the server has them; other servers are refused then."""
+        if self.read_only:
+            statement = READ_ONLY_SESSION.get(dbms)
+            if statement is None:
+                raise ConnectorError(f"{dbms or 'This ODBC server'} cannot promise a read-only session, so it is "
+                                     "not queried in a dry run", step="settings")
+            connection.cursor().execute(statement).close()
         seconds = self.query_timeout
         try:
             connection.timeout = seconds
@@ -351,7 +373,8 @@ class OdbcDatabase(Database):
         return (self.connection.options.get("fast_csv", True) is not False and pyodbc is not None
                 and copy_supports(options) and driver_family(self._driver_name()) == "postgresql")
 
-    def copy_csv(self, sql, out, options, on_header=None, on_row_block=None, block_rows=100_000, params=None):
+    def copy_csv(self, sql, out, options, on_header=None, on_row_block=None, block_rows=100_000, params=None,
+                 on_types=None):
         """Write the query's rows as CSV lines the server composes to binary file `out`; return (columns, rows).
 
         None when the statement is not one query that returns rows: the caller then reads it value by value.
@@ -365,6 +388,8 @@ class OdbcDatabase(Database):
             # One text value per row: its UTF-8 bytes as they come, without a detour through UTF-16.
             connection.setdecoding(pyodbc.SQL_WCHAR, encoding="utf-8", ctype=pyodbc.SQL_CHAR)
             names = [name for name, _ in columns]
+            if on_types:
+                on_types([pg_type_name(oid) for _, oid in columns])
             if on_header:
                 on_header(names)
             cursor = self._active = connection.cursor()

@@ -15,7 +15,7 @@ from django import forms
 
 from connections.protocols.base import (ConnectorError, Database, QueryResult, QuerySample, password_secret,
                                         query_timeout_option)
-from connections.protocols.column_types import pg_column_type, pg_numeric_typmod
+from connections.protocols.column_types import pg_column_type, pg_numeric_typmod, pg_type_name
 from connections.protocols.registry import register
 
 DEFAULT_QUERY_TIMEOUT = 90 * 60
@@ -145,6 +145,10 @@ class PostgresResult(QueryResult):
         self.rowcount = rowcount
 
     @property
+    def type_names(self):
+        return [pg_type_name(column.type_code) for column in self._cursor.description or ()]
+
+    @property
     def types(self):
         """The columns' declared types (connections/protocols/column_types.py), numeric precision and scale
         included."""
@@ -191,7 +195,8 @@ class PostgresDatabase(Database):
                 sslmode=self.connection.options.get("sslmode") or "prefer",
                 connect_timeout=max(1, int(self.timeout)),
                 application_name="etl-portal",
-                options=f"-c statement_timeout={query_timeout_ms} -c DateStyle=ISO -c TimeZone=UTC",
+                options=f"-c statement_timeout={query_timeout_ms} -c DateStyle=ISO -c TimeZone=UTC"
+                        + (" -c default_transaction_read_only=on" if self.read_only else ""),
             )
             for name, loader in LOADERS.items():
                 self._active.adapters.register_loader(name, loader)
@@ -309,7 +314,8 @@ class PostgresDatabase(Database):
             connection.rollback()
             connection.close()
 
-    def _bound_csv_lines(self, connection, statement, params, out, options, on_header, on_row_block, block_rows):
+    def _bound_csv_lines(self, connection, statement, params, out, options, on_header, on_row_block, block_rows,
+                         on_types=None):
         probe = connection.cursor()
         try:
             # The newline ends a trailing "-- comment" in the user's query before the wrapper's ")".
@@ -321,6 +327,8 @@ class PostgresDatabase(Database):
         if not columns:
             return None
         names = [name for name, _ in columns]
+        if on_types:
+            on_types([pg_type_name(oid) for _, oid in columns])
         if on_header:
             on_header(names)
         cursor = connection.cursor(name="etl_portal_extract")
@@ -446,8 +454,10 @@ class PostgresDatabase(Database):
         )
         return columns, copy.as_bytes(connection)
 
-    def copy_csv(self, sql, out, options, on_header=None, on_row_block=None, block_rows=100_000, params=None):
-        """Write the query's rows as CSV to binary file `out` with COPY; return (columns, rows).
+    def copy_csv(self, sql, out, options, on_header=None, on_row_block=None, block_rows=100_000, params=None,
+                 on_types=None):
+        """Write the query's rows as CSV to binary file `out` with COPY; return (columns, rows). `on_header` gets
+        the column names before the first row, `on_types` their type names (column_types.pg_type_name).
 
         Values come out in the same form as the portable writer's (see runs.formats): booleans as
         true/false, NULL as an empty field, timestamps in UTC. COPY cannot take parameters: with `params`,
@@ -463,7 +473,7 @@ class PostgresDatabase(Database):
                 settings_statement = self._settings_statement(connection, statement, params)
                 if settings_statement is None:
                     return self._bound_csv_lines(connection, statement, params, out, options, on_header,
-                                                 on_row_block, block_rows)
+                                                 on_row_block, block_rows, on_types)
                 statement = settings_statement
             command = self._copy_command(connection, statement, options.delimiter, options.quoting == "all",
                                          "WIN1252" if options.encoding == "cp1252" else None)
@@ -471,6 +481,8 @@ class PostgresDatabase(Database):
                 return None
             columns, copy = command
             names = [name for name, _, _ in columns]
+            if on_types:
+                on_types([pg_type_name(oid) for _, oid, _ in columns])
             if on_header:
                 on_header(names)
             rows = self._stream_copy(connection, copy, out.write, on_row_block, block_rows)
@@ -480,7 +492,8 @@ class PostgresDatabase(Database):
         finally:
             connection.close()
 
-    def copy_typed_rows(self, sql, on_columns, on_rows, params=None, chunk_rows=100_000, chunk_bytes=64 << 20):
+    def copy_typed_rows(self, sql, on_columns, on_rows, params=None, chunk_rows=100_000, chunk_bytes=64 << 20,
+                        on_types=None):
         """Stream the query's rows through COPY for a writer that parses them into typed columns (Parquet).
 
         `on_columns(names, types)` is called once (types: column_types.ColumnType, numeric precision and
@@ -489,7 +502,8 @@ class PostgresDatabase(Database):
         `""`, booleans true/false, dates and timestamps in ISO form in UTC (`+00`), floats in their shortest
         exact form, bytea as `\\x` + hex, every other value as its type's output function writes it. Returns
         (names, rows), or None when COPY cannot run the statement (not one query, or parameters that cannot
-        go through session settings): the caller then reads the rows one by one.
+        go through session settings): the caller then reads the rows one by one. `on_types` gets the columns'
+        type names (column_types.pg_type_name), as for `copy_csv`.
         """
         connection = self.connect()
         try:
@@ -506,6 +520,8 @@ class PostgresDatabase(Database):
                 return None
             columns, copy = command
             names = [name for name, _, _ in columns]
+            if on_types:
+                on_types([pg_type_name(oid) for _, oid, _ in columns])
             on_columns(names, [pg_column_type(oid, *pg_numeric_typmod(typmod)) for _, oid, typmod in columns])
             rows = self._stream_copy_chunks(connection, copy, on_rows, chunk_rows, chunk_bytes)
             return names, rows

@@ -120,6 +120,12 @@ class SftpSession(FileSession):
         except (OSError, paramiko.SSHException, EOFError) as exc:
             raise _io_error(exc, remote_path, "delete") from None
 
+    def size_of(self, remote_path):
+        try:
+            return self.sftp.stat(remote_path).st_size
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            raise _io_error(exc, remote_path, "verify") from None
+
     def exists(self, remote_path):
         try:
             self.sftp.stat(remote_path)

@@ -25,7 +25,7 @@ LOGON_FAILURE = {0xC000006D, 0xC000006E, 0xC0000072, 0xC0000071, 0xC0000234}  # 
 BUSY = {0xC0000043, 0xC0000056}  # SHARING_VIOLATION, DELETE_PENDING: someone else holds the file
 DISK_FULL = {0xC000007F, 0xC0000044}
 ACTIONS = {"folder": "listing", "download": "download", "upload": "upload", "rename": "rename",
-           "delete": "deletion"}
+           "delete": "deletion", "verify": "check"}
 
 
 def nt_status(exc):
@@ -138,6 +138,9 @@ class SmbSession(FileSession):
             raise self.failure(exc, remote_path, "folder") from None
         except (SMBTimeout, NotConnectedError, NotReadyError, OSError) as exc:
             raise self.failure(exc, remote_path, "folder") from None
+
+    def size_of(self, remote_path):
+        return self.attributes(remote_path, "verify").file_size
 
     def close(self):
         self.conn.close()
