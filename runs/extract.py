@@ -106,10 +106,10 @@ def _typed_copy_path(database, sql, out, options, progress, every, writer_class,
     writer = writer_class(out, options)
     next_report = every
 
-    def on_rows(lines, first_row):
+    def on_rows(data, ends, first_row):
         nonlocal next_report
-        writer.write_csv_rows(lines, first_row)
-        rows = first_row + len(lines) - 1
+        writer.write_csv_rows(data, ends, first_row)
+        rows = first_row + len(ends) - 1
         if rows >= next_report:
             progress(rows)
             next_report = (rows // every + 1) * every

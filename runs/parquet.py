@@ -159,9 +159,10 @@ class ParquetWriter:
         self._types = [column or ColumnType("text") for column in self._declared or [None] * len(self._names)]
         self._csv = _CsvRowsConverter(self)
 
-    def write_csv_rows(self, lines, first_row):
-        """Queue one chunk of CSV lines (rows `first_row`...) for the worker; raises the worker's error."""
-        self._csv.put(lines, first_row)
+    def write_csv_rows(self, data, ends, first_row):
+        """Queue one chunk of CSV lines (`data`, each row ending at its offset in `ends`; rows `first_row`...)
+        for the worker; raises the worker's error."""
+        self._csv.put(data, ends, first_row)
 
     def abort(self):
         """After a failure: stop the worker and let go of the file, left unfinished (the caller removes it)."""
@@ -234,10 +235,10 @@ class _CsvRowsConverter:
         self._thread = threading.Thread(target=self._run, name="parquet-writer", daemon=True)
         self._thread.start()
 
-    def put(self, lines, first_row):
+    def put(self, data, ends, first_row):
         if self._error is not None:
             raise self._error
-        self._queue.put((lines, first_row))
+        self._queue.put((data, ends, first_row))
 
     def finish(self):
         self.stop()
@@ -257,11 +258,10 @@ class _CsvRowsConverter:
                 except BaseException as exc:  # raised in the connector's thread (put/finish)
                     self._error = exc
 
-    def _read(self, lines, convert):
+    def _read(self, data, rows, convert):
         pa, pa_csv = self._pa, self._csv
-        data = b"".join(lines)
         # A value holding a line break needs the slower quote-aware line splitting; most chunks have none.
-        breaks = data.count(b"\n") != len(lines) or b"\r" in data
+        breaks = data.count(b"\n") != rows or b"\r" in data
         return pa_csv.read_csv(
             pa.py_buffer(data),
             read_options=pa_csv.ReadOptions(column_names=self._writer._names, use_threads=False,
@@ -270,16 +270,16 @@ class _CsvRowsConverter:
             parse_options=pa_csv.ParseOptions(newlines_in_values=breaks, ignore_empty_lines=False),
             convert_options=convert)
 
-    def _table(self, lines, first_row):
+    def _table(self, data, ends, first_row):
         pa = self._pa
         try:
-            table = self._read(lines, self._convert)
+            table = self._read(data, len(ends), self._convert)
         except pa.ArrowInvalid as exc:
             try:
-                self._fail(lines, first_row)
+                self._fail(data, ends, first_row)
             except pa.ArrowInvalid:
                 pass  # no single value to name (text that is not UTF-8 fails even as text): the chunk's rows
-            raise PipelineError(f"Rows {first_row:,} to {first_row + len(lines) - 1:,} could not be written to "
+            raise PipelineError(f"Rows {first_row:,} to {first_row + len(ends) - 1:,} could not be written to "
                                 f"Parquet: {exc}", step="output") from None
         for index in self._binary:
             texts = table.column(index).to_pylist()
@@ -287,24 +287,28 @@ class _CsvRowsConverter:
             table = table.set_column(index, table.field(index).with_type(pa.binary()), decoded)
         return table
 
-    def _fail(self, lines, first_row):
+    def _fail(self, data, ends, first_row):
         """Raise the PipelineError naming the first row and column whose value its type cannot hold: a halving
-        search over the chunk's lines with the same parser, then the columns of that line one by one."""
+        search over the chunk's rows with the same parser, then the columns of that row one by one."""
         pa = self._pa
-        low, high = 0, len(lines)  # the first failing line is in lines[low:high]
+
+        def rows(start, stop):  # the bytes of rows start..stop-1 of the chunk
+            return bytes(data[ends[start - 1] if start else 0:ends[stop - 1]])
+
+        low, high = 0, len(ends)  # the first failing row is among rows low..high-1
         while high - low > 1:
             middle = (low + high) // 2
             try:
-                self._read(lines[low:middle], self._convert)
+                self._read(rows(low, middle), middle - low, self._convert)
                 low = middle
             except pa.ArrowInvalid:
                 high = middle
-        line = lines[low:low + 1]
-        texts = self._read(line, self._as_text).to_pylist()[0]
+        line = rows(low, low + 1)
+        texts = self._read(line, 1, self._as_text).to_pylist()[0]
         names = self._writer._names
         for index, name in enumerate(names):
             try:
-                self._read(line, self._csv.ConvertOptions(
+                self._read(line, 1, self._csv.ConvertOptions(
                     column_types={other: (self._convert.column_types[other] if other == name else pa.string())
                                   for other in names},
                     null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=False,
