@@ -1,7 +1,9 @@
-"""PostgreSQL through psycopg 3: server-side cursors for rows, COPY for the fast CSV path.
+"""PostgreSQL through psycopg 3: server-side cursors for rows, COPY for the fast CSV path and for Parquet
+(`copy_typed_rows`: COPY's CSV lines in chunks, which runs/parquet.py parses into typed columns).
 
-A query with bound parameters (COPY takes none) and PostgreSQL through ODBC get the same CSV bytes from
-lines the server composes by COPY's rules (`csv_lines_query`).
+Bound parameters (COPY takes none) go into session settings the statement reads (`_settings_statement`);
+where that cannot be done, and through ODBC, the same CSV bytes come from lines the server composes by
+COPY's rules (`csv_lines_query`).
 """
 import array
 import re
