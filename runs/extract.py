@@ -1,7 +1,6 @@
 """Extracting a query's rows to a file: render the query, stream its rows into the run folder as CSV (through
 the database's COPY when it can) or as Excel, JSON Lines, Parquet (through COPY too, from PostgreSQL) or
-fixed width. Plain data in and out, no models: each step can be
-called and tested alone.
+fixed width. Plain data in and out, no models: each step can be called and tested alone.
 """
 import os
 from dataclasses import dataclass, field
