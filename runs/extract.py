@@ -1,6 +1,6 @@
 """Extracting a query's rows to a file: render the query, stream its rows into the run folder as CSV (through
-the database's COPY when it can) or as Excel or JSON Lines. Plain data in and out, no models: each step can be
-called and tested alone.
+the database's COPY when it can) or as Excel, JSON Lines, Parquet (through COPY too, from PostgreSQL) or
+fixed width. Plain data in and out, no models: each step can be called and tested alone.
 """
 import os
 from dataclasses import dataclass, field
@@ -40,11 +40,12 @@ def render_query(query):
 
 
 def extract_to_csv(database, sql, path, options, progress, every=None, file_format="csv", params=None):
-    """Stream the query's rows into `path` as CSV (or `file_format`: xlsx, jsonl). The file appears under
-    its name only when complete. `params` are bound to the query's placeholders.
+    """Stream the query's rows into `path` as CSV (or `file_format`: xlsx, jsonl, parquet, fixed). The file
+    appears under its name only when complete. `params` are bound to the query's placeholders.
 
     `progress(rows)` is called every `every` rows and the caller decides what to log; memory stays flat
-    because rows are written batch by batch (or row by row through PostgreSQL's COPY).
+    because rows are written batch by batch (or row by row through PostgreSQL's COPY, or, for Parquet, in
+    chunks of COPY's lines).
     """
     every = every or settings.ETL_PROGRESS_EVERY_ROWS
     path = Path(path)
@@ -57,6 +58,9 @@ def extract_to_csv(database, sql, path, options, progress, every=None, file_form
             if writer is CsvWriter:
                 extract = _copy_fast_path(database, sql, out, options, progress, every, params,
                                           on_types=lambda names: declared.update(types=names))
+            elif getattr(writer, "takes_csv_rows", False):
+                extract = _typed_copy_path(database, sql, out, options, progress, every, writer, params,
+                                           on_types=lambda names: declared.update(types=names))
             if extract is None:
                 out.seek(0)
                 out.truncate()
@@ -93,6 +97,34 @@ def _copy_fast_path(database, sql, out, options, progress, every, params=None, o
                              params=params, on_types=on_types)
 
 
+def _typed_copy_path(database, sql, out, options, progress, every, writer_class, params=None, on_types=None):
+    """Parquet from PostgreSQL: the rows through COPY as CSV lines, parsed into typed columns by the writer
+    (runs/parquet.py). None when the engine has no such path or cannot run the statement through it."""
+    if not hasattr(database, "copy_typed_rows"):
+        return None
+    writer = writer_class(out, options)
+    next_report = every
+
+    def on_rows(data, ends, first_row):
+        nonlocal next_report
+        writer.write_csv_rows(data, ends, first_row)
+        rows = first_row + len(ends) - 1
+        if rows >= next_report:
+            progress(rows)
+            next_report = (rows // every + 1) * every
+
+    try:
+        result = database.copy_typed_rows(sql, writer.start_csv_rows, on_rows, params=params, on_types=on_types)
+        if result is None:
+            writer.abort()
+            return None
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    return result[0], result[1], writer.warnings
+
+
 def _portable_path(database, sql, out, options, progress, every, writer_class=CsvWriter, params=None,
                    on_types=None):
     with (database.execute(sql, params) if params else database.execute(sql)) as result:
@@ -105,10 +137,15 @@ def _portable_path(database, sql, out, options, progress, every, writer_class=Cs
             writer.set_types(getattr(result, "types", None))
         writer.write_header(result.columns)
         next_report = every
-        for batch in result.batches(min(5000, every)):
-            writer.write_batch(batch)
-            if writer.rows >= next_report:
-                progress(writer.rows)
-                next_report = (writer.rows // every + 1) * every
-        writer.close()
+        try:
+            for batch in result.batches(min(5000, every)):
+                writer.write_batch(batch)
+                if writer.rows >= next_report:
+                    progress(writer.rows)
+                    next_report = (writer.rows // every + 1) * every
+            writer.close()
+        except BaseException:
+            if hasattr(writer, "abort"):  # Parquet: let go of the file before it is removed
+                writer.abort()
+            raise
         return result.columns, writer.rows, getattr(writer, "warnings", [])
