@@ -21,6 +21,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
+from alerts.models import Webhook
 from connections.models import Connection
 from projects.models import Membership, Organization, Project, Role, at_least
 from runs.models import Run
@@ -175,6 +176,15 @@ def get_run(user, pk, need=VIEW, queryset=None):
                .select_related("task__project__organization"), pk)
     run.rights = require(task_rights(user, run.task), need)
     return run
+
+
+def get_webhook(user, pk, need=VIEW):
+    """A task's or project's webhook with `.rights` on it: those of its task or project."""
+    webhook = _get(Webhook.objects.visible_to(user).select_related("task__project__organization",
+                                                                  "project__organization"), pk)
+    webhook.rights = require(project_rights(user, webhook.task.project if webhook.task_id else webhook.project),
+                             need)
+    return webhook
 
 
 def get_connection(user, pk, need=VIEW):

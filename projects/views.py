@@ -24,6 +24,7 @@ def project_detail(request, pk):
         "tasks": tasks,
         "triggers": project.triggers.all(),
         "parameters": project.parameters.all(),
+        "webhooks": project.webhooks.all(),
         "can_edit": project.rights.can_edit,
         "rights": project.rights,
     })

@@ -1,3 +1,5 @@
+import datetime
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
@@ -192,6 +194,17 @@ class Task(models.Model):
         help_text="Blank: the portal's default.")
     dependency_mode = models.CharField(max_length=3, choices=DependencyMode.choices, default=DependencyMode.ALL)
 
+    # --- late and missed runs (alerts/deadlines.py); blank: the project's ---
+    finish_by = models.TimeField(null=True, blank=True,
+                                 help_text="Expected to finish by this time of day (the project's time zone); "
+                                           "blank: the project's.")
+    max_duration = models.DurationField(null=True, blank=True, validators=[MinValueValidator(datetime.timedelta(
+        seconds=1))], help_text="Late when still running this long after it started, e.g. 1:30:00; blank: the "
+                                "project's.")
+    start_grace = models.DurationField(null=True, blank=True, validators=[MinValueValidator(datetime.timedelta(
+        seconds=1))], help_text="A scheduled run not started this long after its time is missed, e.g. 0:15:00; "
+                                "blank: the project's.")
+
     # --- retries ---
     retries = models.PositiveSmallIntegerField(default=0, validators=bounded(0, 100))
     retry_delay_seconds = models.PositiveIntegerField(default=300, validators=bounded(0, MAX_RETRY_DELAY_SECONDS))
@@ -366,6 +379,7 @@ class Notification(models.Model):
         SUCCESS = "success", "On success"
         WARNING = "warning", "On warning"
         ERROR = "error", "On error"
+        LATE = "late", "When late or missed"
 
     class Output(models.TextChoices):
         NONE = "none", "Don't include the output"
@@ -384,6 +398,9 @@ class Notification(models.Model):
     include_output = models.CharField(max_length=10, choices=Output.choices, default=Output.NONE)
     max_attachment_bytes = models.PositiveIntegerField(default=10 * 1024 * 1024,
                                                        validators=bounded(0, MAX_ATTACHMENT_BYTES))
+    attach_log = models.BooleanField(default=False, help_text="Attach the run's log as a text file.")
+    skip_when_empty = models.BooleanField("don't send when the output is empty", default=False,
+                                          help_text="Nothing is sent when the run wrote no data rows.")
     history = HistoricalRecords(app="audit")
 
     class Meta:

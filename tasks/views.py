@@ -9,6 +9,7 @@ from django.views.decorators.http import require_POST
 from django_tables2 import RequestConfig
 
 from accounts.middleware import activate_zone
+from alerts.models import Webhook
 from etl_portal.web import Page, count_of, int_param, safe_next
 from projects import access
 from projects.models import Project
@@ -100,6 +101,8 @@ def task_detail(request, pk):
         "can_edit": task.rights.can_edit,
         "rights": task.rights,
         "is_running": bool(live_run and live_run.status == Run.Status.RUNNING),
+        "open_alerts": task.alerts.open().select_related("run"),
+        "webhooks": Webhook.objects.filter(Q(task=task) | Q(project=task.project_id)).order_by("task", "name"),
     })
 
 

@@ -1,0 +1,209 @@
+"""Late and missed runs, checked by the housekeeping leader on every pass (projects/housekeeping.py), inside a
+transaction fenced by its lease, so each alert is raised once across every host.
+
+What a task leaves blank comes from its project:
+- `finish_by`, a time of day in the project's zone: a run is late once it is still queued or running at the first
+  such time after the moment it stands for (its scheduled time for scheduled, retried and dependent runs; its
+  creation for one started by hand);
+- `max_duration`: a run still running this long after it started is late;
+- `start_grace`: a scheduled run is missed when it has not started this long after its time (no worker was
+  free, the workers were down), when it started only later than that (the scheduler was late, so it was created
+  late), when the scheduler recorded it as a skipped missed start, or when a trigger's due time has passed by
+  the grace and the scheduler has started nothing for it.
+
+An alert is raised once (`Alert`'s unique keys), logged on its run and queued to the task's channels
+(alerts/outbox.py). It clears itself when its run ends; one without a run, or whose run never ran (a skipped
+missed start), clears when a later run of the task has run to its end.
+"""
+import datetime
+import logging
+import zoneinfo
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max, Q
+from django.utils import timezone
+
+from alerts import outbox
+from alerts.models import Alert
+from runs.models import Run
+
+logger = logging.getLogger(__name__)
+# Runs that stand for their scheduled time: their finish-by deadline follows it (a retry keeps the original's).
+ANCHORED = (Run.Trigger.SCHEDULE, Run.Trigger.RETRY, Run.Trigger.DEPENDENCY)
+UNFINISHED = (Run.Status.QUEUED, Run.Status.RUNNING)
+FIRST_LOOK_BACK = datetime.timedelta(hours=1)
+
+
+def limits(task):
+    """(finish_by, max_duration, start_grace) of `task`, each the task's own or else its project's."""
+    project = task.project
+    return (task.finish_by or project.finish_by, task.max_duration or project.max_duration,
+            task.start_grace or project.start_grace)
+
+
+def zone_of(project):
+    try:
+        return zoneinfo.ZoneInfo(project.time_zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return datetime.timezone.utc
+
+
+def finish_by_deadline(anchor, finish_by, zone):
+    """The first `finish_by` time of day (in `zone`) at or after `anchor`."""
+    local = anchor.astimezone(zone)
+    day = local.date()
+    moment = datetime.datetime.combine(day, finish_by, tzinfo=zone)
+    if moment < local:
+        moment = datetime.datetime.combine(day + datetime.timedelta(days=1), finish_by, tzinfo=zone)
+    return moment
+
+
+def deadline(run):
+    """(moment, sentence) of the run's earliest deadline, or None when its task has none."""
+    finish_by, max_duration, _ = limits(run.task)
+    found = []
+    if finish_by is not None:
+        zone = zone_of(run.task.project)
+        anchor = run.scheduled_for if run.trigger in ANCHORED else run.created_at
+        moment = finish_by_deadline(anchor, finish_by, zone)
+        found.append((moment, f"Late: not finished by {moment.astimezone(zone):%Y-%m-%d %H:%M %Z} "
+                              f"(expected to finish by {finish_by:%H:%M})"))
+    if max_duration is not None and run.started_at is not None:
+        found.append((run.started_at + max_duration,
+                      f"Late: still running after {_words(max_duration)} (its maximum duration)"))
+    return min(found, key=lambda item: item[0]) if found else None
+
+
+def _words(span):
+    seconds = int(span.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    parts = [f"{hours} h" if hours else "", f"{minutes} min" if minutes else "", f"{seconds} s" if seconds else ""]
+    return " ".join(part for part in parts if part) or "0 s"
+
+
+def _local(moment, project):
+    return f"{moment.astimezone(zone_of(project)):%Y-%m-%d %H:%M:%S %Z}"
+
+
+class Checker:
+    """The leader's checks. Keeps, in memory, the newest run id it has looked at, so a run created and ended
+    between two passes (a run started late that finished quickly, a skipped missed start) is still seen."""
+
+    def __init__(self):
+        self.seen_up_to = None
+
+    def check(self, leadership=None, now=None):
+        """One check; returns {"raised": [alerts], "cleared": count}. With `leadership`, fenced by its lease."""
+        now = now or timezone.now()
+        with transaction.atomic():
+            if leadership is not None:
+                leadership.fence(now)
+            cleared = clear(now)
+            newest = Run.objects.aggregate(newest=Max("id"))["newest"] or 0
+            raised = late_runs(now) + missed_runs(now, self.seen_up_to) + missed_triggers(now)
+            self.seen_up_to = newest
+        return {"raised": raised, "cleared": cleared}
+
+
+def raise_alert(kind, task, run, due_at, message, now):
+    """Record the alert once and queue it to the task's channels; None when it was raised before."""
+    try:
+        with transaction.atomic():
+            alert = Alert.objects.create(kind=kind, task=task, run=run, due_at=due_at, message=message,
+                                         raised_at=now)
+            outbox.queue_alert(alert)
+    except IntegrityError:
+        if run is not None:  # raised earlier without its run (the scheduler was late): the run is known now
+            Alert.objects.filter(task=task, kind=kind, due_at=due_at, run__isnull=True).update(run=run)
+        return None
+    logger.info("%s alert for task %s (run %s): %s", kind, task.pk, getattr(run, "pk", None), message)
+    if run is not None:
+        run.log(message, level="warning")
+    return alert
+
+
+def late_runs(now):
+    with_deadline = (Q(task__finish_by__isnull=False) | Q(task__max_duration__isnull=False)
+                     | Q(task__project__finish_by__isnull=False) | Q(task__project__max_duration__isnull=False))
+    runs = (Run.objects.filter(with_deadline, status__in=UNFINISHED).exclude(alerts__kind=Alert.Kind.LATE)
+            .select_related("task__project"))
+    raised = []
+    for run in runs:
+        found = deadline(run)
+        if found is not None and found[0] <= now:
+            alert = raise_alert(Alert.Kind.LATE, run.task, run, found[0], found[1], now)
+            raised += [alert] if alert else []
+    return raised
+
+
+def missed_runs(now, seen_up_to):
+    """Scheduled runs not started within the grace, started late, or recorded as skipped missed starts."""
+    new = Q(pk__gt=seen_up_to) if seen_up_to is not None else Q(created_at__gte=now - FIRST_LOOK_BACK)
+    with_grace = Q(task__start_grace__isnull=False) | Q(task__project__start_grace__isnull=False)
+    runs = (Run.objects.filter(with_grace, Q(status=Run.Status.QUEUED) | new, trigger=Run.Trigger.SCHEDULE,
+                               upstream_run__isnull=True)  # a series successor waits for its predecessor
+            .exclude(alerts__kind=Alert.Kind.MISSED).select_related("task__project"))
+    raised = []
+    for run in runs:
+        grace = limits(run.task)[2]
+        if grace is None:
+            continue
+        due = run.scheduled_for
+        when = _local(due, run.task.project)
+        if run.status == Run.Status.QUEUED and run.started_at is None:
+            if now < due + grace:
+                continue
+            message = (f"Missed start: due at {when}, not started after {_words(now - due)} (no worker was free, "
+                       f"or the workers are down)")
+        elif run.started_at is not None:
+            if run.started_at - due <= grace:
+                continue
+            message = f"Missed start: due at {when}, started only {_words(run.started_at - due)} later"
+        elif run.status == Run.Status.SKIPPED and run.error.startswith("Missed start"):
+            message = f"Missed start: due at {when}, not run (the scheduler was late; the project skips missed starts)"
+        else:
+            continue
+        alert = raise_alert(Alert.Kind.MISSED, run.task, run, due, message, now)
+        raised += [alert] if alert else []
+    return raised
+
+
+def missed_triggers(now):
+    """Triggers whose due time passed by the grace with nothing started: the scheduler is late or down."""
+    from projects import triggers as trigger_times
+    from projects.models import Trigger
+    from runs.orchestration import root_tasks
+
+    raised = []
+    overdue = Trigger.objects.filter(enabled=True, project__enabled=True, next_run_at__lt=now).select_related(
+        "project")
+    for trigger in overdue:
+        due = trigger.next_run_at
+        late_by = now - due - trigger_times.jitter(trigger, due)
+        tasks = [task for task in root_tasks(trigger.project)
+                 if limits(task)[2] is not None and late_by > limits(task)[2]]
+        known = set(Alert.objects.filter(task__in=tasks, kind=Alert.Kind.MISSED, due_at=due)
+                    .values_list("task_id", flat=True))
+        for task in tasks:
+            if task.pk in known:
+                continue
+            message = (f"Missed start: due at {_local(due, trigger.project)}, nothing started after "
+                       f"{_words(now - due)} (the scheduler is late or down)")
+            alert = raise_alert(Alert.Kind.MISSED, task, None, due, message, now)
+            raised += [alert] if alert else []
+    return raised
+
+
+def clear(now):
+    """Clear the open alerts whose run has ended; return how many."""
+    cleared = Alert.objects.open().filter(run__status__in=Run.FINISHED, run__started_at__isnull=False).update(
+        cleared_at=now)
+    waiting = Alert.objects.open().filter(Q(run__isnull=True) | Q(run__status__in=Run.FINISHED,
+                                                                   run__started_at__isnull=True))
+    for alert in waiting:
+        later = Run.objects.filter(task=alert.task_id, scheduled_for__gte=alert.due_at, status__in=Run.FINISHED,
+                                   started_at__isnull=False).exclude(pk=alert.run_id)
+        if later.exists():
+            cleared += Alert.objects.filter(pk=alert.pk, cleared_at__isnull=True).update(cleared_at=now)
+    return cleared
