@@ -11,6 +11,8 @@ KEEP = "Stored; leave blank to keep it. Changing the URL removes it unless you e
 
 
 class WebhookForm(forms.ModelForm):
+    url = forms.URLField(label="URL", max_length=1000, assume_scheme="https",
+                         help_text="http:// or https://; the body is POSTed here, redirects are not followed.")
     secret = forms.CharField(label="Signing secret", required=False, strip=False,
                              widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
                              help_text="Optional: each body is signed with it (header X-ETL-Signature-256).")
