@@ -179,7 +179,8 @@ class Delivery(models.Model):
     def channel_name(self):
         if self.webhook_id:
             return f"webhook {self.webhook.name}"
-        return f"{self.notification.get_event_display().lower()} email"
+        recipients = ", ".join(self.notification.recipients.replace(";", ",").replace("\n", ",").split(","))
+        return " ".join(recipients.split())[:80] or "email"
 
 
 class DeliveryAttempt(models.Model):

@@ -85,8 +85,9 @@ def notify(run):
 def output_is_empty(run):
     """No data rows: the row count says so, or (a run that counts no rows, such as a file copy) every file it
     produced is empty."""
-    if run.rows is not None:
-        return run.rows == 0
+    rows = type(run).objects.filter(pk=run.pk).values_list("rows", flat=True).first()  # a stage writes it there
+    if rows is not None:
+        return rows == 0
     return not any(run_file.size for run_file in run.files.all() if not run_file.name.endswith(".md5"))
 
 

@@ -8,6 +8,7 @@ database changes. Admin actions and commands have their own table in test_access
 import pytest
 from django.contrib.auth.models import Group, User
 
+from alerts.models import Webhook
 from connections.models import Connection
 from projects.models import Membership, Organization, Parameter, Project, Trigger
 from runs.models import Run, RunFile
@@ -59,8 +60,9 @@ def world(tmp_path, settings):
     queued = Run.objects.create(task=task, status=Run.Status.QUEUED)
     done = Run.objects.create(task=task, status=Run.Status.FAILED)
     run_file = factories.run_file(done, "orders.csv", size=3, md5="0" * 32)
+    hook = Webhook.objects.create(project=project, name="Ops", url="https://hooks.example/ops", secret="sig")
     return {"users": users, "a": org_a, "b": org_b, "shop": shop, "spare": spare, "project": project,
-            "task": task, "script_task": script_task, "queued": queued, "file": run_file}
+            "task": task, "script_task": script_task, "queued": queued, "file": run_file, "hook": hook}
 
 
 def management(**counts):
@@ -84,6 +86,11 @@ def task_data(w, **changes):
             "file_handling": "as_is", "priority": 50, "max_instances": 1, "dependency_mode": "all", "retries": 0,
             "retry_delay_seconds": 60, "retry_max_delay_seconds": 600, "processing_location": "",
             **management(destinations=0, parameters=0, conditions=0, notifications=0, dependencies=0), **changes}
+
+
+def webhook_data(w, **changes):
+    return {"name": "Chat", "style": "slack", "url": "https://hooks.example/chat", "on_failure": "on",
+            "enabled": "on", **changes}
 
 
 def connection_data(w, **changes):
@@ -118,6 +125,13 @@ ROWS = [
     ("file resend", lambda w: f"/runs/files/{w['file'].pk}/resend/", dict, EDITORS | {"group_editor"}),
     ("task try (Test query)", lambda w: "/tasks/try/", lambda w: {**task_data(w), "try": "query"},
      EDITORS | {"group_editor"}),
+    ("task webhook new", lambda w: f"/alerts/tasks/{w['task'].pk}/webhooks/new/", webhook_data,
+     EDITORS | {"group_editor"}),
+    ("project webhook new", lambda w: f"/alerts/projects/{w['project'].pk}/webhooks/new/", webhook_data,
+     EDITORS | {"group_editor"}),
+    ("webhook edit", lambda w: f"/alerts/webhooks/{w['hook'].pk}/edit/", lambda w: webhook_data(w, name="Ops 2"),
+     EDITORS | {"group_editor"}),
+    ("webhook delete", lambda w: f"/alerts/webhooks/{w['hook'].pk}/delete/", dict, EDITORS | {"group_editor"}),
     ("connection new", lambda w: "/connections/new/", connection_data, ADMINS),
     ("sqlite connection new", lambda w: "/connections/new/",
      lambda w: connection_data(w, kind="sqlite", host="", port="", username="", path=w["shop"].path), ADMINS),
@@ -137,6 +151,7 @@ ROWS = [
 CHANGING = {"project new", "project edit", "task new", "task new with a script", "task edit", "script edit",
             "task delete", "task duplicate", "task toggle", "task run", "task bulk disable", "run cancel",
             "connection new", "sqlite connection new", "connection edit", "connection test",
+            "task webhook new", "project webhook new", "webhook edit", "webhook delete",
             "connection forget host key", "member add", "member change", "member remove"}
 
 CODE_ROWS = {"task new with a script", "script edit"}
@@ -148,7 +163,7 @@ def snapshot():
     from django_q.models import Schedule
 
     models = [Organization, Membership, Project, Trigger, Parameter, Task, Destination, Connection, Run, RunFile,
-              Schedule]
+              Schedule, Webhook]
     return {model.__name__: sorted(map(repr, model.objects.values())) for model in models}
 
 
@@ -220,7 +235,8 @@ def test_the_table_covers_every_changing_url():
                "tasks:duplicate", "tasks:toggle", "tasks:run", "tasks:bulk", "tasks:reschedule", "tasks:cancel-retry",
                "runs:cancel", "runs:file-resend", "connections:new", "connections:edit", "connections:test",
                "connections:forget-host-key", "connections:delete", "organizations:member-add",
-               "organizations:member-change", "organizations:member-remove", "tasks:try"}
+               "organizations:member-change", "organizations:member-remove", "tasks:try",
+               "alerts:task-webhook-new", "alerts:project-webhook-new", "alerts:webhook-edit", "alerts:webhook-delete"}
     own = {"account:settings"}  # changes only the signed-in user's own settings (tests/test_pages_live.py)
     assert names - read_only - covered - own == set()
 
