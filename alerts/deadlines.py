@@ -66,8 +66,9 @@ def deadline(run):
         zone = zone_of(run.task.project)
         anchor = run.scheduled_for if run.trigger in ANCHORED else run.created_at
         moment = finish_by_deadline(anchor, finish_by, zone)
-        found.append((moment, f"Late: not finished by {moment.astimezone(zone):%Y-%m-%d %H:%M %Z} "
-                              f"(expected to finish by {finish_by:%H:%M})"))
+        clock = "%H:%M:%S" if finish_by.second else "%H:%M"
+        found.append((moment, f"Late: not finished by {moment.astimezone(zone).strftime('%Y-%m-%d ' + clock + ' %Z')} "
+                              f"(expected to finish by {finish_by.strftime(clock)})"))
     if max_duration is not None and run.started_at is not None:
         found.append((run.started_at + max_duration,
                       f"Late: still running after {_words(max_duration)} (its maximum duration)"))

@@ -5,7 +5,7 @@
 import importlib
 import sys
 
-GROUPS = ["extract", "formats", "pages", "sftp", "scripts", "odbc_extract", "scheduling", "api"]
+GROUPS = ["extract", "formats", "pages", "sftp", "scripts", "odbc_extract", "scheduling", "alerts", "api"]
 
 
 def main(selected):
