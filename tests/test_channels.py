@@ -12,7 +12,6 @@ from django.utils import timezone
 from alerts import outbox
 from alerts.models import MAX_ATTEMPTS, RETRY_DELAYS, Delivery, DeliveryAttempt, Webhook
 from runs.execution import execute_run
-from runs.models import Run
 from tests import factories
 from tests.fixtures.delivery import log_text
 from tests.servers.webhook_receiver import WebhookReceiver
