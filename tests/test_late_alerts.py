@@ -236,3 +236,28 @@ def test_for_real_a_run_past_its_deadline_raises_one_alert_one_webhook_and_clear
     assert [request.json["event"] for request in receiver.received] == ["late"]
     assert receiver.received[0].json["alert"]["message"] == "Late: still running after 1 s (its maximum duration)"
     assert Run.objects.get(pk=run.pk).status == "succeeded"
+
+
+@pytest.mark.django_db
+def test_task_details_and_the_run_page_show_the_open_alert_and_the_deadlines(add_task, project, member, outsider,
+                                                                             client, clock):
+    project.finish_by = dt.time(7, 30)
+    project.save()
+    task = add_task("Orders", max_duration=dt.timedelta(minutes=90))
+    run = scheduled_run(task, clock.now)
+    Run.objects.filter(pk=run.pk).update(status="running", started_at=clock.now)
+    Checker().check(now=clock.advance(hours=2))
+    client.force_login(member)
+    details = client.get(f"/tasks/{task.pk}/").content.decode()
+    assert "Late: still running after 1 h 30 min (its maximum duration)" in details and 'id="open-alerts"' in details
+    assert "not finished by 07:30 (project)" in details and "running longer than 1 h 30 min<br>" in details
+    assert "missed when a scheduled run has not started 15 min after its time (project)" in details
+    page = client.get(f"/runs/{run.pk}/").content.decode()
+    assert "Late: still running after 1 h 30 min" in page
+    client.force_login(outsider)
+    assert client.get(f"/runs/{run.pk}/").status_code == 404
+
+    Run.objects.filter(pk=run.pk).update(status="succeeded", finished_at=clock.now)
+    Checker().check(now=clock.advance(seconds=1))
+    client.force_login(member)
+    assert 'id="open-alerts"' not in client.get(f"/tasks/{task.pk}/").content.decode()
