@@ -64,7 +64,6 @@ def measure():
     complete = wait_until(lambda: Alert.objects.filter(kind="late").count() >= expected, timeout=QUEUED + 90)
     delays = [(alert.raised_at - alert.due_at).total_seconds() for alert in Alert.objects.filter(kind="late")]
     Run.objects.filter(status="running").update(cancel_requested=True)
-    Run.objects.filter(status="queued").update(status="cancelled")
     return delays, complete, expected
 
 
