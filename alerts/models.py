@@ -14,6 +14,7 @@ import datetime
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from simple_history.models import HistoricalRecords
 
 from connections.secrets import EncryptedTextField
 
@@ -28,6 +29,13 @@ class Event(models.TextChoices):
 
 # A run's outcome -> the event it sends (a cancelled or skipped run sends nothing).
 EVENT_OF_STATUS = {"succeeded": Event.SUCCESS, "warning": Event.WARNING, "failed": Event.FAILURE}
+
+
+def shown_url(url):
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url or "")
+    return f"{parts.scheme}://{parts.netloc}/…" if parts.netloc else "…"
 
 
 class WebhookQuerySet(models.QuerySet):
@@ -65,6 +73,8 @@ class Webhook(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = WebhookQuerySet.as_manager()
+    # On the task's and project's History: the secret only as "set"/"changed", the URL as its scheme and host.
+    history = HistoricalRecords(app="audit")
 
     class Meta:
         ordering = ["name", "id"]
@@ -82,10 +92,7 @@ class Webhook(models.Model):
     @property
     def shown_url(self):
         """The URL as pages show it: scheme and host only. The path of a Slack or Teams URL is its credential."""
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(self.url)
-        return f"{parts.scheme}://{parts.netloc}/…" if parts.netloc else "…"
+        return shown_url(self.url)
 
     @property
     def events(self):

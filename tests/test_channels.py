@@ -199,16 +199,21 @@ def test_an_editor_adds_a_signed_webhook_and_the_secret_is_never_shown_again(add
     client.post(f"/alerts/webhooks/{webhook.pk}/edit/", form)
     webhook.refresh_from_db()
     assert webhook.secret == "s3cret-Signing-Key"
-    answer = client.post(f"/alerts/webhooks/{webhook.pk}/edit/", {**form, "url": "https://elsewhere.example/h"},
-                         follow=True)
+    answer = client.post(f"/alerts/webhooks/{webhook.pk}/edit/",
+                         {**form, "url": "https://elsewhere.example/T0/B1/xyzzy-credential"}, follow=True)
     webhook.refresh_from_db()
-    assert webhook.url == "https://elsewhere.example/h" and webhook.secret == ""
+    assert webhook.url == "https://elsewhere.example/T0/B1/xyzzy-credential" and webhook.secret == ""
     assert "signing secret was removed because the URL changed" in answer.content.decode()
     # Moved with the secret entered again in the same save: kept.
     client.post(f"/alerts/webhooks/{webhook.pk}/edit/", {**form, "url": receiver.url(), "secret": "again-4711"})
     webhook.refresh_from_db()
     assert (webhook.url, webhook.secret) == (receiver.url(), "again-4711")
 
+    # The task's History: who changed the webhook, the secret only as set/changed, the URL as scheme and host.
+    history = client.get(f"/tasks/{task.pk}/history/").content.decode()
+    assert "webhook" in history and "Ops" in history and "https://elsewhere.example/…" in history
+    for secret in ("s3cret-Signing-Key", "again-4711", "xyzzy-credential"):
+        assert secret not in history
 
 def test_a_webhook_url_must_be_http(add_task, owner, client):
     task = add_task("Orders")
