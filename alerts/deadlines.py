@@ -93,10 +93,15 @@ class Checker:
 
     def __init__(self):
         self.seen_up_to = None
+        self.token = None
 
     def check(self, leadership=None, now=None):
         """One check; returns {"raised": [alerts], "cleared": count}. With `leadership`, fenced by its lease."""
         now = now or timezone.now()
+        if leadership is not None and leadership.token != self.token:
+            # Leading anew (perhaps after another process led for days): look back a bounded while, not at
+            # every run since this process last led.
+            self.token, self.seen_up_to = leadership.token, None
         with transaction.atomic():
             if leadership is not None:
                 leadership.fence(now)

@@ -261,3 +261,22 @@ def test_task_details_and_the_run_page_show_the_open_alert_and_the_deadlines(add
     Checker().check(now=clock.advance(seconds=1))
     client.force_login(member)
     assert 'id="open-alerts"' not in client.get(f"/tasks/{task.pk}/").content.decode()
+
+
+@pytest.mark.django_db
+def test_a_leader_that_lost_its_lease_raises_nothing_and_the_new_leader_raises_it_once(add_task, clock):
+    from projects.housekeeping import LostLeadership
+
+    task = add_task("Orders", max_duration=dt.timedelta(minutes=1))
+    run = scheduled_run(task, clock.now)
+    Run.objects.filter(pk=run.pk).update(status="running", started_at=clock.now)
+    old, new = Leadership(holder="host-a:1", seconds=10), Leadership(holder="host-b:2", seconds=10)
+    assert old.acquire(clock.now)
+    assert new.acquire(clock.advance(minutes=2))  # the old leader paused past its lease
+    with pytest.raises(LostLeadership):
+        Checker().check(old, now=clock.now)
+    assert not Alert.objects.exists()
+    first, second = Checker(), Checker()
+    assert len(first.check(new, now=clock.now)["raised"]) == 1
+    assert second.check(new, now=clock.advance(seconds=1))["raised"] == [], "another process, the same alert"
+    assert Alert.objects.count() == 1
