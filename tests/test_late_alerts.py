@@ -189,9 +189,40 @@ def test_an_alert_goes_to_the_late_webhooks_and_emails_and_the_dashboard_of_thos
 
 # --- for real: the housekeeping loop, a worker and a receiver --------------------------------------------------
 
+class HousekeepingThread:
+    """The housekeeping loop's passes in a thread (every 0.2 s), counting the passes that cleared alerts."""
+
+    def __init__(self):
+        self.stop, self.cleared = threading.Event(), []
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+
+    def loop(self):
+        leadership = Leadership(holder="test-housekeeper", seconds=5)
+        while not self.stop.wait(0.2):
+            done = housekeeping.run_pass(leadership, django_schedules=False)
+            if done and (done.get("alerts") or {}).get("cleared"):
+                self.cleared.append(done["alerts"]["cleared"])
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        time.sleep(1)  # a few more passes: nothing new may happen
+        self.stop.set()
+        self.thread.join(timeout=60)
+
+
+def in_thread(function, *args):
+    thread = threading.Thread(target=function, args=args, daemon=True)
+    thread.start()
+    return thread
+
+
 @pytest.mark.servers  # starts its own HTTP receiver
 @pytest.mark.django_db(transaction=True)
 def test_for_real_a_run_past_its_deadline_raises_one_alert_one_webhook_and_clears_once(project, source_db):
+    from runs.execution import execute_run
     from tests.servers.webhook_receiver import WebhookReceiver
 
     receiver = WebhookReceiver().start()
@@ -200,42 +231,43 @@ def test_for_real_a_run_past_its_deadline_raises_one_alert_one_webhook_and_clear
     Webhook.objects.create(task=task, name="Ops", url=receiver.url(), on_late=True, on_success=False,
                            on_failure=False, on_warning=False)
     run = factories.run(task)
-    stop = threading.Event()
-    passes = []
-
-    def housekeeper():
-        leadership = Leadership(holder="test-housekeeper", seconds=5)
-        while not stop.wait(0.2):
-            done = housekeeping.run_pass(leadership, django_schedules=False)
-            if done and (done.get("alerts") or {}).get("cleared"):
-                passes.append(done["alerts"]["cleared"])
-
-    def worker():
-        from runs.execution import execute_run
-
-        execute_run(run.pk)
-
-    threads = [threading.Thread(target=housekeeper, daemon=True), threading.Thread(target=worker, daemon=True)]
     try:
-        for thread in threads:
-            thread.start()
-        wait_for(lambda: Alert.objects.filter(run=run).exists(), timeout=30, message="the late alert")
-        wait_for(lambda: Run.objects.get(pk=run.pk).is_finished, timeout=120, message="the run's end")
-        wait_for(lambda: Alert.objects.filter(run=run, cleared_at__isnull=False).exists(), timeout=30,
-                 message="the alert cleared")
-        wait_for(lambda: len(receiver.received) >= 1, timeout=30, message="the late webhook")
-        time.sleep(1)  # a few more passes: nothing new may happen
+        with HousekeepingThread() as loop:
+            worker = in_thread(execute_run, run.pk)
+            wait_for(lambda: Alert.objects.filter(run=run).exists(), timeout=30, message="the late alert")
+            wait_for(lambda: Run.objects.get(pk=run.pk).is_finished, timeout=120, message="the run's end")
+            wait_for(lambda: Alert.objects.filter(run=run, cleared_at__isnull=False).exists(), timeout=30,
+                     message="the alert cleared")
+            wait_for(lambda: len(receiver.received) >= 1, timeout=30, message="the late webhook")
+        worker.join(timeout=60)
     finally:
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=60)
         receiver.stop()
     [alert] = Alert.objects.all()
     assert alert.kind == "late" and alert.run_id == run.pk
-    assert passes == [1], "cleared by one pass, once"
+    assert loop.cleared == [1], "cleared by one pass, once"
     assert [request.json["event"] for request in receiver.received] == ["late"]
     assert receiver.received[0].json["alert"]["message"] == "Late: still running after 1 s (its maximum duration)"
     assert Run.objects.get(pk=run.pk).status == "succeeded"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_for_real_a_scheduled_run_no_worker_takes_is_missed_once_and_clears_once_it_ran(add_task, project):
+    from runs.execution import execute_run
+
+    project.start_grace = dt.timedelta(seconds=1)
+    project.save()
+    task = add_task("Orders")
+    run = scheduled_run(task, timezone.now())  # queued, and no worker is running
+    with HousekeepingThread() as loop:
+        alert = wait_for(lambda: Alert.objects.filter(run=run).first(), timeout=30, message="the missed alert")
+        assert alert.kind == "missed" and "not started after" in alert.message
+        time.sleep(1)  # more passes while it is still queued: still one alert
+        assert Alert.objects.count() == 1
+        in_thread(execute_run, run.pk).join(timeout=60)
+        wait_for(lambda: Alert.objects.filter(cleared_at__isnull=False).exists(), timeout=30,
+                 message="the alert cleared")
+    assert Run.objects.get(pk=run.pk).status == "succeeded"
+    assert Alert.objects.count() == 1 and loop.cleared == [1]
 
 
 @pytest.mark.django_db
