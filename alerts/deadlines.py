@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 ANCHORED = (Run.Trigger.SCHEDULE, Run.Trigger.RETRY, Run.Trigger.DEPENDENCY)
 UNFINISHED = (Run.Status.QUEUED, Run.Status.RUNNING)
 FIRST_LOOK_BACK = datetime.timedelta(hours=1)
+RECHECK_IDS = 200
 
 
 def limits(task):
@@ -114,14 +115,15 @@ class Checker:
 
 def raise_alert(kind, task, run, due_at, message, now):
     """Record the alert once and queue it to the task's channels; None when it was raised before."""
+    if run is not None and Alert.objects.filter(task=task, kind=kind, due_at=due_at, run__isnull=True).update(
+            run=run):
+        return None  # raised earlier without its run (the scheduler was late): the run is known now
     try:
         with transaction.atomic():
             alert = Alert.objects.create(kind=kind, task=task, run=run, due_at=due_at, message=message,
                                          raised_at=now)
             outbox.queue_alert(alert)
-    except IntegrityError:
-        if run is not None:  # raised earlier without its run (the scheduler was late): the run is known now
-            Alert.objects.filter(task=task, kind=kind, due_at=due_at, run__isnull=True).update(run=run)
+    except IntegrityError:  # raised meanwhile
         return None
     logger.info("%s alert for task %s (run %s): %s", kind, task.pk, getattr(run, "pk", None), message)
     if run is not None:
@@ -145,7 +147,9 @@ def late_runs(now):
 
 def missed_runs(now, seen_up_to):
     """Scheduled runs not started within the grace, started late, or recorded as skipped missed starts."""
-    new = Q(pk__gt=seen_up_to) if seen_up_to is not None else Q(created_at__gte=now - FIRST_LOOK_BACK)
+    # A margin below the newest id seen: a transaction that took its id earlier may have committed since.
+    new = (Q(pk__gt=seen_up_to - RECHECK_IDS) if seen_up_to is not None
+           else Q(created_at__gte=now - FIRST_LOOK_BACK))
     with_grace = Q(task__start_grace__isnull=False) | Q(task__project__start_grace__isnull=False)
     runs = (Run.objects.filter(with_grace, Q(status=Run.Status.QUEUED) | new, trigger=Run.Trigger.SCHEDULE,
                                upstream_run__isnull=True)  # a series successor waits for its predecessor

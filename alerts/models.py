@@ -135,7 +135,8 @@ class Alert(models.Model):
         constraints = [
             # Once: a run is late (or missed) once; a start without a run is missed once per due time.
             models.UniqueConstraint(fields=["run", "kind"], condition=Q(run__isnull=False), name="alert_once_per_run"),
-            models.UniqueConstraint(fields=["task", "kind", "due_at"], name="alert_once_per_due_time"),
+            models.UniqueConstraint(fields=["task", "kind", "due_at"], condition=Q(run__isnull=True),
+                                    name="alert_once_per_due_time"),
         ]
 
     def __str__(self):

@@ -74,6 +74,18 @@ def test_finish_by_is_a_time_of_day_in_the_project_zone_and_a_task_overrides_the
 
 
 @pytest.mark.django_db
+def test_two_runs_of_one_task_with_the_same_deadline_are_each_late_once(add_task, project, clock):
+    project.finish_by, project.start_grace = dt.time(9, 0), None
+    project.save()
+    task = add_task("Orders", max_instances=2)
+    runs = [scheduled_run(task, clock.now), scheduled_run(task, clock.now + dt.timedelta(minutes=5))]
+    checker = Checker()
+    raised = checker.check(now=clock.set(dt.datetime(2024, 6, 3, 9, 1, tzinfo=dt.timezone.utc)))["raised"]
+    assert sorted(alert.run_id for alert in raised) == [run.pk for run in runs]
+    assert checker.check(now=clock.advance(minutes=1))["raised"] == []
+
+
+@pytest.mark.django_db
 def test_a_manual_run_is_measured_from_when_it_was_started_not_the_date_it_stands_for(add_task, project):
     project.finish_by = (timezone.now() - dt.timedelta(hours=1)).time()
     project.save()
