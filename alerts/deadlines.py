@@ -1,5 +1,8 @@
-"""Late and missed runs, checked by the housekeeping leader on every pass (projects/housekeeping.py), inside a
-transaction fenced by its lease, so each alert is raised once across every host.
+"""Late and missed runs, checked by the housekeeping leader on every pass (projects/housekeeping.py). The
+candidates are found by reads alone (the deadlines compared in SQL where they can be), outside any transaction:
+on SQLite a transaction that writes holds the one write lock, and the workers must not wait on a check. Only when
+there is something to raise or clear does a short transaction, fenced by the leader's lease, write it, so each
+alert is raised once across every host (and the unique keys make a stale read harmless).
 
 What a task leaves blank comes from its project:
 - `finish_by`, a time of day in the project's zone: a run is late once it is still queued or running at the first
@@ -20,7 +23,8 @@ import logging
 import zoneinfo
 
 from django.db import IntegrityError, transaction
-from django.db.models import Max, Q
+from django.db.models import DateTimeField, ExpressionWrapper, F, Max, Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from alerts import outbox
@@ -103,13 +107,19 @@ class Checker:
             # Leading anew (perhaps after another process led for days): look back a bounded while, not at
             # every run since this process last led.
             self.token, self.seen_up_to = leadership.token, None
-        with transaction.atomic():
-            if leadership is not None:
-                leadership.fence(now)
-            cleared = clear(now)
-            newest = Run.objects.aggregate(newest=Max("id"))["newest"] or 0
-            raised = late_runs(now) + missed_runs(now, self.seen_up_to) + missed_triggers(now)
-            self.seen_up_to = newest
+        newest = Run.objects.aggregate(newest=Max("id"))["newest"] or 0
+        to_clear = clearable(now)
+        found = late_runs(now) + missed_runs(now, self.seen_up_to) + missed_triggers(now)
+        raised, cleared = [], 0
+        if to_clear or found:
+            with transaction.atomic():
+                if leadership is not None:
+                    leadership.fence(now)
+                cleared = Alert.objects.filter(pk__in=to_clear, cleared_at__isnull=True).update(cleared_at=now)
+                for kind, task, run, due_at, message in found:
+                    alert = raise_alert(kind, task, run, due_at, message, now)
+                    raised += [alert] if alert else []
+        self.seen_up_to = newest
         return {"raised": raised, "cleared": cleared}
 
 
@@ -131,52 +141,57 @@ def raise_alert(kind, task, run, due_at, message, now):
     return alert
 
 
+def _plus(moment, *durations):
+    """`moment` + the first set of `durations`, as a database expression."""
+    return ExpressionWrapper(F(moment) + Coalesce(*[F(name) for name in durations]), output_field=DateTimeField())
+
+
+MAX_DURATION = ("task__max_duration", "task__project__max_duration")
+START_GRACE = ("task__start_grace", "task__project__start_grace")
+
+
 def late_runs(now):
-    with_deadline = (Q(task__finish_by__isnull=False) | Q(task__max_duration__isnull=False)
-                     | Q(task__project__finish_by__isnull=False) | Q(task__project__max_duration__isnull=False))
-    runs = (Run.objects.filter(with_deadline, status__in=UNFINISHED).exclude(alerts__kind=Alert.Kind.LATE)
-            .select_related("task__project"))
-    raised = []
-    for run in runs:
-        found = deadline(run)
-        if found is not None and found[0] <= now:
-            alert = raise_alert(Alert.Kind.LATE, run.task, run, found[0], found[1], now)
-            raised += [alert] if alert else []
-    return raised
+    """(kind, task, run, due, message) of every unfinished run past its deadline and not yet alerted. Runs past
+    a maximum duration are found in SQL; a finish-by time needs the project's zone, so those runs (of the few
+    tasks that set one) are looked at here."""
+    unfinished = Run.objects.filter(status__in=UNFINISHED).exclude(alerts__kind=Alert.Kind.LATE)
+    over_time = unfinished.alias(limit=_plus("started_at", *MAX_DURATION)).filter(
+        started_at__isnull=False, limit__lte=now)
+    with_finish_by = unfinished.filter(Q(task__finish_by__isnull=False) | Q(task__project__finish_by__isnull=False))
+    found = {}
+    for run in (over_time | with_finish_by).select_related("task__project"):
+        due = deadline(run)
+        if due is not None and due[0] <= now:
+            found[run.pk] = (Alert.Kind.LATE, run.task, run, due[0], due[1])
+    return list(found.values())
 
 
 def missed_runs(now, seen_up_to):
-    """Scheduled runs not started within the grace, started late, or recorded as skipped missed starts."""
+    """Scheduled runs not started within the grace, started late, or recorded as skipped missed starts; the
+    grace compared in SQL, so only real candidates are read."""
     # A margin below the newest id seen: a transaction that took its id earlier may have committed since.
     new = (Q(pk__gt=seen_up_to - RECHECK_IDS) if seen_up_to is not None
            else Q(created_at__gte=now - FIRST_LOOK_BACK))
-    with_grace = Q(task__start_grace__isnull=False) | Q(task__project__start_grace__isnull=False)
-    runs = (Run.objects.filter(with_grace, Q(status=Run.Status.QUEUED) | new, trigger=Run.Trigger.SCHEDULE,
-                               upstream_run__isnull=True)  # a series successor waits for its predecessor
-            .exclude(alerts__kind=Alert.Kind.MISSED).select_related("task__project"))
-    raised = []
-    for run in runs:
-        grace = limits(run.task)[2]
-        if grace is None:
-            continue
+    scheduled = (Run.objects.filter(trigger=Run.Trigger.SCHEDULE, upstream_run__isnull=True)  # a series
+                 .exclude(alerts__kind=Alert.Kind.MISSED)  # successor waits for its predecessor
+                 .alias(grace_ends=_plus("scheduled_for", *START_GRACE)))
+    not_started = scheduled.filter(status=Run.Status.QUEUED, started_at__isnull=True, grace_ends__lte=now)
+    started_late = scheduled.filter(new, started_at__gt=F("grace_ends"))
+    skipped = scheduled.filter(new, status=Run.Status.SKIPPED, started_at__isnull=True,
+                               error__startswith="Missed start", grace_ends__isnull=False)
+    found = []
+    for run in (not_started | started_late | skipped).select_related("task__project"):
         due = run.scheduled_for
         when = _local(due, run.task.project)
-        if run.status == Run.Status.QUEUED and run.started_at is None:
-            if now < due + grace:
-                continue
-            message = (f"Missed start: due at {when}, not started after {_words(now - due)} (no worker was free, "
-                       f"or the workers are down)")
-        elif run.started_at is not None:
-            if run.started_at - due <= grace:
-                continue
+        if run.started_at is not None:
             message = f"Missed start: due at {when}, started only {_words(run.started_at - due)} later"
-        elif run.status == Run.Status.SKIPPED and run.error.startswith("Missed start"):
+        elif run.status == Run.Status.SKIPPED:
             message = f"Missed start: due at {when}, not run (the scheduler was late; the project skips missed starts)"
         else:
-            continue
-        alert = raise_alert(Alert.Kind.MISSED, run.task, run, due, message, now)
-        raised += [alert] if alert else []
-    return raised
+            message = (f"Missed start: due at {when}, not started after {_words(now - due)} (no worker was free, "
+                       f"or the workers are down)")
+        found.append((Alert.Kind.MISSED, run.task, run, due, message))
+    return found
 
 
 def missed_triggers(now):
@@ -185,7 +200,7 @@ def missed_triggers(now):
     from projects.models import Trigger
     from runs.orchestration import root_tasks
 
-    raised = []
+    found = []
     overdue = Trigger.objects.filter(enabled=True, project__enabled=True, next_run_at__lt=now).select_related(
         "project")
     for trigger in overdue:
@@ -196,24 +211,23 @@ def missed_triggers(now):
         known = set(Alert.objects.filter(task__in=tasks, kind=Alert.Kind.MISSED, due_at=due)
                     .values_list("task_id", flat=True))
         for task in tasks:
-            if task.pk in known:
-                continue
-            message = (f"Missed start: due at {_local(due, trigger.project)}, nothing started after "
-                       f"{_words(now - due)} (the scheduler is late or down)")
-            alert = raise_alert(Alert.Kind.MISSED, task, None, due, message, now)
-            raised += [alert] if alert else []
-    return raised
+            if task.pk not in known:
+                found.append((Alert.Kind.MISSED, task, None, due,
+                              f"Missed start: due at {_local(due, trigger.project)}, nothing started after "
+                              f"{_words(now - due)} (the scheduler is late or down)"))
+    return found
 
 
-def clear(now):
-    """Clear the open alerts whose run has ended; return how many."""
-    cleared = Alert.objects.open().filter(run__status__in=Run.FINISHED, run__started_at__isnull=False).update(
-        cleared_at=now)
+def clearable(now):
+    """Ids of the open alerts that may clear: their run ran and ended; or (no run, or a run that never ran) a
+    later run of the task has run to its end."""
+    ids = list(Alert.objects.open().filter(run__status__in=Run.FINISHED, run__started_at__isnull=False)
+               .values_list("pk", flat=True))
     waiting = Alert.objects.open().filter(Q(run__isnull=True) | Q(run__status__in=Run.FINISHED,
                                                                    run__started_at__isnull=True))
     for alert in waiting:
         later = Run.objects.filter(task=alert.task_id, scheduled_for__gte=alert.due_at, status__in=Run.FINISHED,
                                    started_at__isnull=False).exclude(pk=alert.run_id)
         if later.exists():
-            cleared += Alert.objects.filter(pk=alert.pk, cleared_at__isnull=True).update(cleared_at=now)
-    return cleared
+            ids.append(alert.pk)
+    return ids
