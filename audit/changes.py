@@ -27,7 +27,8 @@ IGNORED = {"id", "created_at", "updated_at", "next_run_at", "last_fired_at", "la
            "last_test_message"}
 MAX_CHARS = 200
 ACTIONS = {"+": "created", "~": "changed", "-": "deleted"}
-KIND_NAMES = {"tasks.notification": "email", "projects.parameter": "parameter", "tasks.dependency": "dependency"}
+KIND_NAMES = {"tasks.notification": "email", "projects.parameter": "parameter", "tasks.dependency": "dependency",
+              "alerts.webhook": "webhook"}
 
 
 @dataclass
@@ -176,6 +177,13 @@ def _field_changes(record, prev, m2m, names, hide_values):
         if isinstance(model_field, EncryptedTextField) and hide_values:
             changes.append(Change(model_field.verbose_name, new="set" if created else CHANGED, masked=True))
             continue
+        if (record.instance_type._meta.label_lower, model_field.name) == ("alerts.webhook", "url"):
+            from alerts.models import shown_url  # a Slack or Teams URL's path is its credential
+
+            old, new = (shown_url(value) if value else value for value in (old, new))
+            changes.append(Change(model_field.verbose_name, old, new) if old != new else
+                           Change(model_field.verbose_name, new=CHANGED, masked=True))
+            continue
         changes.append(Change(model_field.verbose_name, _show(model_field, old, names),
                               _show(model_field, new, names)))
     for m2m_field in record._history_m2m_fields:
@@ -306,6 +314,7 @@ def task_sources(task_id):
     """The task and its destinations, parameters, conditions, emails and dependencies (either side)."""
     from django.db.models import Q
 
+    from alerts.models import Webhook
     from projects.models import Parameter
     from tasks.models import Condition, Dependency, Destination, Notification, Task
 
@@ -315,6 +324,7 @@ def task_sources(task_id):
         (Parameter.history.filter(task_id=task_id), True),
         (Condition.history.filter(task_id=task_id), True),
         (Notification.history.filter(task_id=task_id), True),
+        (Webhook.history.filter(task_id=task_id), True),
         (Dependency.history.filter(Q(upstream_id=task_id) | Q(downstream_id=task_id)), True),
     ]
 
@@ -331,12 +341,14 @@ def organization_sources(organization_id):
 
 def project_sources(project_id):
     """The project, its triggers and parameters, and which tasks were added to or deleted from it."""
+    from alerts.models import Webhook
     from projects.models import Parameter, Project, Trigger
     from tasks.models import Task
 
     return [
         (Project.history.filter(id=project_id), True),
         (Trigger.history.filter(project_id=project_id), True),
+        (Webhook.history.filter(project_id=project_id), True),
         (Parameter.history.filter(project_id=project_id), True),
         (Task.history.filter(project_id=project_id, history_type__in=["+", "-"]), False),
     ]

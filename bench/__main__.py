@@ -6,7 +6,7 @@ a group (those in its PARTS); `python -m bench --help` lists them.
 import importlib
 import sys
 
-GROUPS = ["extract", "formats", "pages", "sftp", "scripts", "odbc_extract", "scheduling", "api"]
+GROUPS = ["extract", "formats", "pages", "sftp", "scripts", "odbc_extract", "scheduling", "alerts", "api"]
 
 
 def usage():

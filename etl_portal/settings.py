@@ -96,6 +96,7 @@ INSTALLED_APPS = [
     "connections",
     "tasks",
     "runs",
+    "alerts",
     "audit",
     "rest_framework",
     "django_filters",
@@ -231,6 +232,8 @@ ETL_SANDBOX_USER = env("ETL_SANDBOX_USER", "etl-sandbox")
 # `manage.py serve`: where gunicorn listens and how many worker processes it runs.
 ETL_LISTEN = env("ETL_LISTEN", "127.0.0.1:8000")
 ETL_WEB_WORKERS = env_int("ETL_WEB_WORKERS", 2)
+# The address people open the portal at: every email and webhook links back to its run under it.
+ETL_BASE_URL = (env("ETL_BASE_URL") or f"http://{ETL_LISTEN}").rstrip("/")
 # Folders on this server that SQLite and local-folder connections may use (comma-separated; symlinks resolved).
 # The default is only the demo data that `seed_demo` writes, which lives beside the data folder, never in it:
 # the data folder (database, keys, run folders, caches, script environments) is refused whatever this says.

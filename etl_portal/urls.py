@@ -17,6 +17,7 @@ urlpatterns = [
     path("organizations/", include("projects.urls_organizations")),
     path("files/", include("runs.urls_hub")),
     path("connections/", include("connections.urls")),
+    path("alerts/", include("alerts.urls")),
     path("api/", include(("api.urls", "api"))),
     path("account/tokens/", include(("api.urls_tokens", "tokens"))),
 ]

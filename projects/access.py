@@ -21,6 +21,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 
+from alerts.models import Webhook
 from connections.models import Connection
 from projects.models import Membership, Organization, Project, Role, at_least
 from runs.models import Backfill, Run
@@ -183,6 +184,15 @@ def get_backfill(user, pk, need=VIEW):
                     .select_related("project__organization", "task", "requested_by"), pk)
     backfill.rights = require(project_rights(user, backfill.project), need)
     return backfill
+
+
+def get_webhook(user, pk, need=VIEW):
+    """A task's or project's webhook with `.rights` on it: those of its task or project."""
+    webhook = _get(Webhook.objects.visible_to(user).select_related("task__project__organization",
+                                                                  "project__organization"), pk)
+    webhook.rights = require(project_rights(user, webhook.task.project if webhook.task_id else webhook.project),
+                             need)
+    return webhook
 
 
 def get_connection(user, pk, need=VIEW):

@@ -18,7 +18,7 @@ class ProjectForm(forms.ModelForm):
     class Meta:
         model = Project
         fields = ("organization", "name", "description", "owner", "editor_groups", "enabled", "mode", "max_parallel",
-                  "time_zone", "missed_runs")
+                  "time_zone", "missed_runs", "finish_by", "max_duration", "start_grace")
         widgets = {"description": forms.Textarea(attrs={"rows": 2})}
 
     def __init__(self, *args, user, **kwargs):

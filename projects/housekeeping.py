@@ -1,5 +1,7 @@
 """Housekeeping outside the run queue: one leader across all hosts fires due triggers, reaps runs whose worker
-died, wakes workers for stalled runs and runs django-q2's scheduler (pending retries), every second.
+died, wakes workers for stalled runs, raises and clears late and missed alerts (alerts/deadlines.py), hands due
+webhook and alert messages to a sender thread (alerts/outbox.py) and runs django-q2's scheduler (pending
+retries), every second.
 
 Why a process of its own (`manage.py housekeeping`, started by `serve`) rather than django-q2 tasks or its
 guard loop: a task waits in the same queue as runs, so with every worker busy a dead worker's runs stayed
@@ -28,6 +30,7 @@ from django.conf import settings
 from django.db import IntegrityError, close_old_connections, connection, transaction
 from django.utils import timezone
 
+from alerts import deadlines, outbox
 from projects import scheduling, triggers
 from projects.models import LeaderLease, Trigger
 from runs import execution
@@ -39,6 +42,10 @@ TICK_OFFSET = 0.02  # just after each whole second, when per-second fire times f
 
 class LostLeadership(Exception):
     pass
+
+
+# This process's alert checker: it remembers the newest run it looked at (alerts/deadlines.py).
+alert_checker = deadlines.Checker()
 
 
 def lease_seconds():
@@ -212,6 +219,13 @@ def run_pass(leadership, broker=None, now=None, django_schedules=True):
         return None
     done = {"fired": fire_due_triggers(leadership, now)}
     done["reaped"] = execution.reap_interrupted_runs(now=now)  # also kicks stalled runs
+    try:
+        done["alerts"] = alert_checker.check(leadership, now)
+    except LostLeadership:
+        raise
+    except Exception:  # alerts must not stop the triggers and the reaper of the next pass
+        logger.exception("The late and missed run check failed")
+    outbox.dispatch(now)  # in a thread of its own: a slow webhook never holds this loop up
     if int(time.time()) % 60 == 0:
         forget_dead_workers(now)
     # Pending retries and any other django-q2 schedule, at once rather than at django-q2's 30 s cycle.

@@ -1,3 +1,5 @@
+import datetime
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -161,6 +163,18 @@ class Project(models.Model):
     # Shared task settings set for the project's tasks (tasks/inheritance.py): name -> value; a missing name
     # inherits the organization's. Changes enter the project's history.
     settings = models.JSONField(default=dict, blank=True)
+    # Late and missed runs (alerts/deadlines.py): what a task leaves blank comes from here.
+    finish_by = models.TimeField(null=True, blank=True,
+                                 help_text="Runs are expected to finish by this time of day (the project's time "
+                                           "zone); blank: no such deadline.")
+    max_duration = models.DurationField(null=True, blank=True, validators=[MinValueValidator(datetime.timedelta(
+        seconds=1))], help_text="A run still going this long after it started is late, e.g. 1:30:00; blank: no "
+                                "limit.")
+    start_grace = models.DurationField(
+        null=True, blank=True, default=datetime.timedelta(minutes=15),
+        validators=[MinValueValidator(datetime.timedelta(seconds=1))],
+        help_text="A scheduled run not started this long after its time is missed, e.g. 0:15:00; blank: no "
+                  "missed-start alerts.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

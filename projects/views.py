@@ -26,6 +26,7 @@ def project_detail(request, pk):
         "triggers": project.triggers.all(),
         "parameters": project.parameters.all(),
         "backfills": project.backfills.select_related("task", "requested_by")[:5],
+        "webhooks": project.webhooks.all(),
         "can_edit": project.rights.can_edit,
         "rights": project.rights,
     })

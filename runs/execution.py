@@ -17,6 +17,7 @@ from django.db import close_old_connections, connection as db_connection
 from django.db.models import Q
 from django.utils import timezone
 
+from alerts import outbox
 from connections.protocols import ConnectorError
 from connections.secrets import scrub
 from etl_portal import cancellation
@@ -93,6 +94,7 @@ def _execute_claimed(run_id, worker, now=None):
                        run_id, worker)
         return "fenced"
     notifications.notify(run)
+    outbox.queue_run_event(run)  # webhooks: sent by the housekeeping leader, never by this worker
     orchestration.after_run_safely(run, now=now)
     return run.status
 
@@ -130,6 +132,7 @@ def reap_interrupted_runs(now=None):
                                        f"(it crashed or was killed)")
         if finished:
             reaped += 1
+            outbox.queue_run_event(run)
             orchestration.after_run_safely(run, now=now)
     kick_stalled_runs(now=now)
     return reaped

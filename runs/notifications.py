@@ -14,6 +14,11 @@ Test mode (the task's, or ETL_EMAIL_TEST_ADDRESS for a whole staging install) se
 test address instead: one email per original recipient, that address in front of the subject, no CC/BCC.
 `notify` never raises: a mail problem is logged on the run and never changes its outcome.
 
+Every email links back to its run (ETL_BASE_URL, etl_portal/links.py). Per email: `attach_log` attaches the
+run's log as a text file; `skip_when_empty` sends nothing when the run wrote no data rows. Late and missed
+alerts (alerts/deadlines.py) go to the task's "when late or missed" emails through `send_alert_email`, which the
+outbox (alerts/outbox.py) calls and retries outside any run.
+
 Secrets (runs/masking.py): the subject, the bodies, the SMS text and the attachments' *names* are masked
 with the run's masker, as a recipient is a person reading text, like a page; the attachments' content is
 the delivered data and goes as it is.
@@ -34,6 +39,7 @@ from django.utils.timezone import localtime
 
 from connections.models import Connection
 from connections.protocols import MAIL, ConnectorError
+from etl_portal.links import run_url, task_url
 from runs import archive
 from runs.parameters import project_zone, render, resolve
 
@@ -60,7 +66,12 @@ def notify(run):
             return []
         params = _params(run)
         sent = []
+        empty = output_is_empty(run)
         for notification in notifications:
+            if notification.skip_when_empty and empty:
+                run.log(f"The {event} email to {notification.recipients.strip()[:80]} was not sent: the output is "
+                        f"empty")
+                continue
             try:
                 sent += send_notification(run, notification, event, params)
             except ConnectorError as exc:
@@ -87,6 +98,15 @@ def shared_mailbox(task, event):
         return []
     return [Notification(task=task, event=event, recipients=recipients,
                          smtp_connection=task.effective(f"{event}_smtp_connection"))]
+
+
+def output_is_empty(run):
+    """No data rows: the row count says so, or (a run that counts no rows, such as a file copy) every file it
+    produced is empty."""
+    rows = type(run).objects.filter(pk=run.pk).values_list("rows", flat=True).first()  # a stage writes it there
+    if rows is not None:
+        return rows == 0
+    return not any(run_file.size for run_file in run.files.all() if not run_file.name.endswith(".md5"))
 
 
 def _params(run):
@@ -270,6 +290,10 @@ def build_email(run, notification, event, subject, params, notes):
             data = handle.read()
         maintype, subtype = content_type(run_file.name)
         message.add_attachment(data, maintype=maintype, subtype=subtype, filename=run_file.display_name)
+    if notification.attach_log:
+        # Log lines are masked when written (Run.log); masked again here like every text of an email.
+        message.add_attachment(_scrub(run, full_log_text(run)).encode(), maintype="text", subtype="plain",
+                               filename=f"run-{run.pk}.log")
     return message
 
 
@@ -280,7 +304,8 @@ def summary(run, files):
     except ConnectorError:
         scheduled = localtime(run.scheduled_for)
     lines = [f"Task: {task.name} (project {task.project.name})",
-             f"Run: #{run.pk}, {run.get_status_display().lower()}, for {scheduled:%Y-%m-%d %H:%M %Z}"]
+             f"Run: #{run.pk}, {run.get_status_display().lower()}, for {scheduled:%Y-%m-%d %H:%M %Z}",
+             f"Open: {run_url(run.pk)}"]
     if run.started_at and run.finished_at:
         lines.append(f"Ran: {localtime(run.started_at):%Y-%m-%d %H:%M:%S} to {localtime(run.finished_at):%H:%M:%S}")
     if run.rows is not None:
@@ -297,6 +322,11 @@ def log_text(run):
     head = f"Log (last {len(lines)} of {total} lines):" if total > len(lines) else "Log:"
     return head + "\n" + "\n".join(f"{localtime(line.created_at):%H:%M:%S} {line.level:<7} {line.message}"
                                    for line in lines)
+
+
+def full_log_text(run):
+    return "\n".join(f"{localtime(line.created_at):%Y-%m-%d %H:%M:%S} {line.level:<7} {line.message}"
+                     for line in run.log_lines.all()) + "\n"
 
 
 def choose_attachments(files, limit, notes):
@@ -352,3 +382,52 @@ def content_type(name):
         guessed = "application/pgp-encrypted"
     maintype, _, subtype = (guessed or "application/octet-stream").partition("/")
     return maintype, subtype
+
+
+# --- late and missed alerts -------------------------------------------------------------------------------
+
+def send_alert_email(alert, notification):
+    """Send one "when late or missed" email of the task about `alert`; raises ConnectorError when it cannot
+    (the outbox records the attempt and retries). Phone gateways get the one-line text."""
+    task = alert.task
+    mailer = mailer_for(notification, task)
+    to, cc, bcc = addresses(notification.recipients), addresses(notification.cc), addresses(notification.bcc)
+    if not (to or cc or bcc):
+        raise ConnectorError("The email has no recipients", step="settings")
+    test_mode, test_to = test_address(task)
+    if test_mode and not test_to:
+        raise ConnectorError("Test mode is on but no test address is set: nothing was sent", step="settings")
+    run = alert.run
+    scrub = run.masker if run is not None else (lambda text: text)
+    subject = scrub(f"{task.name}: {alert.get_kind_display().lower()}")
+    link = run_url(run.pk) if run is not None else task_url(task.pk)
+    lines = [alert.message, f"Task: {task.name} (project {task.project.name})"]
+    if run is not None:
+        lines.append(f"Run: #{run.pk}, {run.get_status_display().lower()}")
+    lines.append(f"Open: {link}")
+    body = scrub("\n".join(lines))
+    outgoing = []
+    if test_mode:
+        groups = [([test_to], (), (), f"[{', '.join(to) or 'nobody'}] {subject}")]
+    else:
+        groups = [([a for a in to if not is_phone_gateway(a)], [a for a in cc if not is_phone_gateway(a)],
+                   [a for a in bcc if not is_phone_gateway(a)], subject)]
+        phones = [a for a in to + cc + bcc if is_phone_gateway(a)]
+        if phones:
+            groups.append((phones, (), (), None))
+    for recipients, copy_to, blind, title in groups:
+        if not (recipients or copy_to or blind):
+            continue
+        if title is None:  # a text message: one short line
+            message = _new_message(subject[:60])
+            text = " ".join(scrub(f"{task.name}: {alert.message}").split())
+            message.set_content(text[:SMS_LENGTH - 1] + "…" if len(text) > SMS_LENGTH else text)
+        else:
+            message = _new_message(title)
+            message.set_content(body)
+        _address(message, recipients, cc=copy_to, bcc=blind)
+        outgoing.append(message)
+    with mailer.open() as server:
+        for message in outgoing:
+            mailer.send(message, server)
+    return outgoing

@@ -18,8 +18,12 @@ FILES_PER_PAGE = 20
 def run_detail(request, pk):
     run = access.get_run(request.user, pk)
     activate_zone(request, run.task.project.time_zone)
-    return render(request, "runs/run_detail.html", {"run": run, "rights": run.rights, "log_lines": run.log_lines.all(),
-                                                    "files": run.files.all(), "can_edit": run.rights.can_edit})
+    return render(request, "runs/run_detail.html", {
+        "run": run, "rights": run.rights, "log_lines": run.log_lines.all(), "files": run.files.all(),
+        "can_edit": run.rights.can_edit,
+        "open_alerts": run.alerts.open(),
+        "deliveries": run.deliveries.select_related("webhook", "notification").prefetch_related("tries"),
+    })
 
 
 def run_live(request, pk):

@@ -200,6 +200,7 @@ class TaskForm(OmittedKeepsDefault, forms.ModelForm):
                     HTML("{% include 'tasks/_formset.html' with formset=formsets.dependencies title='Runs after' %}"),
                     HTML("{% include 'tasks/_formset.html' with formset=formsets.conditions title='Run only if' %}"),
                     Fieldset("Retries", "retries", "retry_delay_seconds", "retry_backoff", "retry_max_delay_seconds"),
+                    Fieldset("Late and missed runs", "finish_by", "max_duration", "start_grace"),
                     css_id="section-schedule"),
             ),
         )
@@ -371,7 +372,7 @@ ConditionFormSet = _formset(Condition, ("kind", "connection", "query", "operator
                             widgets={"query": forms.Textarea(attrs={"rows": 2, "class": "font-monospace"})})
 NotificationFormSet = _formset(
     Notification, ("event", "smtp_connection", "recipients", "cc", "bcc", "subject", "message", "include_output",
-                   "max_attachment_bytes", "attach_manifest"),
+                   "max_attachment_bytes", "attach_manifest", "attach_log", "skip_when_empty"),
     widgets={name: forms.Textarea(attrs={"rows": 2}) for name in ("recipients", "cc", "bcc", "message")})
 DependencyFormSet = _formset(Dependency, ("upstream", "on"), fk_name="downstream", widgets={
     "upstream": SearchSelect("tasks:pick-task", placeholder="Find a task: type part of its or its project's name")})

@@ -1,3 +1,5 @@
+import datetime
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -220,6 +222,17 @@ class Task(models.Model):
         null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(run_timeout_limit)],
         help_text="Blank: inherited, else the portal's default.")
     dependency_mode = models.CharField(max_length=3, choices=DependencyMode.choices, default=DependencyMode.ALL)
+
+    # --- late and missed runs (alerts/deadlines.py); blank: the project's ---
+    finish_by = models.TimeField(null=True, blank=True,
+                                 help_text="Expected to finish by this time of day (the project's time zone); "
+                                           "blank: the project's.")
+    max_duration = models.DurationField(null=True, blank=True, validators=[MinValueValidator(datetime.timedelta(
+        seconds=1))], help_text="Late when still running this long after it started, e.g. 1:30:00; blank: the "
+                                "project's.")
+    start_grace = models.DurationField(null=True, blank=True, validators=[MinValueValidator(datetime.timedelta(
+        seconds=1))], help_text="A scheduled run not started this long after its time is missed, e.g. 0:15:00; "
+                                "blank: the project's.")
 
     # --- retries ---
     retries = models.PositiveSmallIntegerField(null=True, blank=True, validators=bounded(0, 100))
@@ -506,6 +519,7 @@ class Notification(models.Model):
         SUCCESS = "success", "On success"
         WARNING = "warning", "On warning"
         ERROR = "error", "On error"
+        LATE = "late", "When late or missed"
 
     class Output(models.TextChoices):
         NONE = "none", "Don't include the output"
@@ -527,6 +541,9 @@ class Notification(models.Model):
     attach_manifest = models.BooleanField(default=False,
                                           help_text="Attach the run's delivery manifest (files, sizes, checksums, "
                                                     "where each landed) as JSON.")
+    attach_log = models.BooleanField(default=False, help_text="Attach the run's log as a text file.")
+    skip_when_empty = models.BooleanField("don't send when the output is empty", default=False,
+                                          help_text="Nothing is sent when the run wrote no data rows.")
     history = HistoricalRecords(app="audit")
 
     class Meta:

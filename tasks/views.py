@@ -9,6 +9,7 @@ from django.views.decorators.http import require_POST
 from django_tables2 import RequestConfig
 
 from accounts.middleware import activate_zone
+from alerts.models import Webhook
 from etl_portal.web import Page, count_of, int_param, safe_next
 from projects import access
 from projects.models import Project
@@ -80,8 +81,12 @@ def task_detail(request, pk):
         run.task = task  # the row names the task's retries: no query per row
     live_run = (task.runs.filter(status__in=(Run.Status.RUNNING, Run.Status.QUEUED))
                 .order_by("-status", "-id").first())  # "running" sorts after "queued": a running run first
-    # The latest finished run, when its output drifted and nobody accepted it yet (runs/drift.py).
-    last_finished = task.runs.filter(status__in=Run.FINISHED).only("pk", "drift", "task_id").first()
+    # The latest finished run, when its output drifted and nobody accepted it yet (runs/drift.py): on the first
+    # unfiltered page when there is one, else read.
+    last_finished = next((run for run in run_page if run.is_finished), None) if not status and run_page.number == 1 \
+        else None
+    if last_finished is None and (status or run_page.number != 1 or run_page.has_next):
+        last_finished = task.runs.filter(status__in=Run.FINISHED).only("pk", "drift", "task_id").first()
     drifted_run = (last_finished if last_finished and last_finished.drift
                    and not last_finished.drift.get("accepted_by") else None)
     files = Page(RunFile.objects.filter(run__task=task).select_related("run"),
@@ -109,6 +114,8 @@ def task_detail(request, pk):
         "template_projects": Project.objects.editable_by(request.user).filter(
             organization=task.project.organization_id).exclude(pk=task.project_id).order_by("name"),
         "is_running": bool(live_run and live_run.status == Run.Status.RUNNING),
+        "open_alerts": task.alerts.open().select_related("run"),
+        "webhooks": Webhook.objects.filter(Q(task=task) | Q(project=task.project_id)).order_by("task", "name"),
     })
 
 

@@ -8,6 +8,7 @@ database changes. Admin actions and commands have their own table in test_access
 import pytest
 from django.contrib.auth.models import Group, User
 
+from alerts.models import Webhook
 from connections.models import Connection
 from projects.models import Membership, Organization, Parameter, Project, Trigger
 from runs.models import Backfill, Run, RunFile
@@ -61,9 +62,10 @@ def world(tmp_path, settings):
     run_file = factories.run_file(done, "orders.csv", size=3, md5="0" * 32)
     batch = Backfill.objects.create(project=project, task=task, first_date="2024-05-01", last_date="2024-05-01")
     Run.objects.create(task=task, status=Run.Status.QUEUED, trigger=Run.Trigger.BACKFILL, backfill=batch)
+    hook = Webhook.objects.create(project=project, name="Ops", url="https://hooks.example/ops", secret="sig")
     return {"users": users, "a": org_a, "b": org_b, "shop": shop, "spare": spare, "project": project,
             "task": task, "script_task": script_task, "queued": queued, "done": done, "file": run_file,
-            "backfill": batch}
+            "backfill": batch, "hook": hook}
 
 
 def management(**counts):
@@ -87,6 +89,11 @@ def task_data(w, **changes):
             "file_handling": "as_is", "priority": 50, "max_instances": 1, "dependency_mode": "all", "retries": 0,
             "retry_delay_seconds": 60, "retry_max_delay_seconds": 600, "processing_location": "",
             **management(destinations=0, parameters=0, conditions=0, notifications=0, dependencies=0), **changes}
+
+
+def webhook_data(w, **changes):
+    return {"name": "Chat", "style": "slack", "url": "https://hooks.example/chat", "on_failure": "on",
+            "enabled": "on", **changes}
 
 
 def connection_data(w, **changes):
@@ -129,6 +136,13 @@ ROWS = [
     ("run accept drift", lambda w: f"/runs/{w['done'].pk}/accept-drift/", dict, EDITORS | {"group_editor"}),
     ("task try (Test query)", lambda w: "/tasks/try/", lambda w: {**task_data(w), "try": "query"},
      EDITORS | {"group_editor"}),
+    ("task webhook new", lambda w: f"/alerts/tasks/{w['task'].pk}/webhooks/new/", webhook_data,
+     EDITORS | {"group_editor"}),
+    ("project webhook new", lambda w: f"/alerts/projects/{w['project'].pk}/webhooks/new/", webhook_data,
+     EDITORS | {"group_editor"}),
+    ("webhook edit", lambda w: f"/alerts/webhooks/{w['hook'].pk}/edit/", lambda w: webhook_data(w, name="Ops 2"),
+     EDITORS | {"group_editor"}),
+    ("webhook delete", lambda w: f"/alerts/webhooks/{w['hook'].pk}/delete/", dict, EDITORS | {"group_editor"}),
     ("connection new", lambda w: "/connections/new/", connection_data, ADMINS),
     ("sqlite connection new", lambda w: "/connections/new/",
      lambda w: connection_data(w, kind="sqlite", host="", port="", username="", path=w["shop"].path), ADMINS),
@@ -160,7 +174,7 @@ CHANGING = {"project new", "project edit", "task new", "task new with a script",
             "task backfill", "project backfill", "backfill cancel",
             "connection new", "sqlite connection new", "connection edit", "connection test",
             "connection forget host key", "member add", "member change", "member remove", "organization settings",
-            "project settings"}
+            "project settings", "task webhook new", "project webhook new", "webhook edit", "webhook delete"}
 
 CODE_ROWS = {"task new with a script", "script edit"}
 CREATING = {"project new", "task new", "task new with a script", "connection new", "sqlite connection new"}
@@ -171,7 +185,7 @@ def snapshot():
     from django_q.models import Schedule
 
     models = [Organization, Membership, Project, Trigger, Parameter, Task, Destination, Connection, Run, RunFile,
-              Schedule, Backfill]
+              Schedule, Backfill, Webhook]
     return {model.__name__: sorted(map(repr, model.objects.values())) for model in models}
 
 
@@ -254,7 +268,8 @@ def test_the_table_covers_every_changing_url():
                "connections:forget-host-key", "connections:delete", "connections:windows", "organizations:member-add",
                "tasks:backfill", "projects:backfill", "runs:backfill-cancel",
                "organizations:member-change", "organizations:member-remove", "tasks:try",
-               "organizations:settings", "projects:settings", "tasks:inherit"}
+               "organizations:settings", "projects:settings", "tasks:inherit",
+               "alerts:task-webhook-new", "alerts:project-webhook-new", "alerts:webhook-edit", "alerts:webhook-delete"}
     own = {"account:settings"}  # changes only the signed-in user's own settings (tests/test_pages_live.py)
     assert names - read_only - covered - own == set()
 

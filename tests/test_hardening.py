@@ -177,7 +177,8 @@ def test_every_page_sends_a_policy_without_inline_scripts_and_has_none(client, o
     client.force_login(org_admin)  # an admin sees every page, the connection form included
     urls = ["/tasks/", "/tasks/mine/", "/tasks/new/", f"/tasks/{task.pk}/", f"/tasks/{task.pk}/edit/",
             f"/runs/{run.pk}/", "/projects/", f"/projects/{project.pk}/", "/connections/", "/connections/new/",
-            f"/connections/{source.pk}/", "/files/"]
+            f"/connections/{source.pk}/", "/files/", f"/alerts/tasks/{task.pk}/webhooks/new/",
+            f"/alerts/projects/{project.pk}/webhooks/new/"]
     for url in urls:
         response = client.get(url)
         assert response.status_code == 200, url

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-APP_FOLDERS = ["etl_portal", "projects", "connections", "tasks", "runs", "audit"]
+APP_FOLDERS = ["etl_portal", "projects", "connections", "tasks", "runs", "alerts", "audit"]
 ENVIRONMENT_READ = re.compile(r"\bos\.environ\b|\bgetenv\b|\bos\.environb\b|from\s+os\s+import[^\n]*\benviron")
 
 # Lines that touch the process environment without reading a setting, each with the reason it may.

@@ -14,7 +14,9 @@ def task_controls(context, task):
     from tasks.models import Task
 
     user = context.get("user") or getattr(context.get("request"), "user", None)
-    can_edit = bool(user and user.is_authenticated and Task.objects.editable_by(user).filter(pk=task.pk).exists())
+    rights = getattr(task, "rights", None)  # set by projects.access when the page fetched the task: no query
+    can_edit = rights.can_edit if rights is not None else bool(
+        user and user.is_authenticated and Task.objects.editable_by(user).filter(pk=task.pk).exists())
     running = list(task.runs.filter(status=Run.Status.RUNNING).order_by("id"))
     # A backfill's queued runs are cancelled as one batch (its button), not one button per date.
     queued = task.runs.filter(status=Run.Status.QUEUED, backfill__isnull=True).exclude(trigger=Run.Trigger.RETRY)

@@ -1,0 +1,13 @@
+"""Every URL under /alerts/: the webhooks of tasks and projects."""
+from django.urls import path
+
+from alerts import views
+
+app_name = "alerts"
+
+urlpatterns = [
+    path("tasks/<int:pk>/webhooks/new/", views.task_webhook_new, name="task-webhook-new"),
+    path("projects/<int:pk>/webhooks/new/", views.project_webhook_new, name="project-webhook-new"),
+    path("webhooks/<int:pk>/edit/", views.webhook_edit, name="webhook-edit"),
+    path("webhooks/<int:pk>/delete/", views.webhook_delete, name="webhook-delete"),
+]
