@@ -9,6 +9,7 @@ import pytest
 from django.contrib.auth.models import Group, Permission, User
 from django.core.management import CommandError, call_command
 
+from alerts.models import Alert, Webhook
 from connections.models import Connection, ConnectionTest
 from projects.models import Membership, Organization, Parameter, Project, SystemJob, Trigger
 from runs.models import Backfill, DryRun, FileDownload, Run, RunFile, RunLog
@@ -17,7 +18,7 @@ from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db
 
-APPS = ("projects", "connections", "tasks", "runs")
+APPS = ("projects", "connections", "tasks", "runs", "alerts")
 
 
 @pytest.fixture(autouse=True)
@@ -65,6 +66,8 @@ def w(organization, owner, member, org_admin, outsider, staff, tmp_path):
             "filedownload": FileDownload.objects.create(run_file=run_file, user=staff),
             "dryrun": DryRun.objects.create(task=task, scheduled_for=run.created_at),
             "connectiontest": ConnectionTest.objects.create(connection=connection, ok=True, message="fine"),
+            "alert": Alert.objects.create(kind="late", task=task, run=run, due_at=run.created_at, message="late"),
+            "webhook": Webhook.objects.create(project=project, name=f"{prefix} hook", url="https://hooks.example/x"),
             "membership": Membership.objects.get(organization=org, user=org_admin if prefix == "A" else outsider),
             "organization": org,
         }
@@ -108,6 +111,8 @@ MODELS = {
     "backfill": ("runs", EDITORS, None, None),  # read-only: started from the pages and commands
     "dryrun": ("runs", EDITORS, None, None),
     "connectiontest": ("connections", ADMINS, "message", "changed"),
+    "alert": ("alerts", EDITORS, None, None),  # every field read-only: raised and cleared by the portal
+    "webhook": ("alerts", EDITORS, None, None),  # read-only here: edited on the task and project pages
     "systemjob": ("projects", SUPERUSERS, "max_instances", 3),
 }
 

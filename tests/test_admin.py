@@ -8,7 +8,7 @@ from tasks.models import Task
 
 pytestmark = pytest.mark.django_db
 
-APPS = ("projects", "connections", "tasks", "runs")
+APPS = ("projects", "connections", "tasks", "runs", "alerts")
 
 
 def test_every_model_has_a_working_admin_list(client, staff):
