@@ -121,8 +121,9 @@ def project_rights(user, project):
     if user.is_superuser:
         return ALL_RIGHTS
     membership = _memberships(user).get(project.organization_id)
+    # .all(), not values_list: a project fetched with prefetch_related("editor_groups") asks nothing more.
     elevated = membership is not None and project.pk is not None and bool(
-        _group_ids(user) & set(project.editor_groups.values_list("pk", flat=True)))
+        _group_ids(user) & {group.pk for group in project.editor_groups.all()})
     return _rights_from(membership, elevated=elevated)
 
 

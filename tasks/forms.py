@@ -3,7 +3,10 @@ from crispy_forms.bootstrap import Tab, TabHolder
 from crispy_forms.helper import FormHelper
 from crispy_forms.layout import HTML, Div, Fieldset, Layout
 from django import forms
+from django.core.exceptions import ValidationError
+from django.db import models
 from django.forms import inlineformset_factory
+from django.utils.functional import cached_property
 
 from connections.models import Connection
 from connections.protocols import DATABASE, FILES, KEY, MAIL, TEXT, registry
@@ -18,9 +21,115 @@ CODE = {"class": "code-editor font-monospace", "rows": 12, "spellcheck": "false"
 def offer_only(field, connections, capability, what):
     """Limit a connection picker to `connections` having `capability`; any other posted is refused there."""
     field.queryset = connections.with_capability(capability)
-    field.error_messages["invalid_choice"] = (
-        f"Choose one of the listed connections: {what} needs {capability.noun} "
-        f"({registry.labels_with(capability)}).")
+    refuse_others(field, capability, what)
+
+
+def refuse_others(field, capability, what):
+    """A connection picker's message for a connection it does not offer: what the job needs."""
+    field.error_messages["invalid_choice"] = refusal_for(capability, what)
+
+
+def refusal_for(capability, what):
+    return (f"Choose one of the listed connections: {what} needs {capability.noun} "
+            f"({registry.labels_with(capability)}).")
+
+
+def task_offers(user):
+    """What each picker of the task form offers `user`: {field name: queryset}. Connections: the user's
+    organizations' (a picker that needs a capability, only those having it); people and groups: of the
+    organizations the user works in (the file hub publishes to no one else)."""
+    connections = Connection.objects.visible_to(user).select_related("organization")
+    organizations = Organization.objects.where_role(user)
+    # Any kind may be a source (a script gets its settings); clean() checks it against the source kind.
+    return {"project": Project.objects.editable_by(user), "source_connection": connections,
+            "text_connection": connections.with_capability(TEXT),
+            "processing_connection": connections.with_capability(TEXT),
+            "gpg_key": connections.with_capability(KEY),
+            "publish_to_users": access.users_of(organizations), "publish_to_groups": access.groups_of(organizations)}
+
+
+class PickerCache:
+    """What the task form's pickers offer one user, each fetched once: the API's bulk validates up to 1,000 task
+    forms for the same user, and without it every form asked the database again for each picker, each posted
+    choice, each project's parameters and editor groups (about 25 queries per task).
+
+    `names_in_use` ((project id, name) -> task id) holds every stored task a checked form could clash with; given
+    it, the (project, name) rule is checked against it instead of one query per form. Use a cache for one request
+    only: it does not see later changes."""
+
+    def __init__(self, user, names_in_use=None):
+        self.user = user
+        self.names_in_use = names_in_use
+        self._known = {}
+
+    @cached_property
+    def offers(self):
+        """task_offers(user), built once; the projects with their parameters (the help and the names a text may
+        use) and editor groups (rights), read with them."""
+        offers = task_offers(self.user)
+        offers["project"] = offers["project"].select_related("organization").prefetch_related("parameters",
+                                                                                             "editor_groups")
+        return offers
+
+    def known(self, key, queryset):
+        """{pk: object} of `queryset`, evaluated the first time `key` is asked for."""
+        if key not in self._known:
+            self._known[key] = {obj.pk: obj for obj in queryset}
+        return self._known[key]
+
+
+class KnownModelChoiceField(forms.ModelChoiceField):
+    """A ModelChoiceField that, given `known` ({pk: object} of its queryset, see PickerCache), looks a posted key
+    up there instead of querying; the same answers and messages as the queryset would give."""
+
+    known = None
+
+    def to_python(self, value):
+        if self.known is None or value in self.empty_values:
+            return super().to_python(value)
+        self.validate_no_null_characters(value)
+        try:
+            return self.known[int(getattr(value, "pk", value))]
+        except (KeyError, ValueError, TypeError, OverflowError):
+            raise ValidationError(self.error_messages["invalid_choice"], code="invalid_choice",
+                                  params={"value": value}) from None
+
+
+class KnownModelMultipleChoiceField(forms.ModelMultipleChoiceField):
+    """KnownModelChoiceField's twin for many choices: a list of the known objects instead of a queryset."""
+
+    known = None
+
+    def clean(self, value):
+        if self.known is not None and not self.required and not value:
+            return []  # the queryset's none(), without compiling it
+        return super().clean(value)
+
+    def _check_values(self, value):
+        if self.known is None:
+            return super()._check_values(value)
+        try:
+            value = frozenset(value)
+        except TypeError:
+            raise ValidationError(self.error_messages["invalid_list"], code="invalid_list") from None
+        chosen = []
+        for pk in value:
+            self.validate_no_null_characters(pk)
+            try:
+                chosen.append(self.known[int(getattr(pk, "pk", pk))])
+            except (KeyError, ValueError, TypeError, OverflowError):
+                raise ValidationError(self.error_messages["invalid_choice"], code="invalid_choice",
+                                      params={"value": pk}) from None
+        return chosen
+
+
+def known_choice_fields(model_field, **kwargs):
+    """The form field of a model field, relations as the Known* fields above (their querysets stay the same)."""
+    if isinstance(model_field, models.ManyToManyField):
+        kwargs.setdefault("form_class", KnownModelMultipleChoiceField)
+    elif isinstance(model_field, models.ForeignKey):
+        kwargs.setdefault("form_class", KnownModelChoiceField)
+    return model_field.formfield(**kwargs)
 
 
 def shown_for(*kinds, field_names, switch="source_kind"):
@@ -70,9 +179,15 @@ def source_layout():
 
 
 class TaskForm(forms.ModelForm):
+    """The task form of the pages, and the rules of every task write (the API validates through it).
+
+    `pickers` (a PickerCache) lets many forms of one user share what the pickers offer instead of each querying
+    it: the API's bulk passes one."""
+
     class Meta:
         model = Task
         exclude = ("created_at", "updated_at")
+        formfield_callback = known_choice_fields
         widgets = {
             "query": forms.Textarea(attrs={**CODE, "data-mode": "text/x-sql"}),
             "script": forms.Textarea(attrs={**CODE, "data-mode": "text/x-python"}),
@@ -83,30 +198,32 @@ class TaskForm(forms.ModelForm):
             "publish_to_groups": forms.SelectMultiple(attrs={"size": 4}),
         }
 
-    def __init__(self, *args, user, **kwargs):
+    def __init__(self, *args, user, pickers=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.user = user
-        self.fields["project"].queryset = Project.objects.editable_by(user)
+        self.pickers = pickers
+        for name, queryset in (pickers.offers if pickers is not None else task_offers(user)).items():
+            self.fields[name].queryset = queryset
+            if pickers is not None:
+                self.fields[name].known = pickers.known(name, queryset)
+        refuse_others(self.fields["text_connection"], TEXT, "loading the text")
+        refuse_others(self.fields["processing_connection"], TEXT, "loading the processing script")
+        refuse_others(self.fields["gpg_key"], KEY, "encrypting")
         if not self.instance.pk and not self.initial.get("project"):
-            only = list(self.fields["project"].queryset[:2])
+            known = self.fields["project"].known
+            only = list(known.values())[:2] if known is not None else list(self.fields["project"].queryset[:2])
             if len(only) == 1:
                 self.initial["project"] = only[0].pk
-        connections = Connection.objects.visible_to(user).select_related("organization")
-        # Any kind may be a source (a script gets its settings); clean() checks it against the source kind.
-        self.fields["source_connection"].queryset = connections
-        offer_only(self.fields["text_connection"], connections, TEXT, "loading the text")
-        offer_only(self.fields["processing_connection"], connections, TEXT, "loading the processing script")
-        offer_only(self.fields["gpg_key"], connections, KEY, "encrypting")
-        # The file hub publishes only to people and groups of the organizations the user works in.
-        organizations = Organization.objects.where_role(user)
-        self.fields["publish_to_users"].queryset = access.users_of(organizations)
-        self.fields["publish_to_groups"].queryset = access.groups_of(organizations)
         self.fields["processing_location"].choices = [("", "No processing script")] + list(
             Task.TextLocation.choices)
         self._analyst_words()
-        self.helper = FormHelper()
-        self.helper.form_tag = False
-        self.helper.layout = Layout(
+
+    @cached_property
+    def helper(self):
+        """The page's layout (crispy), built when the page renders the form: the API never does."""
+        helper = FormHelper()
+        helper.form_tag = False
+        helper.layout = Layout(
             Fieldset("General", Div(Div("project", css_class="col-md-4"), Div("name", css_class="col-md-5"),
                                     Div("enabled", css_class="col-md-3 pt-md-4"), css_class="row"),
                      "description", "run_rank"),
@@ -143,6 +260,7 @@ class TaskForm(forms.ModelForm):
                     css_id="section-schedule"),
             ),
         )
+        return helper
 
     def project_for_words(self):
         """The project whose parameters the help lists: the task's, the one posted or preset, else None."""
@@ -150,8 +268,10 @@ class TaskForm(forms.ModelForm):
         if self.instance.pk and not chosen:
             return self.instance.project
         try:
+            if chosen and self.fields["project"].known is not None:
+                return self.fields["project"].known.get(int(chosen))
             return self.fields["project"].queryset.filter(pk=int(chosen)).first() if chosen else None
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return None
 
     def _analyst_words(self):
@@ -159,7 +279,7 @@ class TaskForm(forms.ModelForm):
             field.label = form_words.LABELS.get(name, field.label)
             field.help_text = form_words.HELP.get(name, field.help_text)
         project = self.project_for_words()
-        keys = list(project.parameters.values_list("key", flat=True)) if project else []
+        keys = [parameter.key for parameter in project.parameters.all()] if project else []
         self.parameter_help = form_words.parameter_help(keys)
         for name in form_words.PARAMETER_FIELDS:
             if name in self.fields:
@@ -224,6 +344,24 @@ class TaskForm(forms.ModelForm):
         return cleaned
 
 
+    def _get_validation_exclusions(self):
+        exclude = super()._get_validation_exclusions()
+        if self.pickers is not None:
+            # A choice found among its picker's known objects was read from the database for this request; asking
+            # again whether it exists (ForeignKey.validate) would cost a query per field and form. The project
+            # stays in when the (project, name) rule needs the query (no names_in_use; see _post_clean).
+            exclude |= {name for name, field in self.fields.items() if getattr(field, "known", None) is not None
+                        and (name != "project" or self.pickers.names_in_use is not None)}
+        return exclude
+
+    def _post_clean(self):
+        super()._post_clean()
+        names = self.pickers.names_in_use if self.pickers is not None else None
+        if names is not None and self.instance.project_id and self.instance.name:
+            holder = names.get((self.instance.project_id, self.instance.name))
+            if holder is not None and holder != self.instance.pk:
+                self.add_error(None, self.instance.unique_error_message(Task, ("project", "name")))
+
     def _check_parameter_texts(self, cleaned):
         """Names with parameters and date codes are checked now, as the run would (runs/parameters.py):
         an unknown code or name, an unclosed brace, a misplaced firstday/lastday."""
@@ -285,6 +423,12 @@ FORMSET_TABS = {"parameters": "section-source", "destinations": "section-deliver
                 "conditions": "section-schedule"}
 
 
+# Each picker of the inline lists offers only the connections that can do its job; the form refuses any other.
+LIST_PICKERS = {"destinations": ("connection", FILES, "a destination"),
+                "conditions": ("connection", DATABASE, "a condition query"),
+                "notifications": ("smtp_connection", MAIL, "sending email")}
+
+
 def task_formsets(user, data=None, instance=None, parameter_help=""):
     """The inline lists of the task form, their connection and task choices limited to what the user sees;
     `parameter_help` (the task form's) goes under the fields that take parameters."""
@@ -297,14 +441,10 @@ def task_formsets(user, data=None, instance=None, parameter_help=""):
         "notifications": NotificationFormSet(data, instance=instance, prefix="notifications"),
         "dependencies": DependencyFormSet(data, instance=instance, prefix="dependencies"),
     }
-    # Each picker offers only the connections that can do its job; the form refuses any other.
-    pickers = {"destinations": ("connection", FILES, "a destination"),
-               "conditions": ("connection", DATABASE, "a condition query"),
-               "notifications": ("smtp_connection", MAIL, "sending email")}
     for prefix, formset in sets.items():
         for form in formset.forms + [formset.empty_form]:
-            if prefix in pickers:
-                name, capability, what = pickers[prefix]
+            if prefix in LIST_PICKERS:
+                name, capability, what = LIST_PICKERS[prefix]
                 offer_only(form.fields[name], connections, capability, what)
             for name, label in form_words.FORMSET_LABELS.get(prefix, {}).items():
                 form.fields[name].label = label

@@ -135,3 +135,88 @@ def test_superuser_can_list_everything(world):  # noqa: F811
     assert User.objects.filter(is_superuser=True).exists()
     api, _ = token_client(world["users"]["superuser"])
     assert api.get("/api/v1/organizations/").json()["count"] == 2
+
+
+def test_a_bulk_costs_a_bounded_number_of_queries_whatever_its_size(world):  # noqa: F811
+    """The bulk reads each picker, project and right once and inserts in batches: 60 tasks take only a few
+    queries more than 2 (SQLite inserts about 15 task rows per statement), never some per task."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    api, _ = token_client(world["users"]["editor"])
+    counts = {}
+    for size in (2, 60):
+        items = [dict(item, name=f"{size}_{item['name']}") for item in bulk_items(world, size)]
+        with CaptureQueriesContext(connection) as queries:
+            response = api.post("/api/v1/tasks/bulk/", items, format="json")
+        assert response.status_code == 200 and response.json()["created"] == size, response.content[:500]
+        counts[size] = len(queries)
+    assert counts[60] <= counts[2] + 12, counts  # a query per task would add 58
+    task = Task.objects.get(name="60_table_59")
+    assert task.destinations.get().folder == "in"
+    # Every created task and destination has its history record, by the token's user, as a single write has.
+    record = task.history.get()
+    assert record.history_type == "+" and record.history_user == world["users"]["editor"]
+    assert task.destinations.get().history.get().history_user == world["users"]["editor"]
+
+
+def test_a_bulk_keeps_every_setting_and_rule_of_a_single_write(world):  # noqa: F811
+    api, _ = token_client(world["users"]["coder"])
+    editor, viewer = world["users"]["editor"], world["users"]["viewer"]
+    items = bulk_items(world, 2)
+    items[0].update(file_name="{region}_{day}.csv", publish_to_users=[viewer.pk],
+                    parameters=[{"key": "day", "value": "1"}, {"key": "secret", "value": "s3", "sensitive": True}],
+                    conditions=[{"kind": "min_rows", "value": "1"}],
+                    upstream_links=[{"upstream": world["task"].pk, "on": "success"}])
+    response = api.post("/api/v1/tasks/bulk/", items, format="json")
+    assert response.status_code == 200, response.content
+    task = Task.objects.get(name="table_0")
+    assert list(task.publish_to_users.all()) == [viewer]
+    assert {p.key: p.value for p in task.parameters.all()} == {"day": "1", "secret": "s3"}
+    assert task.conditions.get().value == "1" and task.upstream_links.get().upstream == world["task"]
+    # The same rules as one write: a parameter name unknown, a key twice, code without the permission,
+    # a connection that cannot be a destination.
+    again = bulk_items(world, 4)
+    again[0]["file_name"] = "{nowhere}.csv"
+    again[1]["parameters"] = [{"key": "a", "value": "1"}, {"key": "a", "value": "2"}]
+    again[2].update(source_kind="script", source_connection=None, query="", script="print(1)")
+    again[3]["destinations"] = [{"connection": world["shop"].pk, "folder": "in"}]
+    editor_api, _ = token_client(editor)
+    errors = editor_api.post("/api/v1/tasks/bulk/", again, format="json").json()["errors"]
+    assert {(e["index"], e["field"]) for e in errors} == {
+        (0, "file_name"), (1, "parameters.1.key"), (2, "non_field_errors"), (3, "destinations.0.connection")}
+    assert "may write code" in next(e["message"] for e in errors if e["index"] == 2)
+
+
+def test_patching_the_same_nested_lists_twice_changes_nothing_the_second_time(world):  # noqa: F811
+    """Triggers keep their ids and schedules, destinations their ids, and no history record is added."""
+    from django_q.models import Schedule
+
+    from projects.models import Trigger
+    from tasks.models import Destination
+
+    api, _ = token_client(world["users"]["editor"])
+    project, task = world["project"], world["task"]
+    body = {"triggers": [{"kind": "cron", "hour": "3", "minute": "15"},
+                         {"kind": "interval", "every": 2, "unit": "hours"}]}
+    first = api.patch(f"/api/v1/projects/{project.pk}/", body, format="json")
+    assert first.status_code == 200, first.content
+    state = (sorted(Trigger.objects.filter(project=project).values_list("id", "hour", "every")),
+             sorted(Schedule.objects.values_list("id", "next_run")), Trigger.history.count())
+    second = api.patch(f"/api/v1/projects/{project.pk}/", body, format="json")
+    assert second.status_code == 200 and second.json()["triggers"] == first.json()["triggers"]
+    assert (sorted(Trigger.objects.filter(project=project).values_list("id", "hour", "every")),
+            sorted(Schedule.objects.values_list("id", "next_run")), Trigger.history.count()) == state
+    # In another order: still the same triggers, nothing saved.
+    api.patch(f"/api/v1/projects/{project.pk}/", {"triggers": body["triggers"][::-1]}, format="json")
+    assert Trigger.history.count() == state[2]
+    destinations = {"destinations": [{"connection": world["spare"].pk, "folder": "a"},
+                                     {"connection": world["spare"].pk, "folder": "b"}]}
+    api.patch(f"/api/v1/tasks/{task.pk}/", destinations, format="json")
+    ids, records = sorted(Destination.objects.values_list("id", flat=True)), Destination.history.count()
+    api.patch(f"/api/v1/tasks/{task.pk}/", destinations, format="json")
+    assert sorted(Destination.objects.values_list("id", flat=True)) == ids
+    assert Destination.history.count() == records
+    # A shorter list removes the rest; the kept one stays as it was.
+    api.patch(f"/api/v1/tasks/{task.pk}/", {"destinations": destinations["destinations"][1:]}, format="json")
+    assert list(task.destinations.values_list("folder", flat=True)) == ["b"]
