@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 
 from api.models import ApiToken, hash_key
 from tasks.models import Task
-from tests.test_access_pages import world  # noqa: F401
+from tests.test_access_pages import world, world_rows  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -22,6 +22,7 @@ def token_client(user):
 def test_a_token_is_shown_once_stored_hashed_and_revocable(client, world):  # noqa: F811
     editor = world["users"]["editor"]
     client.force_login(editor)
+    assert 'href="/account/tokens/"' in client.get("/tasks/").content.decode()  # in every page's user menu
     page = client.post("/account/tokens/", {"name": "migration"}).content.decode()
     key = re.search(r"(etl_[\w-]{20,})", page).group(1)
     token = ApiToken.objects.get(user=editor)
