@@ -172,6 +172,18 @@ def replace_list(manager, items, names):
         obj.delete()
 
 
+def refuse_repeats(attrs, lists):
+    """A key given twice in a nested list ((list, key) pairs: a parameter key, an upstream task): a 400 naming
+    it, not a clash in the database."""
+    for name, key in lists:
+        seen = set()
+        for index, item in enumerate(attrs.get(name) or ()):
+            value = getattr(item.get(key), "pk", item.get(key))
+            if value in seen:
+                raise serializers.ValidationError({name: {index: {key: ["Given twice in this list."]}}})
+            seen.add(value)
+
+
 def writable_names(list_serializer):
     return [name for name, field in list_serializer.child.fields.items() if not field.read_only]
 
@@ -212,6 +224,7 @@ class ProjectSerializer(serializers.ModelSerializer):
             if not rights.can_view:
                 raise serializers.ValidationError({"organization": ["Not found, or you may not see it."]})
             access.require(rights, access.EDIT)
+        refuse_repeats(attrs, (("parameters", "key"),))
         base = model_to_dict(self.instance or Project(owner_id=user.pk), fields=ProjectForm._meta.fields)
         plain = {name: value for name, value in attrs.items() if name in ProjectForm._meta.fields}
         form = ProjectForm(data=as_form_data({**base, **plain}), instance=self.instance, user=user)
@@ -325,7 +338,7 @@ class TaskSerializer(serializers.ModelSerializer):
         project = attrs.get("project") or getattr(self.instance, "project", None)
         if project is not None:
             access.require(access.project_rights(user, project), access.EDIT)  # 403, as the pages
-        self._refuse_repeats(attrs)
+        refuse_repeats(attrs, (("parameters", "key"), ("upstream_links", "upstream")))
         form_fields = TaskForm._meta.model._meta
         names = [field.name for field in form_fields.concrete_fields + form_fields.many_to_many
                  if field.editable and field.name not in INTERNAL]
@@ -348,17 +361,6 @@ class TaskSerializer(serializers.ModelSerializer):
                                 f"{connection.name} belongs to another organization than the project."]}}})
         attrs["_form"] = form
         return attrs
-
-    @staticmethod
-    def _refuse_repeats(attrs):
-        """A key given twice among the parameters, or an upstream task twice: a 400, not a clash in the database."""
-        for name, key in (("parameters", "key"), ("upstream_links", "upstream")):
-            seen = set()
-            for index, item in enumerate(attrs.get(name) or ()):
-                value = getattr(item.get(key), "pk", item.get(key))
-                if value in seen:
-                    raise serializers.ValidationError({name: {index: {key: ["Given twice in this list."]}}})
-                seen.add(value)
 
     def save(self, **kwargs):
         with transaction.atomic():

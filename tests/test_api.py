@@ -218,6 +218,11 @@ def test_patching_the_same_nested_lists_twice_changes_nothing_the_second_time(wo
     api.patch(f"/api/v1/tasks/{task.pk}/", destinations, format="json")
     assert sorted(Destination.objects.values_list("id", flat=True)) == ids
     assert Destination.history.count() == records
+    # A key given twice is a 400 naming it (it was a database clash, a 500).
+    twice = [{"key": "a", "value": "1"}, {"key": "a", "value": "2"}]
+    response = api.patch(f"/api/v1/projects/{project.pk}/", {"parameters": twice}, format="json")
+    assert response.status_code == 400
+    assert response.json() == {"parameters": {"1": {"key": ["Given twice in this list."]}}}
     # A shorter list removes the rest; the kept one stays as it was.
     api.patch(f"/api/v1/tasks/{task.pk}/", {"destinations": destinations["destinations"][1:]}, format="json")
     assert list(task.destinations.values_list("folder", flat=True)) == ["b"]
