@@ -48,6 +48,16 @@ def task_offers(user):
             "publish_to_users": access.users_of(organizations), "publish_to_groups": access.groups_of(organizations)}
 
 
+class SharedFields(dict):
+    """Form fields that several forms use as they are: copying them for a form copies the dict, not the fields.
+    Only for forms that are validated, never rendered (PickerCache): a field holds no state of one form's
+    validation (bound values and errors live on the form), and the fields set up per form (labels, help, pickers)
+    are the same for every form of the request."""
+
+    def __deepcopy__(self, memo):
+        return dict(self)
+
+
 class PickerCache:
     """What the task form's pickers offer one user, each fetched once: the API's bulk validates up to 1,000 task
     forms for the same user, and without it every form asked the database again for each picker, each posted
@@ -60,6 +70,7 @@ class PickerCache:
     def __init__(self, user, names_in_use=None):
         self.user = user
         self.names_in_use = names_in_use
+        self.fields = None  # the first form's fields, set up, shared by the next (SharedFields)
         self._known = {}
 
     @cached_property
@@ -199,24 +210,38 @@ class TaskForm(forms.ModelForm):
         }
 
     def __init__(self, *args, user, pickers=None, **kwargs):
+        shared = pickers.fields if pickers is not None else None
+        if shared is not None:
+            self.base_fields = shared  # this form's fields are those the first form of the request set up
         super().__init__(*args, **kwargs)
         self.user = user
         self.pickers = pickers
-        for name, queryset in (pickers.offers if pickers is not None else task_offers(user)).items():
+        if shared is None:
+            self._set_up_fields()
+            if pickers is not None:
+                pickers.fields = SharedFields(self.fields)
+        if not self.instance.pk and not self.initial.get("project"):
+            known = self.fields["project"].known
+            only = list(known.values())[:2] if known is not None else list(self.fields["project"].queryset[:2])
+            if len(only) == 1:
+                self.initial["project"] = only[0].pk
+        self._parameter_words(shared is None)
+
+    def _set_up_fields(self):
+        """Pickers limited to what the user may choose (read once with a PickerCache), analysts' labels and help."""
+        pickers = self.pickers
+        for name, queryset in (pickers.offers if pickers is not None else task_offers(self.user)).items():
             self.fields[name].queryset = queryset
             if pickers is not None:
                 self.fields[name].known = pickers.known(name, queryset)
         refuse_others(self.fields["text_connection"], TEXT, "loading the text")
         refuse_others(self.fields["processing_connection"], TEXT, "loading the processing script")
         refuse_others(self.fields["gpg_key"], KEY, "encrypting")
-        if not self.instance.pk and not self.initial.get("project"):
-            known = self.fields["project"].known
-            only = list(known.values())[:2] if known is not None else list(self.fields["project"].queryset[:2])
-            if len(only) == 1:
-                self.initial["project"] = only[0].pk
         self.fields["processing_location"].choices = [("", "No processing script")] + list(
             Task.TextLocation.choices)
-        self._analyst_words()
+        for name, field in self.fields.items():
+            field.label = form_words.LABELS.get(name, field.label)
+            field.help_text = form_words.HELP.get(name, field.help_text)
 
     @cached_property
     def helper(self):
@@ -274,15 +299,14 @@ class TaskForm(forms.ModelForm):
         except (TypeError, ValueError, OverflowError):
             return None
 
-    def _analyst_words(self):
-        for name, field in self.fields.items():
-            field.label = form_words.LABELS.get(name, field.label)
-            field.help_text = form_words.HELP.get(name, field.help_text)
+    def _parameter_words(self, own_fields=True):
+        """The help under the fields that take parameters: the names this form's project offers (set on the
+        fields only when they are this form's own, not shared)."""
         project = self.project_for_words()
         keys = [parameter.key for parameter in project.parameters.all()] if project else []
         self.parameter_help = form_words.parameter_help(keys)
         for name in form_words.PARAMETER_FIELDS:
-            if name in self.fields:
+            if own_fields and name in self.fields:
                 self.fields[name].help_text = self.parameter_help
 
     def _require(self, cleaned, *names, message="This field is required for this kind of task."):
