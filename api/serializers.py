@@ -151,25 +151,25 @@ def replace_list(manager, items, names):
     """Make the objects of a nested list (`manager`, e.g. task.destinations) equal `items`, its given list.
 
     Idempotent: an item equal to a stored object keeps it as it is (no save, no history, no new id; a trigger
-    keeps its schedule), whatever the order; the other items change the remaining objects in place, then new
-    ones are created and the rest deleted (each through save/delete, so history records every change)."""
+    keeps its schedule), whatever the order. The stored objects no item equals are deleted, then the other items
+    created (deleting first: a changed dependency may reuse its upstream task, which is unique per task); each
+    through delete/save, so history records every change and a trigger's signals its schedule."""
     model, owner_name = manager.model, manager.field.name
     stored = list(manager.all())
-    wanted = [_values(model, item, names) for item in items]
     unmatched = []
-    for values in wanted:
+    for values in (_values(model, item, names) for item in items):
         same = next((obj for obj in stored if all(getattr(obj, k) == v for k, v in values.items())), None)
         if same is not None:
             stored.remove(same)
         else:
             unmatched.append(values)
+    for obj in stored:
+        obj.delete()
     for values in unmatched:
-        obj = stored.pop(0) if stored else model(**{owner_name: manager.instance})
+        obj = model(**{owner_name: manager.instance})
         for attname, value in values.items():
             setattr(obj, attname, value)
         obj.save()
-    for obj in stored:
-        obj.delete()
 
 
 def refuse_repeats(attrs, lists):

@@ -223,6 +223,12 @@ def test_patching_the_same_nested_lists_twice_changes_nothing_the_second_time(wo
     response = api.patch(f"/api/v1/projects/{project.pk}/", {"parameters": twice}, format="json")
     assert response.status_code == 400
     assert response.json() == {"parameters": {"1": {"key": ["Given twice in this list."]}}}
+    # A dependency changed to run on failure: the same upstream task, no clash.
+    link = [{"upstream": world["script_task"].pk, "on": "success"}]
+    api.patch(f"/api/v1/tasks/{task.pk}/", {"upstream_links": link}, format="json")
+    link[0]["on"] = "failure"
+    changed = api.patch(f"/api/v1/tasks/{task.pk}/", {"upstream_links": link}, format="json")
+    assert changed.status_code == 200 and changed.json()["upstream_links"] == link
     # A shorter list removes the rest; the kept one stays as it was.
     api.patch(f"/api/v1/tasks/{task.pk}/", {"destinations": destinations["destinations"][1:]}, format="json")
     assert list(task.destinations.values_list("folder", flat=True)) == ["b"]
