@@ -13,7 +13,7 @@ from simple_history.utils import bulk_create_with_history
 
 from api.serializers import NESTED, TaskSerializer, save_task
 from projects.models import Parameter
-from tasks.forms import PickerCache
+from tasks.pickers import PickerCache
 from tasks.models import Task
 
 MAX_ITEMS = 1000
