@@ -62,19 +62,25 @@ def bulk_upsert(request, context):
     for index, (item, key) in enumerate(zip(items, keys)):
         instance = existing.get(key)
         checker.instance, checker.partial = instance, instance is not None
+        # Read before validating: the form writes the new values into the instance as it checks them, so a
+        # representation taken later already shows them (every change was then reported unchanged and undone).
+        before = _comparable(checker.to_representation(instance)) if instance is not None else None
         try:
             attrs = checker.run_validation(item)
         except exceptions.ValidationError as exc:
             errors.extend(_flatten(index, exc.detail))
             continue
-        (creates if instance is None else updates).append((index, instance, attrs))
+        if instance is None:
+            creates.append((index, instance, attrs))
+        else:
+            updates.append((index, instance, attrs, before))
     if errors:
         return {"errors": errors}, 400
     results, saving = {}, None
     try:
         with transaction.atomic():
-            for saving, instance, attrs in updates:
-                results[saving] = _update(checker, instance, attrs)
+            for saving, instance, attrs, before in updates:
+                results[saving] = _update(checker, instance, attrs, before)
             saving = None
             for index, task in zip([index for index, _, _ in creates],
                                    _create([attrs for _, _, attrs in creates], request.user)):
@@ -94,9 +100,9 @@ def bulk_upsert(request, context):
     return {**counts, "tasks": answer}, 200
 
 
-def _update(checker, instance, attrs):
-    """Save one update; undo it and call it unchanged when the task reads the same afterwards."""
-    before = _comparable(checker.to_representation(instance))
+def _update(checker, instance, attrs, before):
+    """Save one update; undo it and call it unchanged when the task reads as it did `before` (its representation
+    before validation)."""
     savepoint = transaction.savepoint()
     task = save_task(checker, attrs)
     task = Task.objects.prefetch_related(*PREFETCH).get(pk=task.pk)

@@ -89,13 +89,17 @@ def test_bulk_upsert_is_all_or_none_and_idempotent(world):  # noqa: F811
     assert (second["created"], second["updated"], second["unchanged"]) == (0, 0, 20)
     assert dict(Task.objects.values_list("name", "updated_at")) == stamps
     items[3]["query"] = "SELECT 3"
+    changed = api.post("/api/v1/tasks/bulk/", items, format="json").json()
+    assert (changed["updated"], changed["unchanged"]) == (1, 19) and changed["tasks"][3]["result"] == "updated"
+    assert Task.objects.get(name="table_3").query == "SELECT 3"  # a change is saved, not taken for unchanged
+    items[3]["query"] = "SELECT 33"
     items[7]["priority"] = 500
     items[9]["source_connection"] = None
     response = api.post("/api/v1/tasks/bulk/", items, format="json")
     assert response.status_code == 400
     errors = response.json()["errors"]
     assert {(e["index"], e["field"]) for e in errors} == {(7, "priority"), (9, "source_connection")}
-    assert Task.objects.get(name="table_3").query == "SELECT * FROM table_3"  # none of it was saved
+    assert Task.objects.get(name="table_3").query == "SELECT 3"  # none of it was saved
 
 
 def test_a_run_as_of_a_date_its_log_and_cancel(world):  # noqa: F811
