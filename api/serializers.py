@@ -17,7 +17,7 @@ from projects.models import Organization, Parameter, Project, Trigger
 from runs.models import DryRun, Run, RunFile, RunLog
 from runs.orchestration import find_cycle
 from tasks import inheritance
-from tasks.forms import TaskForm
+from tasks.forms import LIST_PICKERS, TaskForm, refusal_for
 from tasks.models import Condition, Dependency, Destination, Notification, Task
 
 INTERNAL = {"id", "created_at", "updated_at"}
@@ -49,6 +49,35 @@ def as_form_data(values):
 
 def request_user(serializer):
     return serializer.context["request"].user
+
+
+class KnownPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
+    """A primary-key field that, given `lookup` (a callable returning {pk: object} of its queryset, from a
+    PickerCache), finds the object there instead of querying: the API's bulk reads each picker once per request."""
+
+    lookup = None
+
+    def to_internal_value(self, data):
+        if self.lookup is None:
+            return super().to_internal_value(data)
+        if isinstance(data, bool) or not isinstance(data, (int, str)):
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        known = self.lookup()
+        try:
+            return known[int(data)]
+        except KeyError:
+            self.fail("does_not_exist", pk_value=data)
+        except ValueError:
+            self.fail("incorrect_type", data_type=type(data).__name__)
+
+
+def look_up_once(fields, pickers, prefix):
+    """Point every primary-key field among `fields` (and the children of many-valued ones) at `pickers`."""
+    for name, field in fields.items():
+        field = getattr(field, "child_relation", field)
+        if isinstance(field, KnownPrimaryKeyRelatedField) and field.queryset is not None:
+            key, queryset = (*prefix, name), field.queryset.all()  # a manager (User.objects) too
+            field.lookup = lambda key=key, queryset=queryset: pickers.known(key, queryset)
 
 
 class BriefSerializer(serializers.Serializer):
@@ -100,8 +129,8 @@ class TriggerSerializer(serializers.ModelSerializer):
 
 
 def replace_parameters(owner_field, owner, items):
-    """Replace an owner's parameters by `items`; a sensitive one given without a value keeps its stored value.
-    Unchanged parameters are not saved again, so a repeated request writes no history."""
+    """Replace an owner's parameters by `items`, matched by key; a sensitive one given without a value keeps its
+    stored value. Unchanged parameters are not saved again, so a repeated request writes no history."""
     stored = {parameter.key: parameter for parameter in Parameter.objects.filter(**{owner_field: owner})}
     for item in items:
         parameter = stored.get(item["key"]) or Parameter(**{owner_field: owner}, key=item["key"])
@@ -112,6 +141,67 @@ def replace_parameters(owner_field, owner, items):
             parameter.value, parameter.sensitive = value, sensitive
             parameter.save()
     Parameter.objects.filter(**{owner_field: owner}).exclude(key__in=[item["key"] for item in items]).delete()
+
+
+def _values(model, item, names):
+    """The stored form of each writable field of a nested item: model defaults for those left out, keys for
+    related objects (compared by attname, so no related row is fetched)."""
+    template = model(**item)
+    return {model._meta.get_field(name).attname: getattr(template, model._meta.get_field(name).attname)
+            for name in names}
+
+
+def replace_list(manager, items, names):
+    """Make the objects of a nested list (`manager`, e.g. task.destinations) equal `items`, its given list.
+
+    Idempotent: an item equal to a stored object keeps it as it is (no save, no history, no new id; a trigger
+    keeps its schedule), whatever the order. The stored objects no item equals are deleted, then the other items
+    created (deleting first: a changed dependency may reuse its upstream task, which is unique per task); each
+    through delete/save, so history records every change and a trigger's signals its schedule."""
+    model, owner_name = manager.model, manager.field.name
+    stored = list(manager.all())
+    unmatched = []
+    for values in (_values(model, item, names) for item in items):
+        same = next((obj for obj in stored if all(getattr(obj, k) == v for k, v in values.items())), None)
+        if same is not None:
+            stored.remove(same)
+        else:
+            unmatched.append(values)
+    for obj in stored:
+        obj.delete()
+    for values in unmatched:
+        obj = model(**{owner_name: manager.instance})
+        for attname, value in values.items():
+            setattr(obj, attname, value)
+        obj.save()
+
+
+def refuse_repeats(attrs, lists):
+    """A key given twice in a nested list ((list, key) pairs: a parameter key, an upstream task): a 400 naming
+    it, not a clash in the database."""
+    for name, key in lists:
+        seen = set()
+        for index, item in enumerate(attrs.get(name) or ()):
+            value = getattr(item.get(key), "pk", item.get(key))
+            if value in seen:
+                raise serializers.ValidationError({name: {index: {key: ["Given twice in this list."]}}})
+            seen.add(value)
+
+
+def writable_names(list_serializer):
+    return [name for name, field in list_serializer.child.fields.items() if not field.read_only]
+
+
+def replace_nested(serializer, owner, attrs):
+    """Every nested list given in `attrs` replaces the owner's stored one (parameters by key, the others by
+    replace_list); a list left out is kept. The one place the API writes nested lists."""
+    for name, field in serializer.fields.items():
+        if name not in attrs or not isinstance(field, serializers.ListSerializer) or field.read_only:
+            continue
+        if name == "parameters":
+            replace_parameters(owner._meta.model_name, owner, attrs[name])
+        else:
+            replace_list(getattr(owner, name), attrs[name], writable_names(field))
 
 
 class OrganizationSerializer(serializers.ModelSerializer):
@@ -171,13 +261,16 @@ class ProjectSerializer(serializers.ModelSerializer):
             if not rights.can_view:
                 raise serializers.ValidationError({"organization": ["Not found, or you may not see it."]})
             access.require(rights, access.EDIT)
+        refuse_repeats(attrs, (("parameters", "key"),))
         base = model_to_dict(self.instance or Project(owner_id=user.pk), fields=ProjectForm._meta.fields)
         plain = {name: value for name, value in attrs.items() if name in ProjectForm._meta.fields}
         form = ProjectForm(data=as_form_data({**base, **plain}), instance=self.instance, user=user)
         if not form.is_valid():
             raise serializers.ValidationError(form_errors(form))
         for index, trigger in enumerate(attrs.get("triggers") or ()):
-            trigger_form = TriggerForm(data=as_form_data(trigger))
+            # Fields left out take the model's defaults, as the schema says (the form would call them missing).
+            defaults = model_to_dict(Trigger(), fields=TriggerForm._meta.fields)
+            trigger_form = TriggerForm(data=as_form_data({**defaults, **trigger}))
             trigger_form.fields.pop("project", None)
             trigger_form.fields.pop("system_job", None)
             if not trigger_form.is_valid():
@@ -193,12 +286,7 @@ class ProjectSerializer(serializers.ModelSerializer):
         project = attrs["_form"].save()
         if "settings" in attrs:
             inheritance.save_level_settings(project, attrs["settings"])
-        if "triggers" in attrs:
-            project.triggers.all().delete()  # signals remove their django-q2 schedules
-            for trigger in attrs["triggers"]:
-                Trigger.objects.create(project=project, **trigger)
-        if "parameters" in attrs:
-            replace_parameters("project", project, attrs["parameters"])
+        replace_nested(self, project, attrs)  # a trigger's signals keep its django-q2 schedule in step
         self.instance = project
         return project
 
@@ -207,6 +295,8 @@ class ProjectSerializer(serializers.ModelSerializer):
 
 
 class DestinationSerializer(serializers.ModelSerializer):
+    serializer_related_field = KnownPrimaryKeyRelatedField
+
     class Meta:
         model = Destination
         fields = ("connection", "folder", "overwrite", "skip_empty", "marker", "marker_name", "ack_pattern",
@@ -220,18 +310,24 @@ class DestinationSerializer(serializers.ModelSerializer):
 
 
 class ConditionSerializer(serializers.ModelSerializer):
+    serializer_related_field = KnownPrimaryKeyRelatedField
+
     class Meta:
         model = Condition
         fields = concrete_names(Condition, exclude=("task",))
 
 
 class NotificationSerializer(serializers.ModelSerializer):
+    serializer_related_field = KnownPrimaryKeyRelatedField
+
     class Meta:
         model = Notification
         fields = concrete_names(Notification, exclude=("task",))
 
 
 class DependencySerializer(serializers.ModelSerializer):
+    serializer_related_field = KnownPrimaryKeyRelatedField
+
     class Meta:
         model = Dependency
         fields = ("upstream", "on")
@@ -255,8 +351,10 @@ class TaskSerializer(serializers.ModelSerializer):
 
     A nested list given on a write replaces the stored one; a list left out is kept. A shared setting
     (tasks/inheritance.py) is null when the task inherits it; `effective_settings` gives each one's value in
-    effect, its level (task, project, organization or default) and the id of the object that sets it."""
+    effect, its level (task, project, organization or default) and the id of the object that sets it. With a
+    PickerCache in the context ("pickers"), the choices are read once for many tasks (the bulk)."""
 
+    serializer_related_field = KnownPrimaryKeyRelatedField
     destinations = DestinationSerializer(many=True, required=False)
     conditions = ConditionSerializer(many=True, required=False)
     notifications = NotificationSerializer(many=True, required=False)
@@ -286,12 +384,18 @@ class TaskSerializer(serializers.ModelSerializer):
             for name in ("source_connection", "text_connection", "processing_connection", "gpg_key",
                          *(setting.name for setting in inheritance.SETTINGS if setting.is_connection)):
                 fields[name].queryset = visible
-            fields["project"].queryset = Project.objects.visible_to(request.user)
-            for name, nested in NESTED.items():
-                for child_field in ("connection", "smtp_connection"):
-                    if child_field in nested.Meta.fields:
-                        fields[name].child.fields[child_field].queryset = visible
+            # Editor groups with it: project_rights reads them for each task.
+            fields["project"].queryset = Project.objects.visible_to(request.user).prefetch_related("editor_groups")
+            for name, (child_field, capability, what) in LIST_PICKERS.items():  # as the page's inline lists
+                field = fields[name].child.fields[child_field]
+                field.queryset = visible.with_capability(capability)
+                field.error_messages["does_not_exist"] = refusal_for(capability, what)
             fields["upstream_links"].child.fields["upstream"].queryset = Task.objects.visible_to(request.user)
+        pickers = self.context.get("pickers")
+        if pickers is not None:
+            look_up_once(fields, pickers, ("api",))
+            for name in NESTED:
+                look_up_once(fields[name].child.fields, pickers, ("api", name))
         return fields
 
     def validate(self, attrs):
@@ -299,12 +403,17 @@ class TaskSerializer(serializers.ModelSerializer):
         project = attrs.get("project") or getattr(self.instance, "project", None)
         if project is not None:
             access.require(access.project_rights(user, project), access.EDIT)  # 403, as the pages
+        refuse_repeats(attrs, (("parameters", "key"), ("upstream_links", "upstream")))
         form_fields = TaskForm._meta.model._meta
         names = [field.name for field in form_fields.concrete_fields + form_fields.many_to_many
                  if field.editable and field.name not in INTERNAL]
         base = model_to_dict(self.instance or Task(), fields=names)
         plain = {name: value for name, value in attrs.items() if name in names}
-        form = TaskForm(data=as_form_data({**base, **plain}), instance=self.instance, user=user)
+        data = as_form_data({**base, **plain})
+        # The parameters saved with the task, as the page posts them: file names may use them.
+        data.update({f"parameters-{index}-key": item["key"] for index, item in enumerate(attrs.get("parameters")
+                                                                                         or ())})
+        form = TaskForm(data=data, instance=self.instance, user=user, pickers=self.context.get("pickers"))
         if not form.is_valid():
             raise serializers.ValidationError(form_errors(form))
         if project is not None:
@@ -319,23 +428,20 @@ class TaskSerializer(serializers.ModelSerializer):
         return attrs
 
     def save(self, **kwargs):
-        attrs = self.validated_data
         with transaction.atomic():
-            task = attrs["_form"].save()
-            for name, serializer in NESTED.items():
-                if name in attrs:
-                    fk = "downstream" if name == "upstream_links" else "task"
-                    getattr(task, name).all().delete()
-                    serializer.Meta.model.objects.bulk_create(
-                        [serializer.Meta.model(**{fk: task}, **item) for item in attrs[name]])
-            if "parameters" in attrs:
-                replace_parameters("task", task, attrs["parameters"])
-            cycle = find_cycle(task)
-            if cycle:
-                raise serializers.ValidationError({"upstream_links": [
-                    "These dependencies would make a cycle: " + " → ".join(t.name for t in cycle)]})
-        self.instance = task
-        return task
+            self.instance = save_task(self, self.validated_data)
+        return self.instance
+
+
+def save_task(serializer, attrs):
+    """Save a validated task write (the form, then each nested list given); refuse a dependency cycle."""
+    task = attrs["_form"].save()
+    replace_nested(serializer, task, attrs)
+    cycle = find_cycle(task)
+    if cycle:
+        raise serializers.ValidationError({"upstream_links": [
+            "These dependencies would make a cycle: " + " → ".join(t.name for t in cycle)]})
+    return task
 
 
 class TaskBriefSerializer(serializers.ModelSerializer):

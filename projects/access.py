@@ -122,8 +122,10 @@ def project_rights(user, project):
     if user.is_superuser:
         return ALL_RIGHTS
     membership = _memberships(user).get(project.organization_id)
-    elevated = membership is not None and project.pk is not None and bool(
-        _group_ids(user) & set(project.editor_groups.values_list("pk", flat=True)))
+    # .all(), not values_list: a project fetched with prefetch_related("editor_groups") asks nothing more; a user
+    # in no group needs no look at them.
+    groups = _group_ids(user) if membership is not None and project.pk is not None else set()
+    elevated = bool(groups) and bool(groups & {group.pk for group in project.editor_groups.all()})
     return _rights_from(membership, elevated=elevated)
 
 

@@ -329,10 +329,10 @@ def known_names(project, task=None, posted=None):
     (with `posted`, the task form's data, the parameters being saved with it)."""
     names = set(NAMED_DATES) | {"now", "run_id", "task", "project"}
     if project is not None:
-        names |= set(project.parameters.values_list("key", flat=True))
-        names |= set(project.organization.parameters.values_list("key", flat=True))
+        names |= {parameter.key for parameter in project.parameters.all()}  # prefetched ones when they are
+        names |= {parameter.key for parameter in project.organization.parameters.all()}
     if task is not None and task.pk:
-        names |= set(task.parameters.values_list("key", flat=True))
+        names |= {parameter.key for parameter in task.parameters.all()}
     for field, value in (posted or {}).items():
         if re.fullmatch(r"parameters-\d+-key", field) and value:
             names.add(value.strip())

@@ -4,14 +4,16 @@ from crispy_forms.helper import FormHelper
 from crispy_forms.layout import HTML, Div, Fieldset, Layout
 from django import forms
 from django.forms import inlineformset_factory
+from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from connections.models import Connection
 from etl_portal.widgets import SearchSelect, SearchSelectMultiple
 from connections.protocols import DATABASE, FILES, KEY, MAIL, TEXT, registry
 from projects import access
-from projects.models import Organization, Parameter, Project
+from projects.models import Organization, Parameter
 from tasks import form_words, inheritance, source_kinds
+from tasks.pickers import SharedFields, known_choice_fields, task_offers
 from tasks.models import Condition, Dependency, Destination, Notification, Task
 
 CODE = {"class": "code-editor font-monospace", "rows": 12, "spellcheck": "false"}
@@ -20,9 +22,17 @@ CODE = {"class": "code-editor font-monospace", "rows": 12, "spellcheck": "false"
 def offer_only(field, connections, capability, what):
     """Limit a connection picker to `connections` having `capability`; any other posted is refused there."""
     field.queryset = connections.with_capability(capability)
-    field.error_messages["invalid_choice"] = (
-        f"Choose one of the listed connections: {what} needs {capability.noun} "
-        f"({registry.labels_with(capability)}).")
+    refuse_others(field, capability, what)
+
+
+def refuse_others(field, capability, what):
+    """A connection picker's message for a connection it does not offer: what the job needs."""
+    field.error_messages["invalid_choice"] = refusal_for(capability, what)
+
+
+def refusal_for(capability, what):
+    return (f"Choose one of the listed connections: {what} needs {capability.noun} "
+            f"({registry.labels_with(capability)}).")
 
 
 def shown_for(*kinds, field_names, switch="source_kind"):
@@ -116,11 +126,17 @@ class OmittedKeepsDefault:
 
 
 class TaskForm(OmittedKeepsDefault, forms.ModelForm):
+    """The task form of the pages, and the rules of every task write (the API validates through it).
+
+    `pickers` (a PickerCache) lets many forms of one user share what the pickers offer instead of each querying
+    it: the API's bulk passes one."""
+
     keep_default = ("drift_check",)
 
     class Meta:
         model = Task
         exclude = ("created_at", "updated_at")
+        formfield_callback = known_choice_fields
         widgets = {
             "source_kind": SourceKindSelect,
             "source_connection": ConnectionSelect,
@@ -136,31 +152,47 @@ class TaskForm(OmittedKeepsDefault, forms.ModelForm):
             "publish_to_groups": forms.SelectMultiple(attrs={"size": 4}),
         }
 
-    def __init__(self, *args, user, **kwargs):
+    def __init__(self, *args, user, pickers=None, **kwargs):
+        shared = pickers.fields if pickers is not None else None
+        if shared is not None:
+            self.base_fields = shared  # this form's fields are those the first form of the request set up
         super().__init__(*args, **kwargs)
         self.user = user
-        self.fields["project"].queryset = Project.objects.editable_by(user)
+        self.pickers = pickers
+        if shared is None:
+            self._set_up_fields()
+            if pickers is not None:
+                pickers.fields = SharedFields(self.fields)
         if not self.instance.pk and not self.initial.get("project"):
-            only = list(self.fields["project"].queryset[:2])
+            known = self.fields["project"].known
+            only = list(known.values())[:2] if known is not None else list(self.fields["project"].queryset[:2])
             if len(only) == 1:
                 self.initial["project"] = only[0].pk
-        connections = Connection.objects.visible_to(user).select_related("organization")
-        # Any kind may be a source (a script gets its settings); clean() checks it against the source kind.
-        self.fields["source_connection"].queryset = connections
-        offer_only(self.fields["text_connection"], connections, TEXT, "loading the text")
-        offer_only(self.fields["processing_connection"], connections, TEXT, "loading the processing script")
-        offer_only(self.fields["gpg_key"], connections, KEY, "encrypting")
-        # The file hub publishes only to people and groups of the organizations the user works in.
-        organizations = Organization.objects.where_role(user)
-        self.fields["publish_to_users"].queryset = access.users_of(organizations)
-        self.fields["publish_to_groups"].queryset = access.groups_of(organizations)
+        self._parameter_words(shared is None)
+
+    def _set_up_fields(self):
+        """Pickers limited to what the user may choose (read once with a PickerCache), analysts' labels and help."""
+        pickers = self.pickers
+        for name, queryset in (pickers.offers if pickers is not None else task_offers(self.user)).items():
+            self.fields[name].queryset = queryset
+            if pickers is not None:
+                self.fields[name].known = pickers.known(name, queryset)
+        refuse_others(self.fields["text_connection"], TEXT, "loading the text")
+        refuse_others(self.fields["processing_connection"], TEXT, "loading the processing script")
+        refuse_others(self.fields["gpg_key"], KEY, "encrypting")
         self.fields["processing_location"].choices = [("", "No processing script")] + list(
             Task.TextLocation.choices)
-        self._analyst_words()
-        self._shared_settings(connections)
-        self.helper = FormHelper()
-        self.helper.form_tag = False
-        self.helper.layout = Layout(
+        for name, field in self.fields.items():
+            field.label = form_words.LABELS.get(name, field.label)
+            field.help_text = form_words.HELP.get(name, field.help_text)
+        self._shared_settings(self.fields["source_connection"].queryset)
+
+    @cached_property
+    def helper(self):
+        """The page's layout (crispy), built when the page renders the form: the API never does."""
+        helper = FormHelper()
+        helper.form_tag = False
+        helper.layout = Layout(
             Fieldset("General", Div(Div("project", css_class="col-md-4"), Div("name", css_class="col-md-5"),
                                     Div("enabled", css_class="col-md-3 pt-md-4"), css_class="row"),
                      "description", "run_rank"),
@@ -204,6 +236,7 @@ class TaskForm(OmittedKeepsDefault, forms.ModelForm):
                     css_id="section-schedule"),
             ),
         )
+        return helper
 
     def project_for_words(self):
         """The project whose parameters the help lists: the task's, the one posted or preset, else None."""
@@ -211,19 +244,20 @@ class TaskForm(OmittedKeepsDefault, forms.ModelForm):
         if self.instance.pk and not chosen:
             return self.instance.project
         try:
+            if chosen and self.fields["project"].known is not None:
+                return self.fields["project"].known.get(int(chosen))
             return self.fields["project"].queryset.filter(pk=int(chosen)).first() if chosen else None
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             return None
 
-    def _analyst_words(self):
-        for name, field in self.fields.items():
-            field.label = form_words.LABELS.get(name, field.label)
-            field.help_text = form_words.HELP.get(name, field.help_text)
+    def _parameter_words(self, own_fields=True):
+        """The help under the fields that take parameters: the names this form's project offers (set on the
+        fields only when they are this form's own, not shared)."""
         project = self.project_for_words()
-        keys = list(project.parameters.values_list("key", flat=True)) if project else []
+        keys = [parameter.key for parameter in project.parameters.all()] if project else []
         self.parameter_help = form_words.parameter_help(keys)
         for name in form_words.PARAMETER_FIELDS:
-            if name in self.fields:
+            if own_fields and name in self.fields:
                 self.fields[name].help_text = self.parameter_help
 
     def _shared_settings(self, connections):
@@ -316,6 +350,24 @@ class TaskForm(OmittedKeepsDefault, forms.ModelForm):
         return cleaned
 
 
+    def _get_validation_exclusions(self):
+        exclude = super()._get_validation_exclusions()
+        if self.pickers is not None:
+            # A choice found among its picker's known objects was read from the database for this request; asking
+            # again whether it exists (ForeignKey.validate) would cost a query per field and form. The project
+            # stays in when the (project, name) rule needs the query (no names_in_use; see _post_clean).
+            exclude |= {name for name, field in self.fields.items() if getattr(field, "known", None) is not None
+                        and (name != "project" or self.pickers.names_in_use is not None)}
+        return exclude
+
+    def _post_clean(self):
+        super()._post_clean()
+        names = self.pickers.names_in_use if self.pickers is not None else None
+        if names is not None and self.instance.project_id and self.instance.name:
+            holder = names.get((self.instance.project_id, self.instance.name))
+            if holder is not None and holder != self.instance.pk:
+                self.add_error(None, self.instance.unique_error_message(Task, ("project", "name")))
+
     def _check_parameter_texts(self, cleaned):
         """Names with parameters and date codes are checked now, as the run would (runs/parameters.py):
         an unknown code or name, an unclosed brace, a misplaced firstday/lastday."""
@@ -395,6 +447,12 @@ FORMSET_TABS = {"parameters": "section-source", "destinations": "section-deliver
                 "conditions": "section-schedule"}
 
 
+# Each picker of the inline lists offers only the connections that can do its job; the form refuses any other.
+LIST_PICKERS = {"destinations": ("connection", FILES, "a destination"),
+                "conditions": ("connection", DATABASE, "a condition query"),
+                "notifications": ("smtp_connection", MAIL, "sending email")}
+
+
 def task_formsets(user, data=None, instance=None, parameter_help=""):
     """The inline lists of the task form, their connection and task choices limited to what the user sees;
     `parameter_help` (the task form's) goes under the fields that take parameters."""
@@ -407,14 +465,10 @@ def task_formsets(user, data=None, instance=None, parameter_help=""):
         "notifications": NotificationFormSet(data, instance=instance, prefix="notifications"),
         "dependencies": DependencyFormSet(data, instance=instance, prefix="dependencies"),
     }
-    # Each picker offers only the connections that can do its job; the form refuses any other.
-    pickers = {"destinations": ("connection", FILES, "a destination"),
-               "conditions": ("connection", DATABASE, "a condition query"),
-               "notifications": ("smtp_connection", MAIL, "sending email")}
     for prefix, formset in sets.items():
         for form in formset.forms + [formset.empty_form]:
-            if prefix in pickers:
-                name, capability, what = pickers[prefix]
+            if prefix in LIST_PICKERS:
+                name, capability, what = LIST_PICKERS[prefix]
                 offer_only(form.fields[name], connections, capability, what)
             for name, label in form_words.FORMSET_LABELS.get(prefix, {}).items():
                 form.fields[name].label = label

@@ -8,27 +8,40 @@ import re
 import pytest
 from django.contrib.auth.models import Group, Permission, User
 from django.core.management import CommandError, call_command
+from django.test import override_settings
 
 from alerts.models import Alert, Webhook
 from connections.models import Connection, ConnectionTest
 from projects.models import Membership, Organization, Parameter, Project, SystemJob, Trigger
 from runs.models import Backfill, DryRun, FileDownload, Run, RunFile, RunLog
 from tasks.models import Condition, Dependency, Destination, Notification, Task
+from tests import factories
 from tests.conftest import PASSWORD
+from tests.shared_rows import built_once, fresh
 
 pytestmark = pytest.mark.django_db
 
 APPS = ("projects", "connections", "tasks", "runs", "alerts")
 
 
+FAST_PASSWORDS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture(autouse=True)
 def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.PASSWORD_HASHERS = FAST_PASSWORDS
 
 
-@pytest.fixture
-def w(organization, owner, member, org_admin, outsider, staff, tmp_path):
+@override_settings(PASSWORD_HASHERS=FAST_PASSWORDS)
+def build_world(folder):
     """The two organizations, one user per role, and one object of every model in each organization."""
+    # The people of tests/conftest.py's fixtures of the same names.
+    organization = factories.organization("Acme Analytics")
+    owner = factories.member(organization, "olivia", "editor", can_write_code=True)
+    member = factories.member(organization, "max", "viewer")
+    org_admin = factories.member(organization, "ada", "admin", can_write_code=True)
+    outsider = factories.user("eve")
+    staff = factories.user("sam", is_staff=True, is_superuser=True)
     globex = Organization.objects.create(name="Globex")
     editor = User.objects.create_user("ed", "ed@example.com", PASSWORD)
     organization.members.add(editor, through_defaults={"role": "editor"})
@@ -46,7 +59,7 @@ def w(organization, owner, member, org_admin, outsider, staff, tmp_path):
         project = Project.objects.create(organization=org, name=f"{prefix} project",
                                          owner=owner if prefix == "A" else outsider)
         connection = Connection.objects.create(organization=org, name=f"{prefix} db", kind="sqlite",
-                                               path=str(tmp_path / f"{prefix}.sqlite3"))
+                                               path=str(folder / f"{prefix}.sqlite3"))
         task = Task.objects.create(project=project, name=f"{prefix} task", source_connection=connection,
                                    query="select 1")
         upstream = Task.objects.create(project=project, name=f"{prefix} upstream", source_connection=connection,
@@ -75,6 +88,21 @@ def w(organization, owner, member, org_admin, outsider, staff, tmp_path):
     users = {"member": member, "staff_viewer": staff_viewer, "editor": editor, "owner": owner,
              "org_admin": org_admin, "outsider": outsider, "superuser": staff}
     return {"users": users, "A": objects["A"], "G": objects["G"], "systemjob": objects["systemjob"]}
+
+
+@pytest.fixture(scope="module")
+def world_rows(django_db_setup, django_db_blocker, tmp_path_factory):
+    """The world built once per module (tests/shared_rows.py): every test sees its rows unchanged."""
+    folder = tmp_path_factory.mktemp("admin-world")
+    with built_once(django_db_blocker, lambda: build_world(folder)) as world:
+        yield {"folder": folder, "world": world}
+
+
+@pytest.fixture
+def w(world_rows, db, settings):
+    """This test's copy of the world; its SQLite connections' folder is a server folder the portal may use."""
+    settings.ETL_LOCAL_ROOTS = [*settings.ETL_LOCAL_ROOTS, world_rows["folder"].resolve()]
+    return fresh(world_rows["world"])
 
 
 def backfill_of(task):

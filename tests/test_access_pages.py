@@ -7,6 +7,7 @@ database changes. Admin actions and commands have their own table in test_access
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.test import override_settings
 
 from alerts.models import Webhook
 from connections.models import Connection
@@ -14,6 +15,7 @@ from projects.models import Membership, Organization, Parameter, Project, Trigge
 from runs.models import Backfill, Run, RunFile
 from tasks.models import Destination, Task
 from tests import factories
+from tests.shared_rows import built_once, fresh
 
 pytestmark = pytest.mark.django_db
 
@@ -26,11 +28,8 @@ USERS = ["viewer", "staff_viewer", "group_editor", "editor", "coder", "admin", "
          "superuser"]
 
 
-@pytest.fixture
-def world(tmp_path, settings):
+def build_world(local):
     """Organization A with one user of each role, organization B with its own admin, and A's objects."""
-    settings.ETL_LOCAL_ROOTS = [str(tmp_path / "local")]
-    (tmp_path / "local").mkdir()
     org_a = Organization.objects.create(name="A")
     org_b = Organization.objects.create(name="B")
     users = {name: User.objects.create_user(name, f"{name}@example.com") for name in USERS}  # no hashing: fast
@@ -46,8 +45,7 @@ def world(tmp_path, settings):
     group = Group.objects.create(name="Feed editors")
     users["group_editor"].groups.add(group)
 
-    shop = factories.sqlite_source(org_a, tmp_path / "local" / "shop.sqlite3", "CREATE TABLE t (n INTEGER)",
-                                   name="Shop")
+    shop = factories.sqlite_source(org_a, local / "shop.sqlite3", "CREATE TABLE t (n INTEGER)", name="Shop")
     spare = Connection.objects.create(organization=org_a, name="Spare", kind="sftp", host="127.0.0.1", port=22,
                                       username="u", secrets={"password": "pw"}, host_key="ssh-ed25519 AAAA")
     project = Project.objects.create(organization=org_a, name="Feeds", owner=users["coder"])
@@ -66,6 +64,27 @@ def world(tmp_path, settings):
     return {"users": users, "a": org_a, "b": org_b, "shop": shop, "spare": spare, "project": project,
             "task": task, "script_task": script_task, "queued": queued, "done": done, "file": run_file,
             "backfill": batch, "hook": hook}
+
+
+@pytest.fixture(scope="module")
+def world_rows(django_db_setup, django_db_blocker, tmp_path_factory):
+    """The world's rows, built once per module (tests/shared_rows.py): every test sees them unchanged."""
+    local = tmp_path_factory.mktemp("world") / "local"
+    local.mkdir()
+
+    def build():
+        with override_settings(ETL_LOCAL_ROOTS=[str(local)]):
+            return build_world(local)
+
+    with built_once(django_db_blocker, build) as world:
+        yield {"local": local, "world": world}
+
+
+@pytest.fixture
+def world(world_rows, db, settings):
+    """This test's copy of the world (import `world_rows` with it)."""
+    settings.ETL_LOCAL_ROOTS = [str(world_rows["local"])]
+    return fresh(world_rows["world"])
 
 
 def management(**counts):
@@ -186,7 +205,8 @@ def snapshot():
 
     models = [Organization, Membership, Project, Trigger, Parameter, Task, Destination, Connection, Run, RunFile,
               Schedule, Backfill, Webhook]
-    return {model.__name__: sorted(map(repr, model.objects.values())) for model in models}
+    # order_by(): the rows are sorted here; the models' default orderings would only add joins to each query.
+    return {model.__name__: sorted(map(repr, model.objects.order_by().values())) for model in models}
 
 
 @pytest.mark.parametrize("user_name", USERS)

@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 
 from api.models import ApiToken, hash_key
 from tasks.models import Task
-from tests.test_access_pages import world  # noqa: F401
+from tests.test_access_pages import world, world_rows  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -22,6 +22,7 @@ def token_client(user):
 def test_a_token_is_shown_once_stored_hashed_and_revocable(client, world):  # noqa: F811
     editor = world["users"]["editor"]
     client.force_login(editor)
+    assert 'href="/account/tokens/"' in client.get("/tasks/").content.decode()  # in every page's user menu
     page = client.post("/account/tokens/", {"name": "migration"}).content.decode()
     key = re.search(r"(etl_[\w-]{20,})", page).group(1)
     token = ApiToken.objects.get(user=editor)
@@ -88,13 +89,17 @@ def test_bulk_upsert_is_all_or_none_and_idempotent(world):  # noqa: F811
     assert (second["created"], second["updated"], second["unchanged"]) == (0, 0, 20)
     assert dict(Task.objects.values_list("name", "updated_at")) == stamps
     items[3]["query"] = "SELECT 3"
+    changed = api.post("/api/v1/tasks/bulk/", items, format="json").json()
+    assert (changed["updated"], changed["unchanged"]) == (1, 19) and changed["tasks"][3]["result"] == "updated"
+    assert Task.objects.get(name="table_3").query == "SELECT 3"  # a change is saved, not taken for unchanged
+    items[3]["query"] = "SELECT 33"
     items[7]["priority"] = 500
     items[9]["source_connection"] = None
     response = api.post("/api/v1/tasks/bulk/", items, format="json")
     assert response.status_code == 400
     errors = response.json()["errors"]
     assert {(e["index"], e["field"]) for e in errors} == {(7, "priority"), (9, "source_connection")}
-    assert Task.objects.get(name="table_3").query == "SELECT * FROM table_3"  # none of it was saved
+    assert Task.objects.get(name="table_3").query == "SELECT 3"  # none of it was saved
 
 
 def test_a_run_as_of_a_date_its_log_and_cancel(world):  # noqa: F811
@@ -135,3 +140,99 @@ def test_superuser_can_list_everything(world):  # noqa: F811
     assert User.objects.filter(is_superuser=True).exists()
     api, _ = token_client(world["users"]["superuser"])
     assert api.get("/api/v1/organizations/").json()["count"] == 2
+
+
+def test_a_bulk_costs_a_bounded_number_of_queries_whatever_its_size(world):  # noqa: F811
+    """The bulk reads each picker, project and right once and inserts in batches: 60 tasks take only a few
+    queries more than 2 (SQLite inserts about 15 task rows per statement), never some per task."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    api, _ = token_client(world["users"]["editor"])
+    counts = {}
+    for size in (2, 60):
+        items = [dict(item, name=f"{size}_{item['name']}") for item in bulk_items(world, size)]
+        with CaptureQueriesContext(connection) as queries:
+            response = api.post("/api/v1/tasks/bulk/", items, format="json")
+        assert response.status_code == 200 and response.json()["created"] == size, response.content[:500]
+        counts[size] = len(queries)
+    assert counts[60] <= counts[2] + 12, counts  # a query per task would add 58
+    task = Task.objects.get(name="60_table_59")
+    assert task.destinations.get().folder == "in"
+    # Every created task and destination has its history record, by the token's user, as a single write has.
+    record = task.history.get()
+    assert record.history_type == "+" and record.history_user == world["users"]["editor"]
+    assert task.destinations.get().history.get().history_user == world["users"]["editor"]
+
+
+def test_a_bulk_keeps_every_setting_and_rule_of_a_single_write(world):  # noqa: F811
+    api, _ = token_client(world["users"]["coder"])
+    editor, viewer = world["users"]["editor"], world["users"]["viewer"]
+    items = bulk_items(world, 2)
+    items[0].update(file_name="{region}_{day}.csv", publish_to_users=[viewer.pk],
+                    parameters=[{"key": "day", "value": "1"}, {"key": "secret", "value": "s3", "sensitive": True}],
+                    conditions=[{"kind": "min_rows", "value": "1"}],
+                    upstream_links=[{"upstream": world["task"].pk, "on": "success"}])
+    response = api.post("/api/v1/tasks/bulk/", items, format="json")
+    assert response.status_code == 200, response.content
+    task = Task.objects.get(name="table_0")
+    assert list(task.publish_to_users.all()) == [viewer]
+    assert {p.key: p.value for p in task.parameters.all()} == {"day": "1", "secret": "s3"}
+    assert task.conditions.get().value == "1" and task.upstream_links.get().upstream == world["task"]
+    # The same rules as one write: a parameter name unknown, a key twice, code without the permission,
+    # a connection that cannot be a destination.
+    again = bulk_items(world, 4)
+    again[0]["file_name"] = "{nowhere}.csv"
+    again[1]["parameters"] = [{"key": "a", "value": "1"}, {"key": "a", "value": "2"}]
+    again[2].update(source_kind="script", source_connection=None, query="", script="print(1)")
+    again[3]["destinations"] = [{"connection": world["shop"].pk, "folder": "in"}]
+    editor_api, _ = token_client(editor)
+    errors = editor_api.post("/api/v1/tasks/bulk/", again, format="json").json()["errors"]
+    assert {(e["index"], e["field"]) for e in errors} == {
+        (0, "file_name"), (1, "parameters.1.key"), (2, "non_field_errors"), (3, "destinations.0.connection")}
+    assert "may write code" in next(e["message"] for e in errors if e["index"] == 2)
+
+
+def test_patching_the_same_nested_lists_twice_changes_nothing_the_second_time(world):  # noqa: F811
+    """Triggers keep their ids and schedules, destinations their ids, and no history record is added."""
+    from django_q.models import Schedule
+
+    from projects.models import Trigger
+    from tasks.models import Destination
+
+    api, _ = token_client(world["users"]["editor"])
+    project, task = world["project"], world["task"]
+    body = {"triggers": [{"kind": "cron", "hour": "3", "minute": "15"},
+                         {"kind": "interval", "every": 2, "unit": "hours"}]}
+    first = api.patch(f"/api/v1/projects/{project.pk}/", body, format="json")
+    assert first.status_code == 200, first.content
+    state = (sorted(Trigger.objects.filter(project=project).values_list("id", "hour", "every")),
+             sorted(Schedule.objects.values_list("id", "next_run")), Trigger.history.count())
+    second = api.patch(f"/api/v1/projects/{project.pk}/", body, format="json")
+    assert second.status_code == 200 and second.json()["triggers"] == first.json()["triggers"]
+    assert (sorted(Trigger.objects.filter(project=project).values_list("id", "hour", "every")),
+            sorted(Schedule.objects.values_list("id", "next_run")), Trigger.history.count()) == state
+    # In another order: still the same triggers, nothing saved.
+    api.patch(f"/api/v1/projects/{project.pk}/", {"triggers": body["triggers"][::-1]}, format="json")
+    assert Trigger.history.count() == state[2]
+    destinations = {"destinations": [{"connection": world["spare"].pk, "folder": "a"},
+                                     {"connection": world["spare"].pk, "folder": "b"}]}
+    api.patch(f"/api/v1/tasks/{task.pk}/", destinations, format="json")
+    ids, records = sorted(Destination.objects.values_list("id", flat=True)), Destination.history.count()
+    api.patch(f"/api/v1/tasks/{task.pk}/", destinations, format="json")
+    assert sorted(Destination.objects.values_list("id", flat=True)) == ids
+    assert Destination.history.count() == records
+    # A key given twice is a 400 naming it (it was a database clash, a 500).
+    twice = [{"key": "a", "value": "1"}, {"key": "a", "value": "2"}]
+    response = api.patch(f"/api/v1/projects/{project.pk}/", {"parameters": twice}, format="json")
+    assert response.status_code == 400
+    assert response.json() == {"parameters": {"1": {"key": ["Given twice in this list."]}}}
+    # A dependency changed to run on failure: the same upstream task, no clash.
+    link = [{"upstream": world["script_task"].pk, "on": "success"}]
+    api.patch(f"/api/v1/tasks/{task.pk}/", {"upstream_links": link}, format="json")
+    link[0]["on"] = "failure"
+    changed = api.patch(f"/api/v1/tasks/{task.pk}/", {"upstream_links": link}, format="json")
+    assert changed.status_code == 200 and changed.json()["upstream_links"] == link
+    # A shorter list removes the rest; the kept one stays as it was.
+    api.patch(f"/api/v1/tasks/{task.pk}/", {"destinations": destinations["destinations"][1:]}, format="json")
+    assert list(task.destinations.values_list("folder", flat=True)) == ["b"]

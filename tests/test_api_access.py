@@ -3,7 +3,8 @@ and expectations: whoever may do something on a page may do it through the API, 
 import pytest
 from rest_framework.test import APIClient
 
-from tests.test_access_pages import ADMINS, CODERS, EDITORS, MEMBERS, USERS, snapshot, world  # noqa: F401
+from tests.test_access_pages import (ADMINS, CODERS, EDITORS, MEMBERS, USERS, snapshot, world,  # noqa: F401
+                                     world_rows)
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,7 @@ from django.core.management import CommandError, call_command
 
 from projects.models import Parameter, Project
 from tasks.models import Condition, Dependency, Destination, Task
-from tests.test_access_pages import world  # noqa: F401
+from tests.test_access_pages import world, world_rows  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
