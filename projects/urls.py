@@ -13,6 +13,9 @@ urlpatterns = [
     path("cron-preview/", views.cron_preview, name="cron-preview"),
     path("<int:pk>/", views.project_detail, name="detail"),
     path("<int:pk>/edit/", views.project_edit, name="edit"),
+    path("<int:pk>/run/", views.project_run, name="run"),
+    path("<int:pk>/set-enabled/", views.project_set_enabled, name="set-enabled"),
+    path("<int:pk>/duplicate/", views.project_duplicate, name="duplicate"),
     path("<int:pk>/reschedule/", views_control.project_reschedule, name="reschedule"),
     path("<int:pk>/history/", history_views.project_history, name="history"),
 ]

@@ -43,6 +43,15 @@ class TaskQuerySet(models.QuerySet):
     def owned_by(self, user):
         return self.filter(project__owner=user)
 
+    def set_enabled(self, enabled):
+        """Enable or disable these tasks; return how many changed. One save per task, not update(), so each change
+        enters the task's history with its author (the pages, the admin and the project page all come here)."""
+        tasks = list(self.exclude(enabled=enabled))
+        for task in tasks:
+            task.enabled = enabled
+            task.save(update_fields=["enabled", "updated_at"])
+        return len(tasks)
+
     def with_run_summary(self):
         """Annotate the last run's status and time and the project's next trigger time, in one query."""
         from projects.models import Trigger
@@ -257,8 +266,9 @@ class Task(models.Model):
         return reverse("tasks:detail", args=[self.pk])
 
     @transaction.atomic
-    def duplicate(self):
-        """A disabled copy named "... (copy)" with its destinations, parameters, conditions and notifications.
+    def duplicate(self, project=None):
+        """A disabled copy named "... (copy)" with its destinations, parameters, conditions and notifications;
+        into `project` (a duplicated project, see Project.duplicate) under its own name.
 
         Secrets live on connections, which the copy shares, so nothing secret is copied or shown.
         """
@@ -269,12 +279,14 @@ class Task(models.Model):
             "notifications": list(self.notifications.all()),
         }
         users, groups = list(self.publish_to_users.all()), list(self.publish_to_groups.all())
-        name, number = f"{self.name} (copy)", 2
-        while Task.objects.filter(project=self.project_id, name=name).exists():
+        name, number = (self.name, 1) if project is not None else (f"{self.name} (copy)", 2)
+        while project is None and Task.objects.filter(project=self.project_id, name=name).exists():
             name, number = f"{self.name} (copy {number})", number + 1
         copy = Task.objects.get(pk=self.pk)
         copy.pk = copy.id = None
         copy.name, copy.enabled = name, False
+        if project is not None:
+            copy.project = project
         copy._state.adding = True
         copy.save()
         copy.publish_to_users.set(users)
