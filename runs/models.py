@@ -26,6 +26,17 @@ class RunQuerySet(models.QuerySet):
     def visible_to(self, user):
         return self.filter(task__in=Task.objects.visible_to(user))
 
+    def with_duration(self):
+        """Annotate `took`, finished minus started (None until both are known), to sort and show by it."""
+        return self.annotate(took=models.ExpressionWrapper(models.F("finished_at") - models.F("started_at"),
+                                                           output_field=models.DurationField()))
+
+    def latest_failed(self, tasks):
+        """The failed runs that are the latest run of their task, for `tasks` (a queryset): the tasks still failing
+        ("run all errored"). A task whose latest run is a queued retry or rerun is no longer among them."""
+        latest = models.Subquery(Run.objects.filter(task=models.OuterRef("pk")).order_by("-id").values("pk")[:1])
+        return self.filter(pk__in=tasks.annotate(latest_run=latest).values("latest_run"), status=Run.Status.FAILED)
+
     def move(self, to, from_=None, **fields):
         """Move the runs of this queryset to status `to`, those whose status allows it (`TRANSITIONS`, narrowed
         to `from_` when given), in one conditional UPDATE; return how many moved. A move the table does not
@@ -116,12 +127,21 @@ class Run(models.Model):
     retry_of = models.OneToOneField("self", null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="retried_by", help_text="The failed attempt this run retries.")
     cancel_requested = models.BooleanField(default=False)
+    # One rerun per failed run, however often the rerun is asked for (a double submit, two people at once): the
+    # unique key makes a second `queueing.rerun` of the same run create nothing.
+    rerun_of = models.OneToOneField("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="rerun",
+                                    help_text="The failed run this run was started again for (same date).")
 
     objects = RunQuerySet.as_manager()
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["task", "-id"], name="run_task_latest")]
+        indexes = [
+            models.Index(fields=["task", "-id"], name="run_task_latest"),
+            # The dashboard (failed and warning runs of the last 24 h) and the runs page (sort by start, time range).
+            models.Index(fields=["status", "finished_at"], name="run_status_finished"),
+            models.Index(fields=["started_at"], name="run_started"),
+        ]
 
     def __str__(self):
         return f"Run {self.pk} of {self.task} ({self.status})"

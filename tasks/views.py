@@ -15,6 +15,7 @@ from projects.models import Project
 from runs import queueing
 from runs.queueing import enqueue_run
 from runs.orchestration import find_cycle
+from runs import charts
 from runs.models import Run, RunFile
 from tasks import try_out
 from runs.views import FILES_PER_PAGE
@@ -37,8 +38,21 @@ def _filtered(request, tasks):
     return tasks
 
 
+NEVER_RUN = "never"
+
+
+def _by_last_run(request, tasks):
+    """The status filter: tasks whose last run has this status, or (`never`) that never ran."""
+    status = request.GET.get("status", "")
+    if status == NEVER_RUN:
+        return tasks.filter(last_run_status__isnull=True)
+    if status and status not in Run.Status.values:
+        raise BadRequest(f"status must be one of {', '.join(Run.Status.values)} or {NEVER_RUN}.")
+    return tasks.filter(last_run_status=status) if status else tasks
+
+
 def _task_table_page(request, tasks, title, owner_cloud):
-    table = TaskTable(_filtered(request, tasks).with_run_summary().select_related("project__owner"),
+    table = TaskTable(_by_last_run(request, _filtered(request, tasks).with_run_summary()).select_related("project__owner"),
                       order_by=request.GET.get("sort") or ("project", "name"))
     per_page = int_param(request, "per_page", default=50, minimum=1, maximum=500)
     RequestConfig(request, paginate={"per_page": per_page}).configure(table)
@@ -48,7 +62,8 @@ def _task_table_page(request, tasks, title, owner_cloud):
         "owner_cloud": name_cloud(tasks, "project__owner__username", "project__owner__username")
         if owner_cloud else None,
         "project_cloud": name_cloud(tasks, "project_id", "project__name"),
-        "filters": {key: request.GET.get(key, "") for key in ("q", "owner", "project")},
+        "filters": {key: request.GET.get(key, "") for key in ("q", "owner", "project", "status")},
+        "statuses": [*Run.Status.choices, (NEVER_RUN, "Never run")],
         "can_create": Project.objects.editable_by(request.user).exists(),
     })
 
@@ -62,6 +77,7 @@ def my_tasks(request):
 
 
 RUNS_PER_PAGE = 20
+CHART_RUNS = 30
 
 
 def task_detail(request, pk):
@@ -79,6 +95,9 @@ def task_detail(request, pk):
         run.task = task  # the row names the task's retries: no query per row
     live_run = (task.runs.filter(status__in=(Run.Status.RUNNING, Run.Status.QUEUED))
                 .order_by("-status", "-id").first())  # "running" sorts after "queued": a running run first
+    # The chart of the last finished runs (oldest first): one query, drawn on the server (runs/charts.py).
+    chart_runs = task.runs.filter(started_at__isnull=False, finished_at__isnull=False).only(
+        "pk", "status", "started_at", "finished_at", "rows").order_by("-id")[:CHART_RUNS]
     files = Page(RunFile.objects.filter(run__task=task).select_related("run"),
                  int_param(request, "file_page", default=1, minimum=1, maximum=100000), FILES_PER_PAGE)
     return render(request, "tasks/task_detail.html", {
@@ -95,6 +114,7 @@ def task_detail(request, pk):
         "status": status,
         "statuses": Run.Status.choices,
         "live_run": live_run,
+        "run_chart": charts.run_history(list(chart_runs)[::-1]),
         "live_lines": live_run.log_lines.all() if live_run else [],
         "files": files,
         "can_edit": task.rights.can_edit,
@@ -208,9 +228,7 @@ def task_bulk(request):
             enqueue_run(task, Run.Trigger.MANUAL, request.user)
         messages.success(request, f"Queued {count_of(count, 'run')}.")
     else:
-        for task in tasks:  # saved one by one, so each change enters the task's history
-            task.enabled = action == "enable"
-            task.save(update_fields=["enabled", "updated_at"])
+        tasks.set_enabled(action == "enable")
         messages.success(request, f"{action.capitalize()}d {count_of(count, 'task')}.")
     return safe_next(request, "tasks:list")
 

@@ -60,7 +60,7 @@ def world(tmp_path, settings):
     done = Run.objects.create(task=task, status=Run.Status.FAILED)
     run_file = factories.run_file(done, "orders.csv", size=3, md5="0" * 32)
     return {"users": users, "a": org_a, "b": org_b, "shop": shop, "spare": spare, "project": project,
-            "task": task, "script_task": script_task, "queued": queued, "file": run_file}
+            "task": task, "script_task": script_task, "queued": queued, "failed": done, "file": run_file}
 
 
 def management(**counts):
@@ -115,6 +115,11 @@ ROWS = [
     ("task reschedule", lambda w: f"/tasks/{w['task'].pk}/reschedule/", dict, EDITORS | {"group_editor"}),
     ("task cancel retry", lambda w: f"/tasks/{w['task'].pk}/cancel-retry/", dict, EDITORS | {"group_editor"}),
     ("run cancel", lambda w: f"/runs/{w['queued'].pk}/cancel/", dict, EDITORS | {"group_editor"}),
+    ("runs rerun", lambda w: "/runs/rerun/", lambda w: {"run": w["failed"].pk}, EDITORS | {"group_editor"}),
+    ("project run", lambda w: f"/projects/{w['project'].pk}/run/", dict, EDITORS | {"group_editor"}),
+    ("project disable all", lambda w: f"/projects/{w['project'].pk}/set-enabled/", lambda w: {"enabled": "0"},
+     EDITORS | {"group_editor"}),
+    ("project duplicate", lambda w: f"/projects/{w['project'].pk}/duplicate/", dict, EDITORS | {"group_editor"}),
     ("file resend", lambda w: f"/runs/files/{w['file'].pk}/resend/", dict, EDITORS | {"group_editor"}),
     ("task try (Test query)", lambda w: "/tasks/try/", lambda w: {**task_data(w), "try": "query"},
      EDITORS | {"group_editor"}),
@@ -136,6 +141,7 @@ ROWS = [
 # Requests that change something when allowed (the others only queue work or may fail softly).
 CHANGING = {"project new", "project edit", "task new", "task new with a script", "task edit", "script edit",
             "task delete", "task duplicate", "task toggle", "task run", "task bulk disable", "run cancel",
+            "runs rerun", "project run", "project disable all", "project duplicate",
             "connection new", "sqlite connection new", "connection edit", "connection test",
             "connection forget host key", "member add", "member change", "member remove"}
 
@@ -198,7 +204,7 @@ def test_members_see_and_others_do_not_even_learn_it_exists(client, world, user_
     for url in READ_URLS:
         status = client.get(url(world)).status_code
         assert status == (200 if user_name in MEMBERS or user_name == "superuser" else 404), (url(world), status)
-    listing = client.get("/tasks/").content.decode() + client.get("/connections/").content.decode()
+    listing = "".join(client.get(url).content.decode() for url in ("/tasks/", "/connections/", "/runs/"))
     assert ("Orders" in listing and "Shop" in listing) == (user_name in MEMBERS or user_name == "superuser")
 
 
@@ -207,7 +213,7 @@ def test_the_table_covers_every_changing_url():
     from django.urls import get_resolver
 
     names = {name for name in _walk(get_resolver().url_patterns) if not name.endswith(":")}
-    read_only = {"tasks:list", "tasks:mine", "tasks:detail", "tasks:preview", "runs:detail", "runs:log", "runs:live",
+    read_only = {"dashboard:home", "runs:list", "tasks:list", "tasks:mine", "tasks:detail", "tasks:preview", "runs:detail", "runs:log", "runs:live",
                  "runs:file-download",
                  "files:hub", "projects:list", "projects:detail", "connections:list", "connections:detail",
                  "organizations:list", "organizations:detail", "tasks:history", "projects:history",
@@ -220,8 +226,11 @@ def test_the_table_covers_every_changing_url():
                "tasks:duplicate", "tasks:toggle", "tasks:run", "tasks:bulk", "tasks:reschedule", "tasks:cancel-retry",
                "runs:cancel", "runs:file-resend", "connections:new", "connections:edit", "connections:test",
                "connections:forget-host-key", "connections:delete", "organizations:member-add",
+               "runs:rerun", "projects:run", "projects:set-enabled", "projects:duplicate",
                "organizations:member-change", "organizations:member-remove", "tasks:try"}
     own = {"account:settings"}  # changes only the signed-in user's own settings (tests/test_pages_live.py)
+    # Reruns only what the user may run among everything they see, refusing a viewer (tests/test_dashboard.py).
+    own |= {"dashboard:run-errored"}
     assert names - read_only - covered - own == set()
 
 
