@@ -6,20 +6,22 @@ import datetime
 import heapq
 import itertools
 
-from django.db.models import Case, Count, IntegerField, Max, Q, When
+from django.conf import settings
+from django.db.models import Count, Prefetch, Q, prefetch_related_objects
 
 from connections.models import Connection
 from projects import triggers
-from projects.models import Trigger
+from projects.models import Project, Trigger
 from runs import charts
 from runs.models import Run
 from tasks.models import Task
 
 DAY = datetime.timedelta(hours=24)
-LISTED = 50  # rows per section; the section links to the runs page for the rest
+LINE_FIELDS = ("pk", "task_id", "status", "trigger", "attempt", "error", "created_at", "started_at", "finished_at",
+               "not_before")
+LISTED = 20  # rows per section; the counts say how many in all, the runs page lists them
+SHOWN_FIRST = (Run.Status.FAILED, Run.Status.WARNING, Run.Status.RUNNING)
 TIMELINE_TASKS = 40  # timeline rows: the tasks whose runs went worst first, then the latest started
-WORST = Case(When(status=Run.Status.FAILED, then=4), When(status=Run.Status.WARNING, then=3),
-             When(status=Run.Status.RUNNING, then=2), default=1, output_field=IntegerField())
 
 
 def errored_runs(user):
@@ -43,48 +45,69 @@ def upcoming_starts(user, now, limit=LISTED):
 
 
 def _projects(user):
-    from projects.models import Project
-
     return Project.objects.visible_to(user).values("pk")
 
 
 def overview(user, now):
-    runs = Run.objects.visible_to(user).select_related("task__project")
+    seen = Run.objects.listed_for(user)
+    runs = seen.only(*LINE_FIELDS)
     since = now - DAY
-    problems = runs.filter(status__in=(Run.Status.FAILED, Run.Status.WARNING), finished_at__gte=since)
+    # Ended in the last 24 h; and so started at most a run timeout before, which lets the (status, started_at)
+    # index find them.
+    problems = runs.filter(status__in=(Run.Status.FAILED, Run.Status.WARNING), finished_at__gte=since,
+                           started_at__gte=since - datetime.timedelta(seconds=settings.ETL_RUN_TIMEOUT))
     counts = problems.aggregate(failed=Count("pk", filter=Q(status=Run.Status.FAILED)),
                                 warning=Count("pk", filter=Q(status=Run.Status.WARNING)))
     waiting = runs.filter(status__in=(Run.Status.RUNNING, Run.Status.QUEUED))
     going = waiting.aggregate(running=Count("pk", filter=Q(status=Run.Status.RUNNING)),
                               queued=Count("pk", filter=Q(status=Run.Status.QUEUED)))
+    lists = {
+        "problems": list(problems.order_by("-finished_at", "-id")[:LISTED]),
+        # By id (the order they were queued, near enough the order they started): the status index gives it.
+        "running": list(runs.filter(status=Run.Status.RUNNING).order_by("id")[:LISTED]),
+        "queued": list(runs.filter(status=Run.Status.QUEUED).order_by("priority", "id")[:LISTED]),
+    }
+    # The three lists' tasks and projects in two queries, with the columns shown; not joined to the runs: with the
+    # joins SQLite starts from the tasks and reads every run (see views_runs.run_list).
+    prefetch_related_objects([run for shown in lists.values() for run in shown],
+                             Prefetch("task", Task.objects.only("pk", "name", "project_id", "retries")),
+                             Prefetch("task__project", Project.objects.only("pk", "name")))
     return {
         "now": now,
         "since": since,
-        "problems": list(problems.order_by("-finished_at", "-id")[:LISTED]),
+        **lists,
         "failed_count": counts["failed"],
         "warning_count": counts["warning"],
-        "running": list(runs.filter(status=Run.Status.RUNNING).order_by("started_at", "id")[:LISTED]),
         "running_count": going["running"],
-        "queued": list(runs.filter(status=Run.Status.QUEUED).order_by("priority", "id")[:LISTED]),
         "queued_count": going["queued"],
         "upcoming": upcoming_starts(user, now),
         "broken_connections": list(Connection.objects.visible_to(user).filter(last_test_ok=False)
                                    .select_related("organization").order_by("name")[:LISTED]),
         "errored_count": errored_runs(user).count(),
-        "timeline": day_timeline(user, now),
+        "timeline": day_timeline(seen, now),
     }
 
 
-def day_timeline(user, now):
-    """The timeline of the last 24 hours: the runs started in it and those still running, by task."""
+def day_timeline(runs, now):
+    """The timeline of the last 24 hours: the runs started in it (`runs`: those the user sees), by task. (A run
+    still going started within the day: the run timeout is at most six hours by default, and the reaper ends a
+    run whose worker died.)"""
     start = now - DAY
-    window = Run.objects.visible_to(user).filter(Q(started_at__gte=start) | Q(status=Run.Status.RUNNING))
-    worst = list(window.values("task_id").annotate(worst=Max(WORST), latest=Max("started_at"))
-                 .order_by("-worst", "-latest", "task_id")[:TIMELINE_TASKS + 1])
-    shown = [row["task_id"] for row in worst[:TIMELINE_TASKS]]
+    window = runs.filter(started_at__gte=start)
+    # Which tasks get a row: those with a failure first, then a warning, then running, then the rest; the latest
+    # started first within each. Read status by status, stopping once the rows are filled, and grouped here: SQLite
+    # groups a GROUP BY along the task index, through every run ever made.
+    tasks = {}
+    for rank, statuses in enumerate(((Run.Status.FAILED,), (Run.Status.WARNING,), (Run.Status.RUNNING,), None)):
+        if len(tasks) > TIMELINE_TASKS:
+            break
+        chosen = window.filter(status__in=statuses) if statuses else window.exclude(status__in=SHOWN_FIRST)
+        for task_id, run_id in chosen.order_by().values_list("task_id", "id"):
+            tasks[task_id] = min(tasks.get(task_id, (rank, 0)), (rank, -run_id))
+    shown = sorted(tasks, key=tasks.get)[:TIMELINE_TASKS]
     names = {task["pk"]: f"{task['project__name']} / {task['name']}" for task in
              Task.objects.filter(pk__in=shown).values("pk", "name", "project__name")}
     bars = window.filter(task_id__in=shown).values("id", "task_id", "status", "started_at", "finished_at")
     drawing = charts.timeline([(task_id, names.get(task_id, "")) for task_id in shown], bars, start, now)
-    drawing["more"] = len(worst) > TIMELINE_TASKS
+    drawing["more"] = len(tasks) > TIMELINE_TASKS
     return drawing

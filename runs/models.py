@@ -20,11 +20,27 @@ from runs.masking import Masker, secret_values
 from tasks.models import Task
 
 logger = logging.getLogger(__name__)
+WALK_SHARE = 50  # RunQuerySet.listed_for walks the runs for a user who sees at least 1/50 of the tasks
 
 
 class RunQuerySet(models.QuerySet):
     def visible_to(self, user):
         return self.filter(task__in=Task.objects.visible_to(user))
+
+    def listed_for(self, user):
+        """The runs `user` sees (as `visible_to`), written for lists read newest first, a page at a time (the runs
+        page, the dashboard). A user who sees a good share of the tasks gets a correlated EXISTS: the database
+        walks the runs in the list's order and stops after a page, where IN (tasks) made SQLite gather and sort
+        every run of every task seen (7 s at a million runs). A user who sees few tasks keeps IN, which reads only
+        their runs; a walk would pass over everyone else's first."""
+        if user.is_superuser:
+            return self.all()
+        tasks = Task.objects.visible_to(user)
+        share = Task.objects.aggregate(seen=models.Count("pk", filter=models.Q(pk__in=tasks.values("pk"))),
+                                       every=models.Count("pk"))
+        if share["seen"] * WALK_SHARE >= share["every"]:
+            return self.filter(models.Exists(tasks.filter(pk=models.OuterRef("task_id"))))
+        return self.filter(task__in=tasks)
 
     def with_duration(self):
         """Annotate `took`, finished minus started (None until both are known), to sort and show by it."""
@@ -138,8 +154,9 @@ class Run(models.Model):
         ordering = ["-id"]
         indexes = [
             models.Index(fields=["task", "-id"], name="run_task_latest"),
-            # The dashboard (failed and warning runs of the last 24 h) and the runs page (sort by start, time range).
-            models.Index(fields=["status", "finished_at"], name="run_status_finished"),
+            # The dashboard (failed and warning runs of the last 24 h, the timeline status by status) and the runs
+            # page (sort by start, time range).
+            models.Index(fields=["status", "started_at"], name="run_status_started"),
             models.Index(fields=["started_at"], name="run_started"),
         ]
 

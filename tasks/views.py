@@ -97,7 +97,7 @@ def task_detail(request, pk):
                 .order_by("-status", "-id").first())  # "running" sorts after "queued": a running run first
     # The chart of the last finished runs (oldest first): one query, drawn on the server (runs/charts.py).
     chart_runs = task.runs.filter(started_at__isnull=False, finished_at__isnull=False).only(
-        "pk", "status", "started_at", "finished_at", "rows").order_by("-id")[:CHART_RUNS]
+        "pk", "task_id", "status", "started_at", "finished_at", "rows").order_by("-id")[:CHART_RUNS]
     files = Page(RunFile.objects.filter(run__task=task).select_related("run"),
                  int_param(request, "file_page", default=1, minimum=1, maximum=100000), FILES_PER_PAGE)
     return render(request, "tasks/task_detail.html", {

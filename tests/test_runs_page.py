@@ -77,6 +77,19 @@ def test_a_member_sees_every_run_of_their_organization_newest_first_and_nothing_
     assert shown(client) == ids(world, "hidden_failed")
 
 
+@pytest.mark.parametrize("walk_share", [1, 10**9], ids=["walk the runs", "runs of the tasks seen"])
+def test_both_ways_of_reading_what_a_user_sees_list_the_same_runs(client, world, monkeypatch, walk_share):
+    """RunQuerySet.listed_for walks the runs for a user who sees many tasks, else reads their tasks' runs."""
+    monkeypatch.setattr("runs.models.WALK_SHARE", walk_share)
+    client.force_login(world["viewer"])
+    assert shown(client, "?sort=-started") == ids(world, "refunds_failed", "orders_failed", "orders_ok",
+                                                  "journal_warning", "journal_queued")
+    client.force_login(world["stranger"])
+    assert shown(client) == ids(world, "hidden_failed")
+    assert factories.user("nobody") and Run.objects.listed_for(type(world["viewer"]).objects.get(
+        username="nobody")).count() == 0
+
+
 def test_filter_values_offer_and_accept_only_what_the_user_sees(client, world):
     client.force_login(world["viewer"])
     page = client.get("/runs/").content.decode()

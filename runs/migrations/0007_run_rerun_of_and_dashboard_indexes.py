@@ -22,7 +22,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='run',
-            index=models.Index(fields=['status', 'finished_at'], name='run_status_finished'),
+            index=models.Index(fields=['status', 'started_at'], name='run_status_started'),
         ),
         migrations.AddIndex(
             model_name='run',
