@@ -48,6 +48,9 @@ def populate():
     now = timezone.now()
     statuses = ["succeeded"] * 8 + ["failed", "warning"]
 
+    def microseconds(started, finished):  # how SQLite keeps a duration
+        return None if finished is None else (finished - started) // datetime.timedelta(microseconds=1)
+
     def stored(moment):  # as Django stores a time in SQLite: UTC, without the zone
         return None if moment is None else moment.replace(tzinfo=None).isoformat(sep=" ")
 
@@ -69,9 +72,10 @@ def populate():
                     for number in range(first, min(first + 50_000, RUNS))]
             cursor.executemany(
                 "INSERT INTO runs_run (task_id, status, trigger, attempt, scheduled_for, created_at, started_at, "
-                "finished_at, error, query_text, worker, priority, cancel_requested) "
-                "VALUES (%s, %s, 'schedule', 1, %s, %s, %s, %s, '', '', '', 50, %s)",
-                [(task, status, *map(stored, times), False) for task, status, *times in rows])
+                "finished_at, took, error, query_text, worker, priority, cancel_requested) "
+                "VALUES (%s, %s, 'schedule', 1, %s, %s, %s, %s, %s, '', '', '', 50, %s)",
+                [(task, status, *map(stored, times), microseconds(times[2], times[3]), False)
+                 for task, status, *times in rows])
     return users[0], task_ids[0]
 
 

@@ -20,7 +20,7 @@ from runs.tables import RunTable
 def run_list(request):
     # Tasks, projects and owners come by prefetch (three small queries for the page), not by joins: with the
     # joins SQLite starts from the users or tasks and sorts every run before it takes a page.
-    runs = (Run.objects.listed_for(request.user).with_duration().select_related("requested_by")
+    runs = (Run.objects.listed_for(request.user).select_related("requested_by")
             .prefetch_related("task__project__owner"))
     filters = RunFilter(request.GET, queryset=runs, request=request)
     # A value the user may not use (another organization's project, a bad date) shows its error, and no runs.

@@ -248,3 +248,18 @@ def test_all_tasks_filters_by_the_last_runs_status(client, world):
     assert names("?status=never") == ["Never run yet"]
     assert names("?status=succeeded") == []
     assert client.get("/tasks/?status=bogus").status_code == 400
+
+
+def test_a_runs_end_records_how_long_it_took(world):
+    """`took`, which the sort by duration reads, is written with every end (RunQuerySet.move) and every save."""
+    run = factories.run(world["orders"], status="queued")
+    assert Run.objects.claim(run.pk, "worker-1")
+    run.refresh_from_db()
+    assert run.took is None
+    assert run.mark_failed("boom", owner="worker-1")
+    run.refresh_from_db()
+    assert run.took == run.finished_at - run.started_at and run.took >= datetime.timedelta(0)
+    skipped = Run.objects.create_skipped(world["orders"], "Skipped: still running", "schedule")
+    cancelled = factories.run(world["orders"], status="queued")
+    assert cancelled.cancel_queued("Cancelled")
+    assert [Run.objects.get(pk=r.pk).took for r in (skipped, cancelled)] == [None, None]
