@@ -4,7 +4,6 @@ the next 24 hours' scheduled starts, the connections that failed their last test
 "Run all errored") and the day's timeline. A bounded number of queries, whatever the number of runs."""
 import datetime
 import heapq
-import itertools
 
 from django.conf import settings
 from django.db.models import Count, Prefetch, Q, prefetch_related_objects
@@ -32,16 +31,24 @@ def errored_runs(user):
 
 
 def upcoming_starts(user, now, limit=LISTED):
-    """The scheduled starts of the next 24 hours, soonest first: (time, project, trigger); at most `limit`."""
+    """The scheduled starts of the next 24 hours, soonest first: (time, project, trigger); at most `limit`.
+
+    Each trigger's next time is the one arming stored (`next_run_at`); the times after it are worked out as the
+    scheduler does (projects/triggers.py) only for the triggers whose starts are listed. The `limit` soonest
+    triggers hold the `limit` soonest starts."""
     until = now + DAY
     soon = (Trigger.objects.filter(project__in=_projects(user), project__enabled=True, enabled=True,
-                                   next_run_at__lte=until).select_related("project"))
-    # Each trigger's fire times (projects/triggers.py, as the scheduler computes them), merged in time order.
-    times = heapq.merge(*[((moment, trigger.pk, trigger) for moment in triggers.fire_times(trigger, now))
-                          for trigger in soon])
-    starts = itertools.takewhile(lambda item: item[0] <= until, times)
-    return [{"at": moment, "project": trigger.project, "trigger": trigger}
-            for moment, _, trigger in itertools.islice(starts, limit)]
+                                   next_run_at__lte=until).select_related("project").order_by("next_run_at")[:limit])
+    heap = [(trigger.next_run_at, trigger.pk, trigger) for trigger in soon]
+    heapq.heapify(heap)
+    starts = []
+    while heap and len(starts) < limit:
+        moment, _, trigger = heapq.heappop(heap)
+        starts.append({"at": moment, "project": trigger.project, "trigger": trigger})
+        following = triggers.next_fire_time(trigger, moment)
+        if following is not None and following <= until:
+            heapq.heappush(heap, (following, trigger.pk, trigger))
+    return starts
 
 
 def _projects(user):
@@ -95,15 +102,16 @@ def day_timeline(runs, now):
     start = now - DAY
     window = runs.filter(started_at__gte=start)
     # Which tasks get a row: those with a failure first, then a warning, then running, then the rest; the latest
-    # started first within each. Read status by status, stopping once the rows are filled, and grouped here: SQLite
-    # groups a GROUP BY along the task index, through every run ever made.
+    # started first within each. Read in two steps, the second only when the first leaves rows free, and grouped
+    # here: SQLite groups a GROUP BY along the task index, through every run ever made.
+    rank = {status: position for position, status in enumerate(SHOWN_FIRST)}
     tasks = {}
-    for rank, statuses in enumerate(((Run.Status.FAILED,), (Run.Status.WARNING,), (Run.Status.RUNNING,), None)):
+    for chosen in (window.filter(status__in=SHOWN_FIRST), window.exclude(status__in=SHOWN_FIRST)):
         if len(tasks) > TIMELINE_TASKS:
             break
-        chosen = window.filter(status__in=statuses) if statuses else window.exclude(status__in=SHOWN_FIRST)
-        for task_id, run_id in chosen.order_by().values_list("task_id", "id"):
-            tasks[task_id] = min(tasks.get(task_id, (rank, 0)), (rank, -run_id))
+        for task_id, status, run_id in chosen.order_by().values_list("task_id", "status", "id"):
+            tasks[task_id] = min(tasks.get(task_id, (len(SHOWN_FIRST), 0)), (rank.get(status, len(SHOWN_FIRST)),
+                                                                               -run_id))
     shown = sorted(tasks, key=tasks.get)[:TIMELINE_TASKS]
     names = {task["pk"]: f"{task['project__name']} / {task['name']}" for task in
              Task.objects.filter(pk__in=shown).values("pk", "name", "project__name")}

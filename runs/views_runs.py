@@ -61,8 +61,10 @@ def run_rerun(request):
 
 
 def home(request):
-    now = timezone.now()
-    return render(request, "runs/dashboard.html", dashboard.overview(request.user, now))
+    context = dashboard.overview(request.user, timezone.now())
+    # "Run all errored" is offered to whoever may run some project's tasks; the action checks each task.
+    context["can_rerun"] = bool(context["errored_count"]) and Project.objects.editable_by(request.user).exists()
+    return render(request, "runs/dashboard.html", context)
 
 
 @require_POST

@@ -263,3 +263,18 @@ def test_a_runs_end_records_how_long_it_took(world):
     cancelled = factories.run(world["orders"], status="queued")
     assert cancelled.cancel_queued("Cancelled")
     assert [Run.objects.get(pk=r.pk).took for r in (skipped, cancelled)] == [None, None]
+
+
+@pytest.mark.parametrize("query", ["?sort=bogus", "?page=abc", "?page=999", "?per_page=0", "?per_page=x",
+                                   "?task=abc", "?status=nonsense", "?trigger=%00", "?started_from=2026-13-45T99:99"])
+def test_bad_values_answer_in_place_never_a_server_error(client, world, query):
+    client.force_login(world["viewer"])
+    assert client.get(f"/runs/{query}").status_code in (200, 400), query
+
+
+def test_a_bad_selection_for_rerun_is_a_clear_refusal(client, world):
+    client.force_login(world["editor"])
+    assert client.post("/runs/rerun/", {"run": "abc"}).status_code == 400
+    assert client.post("/runs/rerun/", {"run": "999999"}).status_code == 404
+    assert client.get("/runs/rerun/").status_code == 405
+    assert client.post("/runs/rerun/", {}).status_code == 302  # nothing selected: said on the page
