@@ -1,7 +1,8 @@
-"""What the dashboard (the home page) shows a user, read from what they may see (projects/access.py decides
-through the querysets' `visible_to`): the last 24 hours' failed and warning runs, the runs going and waiting,
-the next 24 hours' scheduled starts, the connections that failed their last test, the tasks still failing (for
-"Run all errored") and the day's timeline. A bounded number of queries, whatever the number of runs."""
+"""What the dashboard (the home page) shows a user, read from what they may see (the querysets' `visible_to`
+and `Run.objects.listed_for`, the roles of projects/access.py): the last 24 hours' failed and warning runs, the
+runs going and waiting, the next 24 hours' scheduled starts, the connections that failed their last test, the
+tasks still failing (for "Run all errored") and the day's timeline. A bounded number of queries, whatever the
+number of runs."""
 import datetime
 import heapq
 
@@ -90,7 +91,6 @@ def overview(user, now):
         "upcoming": upcoming_starts(user, now),
         "broken_connections": list(Connection.objects.visible_to(user).filter(last_test_ok=False)
                                    .select_related("organization").order_by("name")[:LISTED]),
-        "errored_count": errored_runs(user).count(),
         "timeline": day_timeline(seen, now),
     }
 

@@ -26,16 +26,12 @@ def _visible_tasks(request):
     return Task.objects.visible_to(request.user) if request else Task.objects.none()
 
 
-def _trigger_choices():
-    # Read when the form is built: a trigger added to Run.Trigger (e.g. backfill) is offered without a change here.
-    return Run.Trigger.choices
-
-
 class RunFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Search",
                                   widget=forms.TextInput(attrs={"placeholder": "Task, project, owner or run #"}))
     status = django_filters.ChoiceFilter(choices=Run.Status.choices, empty_label="Any status")
-    trigger = django_filters.ChoiceFilter(choices=_trigger_choices, empty_label="Any trigger")
+    # Run.Trigger's own choices: a trigger added there (backfill) is offered without a change here.
+    trigger = django_filters.ChoiceFilter(choices=Run.Trigger.choices, empty_label="Any trigger")
     project = django_filters.ModelChoiceFilter(field_name="task__project", queryset=_visible_projects,
                                                empty_label="Any project")
     owner = django_filters.ModelChoiceFilter(field_name="task__project__owner", queryset=_visible_owners,
@@ -59,6 +55,8 @@ class RunFilter(django_filters.FilterSet):
         super().__init__(*args, **kwargs)
         for form_field in self.form.fields.values():
             select = isinstance(form_field.widget, forms.Select)
+            if select:  # read once: the page writes the options itself (a model choice list counts them on len())
+                form_field.listed_choices = [choice for choice in form_field.choices]  # list() would COUNT first
             form_field.widget.attrs.setdefault("class", f"form-{'select' if select else 'control'} "
                                                         f"form-{'select' if select else 'control'}-sm")
 

@@ -62,8 +62,10 @@ def run_rerun(request):
 
 def home(request):
     context = dashboard.overview(request.user, timezone.now())
-    # "Run all errored" is offered to whoever may run some project's tasks; the action checks each task.
-    context["can_rerun"] = bool(context["errored_count"]) and Project.objects.editable_by(request.user).exists()
+    # "Run all errored" is offered, after a failure in the last 24 h, to whoever may run some project's tasks; the
+    # action works out which tasks are still failing (not counted here: it reads every task's latest run) and
+    # checks each.
+    context["can_rerun"] = bool(context["failed_count"]) and Project.objects.editable_by(request.user).exists()
     return render(request, "runs/dashboard.html", context)
 
 
