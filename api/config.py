@@ -5,6 +5,9 @@ no secret is ever written: a sensitive parameter's value is left out, and left o
 stored value. Import writes through the API's serializers, so the pages' rules and rights apply; it matches
 projects by (organization, name) and tasks by (project, name), deletes the tasks of a listed project that the
 file no longer lists, and saves nothing that is already equal (importing the same file twice changes nothing).
+
+Levels (tasks/inheritance.py) are kept: a project's `settings` and, under `organizations`, each organization's
+`settings` and `parameters` (written only by its admins); a task's shared setting it inherits is null.
 """
 from types import SimpleNamespace
 
@@ -14,15 +17,18 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from rest_framework import serializers as drf
 
-from api.serializers import ProjectSerializer, TaskSerializer
+from api.serializers import OrganizationSerializer, ProjectSerializer, TaskSerializer
 from connections.models import Connection
+from projects import access
 from projects.models import Organization, Project
+from tasks import inheritance
 from tasks.models import Task
 
+SHARED_CONNECTIONS = {setting.name for setting in inheritance.SETTINGS if setting.is_connection}
 CONNECTION_FIELDS = {"source_connection", "text_connection", "processing_connection", "gpg_key", "connection",
-                     "smtp_connection"}
-TASK_SKIP = {"id", "project", "created_at", "updated_at"}
-PROJECT_SKIP = {"id", "organization", "created_at", "updated_at", "triggers", "parameters"}
+                     "smtp_connection"} | SHARED_CONNECTIONS
+TASK_SKIP = {"id", "project", "created_at", "updated_at", "effective_settings"}
+PROJECT_SKIP = {"id", "organization", "created_at", "updated_at", "triggers", "parameters", "settings"}
 TRIGGER_SKIP = {"id", "next_run_at", "last_fired_at"}
 
 
@@ -53,6 +59,7 @@ def project_document(project, user):
                        for trigger in data["triggers"]]
     doc["parameters"] = _parameters(data["parameters"])
     connections = dict(Connection.objects.filter(organization=project.organization_id).values_list("pk", "name"))
+    doc["settings"] = _named_settings(data["settings"], connections)
     doc["tasks"] = [task_document(task, user, connections) for task in project.tasks.order_by("name")]
     return doc
 
@@ -77,27 +84,80 @@ def task_document(task, user, connections):
     return doc
 
 
+def _named_settings(settings, connections):
+    """Level settings with connections by name (a file moves between installs, ids do not)."""
+    return {name: (connections.get(value, value) if name in SHARED_CONNECTIONS else value)
+            for name, value in sorted((settings or {}).items())}
+
+
+def _settings_ids(settings, connections, where):
+    out = {}
+    for name, value in (settings or {}).items():
+        if name in SHARED_CONNECTIONS and value is not None:
+            if value not in connections:
+                raise ConfigError(f"{where}: no connection named {value!r} for the setting {name}.")
+            value = connections[value]
+        out[name] = value
+    return out
+
+
+def organization_document(organization, user):
+    data = OrganizationSerializer(organization, context=_context(user)).data
+    connections = dict(Connection.objects.filter(organization=organization).values_list("pk", "name"))
+    return {"name": organization.name, "settings": _named_settings(data["settings"], connections),
+            "parameters": _parameters(data["parameters"])}
+
+
 def export_config(user, projects=None):
-    """The YAML text of these projects (default: every project the user sees), in a stable order."""
+    """The YAML text of these projects (default: every project the user sees) and of their organizations'
+    levels (shared settings, parameters), in a stable order."""
     projects = projects if projects is not None else Project.objects.visible_to(user)
     projects = projects.select_related("organization", "owner").order_by("organization__name", "name")
     documents = [project_document(project, user) for project in projects]
-    return yaml.safe_dump({"projects": documents}, sort_keys=False, allow_unicode=True, width=120)
+    organizations = Organization.objects.filter(pk__in={project.organization_id for project in projects})
+    levels = [organization_document(organization, user) for organization in organizations.order_by("name")]
+    return yaml.safe_dump({"organizations": levels, "projects": documents}, sort_keys=False, allow_unicode=True,
+                          width=120)
 
 
-def _load(text):
+def _parse(text):
     try:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"Not valid YAML: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("projects", []), list):
         raise ConfigError("The file must be a mapping with a list under `projects`.")
-    return data.get("projects", [])
+    return data
+
+
+def _load(text):
+    return _parse(text).get("projects", [])
+
+
+def _load_organizations(text):
+    organizations = _parse(text).get("organizations", [])
+    if not isinstance(organizations, list) or not all(isinstance(item, dict) and item.get("name")
+                                                      for item in organizations):
+        raise ConfigError("`organizations` must be a list of mappings, each with a name.")
+    return organizations
+
+
+def _organization_changes(user, wanted):
+    organization = Organization.objects.where_role(user).filter(name=wanted["name"]).first()
+    if organization is None:
+        raise ConfigError(f"There is no organization {wanted['name']!r}, or you may not see it.")
+    current = organization_document(organization, user)
+    return organization, [key for key in ("settings", "parameters") if key in wanted
+                          and wanted[key] != current.get(key)]
 
 
 def plan(user, text):
     """What an import would do, as lines like terraform's plan: + create, ~ change (fields), - delete."""
     lines = []
+    for wanted in _load_organizations(text):
+        _, changed = _organization_changes(user, wanted)
+        if changed:
+            lines.append(f"~ organization {wanted['name']}: {', '.join(changed)}")
     for wanted in _load(text):
         project = _find_project(user, wanted, must_exist=False)
         current = project_document(project, user) if project else None
@@ -146,6 +206,19 @@ def _by_name(model, attribute, names, where, **scope):
 def import_config(user, text):
     """Apply the file; all or nothing. Returns the plan lines of what it did."""
     done = plan(user, text)
+    for wanted in _load_organizations(text):
+        organization, changed = _organization_changes(user, wanted)
+        if changed:
+            if not access.organization_rights(user, organization).can_manage:
+                raise ConfigError(f"{organization.name}: {access.refusal(access.MANAGE)}")
+            connections = dict(Connection.objects.filter(organization=organization).values_list("name", "pk"))
+            body = {key: wanted[key] for key in changed}
+            if "settings" in body:
+                body["settings"] = _settings_ids(body["settings"], connections, organization.name)
+            serializer = OrganizationSerializer(organization, data=body, partial=True, context=_context(user))
+            if not serializer.is_valid():
+                raise _errors(organization.name, drf.ValidationError(serializer.errors))
+            serializer.save()
     for wanted in _load(text):
         label = f"{wanted['organization']}/{wanted['name']}"
         organization = Organization.objects.filter(name=wanted["organization"]).first()
@@ -159,6 +232,9 @@ def import_config(user, text):
             if "owner" in body:
                 body["owner"] = _by_name(get_user_model(), "username", [body["owner"]], label)[0]
             body["editor_groups"] = _by_name(Group, "name", body.get("editor_groups", []), label)
+            if "settings" in body:
+                body["settings"] = _settings_ids(body["settings"], dict(Connection.objects.filter(
+                    organization=organization).values_list("name", "pk")), label)
             serializer = ProjectSerializer(project, data=body, partial=project is not None, context=_context(user))
             if not serializer.is_valid():
                 raise _errors(label, drf.ValidationError(serializer.errors))

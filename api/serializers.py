@@ -6,15 +6,17 @@ here without code changes.
 """
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.forms.models import model_to_dict
 from rest_framework import serializers
 
-from connections.models import Connection
+from connections.models import Connection, MaintenanceWindow
 from projects import access
 from projects.models import Organization, Parameter, Project, Trigger
-from runs.models import Run, RunFile, RunLog
+from runs.models import DryRun, Run, RunFile, RunLog
 from runs.orchestration import find_cycle
+from tasks import inheritance
 from tasks.forms import TaskForm
 from tasks.models import Condition, Dependency, Destination, Notification, Task
 
@@ -56,15 +58,17 @@ class BriefSerializer(serializers.Serializer):
     name = serializers.CharField(read_only=True)
 
 
-class OrganizationSerializer(serializers.ModelSerializer):
-    role = serializers.SerializerMethodField()
+class LevelSettingsField(serializers.JSONField):
+    """The shared settings set at this level (tasks/inheritance.py): {name: value}, a connection by id; a name
+    left out is not set here and inherits. On a write the object given replaces the stored one."""
 
-    class Meta:
-        model = Organization
-        fields = ("id", "name", "created_at", "role")
 
-    def get_role(self, organization) -> str:
-        return access.organization_rights(request_user(self), organization).role
+def checked_level_settings(value, organization):
+    try:
+        return inheritance.clean_level_settings(value, organization)
+    except DjangoValidationError as exc:
+        raise serializers.ValidationError({"settings": exc.message_dict if hasattr(exc, "error_dict")
+                                           else exc.messages}) from None
 
 
 # --- projects ----------------------------------------------------------------------------------------------
@@ -110,19 +114,52 @@ def replace_parameters(owner_field, owner, items):
     Parameter.objects.filter(**{owner_field: owner}).exclude(key__in=[item["key"] for item in items]).delete()
 
 
+class OrganizationSerializer(serializers.ModelSerializer):
+    """An organization's shared settings and parameters are writable by its admins (PATCH)."""
+
+    role = serializers.SerializerMethodField()
+    settings = LevelSettingsField(required=False)
+    parameters = ParameterSerializer(many=True, required=False)
+
+    class Meta:
+        model = Organization
+        fields = ("id", "name", "created_at", "role", "settings", "parameters")
+        read_only_fields = ("name", "created_at")
+
+    def get_role(self, organization) -> str:
+        return access.organization_rights(request_user(self), organization).role
+
+    def validate(self, attrs):
+        if "settings" in attrs:
+            attrs["settings"] = checked_level_settings(attrs["settings"], self.instance)
+        return attrs
+
+    @transaction.atomic
+    def save(self, **kwargs):
+        attrs = self.validated_data
+        if "settings" in attrs:
+            inheritance.save_level_settings(self.instance, attrs["settings"])
+        if "parameters" in attrs:
+            replace_parameters("organization", self.instance, attrs["parameters"])
+        return self.instance
+
+
 class ProjectSerializer(serializers.ModelSerializer):
-    """A project with its triggers and parameters (nested, writable: a given list replaces the stored one)."""
+    """A project with its triggers and parameters (nested, writable: a given list replaces the stored one), and
+    its shared settings (`settings`, the object given replaces the stored one)."""
 
     organization = serializers.PrimaryKeyRelatedField(queryset=Organization.objects.all())
     owner = serializers.PrimaryKeyRelatedField(queryset=get_user_model().objects.all(), required=False)
     editor_groups = serializers.PrimaryKeyRelatedField(queryset=Group.objects.all(), many=True, required=False)
     triggers = TriggerSerializer(many=True, required=False)
     parameters = ParameterSerializer(many=True, required=False)
+    settings = LevelSettingsField(required=False)
 
     class Meta:
         model = Project
         fields = ("id", "organization", "name", "description", "owner", "editor_groups", "enabled", "mode",
-                  "max_parallel", "time_zone", "missed_runs", "created_at", "updated_at", "triggers", "parameters")
+                  "max_parallel", "time_zone", "missed_runs", "created_at", "updated_at", "triggers", "parameters",
+                  "settings")
 
     def validate(self, attrs):
         from projects.forms import ProjectForm, TriggerForm
@@ -145,6 +182,8 @@ class ProjectSerializer(serializers.ModelSerializer):
             trigger_form.fields.pop("system_job", None)
             if not trigger_form.is_valid():
                 raise serializers.ValidationError({"triggers": {index: form_errors(trigger_form)}})
+        if "settings" in attrs:
+            attrs["settings"] = checked_level_settings(attrs["settings"], organization)
         attrs["_form"] = form
         return attrs
 
@@ -152,6 +191,8 @@ class ProjectSerializer(serializers.ModelSerializer):
     def save(self, **kwargs):
         attrs = self.validated_data
         project = attrs["_form"].save()
+        if "settings" in attrs:
+            inheritance.save_level_settings(project, attrs["settings"])
         if "triggers" in attrs:
             project.triggers.all().delete()  # signals remove their django-q2 schedules
             for trigger in attrs["triggers"]:
@@ -168,7 +209,14 @@ class ProjectSerializer(serializers.ModelSerializer):
 class DestinationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Destination
-        fields = ("connection", "folder", "overwrite", "skip_empty", "position")
+        fields = ("connection", "folder", "overwrite", "skip_empty", "marker", "marker_name", "ack_pattern",
+                  "nack_pattern", "ack_wait_minutes", "ack_failure", "position")
+
+    def validate(self, attrs):
+        errors = Destination.proof_setting_errors(attrs)
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
 
 
 class ConditionSerializer(serializers.ModelSerializer):
@@ -193,10 +241,21 @@ NESTED = {"destinations": DestinationSerializer, "conditions": ConditionSerializ
           "notifications": NotificationSerializer, "upstream_links": DependencySerializer}
 
 
+class EffectiveListSerializer(serializers.ListSerializer):
+    """A page of tasks: their shared settings resolved together (one query for the connections they name)."""
+
+    def to_representation(self, data):
+        items = list(data.all() if hasattr(data, "all") else data)
+        inheritance.resolve_many(items)
+        return super().to_representation(items)
+
+
 class TaskSerializer(serializers.ModelSerializer):
     """A task with every setting: destinations, conditions, emails, dependencies ("runs after") and parameters.
 
-    A nested list given on a write replaces the stored one; a list left out is kept."""
+    A nested list given on a write replaces the stored one; a list left out is kept. A shared setting
+    (tasks/inheritance.py) is null when the task inherits it; `effective_settings` gives each one's value in
+    effect, its level (task, project, organization or default) and the id of the object that sets it."""
 
     destinations = DestinationSerializer(many=True, required=False)
     conditions = ConditionSerializer(many=True, required=False)
@@ -205,21 +264,27 @@ class TaskSerializer(serializers.ModelSerializer):
     parameters = ParameterSerializer(many=True, required=False)
     # Its upper bound is a setting read at validation time (the form checks it); the schema cannot hold a callable.
     timeout_seconds = serializers.IntegerField(min_value=1, required=False, allow_null=True,
-                                               help_text="Blank: the portal's default.")
+                                               help_text="Null: inherited, else the portal's default.")
+    effective_settings = serializers.SerializerMethodField()
 
     class Meta:
         model = Task
+        list_serializer_class = EffectiveListSerializer
         fields = (["id"] + concrete_names(Task) + [field.name for field in Task._meta.many_to_many]
                   + ["created_at", "updated_at", "destinations", "conditions", "notifications", "upstream_links",
-                     "parameters"])
+                     "parameters", "effective_settings"])
         read_only_fields = ("created_at", "updated_at")
+
+    def get_effective_settings(self, task) -> dict:
+        return {name: item.as_api() for name, item in task.effective_settings().items()}
 
     def get_fields(self):
         fields = super().get_fields()
         request = self.context.get("request")
         if request is not None:  # choices limited to what the user sees, as in the page's pickers
             visible = Connection.objects.visible_to(request.user)
-            for name in ("source_connection", "text_connection", "processing_connection", "gpg_key"):
+            for name in ("source_connection", "text_connection", "processing_connection", "gpg_key",
+                         *(setting.name for setting in inheritance.SETTINGS if setting.is_connection)):
                 fields[name].queryset = visible
             fields["project"].queryset = Project.objects.visible_to(request.user)
             for name, nested in NESTED.items():
@@ -282,6 +347,20 @@ class TaskBriefSerializer(serializers.ModelSerializer):
 # --- connections -------------------------------------------------------------------------------------------
 
 
+class MaintenanceWindowSerializer(serializers.ModelSerializer):
+    """Read only here: windows are edited on the connection's page and in the admin."""
+
+    days = serializers.SerializerMethodField()
+
+    class Meta:
+        model = MaintenanceWindow
+        fields = ("id", "kind", "days", "start_time", "end_time", "starts_at", "ends_at", "time_zone", "note")
+
+    def get_days(self, window) -> list[int]:
+        """0 Monday ... 6 Sunday."""
+        return [int(day) for day in window.days]
+
+
 class ConnectionSerializer(serializers.ModelSerializer):
     """Secrets are write-only: give them as `secrets: {"password": ...}`; the answer only names which are stored.
     Changing where a connection points drops the stored secrets not given again, as on the page."""
@@ -290,12 +369,13 @@ class ConnectionSerializer(serializers.ModelSerializer):
                                     required=False)
     stored_secrets = serializers.SerializerMethodField()
     organization = serializers.PrimaryKeyRelatedField(queryset=Organization.objects.all())
+    maintenance_windows = MaintenanceWindowSerializer(many=True, read_only=True)
 
     class Meta:
         model = Connection
-        fields = ("id", "organization", "name", "kind", "description", "host", "port", "username", "database",
-                  "path", "options", "host_key", "secrets", "stored_secrets", "last_tested_at", "last_test_ok",
-                  "last_test_message", "created_at", "updated_at")
+        fields = ("id", "organization", "name", "kind", "description", "max_runs", "host", "port", "username",
+                  "database", "path", "options", "host_key", "secrets", "stored_secrets", "last_tested_at", "last_test_ok",
+                  "last_test_message", "maintenance_windows", "created_at", "updated_at")
         read_only_fields = ("host_key", "last_tested_at", "last_test_ok", "last_test_message")
 
     def get_stored_secrets(self, connection) -> list[str]:
@@ -311,7 +391,8 @@ class ConnectionSerializer(serializers.ModelSerializer):
             if not rights.can_view:
                 raise serializers.ValidationError({"organization": ["Not found, or you may not see it."]})
             access.require(rights, access.MANAGE)
-        fields = ("organization", "name", "kind", "description", "host", "port", "username", "database", "path")
+        fields = ("organization", "name", "kind", "description", "max_runs", "host", "port", "username", "database",
+                  "path")
         data = as_form_data(model_to_dict(self.instance or Connection(), fields=fields))
         data.update(as_form_data({name: attrs[name] for name in fields if name in attrs}))
         data.update((self.instance.options or {}) if self.instance else {})
@@ -339,7 +420,17 @@ class RunSerializer(serializers.ModelSerializer):
     class Meta:
         model = Run
         fields = ("id", "task", "status", "trigger", "attempt", "requested_by", "scheduled_for", "created_at",
-                  "started_at", "finished_at", "error", "rows", "priority", "cancel_requested")
+                  "started_at", "finished_at", "error", "rows", "priority", "cancel_requested", "backfill")
+
+
+class DryRunSerializer(serializers.ModelSerializer):
+    task = TaskBriefSerializer(read_only=True)
+    report = serializers.JSONField(read_only=True, help_text="runs/dry_run.py: query, rows, first rows, files, "
+                                                             "destinations with remote paths, emails, GPG key.")
+
+    class Meta:
+        model = DryRun
+        fields = ("id", "task", "status", "scheduled_for", "created_at", "finished_at", "error", "report")
 
 
 class RunStartSerializer(serializers.Serializer):

@@ -14,6 +14,7 @@ router.register("tasks", views.TaskViewSet, basename="api-task")
 router.register("connections", views.ConnectionViewSet, basename="api-connection")
 router.register("runs", views.RunViewSet, basename="api-run")
 router.register("files", views.RunFileViewSet, basename="api-file")
+router.register("dry-runs", views.DryRunViewSet, basename="api-dry-run")
 
 
 def _open_to_drf(patterns):

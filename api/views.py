@@ -12,8 +12,8 @@ from connections.protocols import ConnectorError
 from connections.models import Connection
 from projects import access, triggers
 from projects.models import Organization, Project, Role
-from runs import delivery
-from runs.models import FileDownload, Run, RunFile
+from runs import delivery, dry_run
+from runs.models import DryRun, FileDownload, Run, RunFile
 from runs.orchestration import cancel_run
 from runs.queueing import enqueue_run
 from tasks.models import Task
@@ -32,13 +32,17 @@ class AccessMixin:
         return obj
 
 
-class OrganizationViewSet(viewsets.ReadOnlyModelViewSet):
+class OrganizationViewSet(AccessMixin, mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):
+    """Organizations; their admins change their shared settings and parameters (PATCH)."""
+
     serializer_class = s.OrganizationSerializer
+    getter = staticmethod(access.get_organization)
+    needs = {**AccessMixin.needs, "update": access.MANAGE, "partial_update": access.MANAGE}
     filterset_fields = {"name": ["exact", "icontains"]}
     ordering_fields = ("name", "id")
 
     def get_queryset(self):
-        return Organization.objects.where_role(self.request.user).order_by("name")
+        return Organization.objects.where_role(self.request.user).prefetch_related("parameters").order_by("name")
 
 
 class ProjectViewSet(AccessMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):
@@ -89,7 +93,7 @@ class TaskViewSet(AccessMixin, viewsets.ModelViewSet):
     ordering_fields = ("name", "id", "run_rank", "priority", "created_at", "updated_at")
 
     def get_queryset(self):
-        return (Task.objects.visible_to(self.request.user).select_related("project")
+        return (Task.objects.visible_to(self.request.user).select_related("project__organization")
                 .prefetch_related("destinations", "conditions", "notifications", "upstream_links", "parameters",
                                   "publish_to_users", "publish_to_groups").order_by("project__name", "name", "id"))
 
@@ -108,6 +112,17 @@ class TaskViewSet(AccessMixin, viewsets.ModelViewSet):
         start.is_valid(raise_exception=True)
         run = enqueue_run(task, Run.Trigger.MANUAL, request.user, scheduled_for=start.validated_data.get("as_of"))
         return Response(s.RunSerializer(run, context=self.get_serializer_context()).data, status=201)
+
+    @extend_schema(request=s.RunStartSerializer, responses={202: s.DryRunSerializer})
+    @action(detail=True, methods=["post"], url_path="dry-run")
+    def dry_run(self, request, pk=None):
+        """Everything a run as of a date would do except sending (runs/dry_run.py). A worker makes the report:
+        follow the answer's id at /api/v1/dry-runs/<id>/ until its status is done or failed."""
+        task = access.get_task(request.user, pk, access.EDIT)
+        start = s.RunStartSerializer(data=request.data)
+        start.is_valid(raise_exception=True)
+        made = dry_run.request(task, request.user, start.validated_data.get("as_of"))
+        return Response(s.DryRunSerializer(made, context=self.get_serializer_context()).data, status=202)
 
     @extend_schema(request=s.TaskSerializer(many=True), responses={200: s.BulkResultSerializer})
     @action(detail=False, methods=["post"])
@@ -128,7 +143,8 @@ class ConnectionViewSet(AccessMixin, viewsets.ModelViewSet):
     ordering_fields = ("name", "id", "kind")
 
     def get_queryset(self):
-        return Connection.objects.visible_to(self.request.user).order_by("name", "id")
+        return Connection.objects.visible_to(self.request.user).prefetch_related("maintenance_windows") \
+            .order_by("name", "id")
 
     def create(self, request, *args, **kwargs):
         if not Organization.objects.where_role(request.user, Role.ADMIN).exists():
@@ -170,6 +186,16 @@ class RunViewSet(AccessMixin, viewsets.ReadOnlyModelViewSet):
         after = _int_param(request, "after", 0, 0, 2**62)
         lines = run.log_lines.filter(id__gt=after).order_by("id")[:5000]
         return Response(s.LogLineSerializer(lines, many=True).data)
+
+
+class DryRunViewSet(viewsets.ReadOnlyModelViewSet):
+    serializer_class = s.DryRunSerializer
+    filterset_fields = {"task": ["exact"], "status": ["exact"]}
+    ordering_fields = ("id", "created_at")
+
+    def get_queryset(self):
+        return (DryRun.objects.filter(task__in=Task.objects.visible_to(self.request.user).values("pk"))
+                .select_related("task").order_by("-id"))
 
 
 class RunFileViewSet(viewsets.ReadOnlyModelViewSet):

@@ -319,6 +319,16 @@ def task_sources(task_id):
     ]
 
 
+def organization_sources(organization_id):
+    """The organization (its shared settings) and its parameters; members have their own history."""
+    from projects.models import Organization, Parameter
+
+    return [
+        (Organization.history.filter(id=organization_id), True),
+        (Parameter.history.filter(organization_id=organization_id), True),
+    ]
+
+
 def project_sources(project_id):
     """The project, its triggers and parameters, and which tasks were added to or deleted from it."""
     from projects.models import Parameter, Project, Trigger

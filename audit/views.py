@@ -2,7 +2,7 @@
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 
-from audit.changes import history_entries, project_sources, task_sources
+from audit.changes import history_entries, organization_sources, project_sources, task_sources
 from projects.models import Project
 from tasks.models import Task
 
@@ -31,6 +31,15 @@ def _render(request, obj, sources, kind, back_url):
 def task_history(request, pk):
     task = get_object_or_404(Task.objects.visible_to(request.user).select_related("project"), pk=pk)
     return _render(request, task, task_sources(task.pk), "task", task.get_absolute_url())
+
+
+def organization_history(request, pk):
+    """The organization's own changes: its shared settings (at the organization level) and parameters."""
+    from projects import access
+
+    organization = access.get_organization(request.user, pk)
+    return _render(request, organization, organization_sources(organization.pk), "organization",
+                   reverse("organizations:settings", args=[organization.pk]))
 
 
 def project_history(request, pk):

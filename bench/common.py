@@ -44,6 +44,16 @@ def best_of(runs, function, *args, **kwargs):
     return min(timed(function, *args, **kwargs)[0] for _ in range(runs))
 
 
+def paired(runs, reference, measured):
+    """Best (fastest) times of `reference` and `measured` (callables), run alternately `runs` times each, so a
+    change in the machine's load (other jobs on the 2 cores) hits both alike."""
+    best_reference = best_measured = float("inf")
+    for _ in range(runs):
+        best_reference = min(best_reference, timed(reference)[0])
+        best_measured = min(best_measured, timed(measured)[0])
+    return best_reference, best_measured
+
+
 def run_child(module, *args):
     """Run `python -m module args` and return its last stdout line parsed as JSON."""
     output = subprocess.run([sys.executable, "-m", module, *args], check=True, capture_output=True, text=True,

@@ -1,9 +1,10 @@
 from django.contrib import admin, messages
 
 from audit.admin_history import SafeHistoryAdmin
-from etl_portal.admin_site import KindFilter
+from etl_portal.admin_site import KindFilter, SystemWritten
 from connections.forms import MODEL_FIELDS, ConnectionForm, kinds_using, option_keys, secret_names, with_kind_fields
-from connections.models import Connection
+from connections.forms_windows import MaintenanceWindowForm
+from connections.models import Connection, ConnectionTest, MaintenanceWindow
 from projects import access
 from projects.admin_access import OrganizationScoped
 
@@ -34,7 +35,7 @@ class ConnectionAdmin(OrganizationScoped, SafeHistoryAdmin):
     organization_path = "organization"
     need = access.MANAGE
     form = ConnectionAdminForm
-    list_display = ("name", "kind_name", "organization", "host", "port", "username", "last_test_ok",
+    list_display = ("name", "kind_name", "organization", "host", "port", "username", "max_runs", "last_test_ok",
                     "last_tested_at")
     list_filter = (KindFilter, "organization", "last_test_ok")
     search_fields = ("name", "host", "username")
@@ -52,10 +53,11 @@ class ConnectionAdmin(OrganizationScoped, SafeHistoryAdmin):
             if obj is not None and obj.secret(name):
                 secrets.append(f"clear_{name}")
         return [
-            (None, {"fields": ("organization", "name", "kind", "description")}),
+            (None, {"fields": ("organization", "name", "kind", "description", "max_runs")}),
             ("Address", {"fields": MODEL_FIELDS}),
-            ("Secrets", {"fields": secrets, "description": "Write-only: a stored value is never shown. "
-                                                           "Leave a field blank to keep what is stored."}),
+            ("Secrets", {"fields": secrets + ["secret_expires_on"],
+                         "description": "Write-only: a stored value is never shown. Leave a field blank to keep "
+                                        "what is stored."}),
             ("Options", {"fields": option_keys()}),
             ("Host key and last test", {"fields": ("host_key",) + self.readonly_fields}),
         ]
@@ -69,6 +71,31 @@ class ConnectionAdmin(OrganizationScoped, SafeHistoryAdmin):
         from connections.services import test_connection
 
         for connection in self.allowed(request, queryset, access.EDIT):
-            ok, message = test_connection(connection)
+            ok, message = test_connection(connection, by=request.user.username)
             self.message_user(request, f"{connection.name} ({connection.kind_label}): {message}",
                               messages.SUCCESS if ok else messages.ERROR)
+
+
+@admin.register(ConnectionTest)
+class ConnectionTestAdmin(SystemWritten, OrganizationScoped, admin.ModelAdmin):
+    organization_path = "connection__organization"
+    need = access.MANAGE  # a test record is the connection's: deleted by those who manage it
+    list_display = ("connection", "tested_at", "ok", "by", "message")
+    list_filter = ("ok", "tested_at")
+    search_fields = ("connection__name", "message", "by")
+    list_select_related = ("connection",)
+    raw_id_fields = ("connection",)
+
+
+@admin.register(MaintenanceWindow)
+class MaintenanceWindowAdmin(OrganizationScoped, SafeHistoryAdmin):
+    """A connection's maintenance windows (also on its page): managed by its organization's admins, who alone may
+    pick the connection; the same form as the page (one-off times read in the window's zone)."""
+
+    organization_path = "connection__organization"
+    need = access.MANAGE
+    form = MaintenanceWindowForm
+    list_display = ("connection", "__str__", "note")
+    list_filter = ("kind", "connection")
+    search_fields = ("connection__name", "note")
+    fields = ("connection", "kind", "days", "start_time", "end_time", "starts_at", "ends_at", "time_zone", "note")

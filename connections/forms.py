@@ -99,7 +99,9 @@ class BaseConnectionForm(forms.ModelForm):
 
     class Meta:
         model = Connection
-        fields = ("organization", "name", "kind", "description") + MODEL_FIELDS
+        fields = ("organization", "name", "kind", "description", "max_runs") + MODEL_FIELDS + ("secret_expires_on",)
+        widgets = {"secret_expires_on": forms.DateInput(attrs={"type": "date"})}
+        labels = {"secret_expires_on": "Password or key expires on"}
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -311,7 +313,7 @@ class ConnectionPageForm(ConnectionForm):
 
     def build_layout(self):
         items = [Field("organization"), Field("name"), Field("kind", css_class="connection-kind"),
-                 Field("description", rows=2)]
+                 Field("description", rows=2), Field("max_runs")]
         items += [kind_wrapper("fields", name, Field(name)) for name in MODEL_FIELDS]
         notice = self.readdress_notice()
         if notice:
@@ -322,6 +324,7 @@ class ConnectionPageForm(ConnectionForm):
                 parts.append(Field(f"clear_{name}"))
             items.append(kind_wrapper("secret_fields", name, *parts))
         items += [kind_wrapper("option_fields", key, Field(key)) for key in option_keys()]
+        items.append(Field("secret_expires_on"))
         if not self.instance.pk:
             items.append(HTML('<p class="text-muted small">Test the connection from its page after saving.</p>'))
         return Layout(*items)

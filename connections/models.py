@@ -1,6 +1,7 @@
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 from connections.secrets import EncryptedJSONField
@@ -60,9 +61,20 @@ class Connection(models.Model):
     host_key = models.TextField(
         blank=True, help_text="SSH host key pinned at the first successful connection; clear it to accept a new key."
     )
+    max_runs = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(1000)], verbose_name="Run slots",
+        help_text="At most this many runs use this connection at once; others wait queued. Blank: no limit.")
     last_tested_at = models.DateTimeField(null=True, blank=True)
     last_test_ok = models.BooleanField(null=True)
     last_test_message = models.TextField(blank=True)
+    # Credential expiry (connections/expiry.py): the date a person enters for the password or key, and what the
+    # last successful test read by itself (TLS certificates, GPG keys) as [{"what", "expires_on"}].
+    secret_expires_on = models.DateField(null=True, blank=True,
+                                         help_text="When the password or key stops working (e.g. a vendor's 90-day "
+                                                   "password): the organization's admins are reminded before.")
+    found_expiries = models.JSONField(default=list, blank=True)
+    expiry_reminders = models.JSONField(default=dict, blank=True,
+                                        help_text="Reminders sent: {what|date: [days before, ...]}.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -144,3 +156,76 @@ class Connection(models.Model):
             if to_task is not None:  # none today that is not part of a task; its own PROTECT guards the delete
                 uses |= models.Q(pk__in=model.objects.filter(**{field.name: self}).values(to_task.attname))
         return Task.objects.filter(uses).select_related("project").order_by("project__name", "name")
+
+
+class ConnectionTest(models.Model):
+    """One test of a connection (the Test button, the nightly job): its history is shown on the connection page."""
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="tests")
+    tested_at = models.DateTimeField(default=timezone.now)
+    ok = models.BooleanField()
+    message = models.TextField(blank=True)
+    by = models.CharField(max_length=150, blank=True, help_text="Who asked; empty for the nightly test.")
+
+    class Meta:
+        ordering = ["-tested_at", "-id"]
+        indexes = [models.Index(fields=["connection", "-tested_at"], name="connection_test_latest")]
+
+    def __str__(self):
+        return f"{self.connection} {'ok' if self.ok else 'failed'} at {self.tested_at:%Y-%m-%d %H:%M}"
+
+
+class MaintenanceWindowQuerySet(models.QuerySet):
+    def current_or_coming(self, at):
+        """Weekly windows, and one-off windows not over at `at` (the only ones that can hold a run now or later)."""
+        return self.filter(models.Q(kind=MaintenanceWindow.Kind.WEEKLY) | models.Q(ends_at__gt=at))
+
+
+class MaintenanceWindow(models.Model):
+    """A time when a connection's server is in maintenance: a run that would use the connection then waits queued
+    and starts when the window ends (runs/windows.py holds it at the claim).
+
+    Weekly: on each of `days` (0 Monday ... 6 Sunday) from `start_time` to `end_time`, in `time_zone`; an end at
+    or before the start ends on the next day (22:00-02:00 crosses midnight; `days` names the day it starts).
+    One-off: from `starts_at` to `ends_at` (stored as instants; the form reads them in `time_zone`).
+    The decision is connections/maintenance.py's.
+    """
+
+    class Kind(models.TextChoices):
+        WEEKLY = "weekly", "Every week"
+        ONCE = "once", "Once"
+
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="maintenance_windows")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.WEEKLY)
+    days = models.CharField(max_length=7, blank=True,
+                            help_text="Weekly: the days the window starts, as digits 0 (Monday) to 6 (Sunday).")
+    start_time = models.TimeField(null=True, blank=True)
+    end_time = models.TimeField(null=True, blank=True, help_text="At or before the start: the next day.")
+    starts_at = models.DateTimeField(null=True, blank=True)
+    ends_at = models.DateTimeField(null=True, blank=True)
+    time_zone = models.CharField(max_length=64, default="UTC",
+                                 help_text="The zone the times are in, e.g. Europe/Berlin (the server's zone).")
+    note = models.CharField(max_length=200, blank=True)
+
+    objects = MaintenanceWindowQuerySet.as_manager()
+    history = HistoricalRecords(app="audit")
+
+    class Meta:
+        ordering = ["connection", "kind", "starts_at", "start_time", "id"]
+
+    def __str__(self):
+        from connections import maintenance
+
+        return maintenance.describe(self)
+
+    def clean(self):
+        super().clean()
+        from connections import maintenance
+
+        maintenance.validate(self)
+
+    def closed_until(self, at):
+        """The end of this window when `at` lies in it, else None."""
+        from connections import maintenance
+
+        return maintenance.window_end(self, at)

@@ -6,33 +6,42 @@ from django.utils import timezone
 from connections.protocols import ConnectorError
 
 
-def test_connection(connection, timeout=None):
-    """Run the kind's test within a bounded time; record and return (ok, message in plain words)."""
+def test_connection(connection, timeout=None, by=""):
+    """Run the kind's test within a bounded time; record it (the connection's last test, its test history, and
+    the credential expiry dates the test read) and return (ok, message in plain words). `by`: who asked."""
+    from connections.models import ConnectionTest
+
     timeout = timeout or settings.ETL_CONNECT_TIMEOUT
     executor = concurrent.futures.ThreadPoolExecutor(max_workers=1)
     future = executor.submit(_test, connection)
+    expiries = None
     try:
-        ok, message = future.result(timeout=timeout + 5)
+        ok, message, expiries = future.result(timeout=timeout + 5)
     except concurrent.futures.TimeoutError:
         ok, message = False, f"No answer within {timeout} seconds"
     finally:
         executor.shutdown(wait=False)
-    type(connection).objects.filter(pk=connection.pk).update(
-        last_tested_at=timezone.now(), last_test_ok=ok, last_test_message=message
-    )
+    now = timezone.now()
+    recorded = {"last_tested_at": now, "last_test_ok": ok, "last_test_message": message}
+    if ok:  # a failed test read nothing new: the dates already known stay
+        recorded["found_expiries"] = [{"what": what, "expires_on": date.isoformat()} for what, date in expiries]
+    type(connection).objects.filter(pk=connection.pk).update(**recorded)
+    ConnectionTest.objects.create(connection=connection, tested_at=now, ok=ok, message=message, by=by or "")
     return ok, message
 
 
 def _test(connection):
+    """(ok, message, expiries seen) of one test, in the executor's thread."""
     from django.db import connection as db_connection
 
+    connector = connection.connector()
     try:
-        return True, connection.connector().test()
+        return True, connector.test(), connector.seen_expiries
     except ConnectorError as exc:
         return False, (f"{exc.step.capitalize()} failed: " if exc.step else "") + exc.message + _no_secret_note(
-            connection, exc)
+            connection, exc), []
     except Exception as exc:  # an unforeseen library error is still reported, never raised at the user
-        return False, connection.connector().scrub(f"Unexpected error: {type(exc).__name__}: {exc}")
+        return False, connector.scrub(f"Unexpected error: {type(exc).__name__}: {exc}"), []
     finally:
         db_connection.close()
 

@@ -9,12 +9,17 @@ from django.db.models import ProtectedError
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from connections.expiry import expiries_of
 from connections.forms import ConnectionPageForm, option_form_field
+from connections.forms_windows import WindowFormSet
 from connections.models import Connection
 from connections.protocols import registry
 from connections.services import test_connection
 from projects import access
 from projects.models import Organization, Role
+from runs.pools import running_using
+from runs.windows import closed_connections
+from tasks import inheritance
 
 
 def visible_connections(user):
@@ -63,6 +68,9 @@ def connection_list(request):
         "connections": connections, "can_create": Organization.objects.where_role(request.user, Role.ADMIN).exists()})
 
 
+TEST_HISTORY = 20
+
+
 def connection_detail(request, pk, test_result=None):
     connection = access.get_connection(request.user, pk)
     return render(request, "connections/connection_detail.html", {
@@ -72,7 +80,12 @@ def connection_detail(request, pk, test_result=None):
         "settings_rows": readable_settings(connection),
         "host_key_fingerprint": host_key_fingerprint(connection.host_key) if connection.host_key else "",
         "users": connection.users(),
+        "runs_using": running_using(connection.pk) if connection.max_runs else 0,
+        "windows": connection.maintenance_windows.all(),
+        "in_maintenance_until": closed_connections().get(connection.pk),
         "test_result": test_result,
+        "expiries": expiries_of(connection),
+        "tests": connection.tests.all()[:TEST_HISTORY],
     })
 
 
@@ -100,13 +113,24 @@ def connection_test(request, pk):
     """Try the connection now (editors, who use connections in tasks, may). A script on the page gets only
     the result box; without it, the whole page."""
     connection = access.get_connection(request.user, pk, access.EDIT)
-    ok, message = test_connection(connection)
+    ok, message = test_connection(connection, by=request.user.username)
     result = {"ok": ok, "message": message}
     if request.headers.get("X-Requested-With") == "fetch":
         connection.refresh_from_db()
         return render(request, "connections/_test_result_update.html", {"test_result": result,
                                                                         "connection": connection})
     return connection_detail(request, pk, test_result=result)
+
+
+def connection_windows(request, pk):
+    """The connection's maintenance windows, added, changed and deleted together (organization admins)."""
+    connection = access.get_connection(request.user, pk, access.MANAGE)
+    formset = WindowFormSet(request.POST or None, instance=connection, prefix="windows")
+    if request.method == "POST" and formset.is_valid():
+        formset.save()  # each window's change enters its history (audit)
+        messages.success(request, f"The maintenance windows of {connection.name} are saved.")
+        return redirect("connections:detail", pk=connection.pk)
+    return render(request, "connections/connection_windows.html", {"connection": connection, "formset": formset})
 
 
 @require_POST
@@ -121,7 +145,8 @@ def connection_forget_host_key(request, pk):
 def connection_delete(request, pk):
     connection = access.get_connection(request.user, pk, access.MANAGE)
     users = connection.users()
-    if request.method == "POST" and not users.exists():
+    levels = inheritance.levels_using(connection)
+    if request.method == "POST" and not users.exists() and not levels:
         name = connection.name
         try:
             connection.delete()
@@ -130,5 +155,6 @@ def connection_delete(request, pk):
         else:
             messages.success(request, f"Connection {name} is deleted.")
             return redirect("connections:list")
-    return render(request, "connections/connection_confirm_delete.html", {"connection": connection, "users": users},
+    return render(request, "connections/connection_confirm_delete.html",
+                  {"connection": connection, "users": users, "levels": levels},
                   status=409 if request.method == "POST" else 200)

@@ -200,6 +200,8 @@ SIMPLE_HISTORY_REVERT_DISABLED = True
 # The longest a single run may take. django-q2 re-delivers a task not acknowledged after `retry`
 # seconds, so `retry` stays well above `timeout`: a long extract is never started twice.
 ETL_RUN_TIMEOUT = env_int("ETL_RUN_TIMEOUT", 6 * 3600)
+# How often a run waiting for a receiver's acknowledgement files looks for them (runs/delivery_proof.py).
+ETL_ACK_POLL_SECONDS = env_int("ETL_ACK_POLL_SECONDS", 30)
 # A running run renews its lease every third of this; a run whose lease lapsed lost its worker.
 ETL_RUN_LEASE_SECONDS = env_int("ETL_RUN_LEASE_SECONDS", 60)
 # How long a worker retries a database write (a log line, a status, a lease renewal) while the app database is

@@ -23,7 +23,7 @@ from django.http import Http404
 
 from connections.models import Connection
 from projects.models import Membership, Organization, Project, Role, at_least
-from runs.models import Run
+from runs.models import Backfill, Run
 from tasks.models import Task
 
 
@@ -177,6 +177,14 @@ def get_run(user, pk, need=VIEW, queryset=None):
     return run
 
 
+def get_backfill(user, pk, need=VIEW):
+    """A backfill batch with `.rights` on it (its project's): 404 if unseen, 403 if `need` is not allowed."""
+    backfill = _get(Backfill.objects.filter(project__in=Project.objects.visible_to(user))
+                    .select_related("project__organization", "task", "requested_by"), pk)
+    backfill.rights = require(project_rights(user, backfill.project), need)
+    return backfill
+
+
 def sort_runs(user, runs, need):
     """(allowed, refused): the runs (which the user sees) split by whether the user may do `need` on each; the
     rights are read once per project, so a bulk action over many runs makes no query per run."""
@@ -217,6 +225,8 @@ def object_rights(user, obj):
         return task_rights(user, obj)
     if isinstance(obj, Run):
         return task_rights(user, obj.task)
+    if isinstance(obj, Backfill):
+        return project_rights(user, obj.project)
     if isinstance(obj, Connection):
         return organization_rights(user, obj.organization_id)
     raise TypeError(f"projects.access knows no rights on a {type(obj).__name__}")

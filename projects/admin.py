@@ -33,6 +33,8 @@ class OrganizationAdmin(OrganizationScoped, SafeHistoryAdmin):
     list_filter = ("created_at",)
     search_fields = ("name",)
     inlines = [MembershipInline]
+    # Shared settings are checked against the registry on their own page (/organizations/<id>/settings/).
+    readonly_fields = ("settings",)
 
 
 @admin.register(Membership)
@@ -90,6 +92,7 @@ class ProjectAdmin(RescheduleMixin, OrganizationScoped, SafeHistoryAdmin):
     list_select_related = ("organization", "owner")
     filter_horizontal = ("editor_groups",)
     inlines = [TriggerInline]
+    readonly_fields = ("settings",)  # checked on the project's settings page (/projects/<id>/settings/)
     actions = ["reschedule", "duplicate"]
 
     def reschedule_one(self, project):
@@ -159,12 +162,18 @@ class SystemJobAdmin(RescheduleMixin, OrganizationScoped, admin.ModelAdmin):
 
 @admin.register(Parameter)
 class ParameterAdmin(OrganizationScoped, SafeHistoryAdmin):
-    organization_path = ("project__organization", "task__project__organization")
+    organization_path = ("organization", "project__organization", "task__project__organization")
     form = ParameterForm
-    list_display = ("key", "shown_value", "sensitive", "project", "task")
+    list_display = ("key", "shown_value", "sensitive", "organization", "project", "task")
     list_filter = ("sensitive",)
-    search_fields = ("key", "project__name", "task__name")
-    raw_id_fields = ("project", "task")
+    search_fields = ("key", "organization__name", "project__name", "task__name")
+    raw_id_fields = ("organization", "project", "task")
+
+    def allows(self, request, obj, need=None):
+        # An organization's parameters are its admins' to change, as on its settings page.
+        if obj is not None and obj.organization_id and (need or self.need) == access.EDIT:
+            need = access.MANAGE
+        return super().allows(request, obj, need)
 
     @admin.display(description="value")
     def shown_value(self, parameter):

@@ -16,7 +16,7 @@ from django.db.models import Q
 from connections.models import Connection
 from projects import access
 from projects.models import Organization, Project, Role, SystemJob
-from runs.models import FileDownload, Run, RunFile
+from runs.models import Backfill, FileDownload, Run, RunFile
 from tasks.models import Task
 
 ROLE_FOR = {access.VIEW: Role.VIEWER, access.EDIT: Role.EDITOR, access.MANAGE: Role.ADMIN}
@@ -35,6 +35,8 @@ def choices(model, user, need=access.VIEW):
         return Connection.objects.manageable_by(user) if need == access.MANAGE else Connection.objects.visible_to(user)
     if model is Run:
         return Run.objects.visible_to(user)
+    if model is Backfill:
+        return Backfill.objects.filter(project__in=Project.objects.visible_to(user).values("pk"))
     if model is RunFile:
         return RunFile.objects.filter(run__in=Run.objects.visible_to(user).values("pk"))
     if model is FileDownload:

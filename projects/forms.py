@@ -9,6 +9,12 @@ from tasks.forms import ParameterForm
 
 
 class ProjectForm(forms.ModelForm):
+    # A new project may start from another's shared settings and parameters (a project template), not its tasks.
+    template = forms.ModelChoiceField(
+        Project.objects.none(), required=False, label="Copy shared settings and parameters from",
+        help_text="Another project of the same organization whose shared settings and parameters the new project "
+                  "starts with (its tasks are not copied). Parameters typed below win.")
+
     class Meta:
         model = Project
         fields = ("organization", "name", "description", "owner", "editor_groups", "enabled", "mode", "max_parallel",
@@ -36,6 +42,7 @@ class ProjectForm(forms.ModelForm):
             if not (rights.can_manage or self.instance.owner_id == user.pk):
                 self.fields["owner"].disabled = True
         else:
+            self.fields["template"].queryset = Project.objects.visible_to(user).select_related("organization")
             self.initial.setdefault("owner", user.pk)
             only = list(organizations[:2])
             if len(only) == 1:
@@ -48,6 +55,9 @@ class ProjectForm(forms.ModelForm):
         organization, owner = cleaned.get("organization"), cleaned.get("owner")
         if organization and owner and not access.organization_rights(owner, organization).can_edit:
             self.add_error("owner", f"{owner} is not an editor or admin of {organization}.")
+        template = cleaned.get("template")
+        if template and organization and template.organization_id != organization.pk:
+            self.add_error("template", "Choose a project of the same organization: settings name its connections.")
         return cleaned
 
     def clean_time_zone(self):

@@ -42,6 +42,9 @@ class Organization(models.Model):
     name = models.CharField(max_length=200, unique=True)
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="organizations",
                                      through="projects.Membership")
+    # Shared task settings set for the whole organization (tasks/inheritance.py): name -> value; a missing
+    # name inherits the portal's default. Changes enter the organization's history.
+    settings = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     # Change history (who, when, what): audit/ shows it; members are recorded as a set of user ids per change.
     history = HistoricalRecords(app="audit")  # members and roles: Membership's own history
@@ -155,6 +158,9 @@ class Project(models.Model):
                                              "Never several catch-up runs.")
     max_parallel = models.PositiveIntegerField(default=4, validators=[MinValueValidator(1), MaxValueValidator(100)],
                                                help_text="Parallel mode: most tasks running at once.")
+    # Shared task settings set for the project's tasks (tasks/inheritance.py): name -> value; a missing name
+    # inherits the organization's. Changes enter the project's history.
+    settings = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -188,7 +194,7 @@ class Project(models.Model):
             if isinstance(item, Trigger):
                 item.next_run_at = item.last_fired_at = None
             item.save()  # a trigger is armed by its signal: harmless, a disabled project starts nothing
-        copies = {task.pk: task.duplicate(project=copy) for task in self.tasks.all()}
+        copies = {task.pk: task.duplicate(project=copy, keep_name=True) for task in self.tasks.all()}
         for task in self.tasks.prefetch_related("upstream_links"):
             for link in task.upstream_links.all():
                 if link.upstream_id in copies:  # a dependency on another project's task is not copied
@@ -199,10 +205,13 @@ class Project(models.Model):
 class Parameter(models.Model):
     """A key/value used in queries, file names, scripts, commands and emails.
 
-    Project parameters apply to all its tasks; a task parameter with the same key overrides it. Values are
-    encrypted at rest; `sensitive` ones are also masked on pages and in logs.
+    Organization parameters apply to all its tasks, a project's override them for its tasks, and a task
+    parameter with the same key overrides both. Values are encrypted at rest; `sensitive` ones are also masked
+    on pages and in logs.
     """
 
+    organization = models.ForeignKey(Organization, null=True, blank=True, on_delete=models.CASCADE,
+                                     related_name="parameters")
     project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.CASCADE, related_name="parameters")
     task = models.ForeignKey("tasks.Task", null=True, blank=True, on_delete=models.CASCADE, related_name="parameters")
     key = models.CharField(max_length=100)
@@ -219,8 +228,14 @@ class Parameter(models.Model):
                                     condition=Q(task__isnull=True)),
             models.UniqueConstraint(fields=["task", "key"], name="parameter_key_per_task",
                                     condition=Q(project__isnull=True)),
-            models.CheckConstraint(condition=Q(project__isnull=True) ^ Q(task__isnull=True),
-                                   name="parameter_belongs_to_project_xor_task"),
+            models.UniqueConstraint(fields=["organization", "key"], name="parameter_key_per_organization",
+                                    condition=Q(organization__isnull=False)),
+            # Exactly one owner: an organization, a project or a task.
+            models.CheckConstraint(
+                condition=(Q(organization__isnull=False, project__isnull=True, task__isnull=True)
+                           | Q(organization__isnull=True, project__isnull=False, task__isnull=True)
+                           | Q(organization__isnull=True, project__isnull=True, task__isnull=False)),
+                name="parameter_belongs_to_one_level"),
         ]
 
     def __str__(self):

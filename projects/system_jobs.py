@@ -70,6 +70,13 @@ def prune_script_environments(days=30):
     return f"{removed} script environment(s) unused for {days} days removed, {freed / 1e6:,.1f} MB freed"
 
 
+def remind_expiring_credentials():
+    """Email organization admins about passwords, keys and certificates expiring in 30, 7 or 1 day(s)."""
+    from connections.expiry import send_reminders
+
+    return send_reminders()
+
+
 @dataclass(frozen=True)
 class SystemFunction:
     label: str
@@ -85,6 +92,9 @@ REGISTRY = {
     "test_connections": SystemFunction("Test every connection and report failures", test_connections,
                                        'kwargs: {"kinds": ["sftp", ...]} to test only some kinds.'),
     "prune_run_logs": SystemFunction("Prune old run logs", prune_run_logs, 'kwargs: {"days": 180}'),
+    "remind_expiring_credentials": SystemFunction(
+        "Remind of expiring credentials", remind_expiring_credentials,
+        "Emails each organization's admins 30, 7 and 1 day(s) before a password, key or certificate expires."),
     "prune_script_environments": SystemFunction(
         "Remove unused script environments", prune_script_environments,
         'kwargs: {"days": 30}. A run that needs a removed environment builds it again.'),

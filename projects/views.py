@@ -9,6 +9,7 @@ from etl_portal.web import count_of
 from projects import access
 from projects.forms import ProjectForm, ProjectParameterFormSet, TriggerFormSet
 from projects.models import Organization, Project, Role
+from tasks import inheritance
 
 
 def project_list(request):
@@ -26,6 +27,7 @@ def project_detail(request, pk):
         "tasks": tasks,
         "triggers": project.triggers.all(),
         "parameters": project.parameters.all(),
+        "backfills": project.backfills.select_related("task", "requested_by")[:5],
         "can_edit": project.rights.can_edit,
         "rights": project.rights,
     })
@@ -42,6 +44,8 @@ def _save_project_form(request, project=None):
             for formset in (triggers, parameters):
                 formset.instance = saved
                 formset.save()
+            if form.cleaned_data.get("template"):
+                inheritance.copy_project_settings(form.cleaned_data["template"], saved)
         messages.success(request, f"Project {saved.name} saved.")
         return redirect("projects:detail", pk=saved.pk)
     return render(request, "projects/project_form.html", {"form": form, "project": project,

@@ -1,8 +1,8 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from etl_portal.admin_site import SystemWritten
 from projects.admin_access import OrganizationScoped, ParentScopedInline
-from runs.models import FileDownload, Run, RunFile, RunLog
+from runs.models import Backfill, DryRun, FileDownload, Run, RunFile, RunLog
 
 RUN_PATH = "run__task__project__organization"
 
@@ -41,15 +41,46 @@ class RunFileInline(MaskedFileFields, ParentScopedInline, admin.TabularInline):
 @admin.register(Run)
 class RunAdmin(SystemWritten, OrganizationScoped, admin.ModelAdmin):
     organization_path = "task__project__organization"
-    list_display = ("id", "task", "status", "trigger", "attempt", "priority", "scheduled_for", "started_at",
-                    "finished_at", "rows")
-    list_filter = ("status", "trigger", "created_at", "task__project")
+    list_display = ("id", "task", "status", "trigger", "backfill", "attempt", "priority", "scheduled_for",
+                    "started_at", "finished_at", "rows")
+    list_filter = ("status", "trigger", ("backfill", admin.EmptyFieldListFilter), "created_at", "task__project")
     date_hierarchy = "created_at"
     search_fields = ("task__name", "error")
     list_select_related = ("task",)
     raw_id_fields = ("task", "first_attempt", "requested_by")
-    readonly_fields = ("created_at", "worker", "lease_expires_at", "query_text", "error")
+    readonly_fields = ("created_at", "worker", "lease_expires_at", "query_text", "error", "backfill", "columns",
+                       "drift")
     inlines = [RunFileInline, RunLogInline]
+
+
+@admin.register(Backfill)
+class BackfillAdmin(SystemWritten, OrganizationScoped, admin.ModelAdmin):
+    """Backfill batches, read-only (they are started from the task and project pages or `manage.py backfill`);
+    the action cancels the selected ones as their page's button does."""
+
+    organization_path = "project__organization"
+    list_display = ("id", "project", "task", "first_date", "last_date", "max_dates", "requested_by", "created_at",
+                    "cancelled_at")
+    list_filter = ("created_at", ("cancelled_at", admin.EmptyFieldListFilter), "project")
+    search_fields = ("project__name", "task__name")
+    list_select_related = ("project", "task", "requested_by")
+    fields = readonly_fields = ("project", "task", "first_date", "last_date", "max_dates", "requested_by",
+                                "created_at", "cancelled_at", "cancelled_by")
+    actions = ["cancel_backfills"]
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Cancel the selected backfills (queued runs cancelled, running ones stopped)")
+    def cancel_backfills(self, request, queryset):
+        from runs import backfill
+        from runs.orchestration import Refused
+
+        for batch in self.allowed(request, queryset):
+            try:
+                self.message_user(request, backfill.cancel(batch, request.user))
+            except Refused as exc:
+                self.message_user(request, str(exc), messages.WARNING)
 
 
 @admin.register(RunFile)
@@ -60,8 +91,8 @@ class RunFileAdmin(SystemWritten, MaskedFileFields, OrganizationScoped, admin.Mo
     date_hierarchy = "created_at"
     search_fields = ("name", "md5", "run__task__name")
     raw_id_fields = ("run",)
-    fields = readonly_fields = ("run", "display_name", "size", "md5", "shown_stored_path", "shown_deliveries",
-                                "created_at", "purged_at")
+    fields = readonly_fields = ("run", "display_name", "size", "md5", "sha256", "shown_stored_path",
+                                "shown_deliveries", "created_at", "purged_at")
 
 
 @admin.register(RunLog)
@@ -82,3 +113,14 @@ class FileDownloadAdmin(SystemWritten, OrganizationScoped, admin.ModelAdmin):
     list_filter = ("downloaded_at",)
     search_fields = ("run_file__name", "user__username")
     raw_id_fields = ("run_file",)
+
+
+@admin.register(DryRun)
+class DryRunAdmin(SystemWritten, OrganizationScoped, admin.ModelAdmin):
+    organization_path = "task__project__organization"
+    list_display = ("id", "task", "status", "scheduled_for", "requested_by", "created_at", "finished_at")
+    list_filter = ("status", "created_at")
+    search_fields = ("task__name", "error")
+    list_select_related = ("task", "requested_by")
+    raw_id_fields = ("task", "requested_by")
+    readonly_fields = ("status", "report", "error", "created_at", "finished_at")

@@ -16,6 +16,8 @@ class OutputFile:
     rows: int | None = None
     size: int | None = None
     md5: str | None = None
+    sha256: str | None = None
+    sidecar: bool = False  # an .md5 file written for another output: it travels with that one
     deliveries: list = field(default_factory=list)
 
     @property
@@ -34,6 +36,10 @@ class RunContext:
     secrets: list = field(default_factory=list)
     # (folder, name) of each file the source stage downloaded: deleted from the server after delivery, if asked.
     fetched_source_files: list = field(default_factory=list)
+    # (destination, folder, [(output, delivery record)]) of each destination expecting acknowledgement files.
+    awaited_answers: list = field(default_factory=list)
+    # A dry run (runs/dry_run.py): sources read through read-only sessions, scripts see ETL_DRY_RUN=1.
+    dry_run: bool = False
 
     def warn(self, reason):
         """A problem worth telling, which does not fail the run: it ends as a warning."""

@@ -12,19 +12,21 @@ from django.utils import timezone
 
 from connections.protocols import FILES, ConnectorError
 from connections.secrets import scrub
-from runs import archive
+from runs import archive, delivery_proof
 from runs.context import OutputFile
+from runs.files import checksum
 from runs.errors import PipelineError
 from runs.masking import secret_values
 from runs.models import RunFile
 from runs.parameters import render, resolve
+from tasks.inheritance import resolve_many
 from tasks.models import Task
 
 logger = logging.getLogger(__name__)
 
 
 def deliver_all(ctx, outputs):
-    destinations = list(ctx.task.destinations.select_related("connection"))
+    destinations = ctx.task.destinations_in_effect()
     if not destinations:
         ctx.log("No destinations: the files are kept in the run history only")
         return outputs
@@ -33,9 +35,12 @@ def deliver_all(ctx, outputs):
         return outputs
     failures = []
     for destination in destinations:
+        folder = render(destination.folder, ctx.params)
         try:
-            deliver_to(destination, outputs, render(destination.folder, ctx.params), ctx.log, ctx.warn,
-                       transfer_key=transfer_key(ctx.run, destination))
+            delivered = deliver_to(destination, outputs, folder, ctx.log, ctx.warn, params=ctx.params,
+                                   transfer_key=transfer_key(ctx.run, destination))
+            if destination.ack_pattern and delivered:
+                ctx.awaited_answers.append((destination, folder, delivered))
         except ConnectorError as exc:
             ctx.log(f"Delivery to {describe(destination)} failed: {exc.message}", level="error")
             failures.append((destination, exc))
@@ -50,7 +55,7 @@ def deliver_all(ctx, outputs):
 def transfer_key(run, destination):
     """The same for every attempt of one run at one destination: a retry's upload then reuses (and so replaces)
     the temporary file an attempt cut off mid-upload left on the vendor's server."""
-    return f"run {run.first_attempt_id or run.pk} destination {destination.pk}"
+    return f"run {run.first_attempt_id or run.pk} destination {destination.pk or 'default'}"
 
 
 def describe(destination):
@@ -66,8 +71,9 @@ def file_store(destination):
     return store
 
 
-def deliver_to(destination, outputs, folder, log, warn, transfer_key=None):
-    """Put `outputs` in `folder` of one destination over one session; return the delivery records."""
+def deliver_to(destination, outputs, folder, log, warn, params=None, transfer_key=None):
+    """Put `outputs` in `folder` of one destination over one session, each checked on the server after its
+    upload (runs/delivery_proof.py), then the destination's marker file; return (output, record) per file sent."""
     store = file_store(destination)
     wanted = []
     for output in outputs:
@@ -87,10 +93,14 @@ def deliver_to(destination, outputs, folder, log, warn, transfer_key=None):
                      "and overwriting is off")
                 continue
             session.put(str(output.path), remote, overwrite=destination.overwrite, transfer_key=transfer_key)
-            record = {"connection": destination.connection.name, "kind": store.kind, "path": remote}
+            proof = delivery_proof.verify(session, remote, output)
+            record = {"connection": destination.connection.name, "kind": store.kind, "path": remote, **proof}
             output.deliveries.append(record)
-            records.append(record)
-            log(f"Delivered {output.name} to {destination.connection.name}:{remote}")
+            records.append((output, record))
+            checked = f"{proof['verified']} checked" if proof["verified"] else "the server reports no size to check"
+            log(f"Delivered {output.name} to {destination.connection.name}:{remote} ({checked})")
+        delivery_proof.write_markers(session, store, destination, folder, [output for output, _ in records],
+                                     params or {}, log, transfer_key=transfer_key)
     return records
 
 
@@ -107,13 +117,14 @@ def resend(run_file, user=None):
     if not run_file.is_available:
         raise ConnectorError(f"{run_file.display_name} is no longer kept (its retention period passed): it cannot "
                              "be resent", step="settings")
-    destinations = list(task.destinations.select_related("connection"))
+    destinations = task.destinations_in_effect()
     if not destinations:
         raise ConnectorError(f"{task.name} has no destinations to resend {run_file.display_name} to",
                              step="settings")
     secrets = secret_values(task)
     requested = f" (requested by {user.username})" if user is not None else ""
     output = OutputFile(path=archive.local_copy(run_file.stored_path), name=run_file.name, rows=0 if run_file.size == 0 else None)
+    output.size, output.md5, output.sha256 = checksum(output.path)
     params = resolve(task, run)
     results = []
 
@@ -123,8 +134,9 @@ def resend(run_file, user=None):
     for destination in destinations:
         skipped = []
         try:
-            records = deliver_to(destination, [output], render(destination.folder, params), log,
-                                 lambda reason: skipped.append(reason) or log(reason, level="warning"))
+            records = [record for _, record in deliver_to(
+                destination, [output], render(destination.folder, params), log,
+                lambda reason: skipped.append(reason) or log(reason, level="warning"), params=params)]
         except ConnectorError as exc:
             message = scrub(exc.message, secrets)
             run.log(f"Resend of {run_file.display_name} to {describe(destination)} failed{requested}: {message}",
@@ -153,7 +165,12 @@ def purge_expired_files(now=None):
     """
     now = now or timezone.now()
     purged = 0
-    for task in Task.objects.filter(retention_days__gt=0).only("pk", "retention_days"):
+    tasks = resolve_many(list(Task.objects.filter(runs__files__purged_at__isnull=True).distinct()
+                              .select_related("project__organization")))
+    for task in tasks:
+        task.retention_days = task.effective("retention_days")  # the task's own, else its project's, ...
+        if not task.retention_days:
+            continue
         try:
             cutoff = now - datetime.timedelta(days=task.retention_days)
         except OverflowError:

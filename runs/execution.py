@@ -3,7 +3,7 @@ died.
 
 django-q2 calls `execute_next` (queued by runs/queueing.py), commands and tests `execute_run`. A worker claims
 the best queued run that may start (runs/orchestration.py `claim_next`: highest priority first, within the
-project's and the task's limits) with a conditional update (runs/models.py), keeps it under a lease
+project's and the task's limits, its connections' run slots and its backfill batch's turn) with a conditional update (runs/models.py), keeps it under a lease
 (runs/leases.py) while `run_pipeline` (runs/pipeline.py) runs the stages, with the run's cancellation scope
 open (etl_portal/cancellation.py), then records the outcome, sends the notifications and lets the
 orchestration decide what follows. `reap_interrupted_runs` fails the runs whose lease lapsed, and
@@ -14,13 +14,14 @@ import logging
 
 from django.conf import settings
 from django.db import close_old_connections, connection as db_connection
+from django.db.models import Q
 from django.utils import timezone
 
 from connections.protocols import ConnectorError
 from connections.secrets import scrub
 from etl_portal import cancellation
 from etl_portal.cancellation import LEASE_LOST, RunStopped
-from runs import notifications, orchestration, shutdown
+from runs import notifications, orchestration, shutdown, windows
 from runs.leases import LeaseKeeper, effective_timeout, worker_id
 from runs.models import Run
 from runs.pipeline import run_pipeline, secrets_of
@@ -142,8 +143,13 @@ def kick_stalled_runs(now=None, older_than=5):
     from django_q.brokers import get_broker
 
     now = now or timezone.now()
-    stalled = orchestration.startable(now).filter(
-        created_at__lt=now - datetime.timedelta(seconds=older_than)).count()
+    stalled = Q(created_at__lt=now - datetime.timedelta(seconds=older_than))
+    # A run whose maintenance window just ended had its message used up by a worker that found it held: wake one
+    # at once rather than `older_than` after it was queued.
+    reopened = windows.tasks_reopened(now, older_than)
+    if reopened:
+        stalled |= Q(task_id__in=reopened)
+    stalled = orchestration.claimable(now).filter(stalled).count()
     if not stalled:
         return 0
     try:

@@ -31,9 +31,12 @@ def run_folder(task_id, run_id):
 
 
 def checksum(path):
-    """(size, md5 hex) of a file, read in blocks."""
-    digest = hashlib.md5(usedforsecurity=False)
+    """(size, md5 hex, sha256 hex) of a file, read once in blocks: md5 for the receivers that still ask for it
+    (the .md5 sidecar), sha256 for the delivery manifest and for servers that can hash a file themselves."""
+    md5 = hashlib.md5(usedforsecurity=False)
+    sha256 = hashlib.sha256()
     with open(path, "rb") as handle:
         while block := handle.read(1 << 20):
-            digest.update(block)
-    return os.path.getsize(path), digest.hexdigest()
+            md5.update(block)
+            sha256.update(block)
+    return os.path.getsize(path), md5.hexdigest(), sha256.hexdigest()

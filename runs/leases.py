@@ -113,4 +113,4 @@ class LeaseKeeper:
 def effective_timeout(task):
     """The task's own limit, kept under django-q2's timeout so the portal, not django-q2, stops the run."""
     ceiling = max(1, settings.ETL_RUN_TIMEOUT - 30)
-    return min(task.timeout_seconds or ceiling, ceiling)
+    return min(task.effective("timeout_seconds") or ceiling, ceiling)

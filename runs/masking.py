@@ -42,6 +42,10 @@ def _connection_lists(task):
         yield lambda: [destination.connection for destination in task.destinations.select_related("connection")]
         yield lambda: [condition.connection for condition in task.conditions.select_related("connection")]
         yield notification_connections
+    if hasattr(task, "effective_settings") and task.project_id:  # not a historical model of a data migration
+        # The shared settings' connections (a default destination, the outcome mailboxes' mail connections),
+        # wherever their level sets them.
+        yield lambda: [item.value for item in task.effective_settings().values() if item.setting.is_connection]
 
 
 def _gathered(part):

@@ -96,6 +96,10 @@ class RunQuerySet(models.QuerySet):
         return run
 
 
+# What a delivery record tells the manifest (RunFile.deliveries holds these and, for resends, who and when).
+MANIFEST_DELIVERY_KEYS = ("connection", "kind", "path", "remote_size", "verified", "at", "answer", "resent_by")
+
+
 class Run(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -114,6 +118,7 @@ class Run(models.Model):
         RETRY = "retry", "Retry"
         DEPENDENCY = "dependency", "Dependency"
         COMMAND = "command", "Command line"
+        BACKFILL = "backfill", "Backfill"
 
     task = models.ForeignKey("tasks.Task", on_delete=models.CASCADE, related_name="runs")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED, db_index=True)
@@ -132,6 +137,12 @@ class Run(models.Model):
     error = models.TextField(blank=True)
     query_text = models.TextField(blank=True, help_text="The query exactly as it ran.")
     rows = models.BigIntegerField(null=True, blank=True)
+    columns = models.JSONField(default=list, blank=True,
+                               help_text="The output's columns as [name, source type] (type null where the source "
+                                         "declares none), as the query returned them.")
+    drift = models.JSONField(default=dict, blank=True,
+                             help_text="What changed since the task's last good run (runs/drift.py), and who "
+                                       "accepted it.")
     worker = models.CharField(max_length=100, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     priority = models.PositiveSmallIntegerField(default=50, help_text="Copied from the task when queued.")
@@ -152,6 +163,8 @@ class Run(models.Model):
     took = models.DurationField(null=True, blank=True, editable=False)
     rerun_of = models.OneToOneField("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="rerun",
                                     help_text="The failed run this run was started again for (same date).")
+    backfill = models.ForeignKey("runs.Backfill", null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="runs", help_text="The backfill batch this run belongs to.")
 
     objects = RunQuerySet.as_manager()
 
@@ -191,6 +204,23 @@ class Run(models.Model):
         if getattr(self, "_masker", None) is None:
             self._masker = Masker(secret_values(self.task))
         return self._masker
+
+    def manifest(self):
+        """What this run delivered, as proof for the receiver and the auditor (JSON-ready): each file with its
+        size, md5 and sha256, and each place it landed with the size read back from there. Names and paths are
+        shown masked, as on the pages."""
+        zone = self.task.project.time_zone
+        return {
+            "run": self.pk, "task": self.task.name, "project": self.task.project.name, "status": self.status,
+            "scheduled_for": self.scheduled_for.isoformat() if self.scheduled_for else None, "time_zone": zone,
+            "started_at": self.started_at.isoformat() if self.started_at else None,
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "files": [{"name": run_file.display_name, "size": run_file.size, "md5": run_file.md5,
+                       "sha256": run_file.sha256 or None,
+                       "deliveries": [{key: record.get(key) for key in MANIFEST_DELIVERY_KEYS if key in record}
+                                      for record in run_file.shown_deliveries]}
+                      for run_file in self.files.order_by("id")],
+        }
 
     def log(self, message, level="info"):
         # Every log line passes here, whoever writes it: the one exit where secrets are masked. `durable`: a
@@ -273,6 +303,56 @@ TRANSITIONS = {
 }
 
 
+class Backfill(models.Model):
+    """One request to run a task, or a whole project, once per date of a range: a batch its runs point to, so
+    they are labelled as backfill and cancelled together (runs/backfill.py). At most `max_dates` dates are in
+    flight at once, the earliest first (runs/orchestration.py, when a run is claimed)."""
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="backfills")
+    task = models.ForeignKey("tasks.Task", null=True, blank=True, on_delete=models.CASCADE, related_name="backfills",
+                             help_text="Blank: every task a start of the project runs.")
+    first_date = models.DateField()
+    last_date = models.DateField()
+    max_dates = models.PositiveSmallIntegerField(default=1, help_text="How many dates run at once.")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+    # The confirm form's one-time token: a second submit of the same form finds the batch the first made.
+    token = models.CharField(max_length=64, null=True, blank=True, unique=True, editable=False)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "backfills"
+
+    def __str__(self):
+        what = self.task.name if self.task_id else f"project {self.project.name}"
+        return f"Backfill #{self.pk} of {what}, {self.first_date} to {self.last_date}"
+
+    @property
+    def date_count(self):
+        return (self.last_date - self.first_date).days + 1
+
+    def counts(self):
+        """Its runs by status: {status: count}."""
+        return dict(self.runs.values_list("status").annotate(n=models.Count("id")).order_by())
+
+    @property
+    def state(self):
+        """"cancelled", "running" (some run has not ended) or "finished"."""
+        if self.cancelled_at:
+            return "cancelled"
+        return "running" if self.runs.filter(status__in=(Run.Status.QUEUED, Run.Status.RUNNING)).exists() \
+            else "finished"
+
+    def get_absolute_url(self):
+        from django.urls import reverse
+
+        return reverse("runs:backfill", args=[self.pk])
+
+
 class RunLog(models.Model):
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="log_lines")
     created_at = models.DateTimeField(default=timezone.now)
@@ -301,6 +381,7 @@ class RunFile(models.Model):
                                   help_text="The name with secret values masked when the file was recorded.")
     size = models.BigIntegerField()
     md5 = models.CharField(max_length=32)
+    sha256 = models.CharField(max_length=64, blank=True, help_text="Empty for files recorded before it was kept.")
     stored_path = models.CharField(max_length=1024, blank=True)
     deliveries = models.JSONField(default=list, blank=True, help_text="Where the file was delivered.")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -359,3 +440,42 @@ class FileDownload(models.Model):
 
     class Meta:
         ordering = ["-id"]
+
+
+class DryRun(models.Model):
+    """A dry run of a task for a date (runs/dry_run.py): everything a run would do except sending anything out.
+    Worked out by a worker; its report is kept for the page, the command and the API."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    task = models.ForeignKey("tasks.Task", on_delete=models.CASCADE, related_name="dry_runs")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    scheduled_for = models.DateTimeField(help_text="The run's date: parameters resolve as of then.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    report = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self):
+        return f"Dry run {self.pk} of {self.task}"
+
+    @property
+    def is_finished(self):
+        return self.status in (self.Status.DONE, self.Status.FAILED)
+
+    def claim(self):
+        """queued -> running, one winner (django-q2 may hand the same job out twice)."""
+        return DryRun.objects.filter(pk=self.pk, status=self.Status.QUEUED).update(status=self.Status.RUNNING) == 1
+
+    def finish(self, report=None, error=""):
+        self.status = self.Status.FAILED if error else self.Status.DONE
+        self.report, self.error, self.finished_at = report or {}, error, timezone.now()
+        self.save(update_fields=["status", "report", "error", "finished_at"])

@@ -6,6 +6,10 @@ log; an email can attach the output files or embed a small CSV as a table, withi
 over it is left out with a note in the email and the run log). A recipient written as a phone gateway
 address (local part all digits, optionally with +) gets a short plain-text message, never an attachment.
 
+Besides its own emails, a task sends each outcome's email to the mailbox its levels set (`error_recipients`
+and `error_smtp_connection`, ... at the task, project or organization: tasks/inheritance.py), with the
+default subject and message; a task's own email without a mail connection goes through that outcome's.
+
 Test mode (the task's, or ETL_EMAIL_TEST_ADDRESS for a whole staging install) sends every email to the
 test address instead: one email per original recipient, that address in front of the subject, no CC/BCC.
 `notify` never raises: a mail problem is logged on the run and never changes its outcome.
@@ -17,6 +21,7 @@ the delivered data and goes as it is.
 import csv
 import html
 import io
+import json
 import logging
 import re
 import traceback
@@ -50,6 +55,7 @@ def notify(run):
         if event is None:
             return []
         notifications = list(run.task.notifications.filter(event=event).select_related("smtp_connection"))
+        notifications += shared_mailbox(run.task, event)
         if not notifications:
             return []
         params = _params(run)
@@ -69,6 +75,18 @@ def notify(run):
     except Exception:
         logger.exception("Notifications of run %s failed", getattr(run, "pk", None))
         return []
+
+
+def shared_mailbox(task, event):
+    """The outcome's mailbox the task's levels set, as an unsaved Notification (nothing when its recipients are
+    not set, or set to none)."""
+    from tasks.models import Notification
+
+    recipients = task.effective(f"{event}_recipients")
+    if not addresses(recipients):
+        return []
+    return [Notification(task=task, event=event, recipients=recipients,
+                         smtp_connection=task.effective(f"{event}_smtp_connection"))]
 
 
 def _params(run):
@@ -106,7 +124,7 @@ def is_phone_gateway(address):
 
 
 def mailer_for(notification, task):
-    connection = notification.smtp_connection
+    connection = notification.smtp_connection or task.effective(f"{notification.event}_smtp_connection")
     if connection is None:
         candidates = list(Connection.objects.filter(organization=task.project.organization_id).with_capability(MAIL)[:2])
         if len(candidates) != 1:
@@ -243,6 +261,10 @@ def build_email(run, notification, event, subject, params, notes):
     if html_tables:
         paragraphs = "".join(f"<p>{html.escape(part)}</p>".replace("\n", "<br>") for part in body.split("\n\n"))
         message.add_alternative(f"<html><body>{paragraphs}{''.join(html_tables)}</body></html>", subtype="html")
+    if notification.attach_manifest and run.files.exists():
+        manifest = json.dumps(run.manifest(), indent=2).encode()
+        message.add_attachment(manifest, maintype="application", subtype="json",
+                               filename=f"run-{run.pk}-manifest.json")
     for run_file in attachments:
         with archive.open_file(run_file.stored_path) as handle:
             data = handle.read()

@@ -5,6 +5,12 @@ Series: a project start queues a run for each enabled task (run rank, then name)
 waits for the one before it (`upstream_run`). When one fails after its retries, the rest are recorded
 "Skipped (upstream failed)". Parallel: all start together, at most `project.max_parallel` at once.
 
+Which queued run starts next (`claim_next`): the best priority, then the oldest, of those no limit holds back: a
+series predecessor, the task's max instances, a parallel project's max parallel, a connection with no free run slot
+(runs/pools.py, counted under the connection's row lock), a connection in a maintenance window (runs/windows.py)
+and a backfill batch's dates at once (`in_turn`). A scheduled start of a task whose run already waits for a
+maintenance window is folded into that run (`start_project`): one run, not one per missed trigger.
+
 Dependencies: when a task's run ends for good (after its retries), each task downstream of it is decided from the
 latest outcome of each of its upstream tasks since its own last run: with ALL it runs when every condition holds
 and is skipped when all upstreams ended and one does not hold; with ANY it runs as soon as one holds and is
@@ -20,14 +26,15 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from projects.models import Project
-from runs import queueing
-from runs.models import Run
+from runs import pools, queueing, windows
+from runs.models import Backfill, Run
 from tasks.models import MAX_RETRY_DELAY_SECONDS, Dependency, Task
 
 logger = logging.getLogger(__name__)
 SUCCESS = (Run.Status.SUCCEEDED, Run.Status.WARNING)
 UNFINISHED = (Run.Status.QUEUED, Run.Status.RUNNING)
 CANDIDATES = 200  # queued runs examined per claim, best first
+BACKFILL_WAKE_LIMIT = 20  # workers woken at once for a backfill's next dates
 
 
 class Refused(Exception):
@@ -50,19 +57,28 @@ def skip(task, reason, trigger, now=None, **fields):
 
 
 def start_project(project, trigger=Run.Trigger.MANUAL, user=None, trigger_source=None, scheduled_for=None,
-                  note=None, now=None, reserve=0):
+                  note=None, now=None, reserve=0, backfill=None):
     """Queue one start of the project; return its runs (queued, or skipped when a task is still running).
 
-    `reserve`: how many of the startable runs the caller (already on a worker) executes itself.
+    `reserve`: how many of the startable runs the caller (already on a worker) executes itself. With `backfill`
+    (one date of a batch, runs/backfill.py) every task is queued, busy or not: the batch's runs wait their turn
+    at the claim, and the caller wakes the workers.
     """
     now = now or timezone.now()
     scheduled_for = scheduled_for or now
     series = project.mode == project.Mode.SERIES
     runs, previous = [], None
+    folding = Folding(trigger_source, scheduled_for, now) if trigger == Run.Trigger.SCHEDULE and backfill is None \
+        else None
     with transaction.atomic():
         for task in root_tasks(project):
-            common = {"trigger_source": trigger_source, "scheduled_for": scheduled_for, "requested_by": user}
-            if busy(task):
+            common = {"trigger_source": trigger_source, "scheduled_for": scheduled_for, "requested_by": user,
+                      "backfill": backfill}
+            waiting = folding.fold(task) if folding else None
+            if waiting is not None:
+                previous = waiting if series else previous
+                continue
+            if backfill is None and busy(task):
                 reason = (f"Skipped: still running from an earlier start (at most {max(1, task.max_instances)} "
                           f"at once)")
                 runs.append(skip(task, reason, trigger, now, **common))
@@ -78,8 +94,36 @@ def start_project(project, trigger=Run.Trigger.MANUAL, user=None, trigger_source
             runs.append(run)
             previous = run if series else previous
         queued = [run for run in runs if run.status == Run.Status.QUEUED]
-        queueing.submit(max(0, (1 if series and queued else len(queued)) - reserve))
+        if backfill is None:
+            queueing.submit(max(0, (1 if series and queued else len(queued)) - reserve))
     return runs
+
+
+class Folding:
+    """A scheduled start of a task whose queued run still waits for a maintenance window (runs/windows.py) is
+    folded into that run instead of queueing another: one run, however many times the trigger fires meanwhile.
+    A series successor still queued behind a folded run is folded into its own queued run the same way."""
+
+    def __init__(self, trigger_source, scheduled_for, now):
+        self.trigger_source, self.scheduled_for, self.now = trigger_source, scheduled_for, now
+        self.windows = windows.Windows(now)
+        self.held, self.folded = set(self.windows.held_tasks()), set()
+
+    def fold(self, task):
+        """The queued run this start was folded into (logged on it), or None to start the task as usual."""
+        if not self.held and not self.folded:
+            return None
+        waiting = task.runs.filter(status=Run.Status.QUEUED, backfill__isnull=True).order_by("id").first()
+        if waiting is None or not (task.pk in self.held or waiting.upstream_run_id in self.folded):
+            return None
+        self.folded.add(waiting.pk)
+        what = f"{self.trigger_source}" if self.trigger_source else "a trigger"
+        names = ", ".join(connection.name for connection, _ in windows.waiting_for_window(waiting, self.now))
+        reason = f"the maintenance window of {names}" if names else "the run before it"
+        waiting.log(f"Start by {what} due {self.scheduled_for:%Y-%m-%d %H:%M:%S %Z} folded into this run: it still "
+                    f"waits for {reason}")
+        logger.info("%s: scheduled start folded into queued run %s (waiting for %s)", task, waiting.pk, reason)
+        return waiting
 
 
 def record_missed(project, trigger_source, scheduled_for, reason, now=None):
@@ -104,6 +148,41 @@ def startable(now=None):
             .exclude(Q(upstream_run__status__in=UNFINISHED) & ~Q(trigger=Run.Trigger.DEPENDENCY)))
 
 
+def backfill_dates_open():
+    """{backfill id: the dates (scheduled_for) whose runs may start}: of each batch's dates with a run not ended
+    yet, the earliest `max_dates`. Dates only leave that list (a batch makes no new date after it started), so a
+    date allowed once stays allowed until it is done and no lock is needed."""
+    rows = (Run.objects.filter(status__in=UNFINISHED, backfill__isnull=False)
+            .values_list("backfill_id", "scheduled_for", "backfill__max_dates").distinct()
+            .order_by("backfill_id", "scheduled_for"))
+    open_dates = {}
+    for backfill_id, moment, max_dates in rows:
+        dates = open_dates.setdefault(backfill_id, [])
+        if len(dates) < max(1, max_dates):
+            dates.append(moment)
+    return open_dates
+
+
+def in_turn(runs, open_dates=None):
+    """`runs` without the backfill runs whose date's turn has not come (see `backfill_dates_open`)."""
+    open_dates = backfill_dates_open() if open_dates is None else open_dates
+    allowed = Q(backfill__isnull=True)
+    for backfill_id, dates in open_dates.items():
+        allowed |= Q(backfill_id=backfill_id, scheduled_for__in=dates)
+    return runs.filter(allowed)
+
+
+def claimable(now=None):
+    """Startable runs that no limit holds back before the claim looks at them: a backfill date's turn, a full
+    connection pool (runs/pools.py), a maintenance window (runs/windows.py). What `kick_stalled_runs` wakes
+    workers for, so a run held by a window is woken within a second or two of the window's end."""
+    running = {}
+    for task_id in Run.objects.filter(status=Run.Status.RUNNING).values_list("task_id", flat=True):
+        running[task_id] = running.get(task_id, 0) + 1
+    held = pools.Pools(running).blocked_tasks() + windows.Windows(now).held_tasks()
+    return in_turn(startable(now)).exclude(task_id__in=held)
+
+
 def claim_next(worker, now=None):
     """Claim the best run that may start now (priority 1 first, then oldest); None when there is none."""
     for _ in range(10):
@@ -121,10 +200,17 @@ def _claim_best(worker, now):
                                                                                           "task__project_id"):
         by_task[task_id] = by_task.get(task_id, 0) + 1
         by_project[project_id] = by_project.get(project_id, 0) + 1
+    # Connection pools: runs of tasks needing a full connection are left out here (so a long line of them never
+    # fills the candidates), and each claim counts its connections' slots again under their lock.
+    pool = pools.Pools(by_task)
+    # Maintenance windows: the same, tasks using a connection in a window are left out and each claim reads the
+    # windows again inside its transaction.
+    maintenance = windows.Windows(now)
+    held = pool.blocked_tasks() + maintenance.held_tasks()
     # Plain values, not model instances: this runs for every queued run, so it stays cheap.
-    candidates = startable(now).order_by("priority", "id").values_list(
-        "pk", "task_id", "task__max_instances", "task__project_id", "task__project__mode",
-        "task__project__max_parallel", "upstream_run_id", "trigger")[:CANDIDATES]
+    candidates = in_turn(startable(now)).exclude(task_id__in=held).order_by("priority", "id") \
+        .values_list("pk", "task_id", "task__max_instances", "task__project_id", "task__project__mode",
+                     "task__project__max_parallel", "upstream_run_id", "trigger")[:CANDIDATES]
     for pk, task_id, max_instances, project_id, mode, max_parallel, upstream_id, trigger in candidates:
         parallel = mode == Project.Mode.PARALLEL
         if by_task.get(task_id, 0) >= max(1, max_instances) or (
@@ -143,6 +229,10 @@ def _claim_best(worker, now):
                 .aggregate(task=Count("id", filter=Q(task=task_id)), project=Count("id"))
             if running["task"] >= max(1, max_instances) or (parallel and running["project"] >= max(1, max_parallel)):
                 continue
+            if not pool.slot_free(task_id, pk):
+                continue  # a connection it needs has no free slot (counted under the connection's lock)
+            if not maintenance.open_for(task_id):
+                continue  # a window of a connection it uses began since the candidates were read
             if Run.objects.claim(pk, worker):
                 return pk, raced
             raced = True
@@ -166,12 +256,14 @@ def retry_delay(task, attempt):
 def schedule_retry(run, now=None):
     """Queue the next attempt of a failed run when the task allows one; return it (or None). Idempotent: a failed
     attempt has at most one retry (`Run.retry_of` is unique), so a second call returns the first one's."""
-    task = run.task
+    task = run.task.with_effective_settings()  # retries and back-off as the levels set them
     if run.attempt > task.retries or run.status != Run.Status.FAILED:
         return None
     existing = Run.objects.filter(retry_of=run).first()
     if existing:
         return existing
+    if run.backfill_id and Backfill.objects.filter(pk=run.backfill_id, cancelled_at__isnull=False).exists():
+        return None  # its batch was cancelled: no new attempt
     now = now or timezone.now()
     delay = retry_delay(task, run.attempt)
     first = run.first_attempt or run
@@ -180,7 +272,7 @@ def schedule_retry(run, now=None):
             retry = Run.objects.create(
                 task=task, trigger=Run.Trigger.RETRY, attempt=run.attempt + 1, first_attempt=first, retry_of=run,
                 requested_by=run.requested_by, scheduled_for=run.scheduled_for, priority=task.priority,
-                trigger_source=run.trigger_source, upstream_run=run.upstream_run,
+                trigger_source=run.trigger_source, upstream_run=run.upstream_run, backfill_id=run.backfill_id,
                 not_before=now + datetime.timedelta(seconds=delay) if delay else None)
     except IntegrityError:  # another writer (the reaper, a late worker) created it a moment ago
         return Run.objects.get(retry_of=run)
@@ -227,6 +319,17 @@ def after_run(run, now=None, outcome=None):
     # own django-q2 message may have been used by a worker that found it held back).
     if any(r not in waiting and (r.upstream_run_id is None or r.trigger == Run.Trigger.DEPENDENCY) for r in queued):
         queueing.submit(1)
+    wake_waiting(run, now)
+
+
+def wake_waiting(run, now=None):
+    """Runs elsewhere that waited on what `run` held: a slot of a capped connection (runs/pools.py), the next
+    date of its backfill batch. Each gets a worker (one per freed slot; for a backfill, its runs now in turn)."""
+    if pools.queued_behind(run.task_id):
+        queueing.submit(1)
+    if run.backfill_id:
+        in_turn_now = in_turn(startable(now).filter(backfill_id=run.backfill_id)).count()
+        queueing.submit(min(in_turn_now, BACKFILL_WAKE_LIMIT))
 
 
 def skip_waiting(run, reason, now=None):
@@ -278,7 +381,8 @@ def _decide(task, now):
     if not (run_it or skip_it):
         return None
     source = (held or [None])[-1]
-    common = {"upstream_run": source, "scheduled_for": source.scheduled_for if source else now or timezone.now()}
+    common = {"upstream_run": source, "scheduled_for": source.scheduled_for if source else now or timezone.now(),
+              "backfill_id": source.backfill_id if source else None}
     if skip_it:
         run = skip(task, "Skipped: " + "; ".join(reasons), Run.Trigger.DEPENDENCY, now, **common)
         after_run(run, now)

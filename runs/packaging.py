@@ -33,7 +33,7 @@ def finish(ctx, outputs):
     if task.zip_output and outputs:
         outputs = [zip_outputs(ctx, outputs, zip_file_name(task, ctx.params))]
     for output in outputs:
-        output.size, output.md5 = checksum(output.path)
+        output.size, output.md5, output.sha256 = checksum(output.path)
     if task.write_md5_file:
         outputs = outputs + [md5_sidecar(output) for output in outputs]
     for output in outputs:
@@ -48,7 +48,7 @@ def was_empty(output):
 
 def _drop_unwanted_empty(ctx, outputs):
     """An empty file that every destination refuses is not packaged, zipped or sent at all."""
-    destinations = list(ctx.task.destinations.all())
+    destinations = ctx.task.destinations_in_effect()
     if not destinations or not all(destination.skip_empty for destination in destinations):
         return _mark_empty(outputs)
     kept = []
@@ -170,7 +170,7 @@ def md5_sidecar(output):
     path = output.path.with_name(output.path.name + ".md5")
     path.write_bytes(f"{output.md5}  {output.name}\n".encode())
     # Same row count as its file: where an empty file is not sent, neither is its checksum.
-    sidecar = OutputFile(path=path, name=output.name + ".md5", rows=output.rows)
-    sidecar.size, sidecar.md5 = checksum(path)
+    sidecar = OutputFile(path=path, name=output.name + ".md5", rows=output.rows, sidecar=True)
+    sidecar.size, sidecar.md5, sidecar.sha256 = checksum(path)
     return sidecar
 

@@ -201,8 +201,11 @@ def named_values(task, run, moment):
 
 
 def stored_parameters(task):
-    """(key, raw value, sensitive, "project"/"task") with the task's rows overriding the project's."""
+    """(key, raw value, sensitive, "organization"/"project"/"task"): the organization's rows, overridden by the
+    project's, overridden by the task's (the nearest level wins)."""
     rows = {}
+    for parameter in task.project.organization.parameters.all():
+        rows[parameter.key] = (parameter.key, parameter.value, parameter.sensitive, "organization")
     for parameter in task.project.parameters.all():
         rows[parameter.key] = (parameter.key, parameter.value, parameter.sensitive, "project")
     if task.pk:
@@ -218,7 +221,8 @@ def evaluate(value, named, moment):
 
 
 def resolve(task, run=None, when=None):
-    """Every parameter of a run: named values, then project values overridden by the task's.
+    """Every parameter of a run: named values, then organization values overridden by the project's, then by
+    the task's.
 
     Date values are `datetime.date` (str() gives YYYY-MM-DD); `now` is the aware moment itself.
     """
@@ -326,6 +330,7 @@ def known_names(project, task=None, posted=None):
     names = set(NAMED_DATES) | {"now", "run_id", "task", "project"}
     if project is not None:
         names |= set(project.parameters.values_list("key", flat=True))
+        names |= set(project.organization.parameters.values_list("key", flat=True))
     if task is not None and task.pk:
         names |= set(task.parameters.values_list("key", flat=True))
     for field, value in (posted or {}).items():

@@ -12,6 +12,7 @@ from runs.sources import preview_query
 
 def preview(task, when=None):
     """What a run at `when` (default now) would use: every parameter, the file name, the query."""
+    task = task.with_effective_settings()
     moment = run_moment(task, None, when)
     errors = []
     params = {}
@@ -52,7 +53,7 @@ def preview(task, when=None):
         "errors": errors,  # masked below: a format error quotes the value it could not format
     }
     if task.pk:
-        for destination in task.destinations.select_related("connection"):
+        for destination in task.destinations_in_effect():
             result["folders"].append({"connection": destination.connection.name,
                                       "folder": attempt("Folder", lambda: render(destination.folder, params))})
     result.update(task.source.preview(task, params, secrets=secrets, attempt=attempt))

@@ -66,7 +66,8 @@ def script_environment(ctx, step, inputs, environment, home):
         "ETL_STEP": step,
         "ETL_TASK_ID": str(task.pk), "ETL_TASK_NAME": task.name,
         "ETL_PROJECT_ID": str(project.pk), "ETL_PROJECT_NAME": project.name,
-        "ETL_RUN_ID": str(run.pk), "ETL_RUN_ATTEMPT": str(run.attempt),
+        "ETL_RUN_ID": str(run.pk or ""), "ETL_RUN_ATTEMPT": str(run.attempt),
+        "ETL_DRY_RUN": "1" if ctx.dry_run else "",
         "ETL_RUN_TRIGGER": str(run.trigger),
         "ETL_RUN_SCHEDULED_FOR": run.scheduled_for.isoformat() if run.scheduled_for else "",
         "ETL_RUN_FOLDER": str(ctx.folder),
@@ -85,7 +86,7 @@ def script_environment(ctx, step, inputs, environment, home):
             environ[f"ETL_SOURCE_{_variable_name(name)}"] = str(value)
     destinations = [dict(connection_details(destination.connection), folder=destination.folder,
                          overwrite=destination.overwrite)
-                    for destination in task.destinations.select_related("connection")]
+                    for destination in task.destinations_in_effect()]
     environ["ETL_CONNECTIONS"] = json.dumps({"source": source, "destinations": destinations})
     return {key: value.replace("\x00", "") for key, value in environ.items()}
 

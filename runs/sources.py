@@ -34,6 +34,7 @@ def source_connector(ctx, capability, what=None):
     if source is None:
         raise PipelineError("The task has no source connection", step="settings")
     connector = source.connector()
+    connector.read_only = ctx.dry_run  # a dry run's query must not write (Database.read_only)
     if capability not in connector.capabilities:
         raise PipelineError(f"{source.name} is a {source.kind_label} connection, not "
                             f"{what or 'a ' + capability}", step="settings")

@@ -25,21 +25,33 @@ def run_detail(request, pk):
 def run_live(request, pk):
     """The live part of a run (status, time, rows, controls), which htmx polls while the run goes. With
     `on=task`, also the Task Details parts that follow it: its history row, the task's controls and, once the
-    run ended, the file history (out-of-band swaps)."""
+    run ended, the file history (out-of-band swaps); on the run page, once it ended, the run's files."""
     run = access.get_run(request.user, pk)
     activate_zone(request, run.task.project.time_zone)
     on_task = request.GET.get("on") == "task"
     context = {"run": run, "can_edit": run.rights.can_edit, "on_task": on_task, "oob": on_task}
-    if on_task and run.is_finished:
+    if not on_task and run.is_finished:
+        context.update(files=run.files.all(), files_oob=True)  # the run page's file list, now complete
+    elif on_task and run.is_finished:
         context.update(files=Page(RunFile.objects.filter(run__task_id=run.task_id).select_related("run"), 1,
                                   FILES_PER_PAGE),
                        page_path=run.task.get_absolute_url())
     return render(request, "runs/_live.html", context)
 
 
-def run_log(request, pk):
-    """New log lines after `after` (an id) and the run's status, for the live log."""
+def run_manifest(request, pk):
+    """The run's delivery manifest (Run.manifest) as a JSON download."""
     run = access.get_run(request.user, pk)
+    response = JsonResponse(run.manifest(), json_dumps_params={"indent": 2})
+    response["Content-Disposition"] = f'attachment; filename="run-{run.pk}-manifest.json"'
+    return response
+
+
+def run_log(request, pk):
+    """New log lines after `after` (an id) and the run's status, for the live log; their times in the zone the
+    page shows (the viewer's, else the project's), like the lines the page itself rendered."""
+    run = access.get_run(request.user, pk)
+    activate_zone(request, run.task.project.time_zone)
     after = int_param(request, "after", default=0, minimum=0)
     lines = run.log_lines.filter(id__gt=after)[:1000]
     return JsonResponse({

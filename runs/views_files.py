@@ -1,15 +1,15 @@
-"""Task page actions on output files: resend a file from history, and preview a task's parameters."""
+"""Task page actions on output files: resend a file from history, preview a task's parameters, dry-run it."""
 from django.contrib import messages
-from django.http import JsonResponse
-from django.http import Http404
-from django.shortcuts import render
+from django.http import Http404, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts.middleware import activate_zone
 from connections.protocols import ConnectorError
 from etl_portal.web import safe_next
 from projects import access
-from runs import delivery, preview
-from runs.models import RunFile
+from runs import delivery, dry_run, preview
+from runs.models import DryRun, RunFile
 from tasks.models import Task
 
 
@@ -62,3 +62,25 @@ def task_preview(request, pk):
     if _wants_json(request):
         return JsonResponse(result, status=status)
     return render(request, "tasks/_preview.html", {"task": task, "preview_result": result}, status=status)
+
+
+@require_POST
+def task_dry_run(request, pk):
+    """Ask for a dry run of the task for the posted date (runs/dry_run.py); its page shows the report."""
+    task = access.get_task(request.user, pk, access.EDIT)
+    chosen = (request.POST.get("date") or "").strip()
+    try:
+        made = dry_run.request(task, request.user, chosen or None)
+    except ConnectorError as exc:
+        messages.error(request, exc.message)
+        return redirect("tasks:detail", task.pk)
+    return redirect("runs:dry-run", made.pk)
+
+
+def dry_run_detail(request, pk):
+    """The dry run's report; while the worker is at it, the page polls its own body (htmx)."""
+    made = get_object_or_404(DryRun.objects.select_related("requested_by"), pk=pk)
+    task = access.get_task(request.user, made.task_id)
+    activate_zone(request, task.project.time_zone)
+    template = "runs/_dry_run_body.html" if request.headers.get("HX-Request") else "runs/dry_run.html"
+    return render(request, template, {"dry_run": made, "task": task, "report": made.report})

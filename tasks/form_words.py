@@ -7,6 +7,7 @@ LABELS = {
     "project": "Project",
     "name": "Task name",
     "run_rank": "Order in a series project",
+    "drift_check": "When the output's columns or row count drift",
     "enabled": "Enabled (runs on the project's schedule)",
     "source_kind": "Where the data comes from",
     "source_connection": "Connection",
@@ -52,29 +53,42 @@ LABELS = {
     "retry_max_delay_seconds": "Longest wait between retries (seconds)",
     "publish_to_users": "Show the files in the file hub to these people",
     "publish_to_groups": "… and these groups",
+    "destination_connection": "Deliver to (connection)",
+    "destination_folder": "Folder on it",
+    "error_recipients": "On failure, email",
+    "error_smtp_connection": "… through (mail connection)",
+    "warning_recipients": "On warning, email",
+    "warning_smtp_connection": "… through (mail connection)",
+    "success_recipients": "On success, email",
+    "success_smtp_connection": "… through (mail connection)",
 }
 
 HELP = {
     "name": "Shown in lists and emails; {task} in a name or text stands for it.",
     "source_connection": "Only connections that can serve the chosen kind of source are listed.",
     "query": "Values are bound as query parameters, never pasted into the SQL.",
-    "timeout_seconds": "Blank: the portal's default.",
+    "timeout_seconds": "",
     "retention_days": "0 keeps them for ever.",
     "gpg_key": "Each file is encrypted to this key and gets .gpg added to its name.",
 }
 
 # Fields whose text takes {parameters}: the names available are listed under each of them.
-PARAMETER_FIELDS = ("query", "command", "file_pattern", "file_folder", "text_path", "file_name", "zip_name")
-FORMSET_PARAMETER_FIELDS = {"destinations": ("folder",), "notifications": ("subject", "message"),
+PARAMETER_FIELDS = ("query", "command", "file_pattern", "file_folder", "text_path", "file_name", "zip_name",
+                    "destination_folder")
+FORMSET_PARAMETER_FIELDS = {"destinations": ("folder", "marker_name"), "notifications": ("subject", "message"),
                             "conditions": ("query",)}
 BUILT_INS = NAMED_DATES + ("now", "run_id", "task", "project")
 
 FORMSET_LABELS = {
     "destinations": {"connection": "Deliver to", "folder": "Folder", "overwrite": "Replace a file of the same name",
-                     "skip_empty": "Skip empty files", "position": "Order"},
+                     "skip_empty": "Skip empty files", "marker": "Marker file when all files have landed",
+                     "marker_name": "Marker file name", "ack_pattern": "Acknowledgement file",
+                     "nack_pattern": "Refusal file", "ack_wait_minutes": "Wait for the answer (minutes)",
+                     "ack_failure": "A refusal or no answer makes the run a", "position": "Order"},
     "notifications": {"event": "When", "smtp_connection": "Send through (mail connection)",
                       "recipients": "To", "cc": "Cc", "bcc": "Bcc", "include_output": "Attach the files",
-                      "max_attachment_bytes": "Largest attachment (bytes)"},
+                      "max_attachment_bytes": "Largest attachment (bytes)",
+                      "attach_manifest": "Attach the delivery manifest (JSON)"},
     "conditions": {"kind": "Condition", "connection": "Database", "operator": "Is", "value": "Than"},
     "dependencies": {"upstream": "Run after task", "on": "When it"},
     "parameters": {"key": "Name", "sensitive": "Secret (masked everywhere)"},

@@ -4,12 +4,14 @@ from crispy_forms.helper import FormHelper
 from crispy_forms.layout import HTML, Div, Fieldset, Layout
 from django import forms
 from django.forms import inlineformset_factory
+from django.utils.html import format_html
 
 from connections.models import Connection
+from etl_portal.widgets import SearchSelect, SearchSelectMultiple
 from connections.protocols import DATABASE, FILES, KEY, MAIL, TEXT, registry
 from projects import access
 from projects.models import Organization, Parameter, Project
-from tasks import form_words, source_kinds
+from tasks import form_words, inheritance, source_kinds
 from tasks.models import Condition, Dependency, Destination, Notification, Task
 
 CODE = {"class": "code-editor font-monospace", "rows": 12, "spellcheck": "false"}
@@ -26,6 +28,31 @@ def offer_only(field, connections, capability, what):
 def shown_for(*kinds, field_names, switch="source_kind"):
     """Fields wrapped so connection-form style JS shows them only for the given values of `switch`."""
     return Div(*field_names, css_class="kind-field", data_switch=switch, data_kinds=" ".join(kinds))
+
+
+class ConnectionSelect(forms.Select):
+    """A connection picker whose options say what each connection can do (`data-capabilities`), so the task
+    form's script (static/js/source-connection.js) lists only those that fit the chosen kind of source."""
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        connection = getattr(value, "instance", None)
+        if connection is not None:
+            protocol = connection.protocol
+            option["attrs"]["data-capabilities"] = " ".join(sorted(protocol.capabilities)) if protocol else ""
+        return option
+
+
+class SourceKindSelect(forms.Select):
+    """The kind of source, each option naming the capability its source connection needs (`data-needs`)."""
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        kind = source_kinds.get(value)
+        needs = getattr(kind, "source_connection_capability", None) if kind else None
+        if needs:
+            option["attrs"]["data-needs"] = str(needs)
+        return option
 
 
 class Sections(TabHolder):
@@ -69,17 +96,43 @@ def source_layout():
     return shown
 
 
-class TaskForm(forms.ModelForm):
+class OmittedKeepsDefault:
+    """The `keep_default` fields are optional: a post that does not carry one (a script or an older copy of the
+    page) keeps the model's default rather than failing as "required"."""
+
+    keep_default = ()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in self.keep_default:
+            self.fields[name].required = False
+
+    def clean(self):
+        cleaned = super().clean()
+        for name in self.keep_default:
+            if cleaned.get(name) in (None, ""):
+                cleaned[name] = self._meta.model._meta.get_field(name).get_default()
+        return cleaned
+
+
+class TaskForm(OmittedKeepsDefault, forms.ModelForm):
+    keep_default = ("drift_check",)
+
     class Meta:
         model = Task
         exclude = ("created_at", "updated_at")
         widgets = {
+            "source_kind": SourceKindSelect,
+            "source_connection": ConnectionSelect,
             "query": forms.Textarea(attrs={**CODE, "data-mode": "text/x-sql"}),
             "script": forms.Textarea(attrs={**CODE, "data-mode": "text/x-python"}),
             "processing_script": forms.Textarea(attrs={**CODE, "data-mode": "text/x-python"}),
             "command": forms.Textarea(attrs={**CODE, "rows": 5, "data-mode": "text/x-sh"}),
             "description": forms.Textarea(attrs={"rows": 2}),
-            "publish_to_users": forms.SelectMultiple(attrs={"size": 4}),
+            # Search pickers: lists that grow with the portal (etl_portal/widgets.py).
+            "project": SearchSelect("tasks:pick-project", placeholder="Find a project: type part of its name"),
+            "publish_to_users": SearchSelectMultiple("tasks:pick-person", placeholder="Find a person by name",
+                                                     attrs={"size": 4}),
             "publish_to_groups": forms.SelectMultiple(attrs={"size": 4}),
         }
 
@@ -104,6 +157,7 @@ class TaskForm(forms.ModelForm):
         self.fields["processing_location"].choices = [("", "No processing script")] + list(
             Task.TextLocation.choices)
         self._analyst_words()
+        self._shared_settings(connections)
         self.helper = FormHelper()
         self.helper.form_tag = False
         self.helper.layout = Layout(
@@ -121,19 +175,25 @@ class TaskForm(forms.ModelForm):
                         data_switch="processing_location", data_kinds="remote"),
                     css_id="section-processing"),
                 Tab("Output", "file_name", HTML("{% include 'tasks/_try_name.html' %}"), "file_format",
+                    # A blank format is inherited: its options stay visible, as they may be inherited too.
                     Div("csv_delimiter", "csv_quoting", css_class="kind-field", data_switch="file_format",
-                        data_kinds="csv"),
-                    shown_for("csv", "fixed", field_names=["line_terminator", "encoding"], switch="file_format"),
+                        data_kinds="csv "),
+                    shown_for("csv", "fixed", "", field_names=["line_terminator", "encoding"], switch="file_format"),
                     shown_for("fixed", field_names=["fixed_width_layout"], switch="file_format"),
-                    shown_for("parquet", field_names=["parquet_compression"], switch="file_format"),
+                    shown_for("parquet", "", field_names=["parquet_compression"], switch="file_format"),
                     "cut_long_values", "append_to_lines", "gpg_key", "zip_output",
                     Div("zip_name", css_class="kind-field", data_switch="zip_output", data_kinds="on"),
                     "write_md5_file", "retention_days", css_id="section-output"),
-                Tab("Delivery",
+                Tab("Delivery", "drift_check",
                     HTML("{% include 'tasks/_formset.html' with formset=formsets.destinations title='Destinations' %}"),
+                    Fieldset("Default destination (when the list above is empty)", "destination_connection",
+                             "destination_folder"),
                     Fieldset("File hub", "publish_to_users", "publish_to_groups"), css_id="section-delivery"),
                 Tab("Notifications", "test_mode",
-                    Div("test_email", css_class="kind-field", data_switch="test_mode", data_kinds="on"),
+                    Div("test_email", css_class="kind-field", data_switch="test_mode", data_kinds="true unknown"),
+                    Fieldset("Mailboxes of each outcome", "error_recipients", "error_smtp_connection",
+                             "warning_recipients", "warning_smtp_connection", "success_recipients",
+                             "success_smtp_connection"),
                     HTML("{% include 'tasks/_formset.html' with formset=formsets.notifications title='Emails' %}"),
                     css_id="section-notifications"),
                 Tab("Schedule and retries", "priority", "max_instances", "timeout_seconds", "dependency_mode",
@@ -164,6 +224,31 @@ class TaskForm(forms.ModelForm):
         for name in form_words.PARAMETER_FIELDS:
             if name in self.fields:
                 self.fields[name].help_text = self.parameter_help
+
+    def _shared_settings(self, connections):
+        """Each shared setting (tasks/inheritance.py) may be left blank to inherit: its field says what it
+        inherits and from where (a badge linking to that level), with a button that blanks it."""
+        self.inherited = inheritance.inherited_for(self.project_for_words())
+        for setting in inheritance.SETTINGS:
+            item = self.inherited.get(setting.name)
+            inherit_label = f"Inherit: {item.display} ({item.level_label})" if item else "Inherit"
+            field = setting.form_field(connections.filter(organization__in=Organization.objects.where_role(
+                self.user).values("pk")), inherit_label=inherit_label)
+            field.label = form_words.LABELS.get(setting.name, setting.verbose())
+            own_help = form_words.HELP.get(setting.name, "")
+            if item:
+                url = item.source_url
+                badge = (format_html('<a href="{}" class="badge level-badge level-{}">{}{}</a>', url, item.level,
+                                     item.level_label, f": {item.source}" if item.source else "")
+                         if url else format_html('<span class="badge level-badge level-default">{}</span>',
+                                                 item.level_label))
+                inherits = format_html("Blank inherits <strong>{}</strong> {}", item.display, badge)
+            else:
+                inherits = "Blank inherits the project's, the organization's or the portal's value."
+            field.help_text = format_html(
+                '{} {} <button type="button" class="btn btn-link btn-sm p-0 align-baseline use-inherited" '
+                'data-inherit-field="{}">use inherited value</button>', own_help, inherits, setting.name)
+            self.fields[setting.name] = field
 
     def _require(self, cleaned, *names, message="This field is required for this kind of task."):
         for name in names:
@@ -203,7 +288,8 @@ class TaskForm(forms.ModelForm):
             if not access.project_rights(self.user, project).can_write_code:
                 self.add_error(None, access.refusal(access.CODE))
         if project:
-            for name in ("source_connection", "text_connection", "processing_connection", "gpg_key"):
+            for name in ("source_connection", "text_connection", "processing_connection", "gpg_key",
+                         *(setting.name for setting in inheritance.SETTINGS if setting.is_connection)):
                 connection = cleaned.get(name)
                 if connection and connection.organization_id != project.organization_id:
                     self.add_error(name, f"{connection.name} belongs to another organization than the project.")
@@ -216,7 +302,12 @@ class TaskForm(forms.ModelForm):
                 parse_layout(cleaned.get("fixed_width_layout"))
             except ConnectorError as exc:
                 self.add_error("fixed_width_layout", exc.message)
-        if cleaned.get("test_mode") and not cleaned.get("test_email"):
+        test_mode = cleaned.get("test_mode")
+        if test_mode is None and project:
+            test_mode = inheritance.inherited_for(project)["test_mode"].value
+        test_email = cleaned.get("test_email") or (
+            inheritance.inherited_for(project)["test_email"].value if project else "")
+        if test_mode and not test_email:
             from django.conf import settings
 
             if not getattr(settings, "ETL_EMAIL_TEST_ADDRESS", ""):
@@ -230,7 +321,7 @@ class TaskForm(forms.ModelForm):
         from runs.parameters import ParameterError, check_text, known_names
 
         names = known_names(cleaned.get("project"), self.instance, self.data)
-        for name in ("file_name", "zip_name", "file_folder", "file_pattern"):
+        for name in ("file_name", "zip_name", "file_folder", "file_pattern", "destination_folder"):
             text = cleaned.get(name) or ""
             for part in text.split(";") if name == "file_pattern" else [text]:
                 try:
@@ -268,15 +359,33 @@ def _formset(model, fields, fk_name=None, form=forms.ModelForm, widgets=None):
                                  widgets=widgets or {})
 
 
-DestinationFormSet = _formset(Destination, ("connection", "folder", "overwrite", "skip_empty", "position"))
+class DestinationForm(OmittedKeepsDefault, forms.ModelForm):
+    keep_default = ("ack_wait_minutes", "ack_failure")
+
+
+DestinationFormSet = _formset(Destination, ("connection", "folder", "overwrite", "skip_empty", "marker", "marker_name",
+                                            "ack_pattern", "nack_pattern", "ack_wait_minutes", "ack_failure",
+                                            "position"), form=DestinationForm)
 ParameterFormSet = _formset(Parameter, ("key", "value", "sensitive"), form=ParameterForm)
 ConditionFormSet = _formset(Condition, ("kind", "connection", "query", "operator", "value"),
                             widgets={"query": forms.Textarea(attrs={"rows": 2, "class": "font-monospace"})})
 NotificationFormSet = _formset(
     Notification, ("event", "smtp_connection", "recipients", "cc", "bcc", "subject", "message", "include_output",
-                   "max_attachment_bytes"),
+                   "max_attachment_bytes", "attach_manifest"),
     widgets={name: forms.Textarea(attrs={"rows": 2}) for name in ("recipients", "cc", "bcc", "message")})
-DependencyFormSet = _formset(Dependency, ("upstream", "on"), fk_name="downstream")
+DependencyFormSet = _formset(Dependency, ("upstream", "on"), fk_name="downstream", widgets={
+    "upstream": SearchSelect("tasks:pick-task", placeholder="Find a task: type part of its or its project's name")})
+
+
+def task_choice_label(task):
+    """How a task is named in pickers: tasks of different projects may share a name."""
+    return f"{task.name} · {task.project.name}"
+
+
+def upstream_choices(user, task=None):
+    """The tasks a task may run after: those the user sees, but itself (a cycle is refused on save)."""
+    tasks = Task.objects.visible_to(user).select_related("project").order_by("project__name", "name", "pk")
+    return tasks.exclude(pk=task.pk) if task is not None and task.pk else tasks
 
 
 # Which tab holds each inline list, so a list with an error opens its tab.
@@ -311,6 +420,9 @@ def task_formsets(user, data=None, instance=None, parameter_help=""):
             for name in form_words.FORMSET_PARAMETER_FIELDS.get(prefix, ()):
                 form.fields[name].help_text = parameter_help
             if "upstream" in form.fields:
-                form.fields["upstream"].queryset = Task.objects.visible_to(user).select_related("project").exclude(
-                    pk=instance.pk)
+                # A search picker (etl_portal/widgets.py): rendering every visible task took seconds at 10,000.
+                upstream = form.fields["upstream"]
+                upstream.queryset = upstream_choices(user, instance)
+                upstream.label_from_instance = task_choice_label
+                upstream.widget.search_params = {"exclude": instance.pk}
     return sets

@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.db.models import OuterRef, Subquery
@@ -17,6 +18,7 @@ def run_timeout_limit():
 MAX_RETENTION_DAYS = 36500  # 100 years
 MAX_RETRY_DELAY_SECONDS = 7 * 24 * 3600
 MAX_ATTACHMENT_BYTES = 100 * 1024 * 1024
+MAX_ACK_WAIT_MINUTES = 24 * 60  # a run holds its worker while it waits
 
 
 def bounded(low, high):
@@ -113,6 +115,11 @@ class Task(models.Model):
         AS_IS = "as_is", "Pass through unchanged (byte for byte)"
         REWRITE = "rewrite", "Re-write as CSV with the output settings"
 
+    class DriftCheck(models.TextChoices):
+        WARN = "warn", "Warn, and deliver"
+        STOP = "stop", "Stop delivery (the run fails)"
+        OFF = "off", "Don't check"
+
     class DependencyMode(models.TextChoices):
         ALL = "all", "All conditions"
         ANY = "any", "Any condition"
@@ -166,31 +173,53 @@ class Task(models.Model):
     # --- output file ---
     file_name = models.CharField(max_length=255, blank=True,
                                  help_text="Parameters allowed, e.g. orders_{yesterday:%Y%m%d}.csv")
-    file_format = models.CharField(max_length=10, choices=FileFormat.choices, default=FileFormat.CSV)
-    csv_delimiter = models.CharField(max_length=5, default=",")
-    csv_quoting = models.CharField(max_length=12, choices=Quoting.choices, default=Quoting.MINIMAL)
-    line_terminator = models.CharField(max_length=4, choices=LineTerminator.choices, default=LineTerminator.LF)
-    encoding = models.CharField(max_length=10, choices=Encoding.choices, default=Encoding.UTF8)
+    # The settings levels share (tasks/inheritance.py): NULL means "not set on the task", the project's or the
+    # organization's value applies, else the portal's default. Read them through effective_settings().
+    file_format = models.CharField(max_length=10, choices=FileFormat.choices, null=True, blank=True)
+    csv_delimiter = models.CharField(max_length=5, null=True, blank=True)
+    csv_quoting = models.CharField(max_length=12, choices=Quoting.choices, null=True, blank=True)
+    line_terminator = models.CharField(max_length=4, choices=LineTerminator.choices, null=True, blank=True)
+    encoding = models.CharField(max_length=10, choices=Encoding.choices, null=True, blank=True)
     cut_long_values = models.BooleanField(
         default=False, help_text="Cut a value longer than the format holds (an Excel cell's 32,767 characters, a "
                                  "fixed-width column) and count it in a warning, instead of failing the run.")
     fixed_width_layout = models.TextField(
         blank=True, help_text="Fixed width: one line per column, 'width [left|right] [pad] [format]', e.g. "
                               "'10 left space', '8 right 0', '8 left space %Y%m%d', '12 right 0 .2f'.")
-    parquet_compression = models.CharField(max_length=10, choices=Compression.choices, default=Compression.SNAPPY,
-                                           blank=True)
+    parquet_compression = models.CharField(max_length=10, choices=Compression.choices, null=True, blank=True)
     append_to_lines = models.CharField(max_length=50, blank=True, help_text="Characters appended to every line.")
     gpg_key = models.ForeignKey("connections.Connection", null=True, blank=True, on_delete=models.PROTECT,
                                 related_name="gpg_tasks", help_text="Encrypt each file to this key (.gpg).")
     zip_output = models.BooleanField(default=False)
     zip_name = models.CharField(max_length=255, blank=True, help_text="Parameters allowed; default: <task>.zip")
     write_md5_file = models.BooleanField(default=False, help_text="Deliver a .md5 file beside each file.")
-    retention_days = models.PositiveIntegerField(default=90, validators=bounded(0, MAX_RETENTION_DAYS),
+    retention_days = models.PositiveIntegerField(null=True, blank=True, validators=bounded(0, MAX_RETENTION_DAYS),
                                                  help_text="Keep output files this long (0: forever).")
 
+    # --- default destination (used when the task lists no destinations of its own) ---
+    destination_connection = models.ForeignKey(
+        "connections.Connection", null=True, blank=True, on_delete=models.PROTECT, related_name="default_for_tasks",
+        help_text="Where the files go when the task lists no destinations of its own.")
+    destination_folder = models.CharField(max_length=1024, null=True, blank=True,
+                                          help_text="Folder on that connection; parameters allowed.")
+
     # --- notifications ---
-    test_mode = models.BooleanField(default=False, help_text="Send every email to the test address instead.")
-    test_email = models.EmailField(blank=True)
+    drift_check = models.CharField(
+        max_length=4, choices=DriftCheck.choices, default=DriftCheck.WARN,
+        help_text="Before delivery: columns added, removed, renamed or retyped since the last good run, or a row "
+                  "count outside what this task usually returns (runs/drift.py).")
+    test_mode = models.BooleanField(null=True, blank=True, help_text="Send every email to the test address instead.")
+    test_email = models.EmailField(null=True, blank=True)
+    # The mailboxes of each outcome, beside the task's own emails (Notification); "none" sends none.
+    error_recipients = models.TextField(null=True, blank=True, help_text="Addresses; none: no email.")
+    error_smtp_connection = models.ForeignKey("connections.Connection", null=True, blank=True,
+                                              on_delete=models.PROTECT, related_name="error_mail_tasks")
+    warning_recipients = models.TextField(null=True, blank=True, help_text="Addresses; none: no email.")
+    warning_smtp_connection = models.ForeignKey("connections.Connection", null=True, blank=True,
+                                                on_delete=models.PROTECT, related_name="warning_mail_tasks")
+    success_recipients = models.TextField(null=True, blank=True, help_text="Addresses; none: no email.")
+    success_smtp_connection = models.ForeignKey("connections.Connection", null=True, blank=True,
+                                                on_delete=models.PROTECT, related_name="success_mail_tasks")
 
     # --- schedule-related ---
     priority = models.PositiveSmallIntegerField(default=50, validators=bounded(1, 100),
@@ -198,14 +227,15 @@ class Task(models.Model):
     max_instances = models.PositiveIntegerField(default=1, validators=bounded(1, 100))
     timeout_seconds = models.PositiveIntegerField(
         null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(run_timeout_limit)],
-        help_text="Blank: the portal's default.")
+        help_text="Blank: inherited, else the portal's default.")
     dependency_mode = models.CharField(max_length=3, choices=DependencyMode.choices, default=DependencyMode.ALL)
 
     # --- retries ---
-    retries = models.PositiveSmallIntegerField(default=0, validators=bounded(0, 100))
-    retry_delay_seconds = models.PositiveIntegerField(default=300, validators=bounded(0, MAX_RETRY_DELAY_SECONDS))
-    retry_backoff = models.BooleanField(default=False, help_text="Double the delay after every attempt.")
-    retry_max_delay_seconds = models.PositiveIntegerField(default=3600,
+    retries = models.PositiveSmallIntegerField(null=True, blank=True, validators=bounded(0, 100))
+    retry_delay_seconds = models.PositiveIntegerField(null=True, blank=True,
+                                                      validators=bounded(0, MAX_RETRY_DELAY_SECONDS))
+    retry_backoff = models.BooleanField(null=True, blank=True, help_text="Double the delay after every attempt.")
+    retry_max_delay_seconds = models.PositiveIntegerField(null=True, blank=True,
                                                           validators=bounded(0, MAX_RETRY_DELAY_SECONDS))
 
     # --- file hub ---
@@ -253,7 +283,9 @@ class Task(models.Model):
         organization than its project: each would hand one organization's data or credentials to another."""
         from connections.models import Connection
 
-        used = {self.source_connection_id, self.text_connection_id, self.processing_connection_id, self.gpg_key_id}
+        used = {self.source_connection_id, self.text_connection_id, self.processing_connection_id, self.gpg_key_id,
+                self.destination_connection_id, self.error_smtp_connection_id, self.warning_smtp_connection_id,
+                self.success_smtp_connection_id}
         used |= set(self.destinations.values_list("connection_id", flat=True))
         used |= set(self.conditions.values_list("connection_id", flat=True))
         used |= set(self.notifications.values_list("smtp_connection_id", flat=True))
@@ -265,13 +297,76 @@ class Task(models.Model):
 
         return reverse("tasks:detail", args=[self.pk])
 
+    # --- settings shared across levels (tasks/inheritance.py) ---
+
+    def effective_settings(self):
+        """{name: inheritance.Effective}: each shared setting's value in effect, its level and where it is set.
+        Read once per task object (resolve_many fills it for a whole list with one query)."""
+        from tasks import inheritance
+
+        if getattr(self, "_effective", None) is None:
+            inheritance.resolve_many([self])
+        return self._effective
+
+    def effective(self, name):
+        return self.effective_settings()[name].value
+
+    def with_effective_settings(self):
+        """This task with every shared setting's field holding its effective value, for a run or a preview:
+        the stages read `task.retries`, `task.encoding` as before. Such a task refuses to be saved, so an
+        inherited value never becomes the task's own by accident."""
+        if not getattr(self, "_settings_applied", False):
+            effective = self.effective_settings()
+            self.own_settings = {name: getattr(self, item.setting.model_field.attname)
+                                 for name, item in effective.items()}
+            for name, item in effective.items():
+                setattr(self, item.setting.model_field.name, item.value)
+            self._settings_applied = True
+        return self
+
+    def destinations_in_effect(self):
+        """The task's own destinations; without any, the default destination its levels set (a connection and
+        a folder at the task, project or organization), unsaved; else none."""
+        destinations = list(self.destinations.select_related("connection")) if self.pk else []
+        if destinations:
+            return destinations
+        connection = self.effective("destination_connection")
+        if connection is None:
+            return []
+        return [Destination(task=self, connection=connection, folder=self.effective("destination_folder") or "")]
+
+    @property
+    def retries_in_effect(self):
+        return self.effective("retries")
+
+    def forget_effective_settings(self):
+        self._effective = None
+
+    def use_inherited(self, name):
+        """Drop the task's own value of a shared setting, so the project's, organization's or portal's applies."""
+        from tasks import inheritance
+
+        setting = inheritance.get(name)
+        setattr(self, setting.model_field.attname, None)
+        self.save(update_fields=[setting.model_field.name, "updated_at"])
+        self.forget_effective_settings()
+
+    def save(self, *args, **kwargs):
+        if getattr(self, "_settings_applied", False):
+            raise RuntimeError("This task holds its effective (inherited) settings; save a fresh copy instead.")
+        self._effective = None
+        super().save(*args, **kwargs)
+
     @transaction.atomic
-    def duplicate(self, project=None):
-        """A disabled copy named "... (copy)" with its destinations, parameters, conditions and notifications;
-        into `project` (a duplicated project, see Project.duplicate) under its own name.
+    def duplicate(self, project=None, keep_name=False):
+        """A disabled copy named "... (copy)" with its destinations, parameters, conditions and notifications,
+        in `project` (default: the same one); with `keep_name` (a duplicated project's tasks, see
+        Project.duplicate) under its own name. It is a task template: settings the task inherits stay inherited
+        (NULL), so the copy takes them from its own project and organization.
 
         Secrets live on connections, which the copy shares, so nothing secret is copied or shown.
         """
+        project_id = getattr(project, "pk", None) or self.project_id
         related = {
             "destinations": list(self.destinations.all()),
             "parameters": list(self.parameters.all()),
@@ -279,14 +374,13 @@ class Task(models.Model):
             "notifications": list(self.notifications.all()),
         }
         users, groups = list(self.publish_to_users.all()), list(self.publish_to_groups.all())
-        name, number = (self.name, 1) if project is not None else (f"{self.name} (copy)", 2)
-        while project is None and Task.objects.filter(project=self.project_id, name=name).exists():
+        name, number = (self.name, 2) if keep_name else (f"{self.name} (copy)", 2)
+        while Task.objects.filter(project=project_id, name=name).exists():
             name, number = f"{self.name} (copy {number})", number + 1
         copy = Task.objects.get(pk=self.pk)
         copy.pk = copy.id = None
+        copy.project_id = project_id
         copy.name, copy.enabled = name, False
-        if project is not None:
-            copy.project = project
         copy._state.adding = True
         copy.save()
         copy.publish_to_users.set(users)
@@ -303,11 +397,34 @@ class Task(models.Model):
 class Destination(models.Model):
     """One place a task's output is delivered to; a task may have any number."""
 
+    class Marker(models.TextChoices):
+        NONE = "", "No marker file"
+        PER_FILE = "per_file", "<file>.done beside each file"
+        NAMED = "named", "One named file after all files"
+
+    class AckFailure(models.TextChoices):
+        WARNING = "warning", "Warning"
+        FAILURE = "failure", "Failure"
+
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="destinations")
     connection = models.ForeignKey("connections.Connection", on_delete=models.PROTECT, related_name="destinations")
     folder = models.CharField(max_length=1024, blank=True, help_text="Folder under the connection's base folder.")
     overwrite = models.BooleanField(default=True)
     skip_empty = models.BooleanField(default=False, help_text="Don't send empty files (no data rows / zero bytes).")
+    # Proof for the receiver that everything has landed (runs/delivery_proof.py).
+    marker = models.CharField(max_length=10, choices=Marker.choices, blank=True, default=Marker.NONE)
+    marker_name = models.CharField(max_length=255, blank=True,
+                                   help_text="The marker file's name when it is one named file. Parameters allowed.")
+    # The receiver's answer: an acknowledgement (or a refusal) file per delivered file.
+    ack_pattern = models.CharField(max_length=255, blank=True,
+                                   help_text="The receiver's acknowledgement file, {name} standing for each "
+                                             "delivered file, e.g. {name}.ack. Empty: no acknowledgement expected.")
+    nack_pattern = models.CharField(max_length=255, blank=True,
+                                    help_text="The receiver's refusal file, e.g. {name}.nack.")
+    ack_wait_minutes = models.PositiveIntegerField(default=30, validators=bounded(0, MAX_ACK_WAIT_MINUTES),
+                                                   help_text="How long the run waits for the answer (0: look once).")
+    ack_failure = models.CharField(max_length=10, choices=AckFailure.choices, default=AckFailure.WARNING,
+                                   help_text="What a refusal or no answer in time makes of the run.")
     position = models.PositiveIntegerField(default=0)
     history = HistoricalRecords(app="audit")
 
@@ -316,6 +433,27 @@ class Destination(models.Model):
 
     def __str__(self):
         return f"{self.connection.name}:{self.folder or '/'}"
+
+    def clean(self):
+        super().clean()
+        errors = self.proof_setting_errors(vars(self))
+        if errors:
+            raise ValidationError(errors)
+
+    @classmethod
+    def proof_setting_errors(cls, values):
+        """{field: message} for marker and acknowledgement settings that cannot work; the form and the API both
+        ask here."""
+        errors = {}
+        if values.get("marker") == cls.Marker.NAMED and not (values.get("marker_name") or "").strip():
+            errors["marker_name"] = "Name the marker file, or choose another kind of marker."
+        for field in ("ack_pattern", "nack_pattern"):
+            pattern = values.get(field) or ""
+            if pattern and "{name}" not in pattern:
+                errors[field] = "Put {name} where the delivered file's name goes, e.g. {name}.ack."
+        if values.get("nack_pattern") and not values.get("ack_pattern"):
+            errors.setdefault("ack_pattern", "A refusal file needs an acknowledgement file to wait for too.")
+        return errors
 
 
 class Dependency(models.Model):
@@ -396,6 +534,9 @@ class Notification(models.Model):
     include_output = models.CharField(max_length=10, choices=Output.choices, default=Output.NONE)
     max_attachment_bytes = models.PositiveIntegerField(default=10 * 1024 * 1024,
                                                        validators=bounded(0, MAX_ATTACHMENT_BYTES))
+    attach_manifest = models.BooleanField(default=False,
+                                          help_text="Attach the run's delivery manifest (files, sizes, checksums, "
+                                                    "where each landed) as JSON.")
     history = HistoricalRecords(app="audit")
 
     class Meta:

@@ -30,8 +30,9 @@ def form_parameters(task, formset):
     parameters, then the task's from the posted Parameters list (the saved ones when the list is unchanged)."""
     moment = run_moment(task)
     named = named_values(task, None, moment)
-    values, secrets, rows = dict(named), [], []
-    stored = [(p.key, p.value, p.sensitive, "project") for p in task.project.parameters.all()]
+    values, secrets = dict(named), []
+    stored = [(p.key, p.value, p.sensitive, "organization") for p in task.project.organization.parameters.all()]
+    stored += [(p.key, p.value, p.sensitive, "project") for p in task.project.parameters.all()]
     formset.is_valid()
     for form in formset.forms:
         data = getattr(form, "cleaned_data", {}) or {}

@@ -17,7 +17,7 @@ from runs.queueing import enqueue_run
 from runs.orchestration import find_cycle
 from runs import charts
 from runs.models import Run, RunFile
-from tasks import try_out
+from tasks import inheritance, try_out
 from runs.views import FILES_PER_PAGE
 from tasks.clouds import name_cloud
 from tasks.forms import FORMSET_TABS, TaskForm, task_formsets
@@ -83,6 +83,7 @@ CHART_RUNS = 30
 def task_detail(request, pk):
     task = access.get_task(request.user, pk, queryset=Task.objects.select_related(
         "source_connection", "text_connection", "processing_connection", "gpg_key"))
+    task.with_effective_settings()  # the page shows what a run would use; the panel says where each comes from
     activate_zone(request, task.project.time_zone)
     status = request.GET.get("status", "")
     if status and status not in Run.Status.values:
@@ -98,6 +99,10 @@ def task_detail(request, pk):
     # The chart of the last finished runs (oldest first): one query, drawn on the server (runs/charts.py).
     chart_runs = task.runs.filter(started_at__isnull=False, finished_at__isnull=False).only(
         "pk", "task_id", "status", "started_at", "finished_at", "rows").order_by("-id")[:CHART_RUNS]
+    # The latest finished run, when its output drifted and nobody accepted it yet (runs/drift.py).
+    last_finished = task.runs.filter(status__in=Run.FINISHED).only("pk", "drift", "task_id").first()
+    drifted_run = (last_finished if last_finished and last_finished.drift
+                   and not last_finished.drift.get("accepted_by") else None)
     files = Page(RunFile.objects.filter(run__task=task).select_related("run"),
                  int_param(request, "file_page", default=1, minimum=1, maximum=100000), FILES_PER_PAGE)
     return render(request, "tasks/task_detail.html", {
@@ -105,7 +110,8 @@ def task_detail(request, pk):
         # What the source kind (tasks/source_kinds/) shows of itself.
         "source_summary": task.source.summary(task),
         "source_text": task.source.detail_text(task),
-        "destinations": task.destinations.select_related("connection"),
+        "destinations": task.destinations_in_effect(),
+        "shared_settings": inheritance.grouped(task.effective_settings()),
         "parameters": task.parameters.all(),
         "conditions": task.conditions.select_related("connection"),
         "notifications": task.notifications.select_related("smtp_connection"),
@@ -115,10 +121,13 @@ def task_detail(request, pk):
         "statuses": Run.Status.choices,
         "live_run": live_run,
         "run_chart": charts.run_history(list(chart_runs)[::-1]),
+        "drifted_run": drifted_run,
         "live_lines": live_run.log_lines.all() if live_run else [],
         "files": files,
         "can_edit": task.rights.can_edit,
         "rights": task.rights,
+        "template_projects": Project.objects.editable_by(request.user).filter(
+            organization=task.project.organization_id).exclude(pk=task.project_id).order_by("name"),
         "is_running": bool(live_run and live_run.status == Run.Status.RUNNING),
     })
 
@@ -181,9 +190,34 @@ def task_delete(request, pk):
 
 @require_POST
 def task_duplicate(request, pk):
-    copy = access.get_task(request.user, pk, access.EDIT).duplicate()
+    """A disabled copy, here or (as a task template) in another project of the organization: the settings the
+    task inherits stay inherited, so the copy takes them from its new project."""
+    task = access.get_task(request.user, pk, access.VIEW)
+    project = task.project
+    if request.POST.get("template_project"):
+        project = access.get_project(request.user, int_param(request, "template_project", minimum=1,
+                                                                        source=request.POST), access.EDIT)
+        if project.organization_id != task.project.organization_id:
+            raise BadRequest("A task template is used within its organization: its connections belong there.")
+    else:
+        access.require(task.rights, access.EDIT)
+    copy = task.duplicate(project=project)
     messages.success(request, f"Created {copy.name} (disabled). Review it, then enable it.")
     return redirect(copy)
+
+
+@require_POST
+def task_use_inherited(request, pk):
+    """One click on Task Details or the task form: drop the task's own value of a shared setting."""
+    task = access.get_task(request.user, pk, access.EDIT)
+    name = request.POST.get("setting", "")
+    if name not in inheritance.NAMES:
+        raise BadRequest(f"{name!r} is not a shared setting.")
+    task.use_inherited(name)
+    item = task.effective_settings()[name]
+    messages.success(request, f"{task.name} now uses the {item.level_label}'s {item.setting.verbose().lower()}: "
+                              f"{item.display}.")
+    return redirect(task)
 
 
 @require_POST
@@ -247,6 +281,7 @@ def task_try(request):
     form = TaskForm(request.POST, instance=task, user=request.user)
     unsaved = try_out.unsaved_task(form)
     unsaved.project = project
+    unsaved.with_effective_settings()  # a blank format, encoding ... is the project's or organization's
     formsets = task_formsets(request.user, request.POST, instance=task)
     params, secrets, moment = try_out.form_parameters(unsaved, formsets["parameters"])
     what = "query" if request.POST.get("try") == "query" else "name"

@@ -9,9 +9,9 @@ import pytest
 from django.contrib.auth.models import Group, Permission, User
 from django.core.management import CommandError, call_command
 
-from connections.models import Connection
+from connections.models import Connection, ConnectionTest
 from projects.models import Membership, Organization, Parameter, Project, SystemJob, Trigger
-from runs.models import FileDownload, Run, RunFile, RunLog
+from runs.models import Backfill, DryRun, FileDownload, Run, RunFile, RunLog
 from tasks.models import Condition, Dependency, Destination, Notification, Task
 from tests.conftest import PASSWORD
 
@@ -61,7 +61,10 @@ def w(organization, owner, member, org_admin, outsider, staff, tmp_path):
             "parameter": Parameter.objects.create(task=task, key=f"{prefix}_key", value="v"),
             "trigger": Trigger.objects.create(project=project, kind="interval", every=1, unit="days"),
             "runlog": RunLog.objects.create(run=run, message="hello"),
+            "backfill": backfill_of(task),
             "filedownload": FileDownload.objects.create(run_file=run_file, user=staff),
+            "dryrun": DryRun.objects.create(task=task, scheduled_for=run.created_at),
+            "connectiontest": ConnectionTest.objects.create(connection=connection, ok=True, message="fine"),
             "membership": Membership.objects.get(organization=org, user=org_admin if prefix == "A" else outsider),
             "organization": org,
         }
@@ -69,6 +72,13 @@ def w(organization, owner, member, org_admin, outsider, staff, tmp_path):
     users = {"member": member, "staff_viewer": staff_viewer, "editor": editor, "owner": owner,
              "org_admin": org_admin, "outsider": outsider, "superuser": staff}
     return {"users": users, "A": objects["A"], "G": objects["G"], "systemjob": objects["systemjob"]}
+
+
+def backfill_of(task):
+    """A batch of one date with its queued run."""
+    batch = Backfill.objects.create(project=task.project, task=task, first_date="2024-05-01", last_date="2024-05-01")
+    Run.objects.create(task=task, status=Run.Status.QUEUED, trigger=Run.Trigger.BACKFILL, backfill=batch)
+    return batch
 
 
 # Who may change (and delete) an Acme object of each model, by the need its admin declares.
@@ -95,6 +105,9 @@ MODELS = {
     "membership": ("projects", ADMINS, "role", "editor"),
     "organization": ("projects", ADMINS, "name", "Changed"),
     "filedownload": ("runs", EDITORS, None, None),
+    "backfill": ("runs", EDITORS, None, None),  # read-only: started from the pages and commands
+    "dryrun": ("runs", EDITORS, None, None),
+    "connectiontest": ("connections", ADMINS, "message", "changed"),
     "systemjob": ("projects", SUPERUSERS, "max_instances", 3),
 }
 
@@ -243,6 +256,7 @@ ACTIONS = [
     ("project", "reschedule", EDITORS, None),
     ("project", "duplicate", EDITORS, lambda o: Project.objects.filter(name__startswith=f"{o.name} (copy").count()),
     ("connection", "test_connections", EDITORS, lambda o: Connection.objects.get(pk=o.pk).last_tested_at),
+    ("backfill", "cancel_backfills", EDITORS, lambda o: Backfill.objects.get(pk=o.pk).cancelled_at),
     ("systemjob", "activate", SUPERUSERS, lambda o: SystemJob.objects.get(pk=o.pk).active),
     ("systemjob", "reschedule", SUPERUSERS, None),
     ("systemjob", "run_now", SUPERUSERS, None),
@@ -313,14 +327,18 @@ def commands(w):
         "run_task": (EDITORS, ["run_task", str(task.pk)], lambda: Run.objects.filter(task=task).count()),
         "run_project": (EDITORS, ["run_project", str(project.pk)], lambda: Run.objects.count()),
         "cancel_run": (EDITORS, ["cancel_run", str(run.pk)], lambda: Run.objects.get(pk=run.pk).status),
+        "backfill": (EDITORS, ["backfill", "--task", str(task.pk), "--from", "2024-05-01"],
+                     lambda: Run.objects.filter(task=task).count()),
+        "backfill_cancel": (EDITORS, ["backfill", "--cancel", str(w["A"]["backfill"].pk)],
+                            lambda: Backfill.objects.get(pk=w["A"]["backfill"].pk).cancelled_at),
         "reschedule_project": (EDITORS, ["reschedule_all", "--project", str(project.pk)], None),
         "reschedule_all": (SUPERUSERS, ["reschedule_all"], None),
         "rotate_secrets": (SUPERUSERS, ["rotate_secrets"], None),
     }
 
 
-@pytest.mark.parametrize("command", ["run_task", "run_project", "cancel_run", "reschedule_project",
-                                     "reschedule_all", "rotate_secrets"])
+@pytest.mark.parametrize("command", ["run_task", "run_project", "cancel_run", "backfill", "backfill_cancel",
+                                     "reschedule_project", "reschedule_all", "rotate_secrets"])
 @pytest.mark.parametrize("who", ALL)
 def test_commands_with_a_user_check_the_pages_rights(w, command, who):
     allowed, args, state = commands(w)[command]

@@ -10,7 +10,7 @@ from django.contrib.auth.models import Group, User
 
 from connections.models import Connection
 from projects.models import Membership, Organization, Parameter, Project, Trigger
-from runs.models import Run, RunFile
+from runs.models import Backfill, Run, RunFile
 from tasks.models import Destination, Task
 from tests import factories
 
@@ -59,8 +59,11 @@ def world(tmp_path, settings):
     queued = Run.objects.create(task=task, status=Run.Status.QUEUED)
     done = Run.objects.create(task=task, status=Run.Status.FAILED)
     run_file = factories.run_file(done, "orders.csv", size=3, md5="0" * 32)
+    batch = Backfill.objects.create(project=project, task=task, first_date="2024-05-01", last_date="2024-05-01")
+    Run.objects.create(task=task, status=Run.Status.QUEUED, trigger=Run.Trigger.BACKFILL, backfill=batch)
     return {"users": users, "a": org_a, "b": org_b, "shop": shop, "spare": spare, "project": project,
-            "task": task, "script_task": script_task, "queued": queued, "failed": done, "file": run_file}
+            "task": task, "script_task": script_task, "queued": queued, "done": done, "file": run_file,
+            "backfill": batch}
 
 
 def management(**counts):
@@ -115,12 +118,20 @@ ROWS = [
     ("task reschedule", lambda w: f"/tasks/{w['task'].pk}/reschedule/", dict, EDITORS | {"group_editor"}),
     ("task cancel retry", lambda w: f"/tasks/{w['task'].pk}/cancel-retry/", dict, EDITORS | {"group_editor"}),
     ("run cancel", lambda w: f"/runs/{w['queued'].pk}/cancel/", dict, EDITORS | {"group_editor"}),
-    ("runs rerun", lambda w: "/runs/rerun/", lambda w: {"run": w["failed"].pk}, EDITORS | {"group_editor"}),
+    ("runs rerun", lambda w: "/runs/rerun/", lambda w: {"run": w["done"].pk}, EDITORS | {"group_editor"}),
     ("project run", lambda w: f"/projects/{w['project'].pk}/run/", dict, EDITORS | {"group_editor"}),
     ("project disable all", lambda w: f"/projects/{w['project'].pk}/set-enabled/", lambda w: {"enabled": "0"},
      EDITORS | {"group_editor"}),
     ("project duplicate", lambda w: f"/projects/{w['project'].pk}/duplicate/", dict, EDITORS | {"group_editor"}),
+    ("task backfill", lambda w: f"/tasks/{w['task'].pk}/backfill/",
+     lambda w: {"first_date": "2024-05-01", "last_date": "2024-05-02", "max_dates": 1}, EDITORS | {"group_editor"}),
+    ("project backfill", lambda w: f"/projects/{w['project'].pk}/backfill/",
+     lambda w: {"first_date": "2024-05-01", "max_dates": 1}, EDITORS | {"group_editor"}),
+    ("backfill cancel", lambda w: f"/runs/backfills/{w['backfill'].pk}/cancel/", dict, EDITORS | {"group_editor"}),
     ("file resend", lambda w: f"/runs/files/{w['file'].pk}/resend/", dict, EDITORS | {"group_editor"}),
+    ("task dry run", lambda w: f"/tasks/{w['task'].pk}/dry-run/", lambda w: {"date": "2024-03-15"},
+     EDITORS | {"group_editor"}),
+    ("run accept drift", lambda w: f"/runs/{w['done'].pk}/accept-drift/", dict, EDITORS | {"group_editor"}),
     ("task try (Test query)", lambda w: "/tasks/try/", lambda w: {**task_data(w), "try": "query"},
      EDITORS | {"group_editor"}),
     ("connection new", lambda w: "/connections/new/", connection_data, ADMINS),
@@ -130,6 +141,10 @@ ROWS = [
      lambda w: connection_data(w, name="Spare", host="127.0.0.1", description="changed"), ADMINS),
     ("connection test", lambda w: f"/connections/{w['shop'].pk}/test/", dict, EDITORS),
     ("connection forget host key", lambda w: f"/connections/{w['spare'].pk}/forget-host-key/", dict, ADMINS),
+    ("connection windows", lambda w: f"/connections/{w['spare'].pk}/windows/",
+     lambda w: {**management(windows=1), "windows-0-kind": "weekly", "windows-0-days": ["0"],
+                "windows-0-start_time": "01:00", "windows-0-end_time": "02:00", "windows-0-time_zone": "UTC"},
+     ADMINS),
     ("connection delete", lambda w: f"/connections/{w['shop'].pk}/delete/", dict, set()),  # in use: nobody
     ("member add", lambda w: f"/organizations/{w['a'].pk}/members/add/",
      lambda w: {"user": "other_admin", "role": "viewer"}, ADMINS),
@@ -137,13 +152,21 @@ ROWS = [
      lambda w: {"role": "editor", "can_write_code": "on"}, ADMINS),
     ("member remove", lambda w: f"/organizations/{w['a'].pk}/members/{w['users']['viewer'].pk}/remove/", dict,
      ADMINS),
+    ("organization settings", lambda w: f"/organizations/{w['a'].pk}/settings/",
+     lambda w: {"retries": "2", "confirm": "1", "parameters-TOTAL_FORMS": 0, "parameters-INITIAL_FORMS": 0}, ADMINS),
+    ("project settings", lambda w: f"/projects/{w['project'].pk}/settings/",
+     lambda w: {"retries": "2", "confirm": "1"}, EDITORS | {"group_editor"}),
+    ("task use inherited value", lambda w: f"/tasks/{w['task'].pk}/use-inherited/",
+     lambda w: {"setting": "retries"}, EDITORS | {"group_editor"}),
 ]
 # Requests that change something when allowed (the others only queue work or may fail softly).
 CHANGING = {"project new", "project edit", "task new", "task new with a script", "task edit", "script edit",
             "task delete", "task duplicate", "task toggle", "task run", "task bulk disable", "run cancel",
             "runs rerun", "project run", "project disable all", "project duplicate",
+            "task backfill", "project backfill", "backfill cancel",
             "connection new", "sqlite connection new", "connection edit", "connection test",
-            "connection forget host key", "member add", "member change", "member remove"}
+            "connection forget host key", "member add", "member change", "member remove", "organization settings",
+            "project settings"}
 
 CODE_ROWS = {"task new with a script", "script edit"}
 CREATING = {"project new", "task new", "task new with a script", "connection new", "sqlite connection new"}
@@ -154,7 +177,7 @@ def snapshot():
     from django_q.models import Schedule
 
     models = [Organization, Membership, Project, Trigger, Parameter, Task, Destination, Connection, Run, RunFile,
-              Schedule]
+              Schedule, Backfill]
     return {model.__name__: sorted(map(repr, model.objects.values())) for model in models}
 
 
@@ -191,10 +214,15 @@ READ_URLS = [
     lambda w: f"/tasks/{w['task'].pk}/preview/",
     lambda w: f"/runs/{w['queued'].pk}/",
     lambda w: f"/runs/{w['queued'].pk}/log/",
+    lambda w: f"/runs/backfills/{w['backfill'].pk}/",
+    lambda w: f"/runs/{w['done'].pk}/manifest.json",
     lambda w: f"/connections/{w['shop'].pk}/",
     lambda w: f"/organizations/{w['a'].pk}/",
     lambda w: f"/tasks/{w['task'].pk}/history/",
     lambda w: f"/projects/{w['project'].pk}/history/",
+    lambda w: f"/organizations/{w['a'].pk}/settings/",
+    lambda w: f"/organizations/{w['a'].pk}/history/",
+    lambda w: f"/projects/{w['project'].pk}/settings/",
 ]
 
 
@@ -213,21 +241,27 @@ def test_the_table_covers_every_changing_url():
     from django.urls import get_resolver
 
     names = {name for name in _walk(get_resolver().url_patterns) if not name.endswith(":")}
-    read_only = {"dashboard:home", "runs:list", "tasks:list", "tasks:mine", "tasks:detail", "tasks:preview", "runs:detail", "runs:log", "runs:live",
-                 "runs:file-download",
+    read_only = {"dashboard:home", "runs:list", "tasks:list", "tasks:mine", "tasks:detail", "tasks:preview",
+                 "runs:detail", "runs:log", "runs:live",
+                 "runs:backfill", "runs:file-download", "runs:manifest", "runs:dry-run",
                  "files:hub", "projects:list", "projects:detail", "connections:list", "connections:detail",
                  "organizations:list", "organizations:detail", "tasks:history", "projects:history",
+                 "organizations:history",
                  "projects:cron-preview",  # describes a typed cron expression: reads nothing stored, changes nothing
+                 # the task form's picker searches: only what the user may choose (tests/test_task_form_pickers.py)
+                 "tasks:pick-task", "tasks:pick-project", "tasks:pick-person",
                  "login", "logout", "password_change",
                  "password_change_done", "password_reset", "password_reset_done", "password_reset_confirm",
                  "password_reset_complete",
                  "health", "metrics"}
     covered = {"projects:new", "projects:edit", "projects:reschedule", "tasks:new", "tasks:edit", "tasks:delete",
                "tasks:duplicate", "tasks:toggle", "tasks:run", "tasks:bulk", "tasks:reschedule", "tasks:cancel-retry",
-               "runs:cancel", "runs:file-resend", "connections:new", "connections:edit", "connections:test",
-               "connections:forget-host-key", "connections:delete", "organizations:member-add",
-               "runs:rerun", "projects:run", "projects:set-enabled", "projects:duplicate",
-               "organizations:member-change", "organizations:member-remove", "tasks:try"}
+               "runs:cancel", "runs:file-resend", "tasks:dry-run", "runs:accept-drift", "connections:new",
+               "connections:edit", "connections:test",
+               "connections:forget-host-key", "connections:delete", "connections:windows", "organizations:member-add",
+               "tasks:backfill", "projects:backfill", "runs:backfill-cancel",
+               "organizations:member-change", "organizations:member-remove", "tasks:try",
+               "organizations:settings", "projects:settings", "tasks:inherit"}
     own = {"account:settings"}  # changes only the signed-in user's own settings (tests/test_pages_live.py)
     # Reruns only what the user may run among everything they see, refusing a viewer (tests/test_dashboard.py).
     own |= {"dashboard:run-errored"}

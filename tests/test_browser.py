@@ -104,6 +104,7 @@ def test_an_analyst_builds_runs_and_reuses_a_task(page, owner, organization, tmp
     shot(page, "04-project")
 
     page.click("a.btn:has-text('New task')")
+    page.wait_for_load_state()  # the form's scripts (fields by kind, pickers) have run, not only its fields parsed
     page.fill("#id_name", "Orders export")
     page.select_option("#id_source_connection", label="Shop database (SQLite)")
     assert page.is_hidden("#id_command") and page.is_visible("#id_include_headers")

@@ -61,3 +61,20 @@ def test_cancelling_an_odbc_extract_stops_it(project, odbc_pg_connection):
     run.refresh_from_db()
     assert run.status == "cancelled", run.error
     assert time.monotonic() - started < 5
+
+
+def test_cancelling_a_parquet_extract_mid_stream_stops_copy_and_its_writer_thread(project, pg_connection):
+    """Parquet from PostgreSQL streams COPY into a writer thread (runs/parquet.py): both stop, nothing is left."""
+    task = Task.objects.create(project=project, name="Big Parquet", source_connection=pg_connection,
+                               file_format="parquet",
+                               query="SELECT g, md5(g::text) FROM generate_series(1, 50000000) g")
+    run = Run.objects.create(task=task)
+    worker = run_in_background(run)
+    wait_for(lambda: Run.objects.get(pk=run.pk).log_lines.filter(message__startswith="Running query").exists())
+    wait_for(lambda: any(thread.name == "parquet-writer" for thread in threading.enumerate()))
+    orchestration.cancel_run(Run.objects.get(pk=run.pk))
+    worker.join(timeout=30)  # 50 million rows take minutes: only a stopped COPY ends it in time
+    run.refresh_from_db()
+    assert run.status == "cancelled", run.error
+    assert not any(thread.name == "parquet-writer" for thread in threading.enumerate())
+    assert not run.files.exists()

@@ -181,5 +181,7 @@ def test_a_run_delivers_its_file_to_the_ftp_server(ftp_connection, ftpd, organiz
     assert run.status == "succeeded", run.error
     assert (folder / "people.csv").read_bytes() == b'id,name\n1,Ann\n2,"Bob, Jr."\n'
     assert [p.name for p in folder.iterdir()] == ["people.csv"]
-    assert run.files.get().deliveries == [{"connection": "Vendor FTP", "kind": "ftp",
-                                           "path": f"{folder.name}/people.csv"}]
+    [delivery] = run.files.get().deliveries
+    assert {key: delivery[key] for key in ("connection", "kind", "path", "remote_size", "verified")} == {
+        "connection": "Vendor FTP", "kind": "ftp", "path": f"{folder.name}/people.csv", "remote_size": 27,
+        "verified": "size and sha256"}

@@ -54,7 +54,7 @@ def test_connection_test_reports_success(based_smb):
     connection, folder = based_smb
     (folder / "one.csv").write_bytes(b"1")
     assert services.test_connection(connection) == (
-        True, f"Connected to share 'etl' on 127.0.0.1; 1 files in folder {folder.name}.")
+        True, f"Connected to share 'etl' on 127.0.0.1; 1 file and 0 folders in folder {folder.name}.")
 
 
 def test_wrong_password_is_an_authentication_failure_without_the_password(smb_connection):
@@ -148,5 +148,7 @@ def test_a_run_delivers_its_file_to_the_share(smb_connection, smbd, organization
     assert run.status == "succeeded", run.error
     assert (folder / "people.csv").read_bytes() == b'id,name\n1,Ann\n2,"Bob, Jr."\n'
     assert [p.name for p in folder.iterdir()] == ["people.csv"]
-    assert run.files.get().deliveries == [{"connection": "Finance share", "kind": "smb",
-                                           "path": f"{folder.name}/people.csv"}]
+    [delivery] = run.files.get().deliveries
+    assert {key: delivery[key] for key in ("connection", "kind", "path", "remote_size", "verified")} == {
+        "connection": "Finance share", "kind": "smb", "path": f"{folder.name}/people.csv", "remote_size": 27,
+        "verified": "size"}

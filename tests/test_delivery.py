@@ -123,7 +123,7 @@ def test_resend_goes_to_the_current_destinations_and_is_logged(make_task, sqlite
     assert "orders_20240314.csv resent to Vendor SFTP" in page.content.decode()
     line = run.log_lines.filter(message__startswith="Resent").get()
     assert line.message == (f"Resent orders_20240314.csv to Vendor SFTP:{sftp_folder}/20240315/orders_20240314.csv"
-                            " (requested by olivia)")
+                            " (size checked) (requested by olivia)")
     record.refresh_from_db()
     assert [d["connection"] for d in record.deliveries] == ["Old drop", "Vendor SFTP"]
     assert record.deliveries[1]["resent_by"] == "olivia"

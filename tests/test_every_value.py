@@ -3,7 +3,9 @@ value by value with the engine's own text form of each value (`col::text` in Pos
 MariaDB, CAST AS TEXT in SQLite).
 
 The only documented differences: booleans are true/false; numbers are compared by value where the format
-keeps them as numbers (JSON Lines, Excel, Parquet); Excel text carries ECMA-376's `_xHHHH_` escapes.
+keeps them as numbers (JSON Lines, Excel, Parquet); Excel text carries ECMA-376's `_xHHHH_` escapes; fixed
+width writes NULL and an empty string alike (padding) and refuses line breaks, so its check leaves out the
+text column holding them.
 """
 import datetime
 import decimal
@@ -14,6 +16,7 @@ import openpyxl
 import psycopg
 import pytest
 
+from connections.protocols.postgres import PostgresDatabase
 from runs.errors import PipelineError
 from runs.extract import extract_to_csv
 from runs.formats import CsvOptions
@@ -129,7 +132,27 @@ def read_duckdb(path, names):
         return [list(row) for row in result.fetchall()]
 
 
-READERS = {"csv": read_csv, "jsonl": read_jsonl, "xlsx": read_xlsx, "parquet": read_parquet}
+FIXED_WIDTH = 40  # wider than every value; "~" pads, so trailing spaces of a value stay visible
+
+
+def fixed_options(names):
+    return CsvOptions(layout="\n".join([f"{FIXED_WIDTH} left ~"] * len(names)))
+
+
+def read_fixed(path, names):
+    """Fixed-width fields without their padding; a field of padding only is NULL (or an empty string: the
+    format cannot tell them apart, documented)."""
+    lines = path.read_bytes().decode().split("\n")
+    assert lines.pop() == ""
+    rows = []
+    for line in lines:
+        assert len(line) == FIXED_WIDTH * len(names)
+        fields = [line[index:index + FIXED_WIDTH].rstrip("~") for index in range(0, len(line), FIXED_WIDTH)]
+        rows.append([field or None for field in fields])
+    return rows
+
+
+READERS = {"csv": read_csv, "jsonl": read_jsonl, "xlsx": read_xlsx, "parquet": read_parquet, "fixed": read_fixed}
 
 
 def same(expected, got, column):
@@ -191,16 +214,43 @@ def test_postgresql_every_value_in_every_format(awkward_pg, pg_connection, odbc_
 PARQUET_COLUMNS = "id, c, t, n, f, b, bin, a, ta, j, jb, iv, m, u, tt, r, ip"
 
 
-@pytest.mark.parametrize("path", ["native", "odbc"])
+@pytest.mark.parametrize("path", ["native", "native bound", "odbc", "odbc bound"])
 def test_postgresql_every_value_in_parquet_read_by_pyarrow_and_duckdb(awkward_pg, pg_connection, odbc_pg_connection,
                                                                       tmp_path, path):
     names, expected = awkward_pg
     kept = PARQUET_COLUMNS.split(", ")
     expected = [[row[names.index(name)] for name in kept] for row in expected]
-    connection = odbc_pg_connection if path == "odbc" else pg_connection
-    parquet = extract(connection, tmp_path, "parquet", f"SELECT {PARQUET_COLUMNS} FROM awkward ORDER BY id")
+    connection = odbc_pg_connection if path.startswith("odbc") else pg_connection
+    query, params = f"SELECT {PARQUET_COLUMNS} FROM awkward ORDER BY id", None
+    if path.endswith("bound"):
+        mark = "?" if path.startswith("odbc") else "%s"
+        query, params = f"SELECT {PARQUET_COLUMNS} FROM awkward WHERE id > {mark} ORDER BY id", [0]
+    parquet = extract(connection, tmp_path, "parquet", query, params)
     assert_same(kept, expected, read_parquet(parquet, kept), f"{path} parquet")
     assert_same(kept, expected, read_duckdb(parquet, kept), f"{path} parquet in duckdb")
+
+
+def test_parquet_through_copy_holds_what_the_row_by_row_writer_holds(awkward_pg, pg_connection, tmp_path,
+                                                                     monkeypatch):
+    """From PostgreSQL, Parquet is parsed from COPY's text; the writer fed Python values (every other engine,
+    or parameters COPY cannot take) must give the same columns, types and values."""
+    import pyarrow.parquet as pq
+
+    from runs.extract import _portable_path
+    from runs.parquet import ParquetWriter
+
+    query = (f"SELECT {PARQUET_COLUMNS}, 1.5::float4 AS f4, 7::int8 AS big, 'pg_class'::regclass::oid AS o, "
+             "'03:04:05.123456'::time AS tm, d::text AS day_text, (id * 1.25)::numeric(6,2) AS amount "
+             "FROM awkward ORDER BY id")
+    with monkeypatch.context() as patch:  # the COPY path alone: no row-by-row fallback
+        patch.setattr(PostgresDatabase, "execute", lambda *args: pytest.fail("read row by row"))
+        copied = pq.read_table(extract(pg_connection, tmp_path, "parquet", query))
+    with open(tmp_path / "values.parquet", "wb") as out:
+        _portable_path(pg_connection.connector(), query, out, CsvOptions(), lambda rows: None, 100, ParquetWriter)
+    by_value = pq.read_table(tmp_path / "values.parquet")
+    assert copied.schema == by_value.schema
+    assert copied.to_pylist() == by_value.to_pylist()
+    assert copied.num_rows == 5 and copied.column("amount").to_pylist()[0] == decimal.Decimal("1.25")
 
 
 def test_parquet_keeps_decimal_precision_and_zones_as_utc_instants(pg_connection, tmp_path):
@@ -280,7 +330,7 @@ MARIADB_ROWS = [
 ]
 
 
-@pytest.mark.parametrize("file_format", ["csv", "jsonl", "xlsx", "parquet"])
+@pytest.mark.parametrize("file_format", ["csv", "jsonl", "xlsx", "parquet", "fixed"])
 def test_mariadb_every_value_in_every_format(odbc_mariadb_connection, tmp_path, file_format):
     import pyodbc
 
@@ -295,11 +345,13 @@ def test_mariadb_every_value_in_every_format(odbc_mariadb_connection, tmp_path, 
         "SELECT CAST(id AS CHAR), t, CAST(n AS CHAR), CAST(f AS CHAR), CAST(d AS CHAR), CAST(ts AS CHAR), "
         "CASE WHEN bin IS NOT NULL THEN CONCAT('\\\\x', LOWER(HEX(bin))) END, j FROM awkward ORDER BY id")]
     db.close()
-    path = extract(connection, tmp_path, file_format, "SELECT * FROM awkward ORDER BY id")
+    names, expected = without_line_breaks(names, expected, file_format)
+    path = extract(connection, tmp_path, file_format, f"SELECT {', '.join(names)} FROM awkward ORDER BY id",
+                   options=fixed_options(names) if file_format == "fixed" else CsvOptions())
     assert_same(names, expected, READERS[file_format](path, names), f"mariadb {file_format}")
 
 
-@pytest.mark.parametrize("file_format", ["csv", "jsonl", "xlsx", "parquet"])
+@pytest.mark.parametrize("file_format", ["csv", "jsonl", "xlsx", "parquet", "fixed"])
 def test_sqlite_every_value_in_every_format(sqlite_db, tmp_path, file_format):
     import sqlite3
 
@@ -313,5 +365,31 @@ def test_sqlite_every_value_in_every_format(sqlite_db, tmp_path, file_format):
         "SELECT CAST(id AS TEXT), t, CAST(x AS TEXT), CAST(i AS TEXT), "
         "CASE WHEN bin IS NOT NULL THEN '\\x' || lower(hex(bin)) END FROM awkward ORDER BY id")]
     db.close()
-    path = extract(sqlite_db, tmp_path, file_format, "SELECT * FROM awkward ORDER BY id")
+    names, expected = without_line_breaks(names, expected, file_format)
+    path = extract(sqlite_db, tmp_path, file_format, f"SELECT {', '.join(names)} FROM awkward ORDER BY id",
+                   options=fixed_options(names) if file_format == "fixed" else CsvOptions())
     assert_same(names, expected, READERS[file_format](path, names), f"sqlite {file_format}")
+
+
+def without_line_breaks(names, expected, file_format):
+    """Fixed width refuses a line break (it would split the record): the text column t is left out there, and
+    an empty string reads back as NULL (a field of padding only)."""
+    if file_format != "fixed":
+        return names, expected
+    kept = [name for name in names if name != "t"]
+    return kept, [[row[names.index(name)] or None for name in kept] for row in expected]
+
+
+# --- fixed width: every column but the text holding line breaks (refused there: it would split the record) -----
+
+@pytest.mark.parametrize("path", ["native", "native bound", "odbc", "odbc bound"])
+def test_postgresql_every_value_in_fixed_width(awkward_pg, pg_connection, odbc_pg_connection, tmp_path, path):
+    names, expected = awkward_pg
+    kept = [name for name in names if name != "t"]
+    expected = [[row[names.index(name)] or None for name in kept] for row in expected]
+    connection = odbc_pg_connection if path.startswith("odbc") else pg_connection
+    mark = "?" if path.startswith("odbc") else "%s"
+    query = f"SELECT {', '.join(kept)} FROM awkward" + (f" WHERE id > {mark}" if path.endswith("bound") else "")
+    file = extract(connection, tmp_path, "fixed", query + " ORDER BY id", [0] if path.endswith("bound") else None,
+                   options=fixed_options(kept))
+    assert_same(kept, expected, read_fixed(file, kept), f"{path} fixed width")

@@ -79,8 +79,10 @@ def test_rows_arrive_on_the_sftp_server_byte_for_byte(request, source_fixture, s
     record = run.files.get()
     assert (record.name, record.size) == ("people.csv", len(EXPECTED_CSV))
     assert record.md5 == hashlib.md5(EXPECTED_CSV).hexdigest()
-    assert record.deliveries == [{"connection": "Vendor SFTP", "kind": "sftp",
-                                  "path": f"{folder}/people.csv"}]
+    [delivery] = record.deliveries
+    assert {key: delivery[key] for key in ("connection", "kind", "path", "remote_size", "verified")} == {
+        "connection": "Vendor SFTP", "kind": "sftp", "path": f"{folder}/people.csv",
+        "remote_size": len(EXPECTED_CSV), "verified": "size"}
     assert "Query finished: 3 rows" in log_text(run)
     assert run.rows == 3 and run.query_text == QUERY
 

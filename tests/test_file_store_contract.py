@@ -187,3 +187,12 @@ def test_a_file_larger_than_one_transfer_block(store, tmp_path):
         session.get(store.path("large.bin"), str(tmp_path / "back.bin"))
     assert (store.folder / "large.bin").read_bytes() == LARGE
     assert (tmp_path / "back.bin").read_bytes() == LARGE
+
+
+def test_the_connection_test_counts_files_and_the_folders_where_the_protocol_tells_them(store):
+    (store.folder / "2026").mkdir()
+    (store.folder / "2027").mkdir()
+    (store.folder / "readme.txt").write_bytes(b"hello")
+    message = store.connector.test()
+    tells_folders = store.connector.connection.kind in ("sftp", "smb", "local")  # FTP's listings do not say cheaply
+    assert ("; 1 file" + (" and 2 folders in " if tells_folders else " in ")) in message, message

@@ -132,7 +132,7 @@ def test_a_kind_declared_in_a_test_is_created_on_the_page_picked_as_a_destinatio
     assert LID_KEY not in detail
     admin_client.post(reverse("connections:test", args=[shelf.pk]))
     shelf.refresh_from_db()
-    assert shelf.last_test_ok is True and shelf.last_test_message == "Connected; 0 entries in drawer."
+    assert shelf.last_test_ok is True and shelf.last_test_message == "Connected; 0 files in drawer."
 
     owner_client = client_of(owner)
     new_task = owner_client.get("/tasks/new/").content.decode()

@@ -73,7 +73,7 @@ def test_paths_inside_a_root_are_saved_and_work(client_of, org_admin, organizati
     tested = page_text(client.post(reverse("connections:test", args=[shop.pk])))
     assert "Connected; SELECT 1 returned 1." in tested
     outbox = Connection.objects.get(name="Outbox")
-    assert "Connected; 0 entries in the home folder." in page_text(
+    assert "Connected; 0 files and 1 folder in the home folder." in page_text(  # the folder shop/
         client.post(reverse("connections:test", args=[outbox.pk])))
 
 

@@ -64,6 +64,28 @@ def test_times_follow_the_users_zone_then_the_projects(client, owner, add_task):
         reverse("account:settings"), {"time_zone": "Mars/Olympus"}).content.decode()
 
 
+def test_live_log_lines_and_token_times_are_in_the_zone_the_page_shows(client, owner, add_task):
+    from api.models import ApiToken
+    from runs.models import RunLog
+
+    client.force_login(owner)
+    task = add_task("Orders")
+    task.project.time_zone = "America/New_York"
+    task.project.save()
+    run = Run.objects.create(task=task, status=Run.Status.RUNNING)
+    line = RunLog.objects.create(run=run, level="info", message="Query started")
+    RunLog.objects.filter(pk=line.pk).update(created_at=dt.datetime(2030, 1, 15, 12, 0, 5, tzinfo=dt.timezone.utc))
+    lines = client.get(reverse("runs:log", args=[run.pk])).json()["lines"]
+    assert [(item["time"], item["message"]) for item in lines] == [("07:00:05", "Query started")]  # as the page
+
+    token, _key = ApiToken.issue(owner, "migration script")
+    ApiToken.objects.filter(pk=token.pk).update(created_at=dt.datetime(2030, 1, 15, 12, 0, tzinfo=dt.timezone.utc))
+    UserPreference.objects.create(user=owner, time_zone="Asia/Tokyo")
+    page = client.get("/account/tokens/").content.decode()
+    assert "2030-01-15 21:00 JST" in page and "never" in page
+    assert client.get(reverse("runs:log", args=[run.pk])).json()["lines"][0]["time"] == "21:00:05"
+
+
 def test_run_history_is_paginated_and_filtered_by_status(client, owner, add_task):
     client.force_login(owner)
     task = add_task("Orders")

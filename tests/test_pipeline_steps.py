@@ -27,10 +27,11 @@ def test_render_query_refuses_an_empty_query():
         render_query("  \n ")
 
 
-def test_checksum_reads_size_and_md5(tmp_path):
+def test_checksum_reads_size_md5_and_sha256(tmp_path):
     path = tmp_path / "f.bin"
     path.write_bytes(b"hello\n")
-    assert checksum(path) == (6, "b1946ac92492d2347c6235b4d2611184")
+    assert checksum(path) == (6, "b1946ac92492d2347c6235b4d2611184",
+                              "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03")
 
 
 @pytest.mark.parametrize("value, text", [

@@ -65,6 +65,18 @@ def when(value, style="full"):
 
 
 @register.filter
+def until(value):
+    """A coming time as `02:00 CET` when it falls within a day, else `2026-12-01 02:00 CET` (the end of a wait)."""
+    if not isinstance(value, datetime.datetime):
+        return ""
+    local = _local(value)
+    near = abs((value - timezone.now()).total_seconds()) < 86400
+    text = local.strftime("%H:%M %Z" if near else "%Y-%m-%d %H:%M %Z")
+    return format_html('<time datetime="{}" title="{}">{}</time>', value.isoformat(),
+                       local.strftime("%Y-%m-%d %H:%M:%S %Z"), text)
+
+
+@register.filter
 def clock(value):
     """A time of day as `13:40:05`, for log lines (the page shows the zone once)."""
     if not isinstance(value, datetime.datetime):

@@ -127,6 +127,20 @@ class Connector:
 
     def __init__(self, connection):
         self.connection = connection
+        # (what, expiry date) of the credentials this connector saw while working: TLS certificates, keys.
+        # A connection test records them (connections/expiry.py), so nobody has to type them in.
+        self.seen_expiries = []
+
+    def note_certificate(self, tls_socket, what):
+        """Remember when the certificate a TLS socket was shown expires (read even when it is not verified)."""
+        if tls_socket is None or not hasattr(tls_socket, "getpeercert"):
+            return
+        der = tls_socket.getpeercert(binary_form=True)
+        if der:
+            from cryptography import x509
+
+            expires = x509.load_der_x509_certificate(der).not_valid_after_utc.date()
+            self.seen_expiries.append((what, expires))
 
     @classmethod
     def has(cls, capability):
@@ -194,6 +208,10 @@ class Connector:
         raise ConnectorError(f"A {what} cannot be loaded from a {self.label} connection", step="settings")
 
 
+def _count(number, noun):
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 class FileSession:
     """An open session on a file store. `put` is safe: upload to a temporary name, then rename."""
 
@@ -203,6 +221,17 @@ class FileSession:
 
     def listdir(self, folder):
         raise NotImplementedError
+
+    def subfolders(self, folder):
+        """Names of the folders in `folder`, or None where the protocol cannot tell them cheaply (then a
+        connection test counts files alone)."""
+        return None
+
+    def contents(self, folder):
+        """What a connection test says it found: `3 files and 2 folders` (files alone where folders are not
+        told)."""
+        files, folders = self.listdir(folder), self.subfolders(folder)
+        return _count(len(files), "file") + ("" if folders is None else " and " + _count(len(folders), "folder"))
 
     def get(self, remote_path, local_path):
         """Download to `local_path`, verifying the size the server reported."""
@@ -219,6 +248,19 @@ class FileSession:
 
     def exists(self, remote_path):
         raise NotImplementedError
+
+    def size_of(self, remote_path):
+        """The size in bytes the server reports for `remote_path` now, or None when the protocol cannot say (an
+        FTP server without SIZE, a kind that does not implement it). Read after a delivery as proof of what
+        landed."""
+        return None
+
+    def digest_of(self, remote_path):
+        """(algorithm, hex digest) the server computes itself for `remote_path`, or None when it offers none.
+
+        Never a download: a check that reads the whole file back over the network would double every
+        delivery's cost. Only some servers can (FTP's HASH / XSHA256 / XMD5 extensions, a local folder)."""
+        return None
 
     def put(self, local_path, remote_path, overwrite=True, transfer_key=None):
         """Upload `local_path` so that `remote_path` only ever holds a complete file.
@@ -277,9 +319,10 @@ class FileStore(Connector):
         return posixpath.join(base, *cleaned) if (base or cleaned) else ""
 
     def test(self):
+        # Folders counted too: a vendor's folder often holds only folders, and "0 files" alone read as empty.
         with self.session() as session:
-            names = session.listdir(self.join())
-        return f"Connected; {len(names)} entries in {self.join() or 'the home folder'}."
+            found = session.contents(self.join())
+        return f"Connected; {found} in {self.join() or 'the home folder'}."
 
     def fetch_text_files(self, path, target_dir, *, what="text", folder=False, script=False):
         path = (path or "").strip()
@@ -312,6 +355,10 @@ class Database(Connector):
     #: True when `GO` separator lines and `USE db` statements are removed from a query before it runs (ODBC:
     #: the connection names its database, and the driver takes one batch).
     removes_tool_statements = False
+    #: Set for a dry run (runs/dry_run.py): every session this connector opens is read-only where the engine
+    #: can promise it (a guard against a query that writes by accident, not against one that lifts it itself);
+    #: engines that cannot promise it refuse to connect.
+    read_only = False
     # The connection a query is running on, so another thread can cancel it (see `cancel`).
     _active = None
 
@@ -359,6 +406,9 @@ class QueryResult:
     """Rows of one statement. `columns` is None when the statement returned no result set."""
 
     columns = None
+    # The columns' source type names, for the run's record and drift (runs/drift.py); None where the driver does
+    # not declare them (SQLite).
+    type_names = None
     rowcount = -1
 
     def batches(self, size=5000):

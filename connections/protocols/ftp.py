@@ -1,4 +1,5 @@
 """FTP and explicit FTPS (AUTH TLS) through ftplib: passive mode, timeouts on control and data sockets."""
+import contextlib
 import ftplib
 import os
 import posixpath
@@ -16,7 +17,11 @@ PERMISSION_WORDS = ("permission", "privilege", "denied", "not allowed", "forbidd
 UNSUPPORTED = ("500", "501", "502", "504")
 NO_FILES_WORDS = ("no files", "no such file", "not found", "empty")
 ACTIONS = {"folder": "listing", "download": "download", "upload": "upload", "rename": "rename",
-           "delete": "deletion"}
+           "delete": "deletion", "verify": "check"}
+# Server-side checksums, strongest first: RFC draft HASH (FileZilla Server, ProFTPD mod_digest, IIS via
+# add-ons), then the older X-commands. Each names the algorithm its reply carries.
+DIGEST_COMMANDS = (("XSHA256", "sha256"), ("XMD5", "md5"))
+HASH_ALGORITHMS = {"SHA-256": "sha256", "SHA-512": "sha512", "SHA-1": "sha1", "MD5": "md5"}
 
 
 def flag(value, default):
@@ -56,6 +61,7 @@ class FtpSession(FileSession):
         self.where = f"{store.connection.host}:{store.port}"
         # RFC 3659 servers announce MLSD and MLST together as the "MLST" feature; vsftpd and IIS often lack it.
         self.use_mlsd = self.use_mlst = "MLST" in features
+        self.features = features
 
     # --- errors ------------------------------------------------------------------------------------
 
@@ -212,6 +218,39 @@ class FtpSession(FileSession):
         except ftplib.all_errors as exc:
             raise self.failure(exc, remote_path, "folder") from None
 
+    def size_of(self, remote_path):
+        try:
+            return self.size(remote_path)
+        except ftplib.all_errors as exc:
+            raise self.failure(exc, remote_path, "verify") from None
+
+    def digest_of(self, remote_path):
+        try:
+            if "HASH" in self.features:
+                return self._hash(remote_path)
+            for command, algorithm in DIGEST_COMMANDS:
+                if command in self.features:
+                    reply = self.client.sendcmd(f"{command} {remote_path}")
+                    return algorithm, reply[4:].split()[0].lower()
+        except ftplib.error_perm as exc:
+            if reply_code(exc) in UNSUPPORTED:
+                return None
+            raise self.failure(exc, remote_path, "verify") from None
+        except ftplib.all_errors as exc:
+            raise self.failure(exc, remote_path, "verify") from None
+        return None
+
+    def _hash(self, remote_path):
+        """HASH (draft-bryan-ftpext-hash): ask for SHA-256 when offered; the reply names what it used:
+        "213 SHA-256 0-1234 <hex> <path>"."""
+        with contextlib.suppress(ftplib.error_perm):
+            self.client.sendcmd("OPTS HASH SHA-256")
+        words = self.client.sendcmd(f"HASH {remote_path}")[4:].split()
+        algorithm = HASH_ALGORITHMS.get(words[0].upper()) if words else None
+        if algorithm is None or len(words) < 3:
+            return None
+        return algorithm, words[2].lower()
+
     def close(self):
         try:
             self.client.quit()
@@ -253,6 +292,8 @@ class FtpStore(FileStore):
         try:
             self._connect(client, host)
             self._secure(client, host)
+            if self.use_tls:
+                self.note_certificate(client.sock, f"TLS certificate of {host}")
             self._login(client)
             if self.use_tls:
                 client.prot_p()
@@ -320,6 +361,6 @@ class FtpStore(FileStore):
 
     def test(self):
         with self.session() as session:
-            names = session.listdir(self.join())
+            found = session.contents(self.join())
         security = "TLS on the control and data connections" if self.use_tls else "plain FTP (not encrypted)"
-        return f"Connected with {security}; {len(names)} files in {self.join() or 'the login folder'}."
+        return f"Connected with {security}; {found} in {self.join() or 'the login folder'}."

@@ -173,4 +173,6 @@ class GpgPublicKey(Connector):
 
     def test(self):
         info = self.key_info()
+        if info.expires:
+            self.seen_expiries.append((f"GPG key {info.fingerprint[-16:]}", info.expires.date()))
         return f"Key {info.fingerprint} for {info.uid}, expires {info.expires_text}"

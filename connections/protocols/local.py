@@ -4,6 +4,7 @@ The folder itself must lie under ETL_LOCAL_ROOTS and hold none of the portal's o
 (connections/local_paths.py); every path used in a session is checked again after resolving symlinks and
 `..`, so a folder name, file pattern or symlink cannot climb out of it.
 """
+import hashlib
 import os
 import shutil
 
@@ -33,6 +34,12 @@ class LocalSession(FileSession):
             raise ConnectorError(f"Folder {folder or '/'} does not exist", step="folder") from None
         except PermissionError:
             raise ConnectorError(f"Permission denied on folder {folder or '/'}", step="permission") from None
+
+    def subfolders(self, folder):
+        try:
+            return [entry.name for entry in os.scandir(self.resolve(folder)) if entry.is_dir()]
+        except OSError:
+            return None  # listdir, asked first, has already said why
 
     def get(self, remote_path, local_path):
         source = self.resolve(remote_path)
@@ -66,6 +73,20 @@ class LocalSession(FileSession):
 
     def exists(self, remote_path):
         return self.resolve(remote_path).exists()
+
+    def size_of(self, remote_path):
+        try:
+            return self.resolve(remote_path).stat().st_size
+        except FileNotFoundError:
+            raise ConnectorError(f"{remote_path} does not exist", step="verify") from None
+
+    def digest_of(self, remote_path):
+        # The folder is on this machine: reading it back costs no network transfer.
+        digest = hashlib.sha256()
+        with open(self.resolve(remote_path), "rb") as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+        return "sha256", digest.hexdigest()
 
 
 @register

@@ -12,8 +12,15 @@ Everything else (Excel, JSON Lines, other CSV options, other databases) reads va
 come out as they do through the native PostgreSQL connector: every session runs in UTC, psqlODBC booleans
 are real booleans, and dates, timestamps and money are read as the server's text and parsed here (see
 SERVER_TEXT_PARSERS), so 'infinity', BC dates and money keep their PostgreSQL form.
+
+A numeric column's precision and scale (Parquet writes numeric(p,s) as decimal(p,s)): psqlODBC reports
+the declared ones for numeric(p,s), but for plain `numeric` it reports made-up ones (28 and 6, or the
+scale of the first rows), the same as a real numeric(28,6). Value-by-value extracts therefore connect with
+`NumericAs=12`: psqlODBC then declares plain numeric as text (its exact text, parsed into a Decimal here)
+and only numeric(p,s) as a decimal, so the declared precision and scale can be trusted.
 """
 import datetime
+import decimal
 import math
 import re
 import threading
@@ -29,7 +36,7 @@ from connections.protocols.base import (
     ConnectorError, Database, QueryResult, QuerySample, password_secret, query_timeout_option, value_type,
 )
 from connections.protocols.postgres import copy_supports, csv_lines_query, strip_statement, write_csv_lines
-from connections.protocols.column_types import pg_column_type, python_column_type
+from connections.protocols.column_types import pg_column_type, pg_type_name, python_column_type
 from connections.protocols.registry import register
 
 DEFAULT_QUERY_TIMEOUT = 90 * 60
@@ -37,7 +44,8 @@ DEFAULT_QUERY_TIMEOUT = 90 * 60
 FETCH_ROWS = 5000
 # A dead network mid-query would otherwise block a MariaDB read forever; the server stops the query first.
 READ_TIMEOUT_MARGIN = 60
-PG_BOOL, PG_MONEY, PG_DATE, PG_TIMESTAMP, PG_TIMESTAMPTZ = 16, 790, 1082, 1114, 1184
+PG_BOOL, PG_MONEY, PG_DATE, PG_TIMESTAMP, PG_TIMESTAMPTZ, PG_NUMERIC = 16, 790, 1082, 1114, 1184, 1700
+SQL_VARCHAR = 12
 # psqlODBC converts these on its own terms: 'infinity' becomes 9999-12-31, '-infinity' today's date, a BC
 # date loses its era, money becomes a float. Read value by value, they come as the server's text and are
 # parsed here (money stays text, as psycopg gives it).
@@ -98,9 +106,16 @@ def sqlstate_and_text(exc):
     return "", str(exc.args[0]) if exc.args else type(exc).__name__
 
 
+# Per server, the statement that makes every later transaction of the session read-only.
+READ_ONLY_SESSION = {"PostgreSQL": "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
+                     "MariaDB": "SET SESSION TRANSACTION READ ONLY", "MySQL": "SET SESSION TRANSACTION READ ONLY"}
+
+
 class OdbcResult(QueryResult):
-    def __init__(self, connector, connection, cursor, dbms, fix_row=None, names=None, oids=None):
+    def __init__(self, connector, connection, cursor, dbms, fix_row=None, names=None, oids=None,
+                 numeric_declared=False):
         self._oids = oids
+        self._numeric_declared = numeric_declared
         self._connector = connector
         self._connection = connection
         self._cursor = cursor
@@ -110,12 +125,22 @@ class OdbcResult(QueryResult):
         self.rowcount = cursor.rowcount
 
     @property
-    def types(self):
-        """The columns' declared types (connections.protocols.column_types.ColumnType); None where the values
-        must tell. Through psqlODBC, by PostgreSQL type (its numeric precision is not the column's: plain numeric is text)."""
+    def type_names(self):
         description = self._cursor.description or ()
         if self._oids and len(self._oids) == len(description):
-            return [pg_column_type(oid) for oid in self._oids]
+            return [pg_type_name(oid) for oid in self._oids]
+        return [column[1].__name__ for column in description]
+
+    @property
+    def types(self):
+        """The columns' declared types (connections.protocols.column_types.ColumnType); None where the values
+        must tell. Through psqlODBC, by PostgreSQL type; numeric(p,s) with the precision and scale the driver
+        declares when NumericAs tells it from plain numeric (see the module docstring), else as text."""
+        description = self._cursor.description or ()
+        if self._oids and len(self._oids) == len(description):
+            return [pg_column_type(oid, column[4], column[5])
+                    if oid == PG_NUMERIC and self._numeric_declared and column[1] is decimal.Decimal
+                    else pg_column_type(oid) for oid, column in zip(self._oids, description)]
         return [python_column_type(column[1], column[4], column[5]) for column in description]
 
     def batches(self, size=5000):
@@ -142,10 +167,15 @@ def value_query(statement, type_oids):
     return f"SELECT {select} FROM ({statement}\n) AS etl_portal_q({', '.join(aliases)})"
 
 
+def _numeric_text(text):
+    return decimal.Decimal(text)  # exact: 'NaN', 'Infinity' and every digit PostgreSQL wrote
+
+
 def row_fixer(types):
     """Parse the text of dates and timestamps read by `value_query` (text stays where Python cannot hold the
-    value) and turn psqlODBC's '1'/'0' booleans into booleans."""
+    value) and of plain numerics (NumericAs), and turn psqlODBC's '1'/'0' booleans into booleans."""
     parsed = [(index, SERVER_TEXT_PARSERS[oid]) for index, oid in enumerate(types) if SERVER_TEXT_PARSERS.get(oid)]
+    parsed += [(index, _numeric_text) for index, oid in enumerate(types) if oid == PG_NUMERIC]
     booleans = [index for index, oid in enumerate(types) if oid == PG_BOOL]
     if not parsed and not booleans:
         return None
@@ -154,7 +184,7 @@ def row_fixer(types):
         values = list(row)
         for index, parse in parsed:
             value = values[index]
-            if value is not None:
+            if type(value) is str:
                 try:
                     values[index] = parse(value)
                 except ValueError:
@@ -214,7 +244,9 @@ class OdbcDatabase(Database):
             return options["driver"]
         return pyodbc.dataSources().get(options.get("dsn") or "", "")
 
-    def connection_string(self):
+    def connection_string(self, numeric_as_text=False):
+        """The ODBC connection string; `numeric_as_text` asks psqlODBC to declare plain numeric as text (see the
+        module docstring) unless the extra attributes choose NumericAs."""
         options, connection = self.connection.options, self.connection
         dsn, driver = (options.get("dsn") or "").strip(), (options.get("driver") or "").strip()
         if not dsn and not driver:
@@ -231,6 +263,8 @@ class OdbcDatabase(Database):
         family = driver_family(self._driver_name())
         if family == "postgresql":
             defaults = {"BoolsAsChar": 0, "UseDeclareFetch": 1, "Fetch": FETCH_ROWS}
+            if numeric_as_text:
+                defaults["NumericAs"] = SQL_VARCHAR
         elif family == "mysql":
             defaults = {"CONN_TIMEOUT": max(1, int(self.timeout)), "STREAMRS": 1,
                         "READ_TIMEOUT": self.query_timeout + READ_TIMEOUT_MARGIN}
@@ -257,12 +291,17 @@ class OdbcDatabase(Database):
             raise ConnectorError(f"The extra attributes may not set {', '.join(sorted(refused))}: choose the "
                                  "driver or data source in its own box", step="settings")
 
-    def connect(self):
+    def numeric_declared(self):
+        """Whether a `connect(numeric_as_text=True)` connection tells plain numeric from numeric(p,s)."""
+        return (driver_family(self._driver_name()) == "postgresql"
+                and "numericas" not in attribute_names((self.connection.options.get("extra") or "").strip()))
+
+    def connect(self, numeric_as_text=False):
         if pyodbc is None:
             raise ConnectorError("ODBC is not available on this server: install unixODBC (Debian: unixodbc) and the "
                                  "database's ODBC driver", step="settings")
         try:
-            connection = pyodbc.connect(self.connection_string(), timeout=max(1, int(self.timeout)))
+            connection = pyodbc.connect(self.connection_string(numeric_as_text), timeout=max(1, int(self.timeout)))
         except pyodbc.Error as exc:
             raise self.connect_error(exc) from None
         try:
@@ -272,9 +311,19 @@ class OdbcDatabase(Database):
         except pyodbc.Error as exc:
             connection.close()
             raise self.query_error(exc, "") from None
+        except ConnectorError:
+            connection.close()
+            raise
 
     def _prepare_session(self, connection, dbms):
-        """UTC and the query timeout, per server: most drivers ignore or refuse SQL_ATTR_QUERY_TIMEOUT."""
+        """UTC and the query timeout, per server: most drivers ignore or refuse SQL_ATTR_QUERY_TIMEOUT. Read-only
+        sessions (`read_only`) where the server has them; other servers are refused then."""
+        if self.read_only:
+            statement = READ_ONLY_SESSION.get(dbms)
+            if statement is None:
+                raise ConnectorError(f"{dbms or 'This ODBC server'} cannot promise a read-only session, so it is "
+                                     "not queried in a dry run", step="settings")
+            connection.cursor().execute(statement).close()
         seconds = self.query_timeout
         try:
             connection.timeout = seconds
@@ -324,7 +373,8 @@ class OdbcDatabase(Database):
         return (self.connection.options.get("fast_csv", True) is not False and pyodbc is not None
                 and copy_supports(options) and driver_family(self._driver_name()) == "postgresql")
 
-    def copy_csv(self, sql, out, options, on_header=None, on_row_block=None, block_rows=100_000, params=None):
+    def copy_csv(self, sql, out, options, on_header=None, on_row_block=None, block_rows=100_000, params=None,
+                 on_types=None):
         """Write the query's rows as CSV lines the server composes to binary file `out`; return (columns, rows).
 
         None when the statement is not one query that returns rows: the caller then reads it value by value.
@@ -338,6 +388,8 @@ class OdbcDatabase(Database):
             # One text value per row: its UTF-8 bytes as they come, without a detour through UTF-16.
             connection.setdecoding(pyodbc.SQL_WCHAR, encoding="utf-8", ctype=pyodbc.SQL_CHAR)
             names = [name for name, _ in columns]
+            if on_types:
+                on_types([pg_type_name(oid) for _, oid in columns])
             if on_header:
                 on_header(names)
             cursor = self._active = connection.cursor()
@@ -356,7 +408,7 @@ class OdbcDatabase(Database):
                 self._active.cancel()  # SQLCancel: the driver asks the server to stop the statement
 
     def execute(self, sql, params=None):
-        connection, dbms = self.connect()
+        connection, dbms = self.connect(numeric_as_text=True)
         try:
             fix_row = names = oids = None
             if dbms == "PostgreSQL":
@@ -371,7 +423,8 @@ class OdbcDatabase(Database):
             cursor.execute(sql + "\n", params or ())
             if cursor.description is None:
                 connection.commit()
-            return OdbcResult(self, connection, cursor, dbms, fix_row, names, oids)
+            return OdbcResult(self, connection, cursor, dbms, fix_row, names, oids,
+                              numeric_declared=oids is not None and self.numeric_declared())
         except pyodbc.Error as exc:
             self.release(connection)
             raise self.query_error(exc, dbms) from None

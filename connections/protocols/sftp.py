@@ -76,6 +76,12 @@ class SftpSession(FileSession):
         except (OSError, paramiko.SSHException, EOFError) as exc:
             raise _io_error(exc, folder or ".", "folder") from None
 
+    def subfolders(self, folder):
+        try:
+            return [entry.filename for entry in self.sftp.listdir_attr(folder or ".") if stat.S_ISDIR(entry.st_mode)]
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            raise _io_error(exc, folder or ".", "folder") from None
+
     def get(self, remote_path, local_path):
         try:
             expected = self.sftp.stat(remote_path).st_size
@@ -119,6 +125,12 @@ class SftpSession(FileSession):
             self.sftp.remove(remote_path)
         except (OSError, paramiko.SSHException, EOFError) as exc:
             raise _io_error(exc, remote_path, "delete") from None
+
+    def size_of(self, remote_path):
+        try:
+            return self.sftp.stat(remote_path).st_size
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            raise _io_error(exc, remote_path, "verify") from None
 
     def exists(self, remote_path):
         try:

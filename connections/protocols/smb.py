@@ -25,7 +25,7 @@ LOGON_FAILURE = {0xC000006D, 0xC000006E, 0xC0000072, 0xC0000071, 0xC0000234}  # 
 BUSY = {0xC0000043, 0xC0000056}  # SHARING_VIOLATION, DELETE_PENDING: someone else holds the file
 DISK_FULL = {0xC000007F, 0xC0000044}
 ACTIONS = {"folder": "listing", "download": "download", "upload": "upload", "rename": "rename",
-           "delete": "deletion"}
+           "delete": "deletion", "verify": "check"}
 
 
 def nt_status(exc):
@@ -87,6 +87,10 @@ class SmbSession(FileSession):
         entries = self.call("folder", f"folder {folder or '/'}", self.conn.listPath, folder or "/")
         return [entry.filename for entry in entries if not entry.isDirectory]
 
+    def subfolders(self, folder):
+        entries = self.call("folder", f"folder {folder or '/'}", self.conn.listPath, folder or "/")
+        return [entry.filename for entry in entries if entry.isDirectory and entry.filename not in (".", "..")]
+
     def get(self, remote_path, local_path):
         attributes = self.attributes(remote_path, "download")
         if attributes.isDirectory:
@@ -138,6 +142,9 @@ class SmbSession(FileSession):
             raise self.failure(exc, remote_path, "folder") from None
         except (SMBTimeout, NotConnectedError, NotReadyError, OSError) as exc:
             raise self.failure(exc, remote_path, "folder") from None
+
+    def size_of(self, remote_path):
+        return self.attributes(remote_path, "verify").file_size
 
     def close(self):
         self.conn.close()
@@ -208,7 +215,7 @@ class SmbShare(FileStore):
     def test(self):
         folder = self.join()
         with self.session() as session:
-            names = session.listdir(folder)
+            found = session.contents(folder)
         place = f"folder {folder}" if folder else "the share's top folder"
         return (f"Connected to share {self.connection.database!r} on {self.connection.host}; "
-                f"{len(names)} files in {place}.")
+                f"{found} in {place}.")

@@ -121,6 +121,8 @@ class SmtpMail(Connector):
                                          step="settings")
                 server.starttls(context=self.tls_context())
                 server.ehlo()
+            if security in ("ssl", "starttls"):
+                self.note_certificate(server.sock, f"TLS certificate of {self.host}")
             if self.connection.username:
                 server.login(self.connection.username, self.secret("password"))
         except BaseException:

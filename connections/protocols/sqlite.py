@@ -72,7 +72,12 @@ class SqliteDatabase(Database):
         if not os.path.isfile(resolved):
             raise ConnectorError(f"The SQLite file {path} does not exist", step="connect")
         # The resolved path: a symlink swapped after the check cannot redirect the open.
-        connection = self._active = sqlite3.connect(resolved, timeout=self.timeout, check_same_thread=False)
+        if self.read_only:  # as the Test query opens it (see `sample`)
+            uri = "file:" + urllib.parse.quote(str(resolved)) + "?mode=ro"
+            connection = self._active = sqlite3.connect(uri, uri=True, timeout=self.timeout, check_same_thread=False)
+            connection.execute("PRAGMA query_only = ON")
+        else:
+            connection = self._active = sqlite3.connect(resolved, timeout=self.timeout, check_same_thread=False)
         connection.set_authorizer(_authorize)
         deadline = time.monotonic() + float(self.connection.options.get("query_timeout") or DEFAULT_QUERY_TIMEOUT)
         # SQLite has no server-side timeout: abort from its progress callback once the deadline passes.

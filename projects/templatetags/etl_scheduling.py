@@ -10,14 +10,34 @@ register = template.Library()
 def task_controls(context, task):
     """What the schedule controls of a task page need: its running runs, pending retries, edit right."""
     from runs.orchestration import pending_retries
-    from runs.models import Run
+    from runs.models import Backfill, Run
     from tasks.models import Task
 
     user = context.get("user") or getattr(context.get("request"), "user", None)
     can_edit = bool(user and user.is_authenticated and Task.objects.editable_by(user).filter(pk=task.pk).exists())
     running = list(task.runs.filter(status=Run.Status.RUNNING).order_by("id"))
+    # A backfill's queued runs are cancelled as one batch (its button), not one button per date.
+    queued = task.runs.filter(status=Run.Status.QUEUED, backfill__isnull=True).exclude(trigger=Run.Trigger.RETRY)
+    backfills = Backfill.objects.filter(runs__task=task, runs__status__in=(Run.Status.QUEUED, Run.Status.RUNNING),
+                                        cancelled_at__isnull=True).distinct().order_by("id")
     return {"can_edit": can_edit, "running": running, "pending_retries": list(pending_retries(task)),
-            "queued": list(task.runs.filter(status=Run.Status.QUEUED).exclude(trigger=Run.Trigger.RETRY))}
+            "queued": list(queued), "backfills": list(backfills)}
+
+
+@register.simple_tag
+def waiting_for(run):
+    """The connections with no free run slot a queued run waits for (runs/pools.py)."""
+    from runs.pools import waiting_for as full_connections
+
+    return full_connections(run)
+
+
+@register.simple_tag
+def waiting_for_window(run):
+    """[(connection, end)] of the maintenance windows a queued run waits for (runs/windows.py)."""
+    from runs.windows import waiting_for_window as in_maintenance
+
+    return in_maintenance(run)
 
 
 @register.simple_tag

@@ -20,6 +20,10 @@ class SourceKind:
     with `tasks.source_kinds.register`; the registry keeps one instance, shared by every task of that kind.
     """
 
+    #: Why a dry run (runs/dry_run.py) does not produce this kind's files, or "" when it may: a dry run reads
+    #: (read-only where the engine allows) but must change nothing anywhere.
+    not_in_dry_run = ""
+
     #: The value stored in `Task.source_kind` (at most 10 characters). Never change it once tasks use it:
     #: stored tasks name their kind by it.
     key = ""

@@ -16,6 +16,7 @@ LOG_LINE_LIMIT = 5000
 @register
 class SshKind(SourceKind):
     key = "ssh"
+    not_in_dry_run = "an SSH command can change the server it runs on, so a dry run shows it without running it"
     label = "SSH command"
     position = 40
     fields = ("source_connection", "command")

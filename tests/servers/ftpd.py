@@ -5,6 +5,7 @@ so the client's fallbacks are tested against a real server too. Run as a module,
 """
 import argparse
 import errno
+import hashlib
 import os
 import shutil
 import subprocess
@@ -104,10 +105,30 @@ def serve(args):
     authorizer.override_perm(USER, str(root / "locked"), "", recursive=True)
 
     handler = TLS_FTPHandler if args.cert else FTPHandler
+
+    def ftp_XSHA256(self, path):
+        # What ProFTPD's mod_digest and several Windows servers answer: "250 <hex digest>" of a file, so the
+        # portal's delivery proof has a server-side checksum to test against (pyftpdlib has none of its own).
+        if not self.fs.isfile(self.fs.realpath(path)):
+            self.respond(f"550 {self.fs.fs2ftp(path)} is not a file.")
+            return
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            while block := handle.read(1 << 20):
+                digest.update(block)
+        self.respond(f"250 {digest.hexdigest()}")
+
+    def announce_xsha256(self, *args, **kwargs):
+        handler.__init__(self, *args, **kwargs)
+        self._extra_feats = [*self._extra_feats, "XSHA256"]  # listed by FEAT; set per connection by pyftpdlib
+
     main = type("MainHandler", (handler,), {
         "authorizer": authorizer, "auth_failed_timeout": 0, "passive_ports": range(args.port + 1, args.port + 40),
         "certfile": args.cert or None, "tls_control_required": False, "tls_data_required": False,
         "banner": "ETL Portal test FTP server",
+        "proto_cmds": {**handler.proto_cmds, "XSHA256": dict(perm="r", auth=True, arg=True,
+                                                             help="Syntax: XSHA256 <SP> file-name")},
+        "__init__": announce_xsha256, "ftp_XSHA256": ftp_XSHA256,
     })
     if args.throttle:
         main.dtp_handler = type("SlowData", (ThrottledDTPHandler,), {"read_limit": args.throttle,

@@ -17,7 +17,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('projects', '0007_leader_lease'),
-        ('runs', '0006_run_retry_of'),
+        ('runs', '0010_dry_run'),
         ('tasks', '0005_alter_dependency_options'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
