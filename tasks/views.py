@@ -96,11 +96,12 @@ def task_detail(request, pk):
         run.task = task  # the row names the task's retries: no query per row
     live_run = (task.runs.filter(status__in=(Run.Status.RUNNING, Run.Status.QUEUED))
                 .order_by("-status", "-id").first())  # "running" sorts after "queued": a running run first
-    # The chart of the last finished runs (oldest first): one query, drawn on the server (runs/charts.py).
-    chart_runs = task.runs.filter(started_at__isnull=False, finished_at__isnull=False).only(
-        "pk", "task_id", "status", "started_at", "finished_at", "rows").order_by("-id")[:CHART_RUNS]
+    # The last finished runs, newest first, in one query: the chart of their duration and rows (drawn on the server,
+    # runs/charts.py, oldest first) and the latest one's drift.
+    finished = list(task.runs.filter(status__in=Run.FINISHED).only(
+        "pk", "task_id", "status", "started_at", "finished_at", "rows", "drift").order_by("-id")[:CHART_RUNS])
     # The latest finished run, when its output drifted and nobody accepted it yet (runs/drift.py).
-    last_finished = task.runs.filter(status__in=Run.FINISHED).only("pk", "drift", "task_id").first()
+    last_finished = finished[0] if finished else None
     drifted_run = (last_finished if last_finished and last_finished.drift
                    and not last_finished.drift.get("accepted_by") else None)
     files = Page(RunFile.objects.filter(run__task=task).select_related("run"),
@@ -120,7 +121,7 @@ def task_detail(request, pk):
         "status": status,
         "statuses": Run.Status.choices,
         "live_run": live_run,
-        "run_chart": charts.run_history(list(chart_runs)[::-1]),
+        "run_chart": charts.run_history(finished[::-1]),
         "drifted_run": drifted_run,
         "live_lines": live_run.log_lines.all() if live_run else [],
         "files": files,

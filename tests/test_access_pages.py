@@ -261,7 +261,8 @@ def test_the_table_covers_every_changing_url():
                "connections:forget-host-key", "connections:delete", "connections:windows", "organizations:member-add",
                "tasks:backfill", "projects:backfill", "runs:backfill-cancel",
                "organizations:member-change", "organizations:member-remove", "tasks:try",
-               "organizations:settings", "projects:settings", "tasks:inherit"}
+               "organizations:settings", "projects:settings", "tasks:inherit",
+               "runs:rerun", "projects:run", "projects:set-enabled", "projects:duplicate"}
     own = {"account:settings"}  # changes only the signed-in user's own settings (tests/test_pages_live.py)
     # Reruns only what the user may run among everything they see, refusing a viewer (tests/test_dashboard.py).
     own |= {"dashboard:run-errored"}
