@@ -1,11 +1,10 @@
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import RedirectView
 
 from etl_portal import health
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="tasks:list", permanent=False)),
+    path("", include("runs.urls_dashboard")),
     path("admin/", admin.site.urls),
     path("health/", health.health, name="health"),
     path("metrics", health.metrics, name="metrics"),

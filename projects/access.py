@@ -197,6 +197,30 @@ def get_webhook(user, pk, need=VIEW):
     return webhook
 
 
+def sort_runs(user, runs, need):
+    """(allowed, refused): the runs (which the user sees) split by whether the user may do `need` on each; the
+    rights are read once per project, so a bulk action over many runs makes no query per run."""
+    by_project, allowed, refused = {}, [], []
+    for run in runs:
+        project = run.task.project
+        if project.pk not in by_project:
+            by_project[project.pk] = allows(project_rights(user, project), need)
+        (allowed if by_project[project.pk] else refused).append(run)
+    return allowed, refused
+
+
+def get_runs(user, pks, need=VIEW):
+    """The runs with these ids, for a bulk action: 404 if the user may not see one of them, 403 if they may not
+    do `need` on one of them (nothing is done then)."""
+    wanted = set(pks)
+    runs = list(Run.objects.visible_to(user).filter(pk__in=wanted).select_related("task__project__organization"))
+    if len(runs) < len(wanted):
+        raise Http404("Some of the selected runs do not exist, or you may not see them.")
+    if sort_runs(user, runs, need)[1]:
+        raise PermissionDenied(_REFUSALS[need])
+    return runs
+
+
 def get_connection(user, pk, need=VIEW):
     connection = _get(Connection.objects.visible_to(user).select_related("organization"), pk)
     connection.rights = require(organization_rights(user, connection.organization_id), need)

@@ -93,10 +93,16 @@ class ProjectAdmin(RescheduleMixin, OrganizationScoped, SafeHistoryAdmin):
     filter_horizontal = ("editor_groups",)
     inlines = [TriggerInline]
     readonly_fields = ("settings",)  # checked on the project's settings page (/projects/<id>/settings/)
-    actions = ["reschedule"]
+    actions = ["reschedule", "duplicate"]
 
     def reschedule_one(self, project):
         scheduling.reschedule(project=project)
+
+    @admin.action(description="Duplicate the selected projects (disabled copies with their tasks)")
+    def duplicate(self, request, queryset):
+        for project in self.allowed(request, queryset):
+            copy = project.duplicate()  # the same method as the project page's Duplicate
+            self.message_user(request, f"Created {copy.name} (disabled)", messages.SUCCESS)
 
 
 class SystemJobForm(forms.ModelForm):

@@ -3,7 +3,7 @@ import datetime
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
@@ -187,6 +187,33 @@ class Project(models.Model):
 
     def __str__(self):
         return self.name
+
+    @transaction.atomic
+    def duplicate(self):
+        """A disabled copy named "... (copy)" with its triggers, parameters, editor groups and tasks (each copied by
+        Task.duplicate, under its own name, disabled), and the dependencies between its own tasks. The owner stays:
+        ownership moves only by its owner or an admin. Nothing starts until someone enables the copy."""
+        name, number = f"{self.name} (copy)", 2
+        while Project.objects.filter(organization=self.organization_id, name=name).exists():
+            name, number = f"{self.name} (copy {number})", number + 1
+        copy = Project.objects.create(
+            organization_id=self.organization_id, name=name, description=self.description, owner_id=self.owner_id,
+            enabled=False, mode=self.mode, time_zone=self.time_zone, missed_runs=self.missed_runs,
+            max_parallel=self.max_parallel)
+        copy.editor_groups.set(self.editor_groups.all())
+        for item in [*self.parameters.all(), *self.triggers.all()]:
+            item.pk = item.id = None
+            item.project = copy
+            item._state.adding = True
+            if isinstance(item, Trigger):
+                item.next_run_at = item.last_fired_at = None
+            item.save()  # a trigger is armed by its signal: harmless, a disabled project starts nothing
+        copies = {task.pk: task.duplicate(project=copy, keep_name=True) for task in self.tasks.all()}
+        for task in self.tasks.prefetch_related("upstream_links"):
+            for link in task.upstream_links.all():
+                if link.upstream_id in copies:  # a dependency on another project's task is not copied
+                    copies[task.pk].upstream_links.create(upstream=copies[link.upstream_id], on=link.on)
+        return copy
 
 
 class Parameter(models.Model):

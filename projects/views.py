@@ -3,7 +3,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Count
 from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
+from etl_portal.web import count_of
 from projects import access
 from projects.forms import ProjectForm, ProjectParameterFormSet, TriggerFormSet
 from projects.models import Organization, Project, Role
@@ -60,6 +62,45 @@ def project_new(request):
 
 def project_edit(request, pk):
     return _save_project_form(request, access.get_project(request.user, pk, access.EDIT))
+
+
+@require_POST
+def project_run(request, pk):
+    """Start the project now, as its triggers (and `run_project`) would: series or parallel."""
+    from runs import orchestration, queueing
+    from runs.models import Run
+
+    project = access.get_project(request.user, pk, access.EDIT)
+    if not project.enabled:
+        messages.error(request, f"Project {project.name} is disabled; enable it first.")
+        return redirect("projects:detail", pk=project.pk)
+    failed = queueing.failed_sends()
+    runs = orchestration.start_project(project, Run.Trigger.MANUAL, user=request.user)
+    queued = sum(run.status == Run.Status.QUEUED for run in runs)
+    if not runs:
+        messages.warning(request, f"Project {project.name} has no enabled task to run.")
+    else:
+        skipped = f", {count_of(len(runs) - queued, 'task')} skipped (still running)" if len(runs) > queued else ""
+        note = f" ({queueing.BROKER_DOWN})" if queueing.failed_sends() > failed else ""
+        messages.success(request, f"Started {project.name}: {count_of(queued, 'run')} queued{skipped}{note}.")
+    return redirect("projects:detail", pk=project.pk)
+
+
+@require_POST
+def project_set_enabled(request, pk):
+    """Enable or disable every task of the project (`enabled=1` or `0`); each change enters the task's history."""
+    project = access.get_project(request.user, pk, access.EDIT)
+    enabled = request.POST.get("enabled") == "1"
+    changed = project.tasks.set_enabled(enabled)
+    messages.success(request, f"{'Enabled' if enabled else 'Disabled'} {count_of(changed, 'task')} of {project.name}.")
+    return redirect("projects:detail", pk=project.pk)
+
+
+@require_POST
+def project_duplicate(request, pk):
+    copy = access.get_project(request.user, pk, access.EDIT).duplicate()
+    messages.success(request, f"Created {copy.name} (disabled, with its tasks disabled). Review it, then enable it.")
+    return redirect("projects:detail", pk=copy.pk)
 
 
 def cron_preview(request):

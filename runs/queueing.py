@@ -12,7 +12,7 @@ seconds by the housekeeping loop) sends the message once the broker is back. Cal
 import logging
 import threading
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_q.models import Schedule
 
@@ -62,6 +62,27 @@ def enqueue_run(task, trigger=Run.Trigger.MANUAL, user=None, scheduled_for=None,
     if not run.not_before or run.not_before <= timezone.now():
         submit(hint=run.pk)
     return run
+
+
+def rerun(run, user=None):
+    """Queue the failed `run` again for the same date (its `scheduled_for`); None when it is not failed or was
+    already rerun: one rerun per failed run, held by the unique `rerun_of`, so a double submit or two people at
+    once queue one. The caller checks the right (editor) through projects.access."""
+    if run.status != Run.Status.FAILED:
+        return None
+    try:
+        with transaction.atomic():  # a savepoint: the losing insert leaves the caller's transaction usable
+            again = enqueue_run(run.task, Run.Trigger.MANUAL, user, scheduled_for=run.scheduled_for, rerun_of=run)
+    except IntegrityError:
+        return None
+    again.log(f"Rerun of run {run.pk}, for its date")
+    return again
+
+
+def rerun_all(runs, user=None):
+    """Rerun each of `runs` (see `rerun`); return (the new runs, how many were not rerun)."""
+    made = [again for again in (rerun(run, user) for run in runs) if again is not None]
+    return made, len(runs) - len(made)
 
 
 def schedule_retry(run):

@@ -1,11 +1,13 @@
 """Every URL under /runs/."""
 from django.urls import path
 
-from runs import views, views_backfill, views_control, views_files
+from runs import views, views_backfill, views_control, views_files, views_runs
 
 app_name = "runs"
 
 urlpatterns = [
+    path("", views_runs.run_list, name="list"),
+    path("rerun/", views_runs.run_rerun, name="rerun"),
     path("<int:pk>/", views.run_detail, name="detail"),
     path("<int:pk>/log/", views.run_log, name="log"),
     path("<int:pk>/live/", views.run_live, name="live"),

@@ -106,22 +106,13 @@ class TaskAdmin(OrganizationScoped, SafeHistoryAdmin):
 
     @admin.action(description="Enable the selected tasks")
     def enable(self, request, queryset):
-        count = self._set_enabled(self._allowed_queryset(request, queryset), True)
+        count = self._allowed_queryset(request, queryset).set_enabled(True)
         self.message_user(request, f"{count_of(count, 'task')} enabled")
 
     @admin.action(description="Disable the selected tasks")
     def disable(self, request, queryset):
-        count = self._set_enabled(self._allowed_queryset(request, queryset), False)
+        count = self._allowed_queryset(request, queryset).set_enabled(False)
         self.message_user(request, f"{count_of(count, 'task')} disabled")
-
-    @staticmethod
-    def _set_enabled(queryset, enabled):
-        # One save per task, not queryset.update(), so each change enters the task's history with its author.
-        tasks = list(queryset.exclude(enabled=enabled))
-        for task in tasks:
-            task.enabled = enabled
-            task.save(update_fields=["enabled", "updated_at"])
-        return len(tasks)
 
     @admin.action(description="Reschedule: remove and recreate the schedules of the selected tasks")
     def reschedule(self, request, queryset):

@@ -47,6 +47,15 @@ class TaskQuerySet(models.QuerySet):
     def owned_by(self, user):
         return self.filter(project__owner=user)
 
+    def set_enabled(self, enabled):
+        """Enable or disable these tasks; return how many changed. One save per task, not update(), so each change
+        enters the task's history with its author (the pages, the admin and the project page all come here)."""
+        tasks = list(self.exclude(enabled=enabled))
+        for task in tasks:
+            task.enabled = enabled
+            task.save(update_fields=["enabled", "updated_at"])
+        return len(tasks)
+
     def with_run_summary(self):
         """Annotate the last run's status and time and the project's next trigger time, in one query."""
         from projects.models import Trigger
@@ -362,9 +371,10 @@ class Task(models.Model):
         super().save(*args, **kwargs)
 
     @transaction.atomic
-    def duplicate(self, project=None):
+    def duplicate(self, project=None, keep_name=False):
         """A disabled copy named "... (copy)" with its destinations, parameters, conditions and notifications,
-        in `project` (default: the same one). It is a task template: settings the task inherits stay inherited
+        in `project` (default: the same one); with `keep_name` (a duplicated project's tasks, see
+        Project.duplicate) under its own name. It is a task template: settings the task inherits stay inherited
         (NULL), so the copy takes them from its own project and organization.
 
         Secrets live on connections, which the copy shares, so nothing secret is copied or shown.
@@ -377,7 +387,7 @@ class Task(models.Model):
             "notifications": list(self.notifications.all()),
         }
         users, groups = list(self.publish_to_users.all()), list(self.publish_to_groups.all())
-        name, number = f"{self.name} (copy)", 2
+        name, number = (self.name, 2) if keep_name else (f"{self.name} (copy)", 2)
         while Task.objects.filter(project=project_id, name=name).exists():
             name, number = f"{self.name} (copy {number})", number + 1
         copy = Task.objects.get(pk=self.pk)

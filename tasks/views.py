@@ -16,6 +16,7 @@ from projects.models import Project
 from runs import queueing
 from runs.queueing import enqueue_run
 from runs.orchestration import find_cycle
+from runs import charts
 from runs.models import Run, RunFile
 from tasks import inheritance, try_out
 from runs.views import FILES_PER_PAGE
@@ -38,8 +39,21 @@ def _filtered(request, tasks):
     return tasks
 
 
+NEVER_RUN = "never"
+
+
+def _by_last_run(request, tasks):
+    """The status filter: tasks whose last run has this status, or (`never`) that never ran."""
+    status = request.GET.get("status", "")
+    if status == NEVER_RUN:
+        return tasks.filter(last_run_status__isnull=True)
+    if status and status not in Run.Status.values:
+        raise BadRequest(f"status must be one of {', '.join(Run.Status.values)} or {NEVER_RUN}.")
+    return tasks.filter(last_run_status=status) if status else tasks
+
+
 def _task_table_page(request, tasks, title, owner_cloud):
-    table = TaskTable(_filtered(request, tasks).with_run_summary().select_related("project__owner"),
+    table = TaskTable(_by_last_run(request, _filtered(request, tasks).with_run_summary()).select_related("project__owner"),
                       order_by=request.GET.get("sort") or ("project", "name"))
     per_page = int_param(request, "per_page", default=50, minimum=1, maximum=500)
     RequestConfig(request, paginate={"per_page": per_page}).configure(table)
@@ -49,7 +63,8 @@ def _task_table_page(request, tasks, title, owner_cloud):
         "owner_cloud": name_cloud(tasks, "project__owner__username", "project__owner__username")
         if owner_cloud else None,
         "project_cloud": name_cloud(tasks, "project_id", "project__name"),
-        "filters": {key: request.GET.get(key, "") for key in ("q", "owner", "project")},
+        "filters": {key: request.GET.get(key, "") for key in ("q", "owner", "project", "status")},
+        "statuses": [*Run.Status.choices, (NEVER_RUN, "Never run")],
         "can_create": Project.objects.editable_by(request.user).exists(),
     })
 
@@ -63,6 +78,7 @@ def my_tasks(request):
 
 
 RUNS_PER_PAGE = 20
+CHART_RUNS = 30
 
 
 def task_detail(request, pk):
@@ -81,12 +97,12 @@ def task_detail(request, pk):
         run.task = task  # the row names the task's retries: no query per row
     live_run = (task.runs.filter(status__in=(Run.Status.RUNNING, Run.Status.QUEUED))
                 .order_by("-status", "-id").first())  # "running" sorts after "queued": a running run first
-    # The latest finished run, when its output drifted and nobody accepted it yet (runs/drift.py): on the first
-    # unfiltered page when there is one, else read.
-    last_finished = next((run for run in run_page if run.is_finished), None) if not status and run_page.number == 1 \
-        else None
-    if last_finished is None and (status or run_page.number != 1 or run_page.has_next):
-        last_finished = task.runs.filter(status__in=Run.FINISHED).only("pk", "drift", "task_id").first()
+    # The last finished runs, newest first, in one query: the chart of their duration and rows (drawn on the server,
+    # runs/charts.py, oldest first) and the latest one's drift.
+    finished = list(task.runs.filter(status__in=Run.FINISHED).only(
+        "pk", "task_id", "status", "started_at", "finished_at", "rows", "drift").order_by("-id")[:CHART_RUNS])
+    # The latest finished run, when its output drifted and nobody accepted it yet (runs/drift.py).
+    last_finished = finished[0] if finished else None
     drifted_run = (last_finished if last_finished and last_finished.drift
                    and not last_finished.drift.get("accepted_by") else None)
     files = Page(RunFile.objects.filter(run__task=task).select_related("run"),
@@ -106,6 +122,7 @@ def task_detail(request, pk):
         "status": status,
         "statuses": Run.Status.choices,
         "live_run": live_run,
+        "run_chart": charts.run_history(finished[::-1]),
         "drifted_run": drifted_run,
         "live_lines": live_run.log_lines.all() if live_run else [],
         "files": files,
@@ -249,9 +266,7 @@ def task_bulk(request):
             enqueue_run(task, Run.Trigger.MANUAL, request.user)
         messages.success(request, f"Queued {count_of(count, 'run')}.")
     else:
-        for task in tasks:  # saved one by one, so each change enters the task's history
-            task.enabled = action == "enable"
-            task.save(update_fields=["enabled", "updated_at"])
+        tasks.set_enabled(action == "enable")
         messages.success(request, f"{action.capitalize()}d {count_of(count, 'task')}.")
     return safe_next(request, "tasks:list")
 

@@ -287,6 +287,7 @@ ACTIONS = [
     ("task", "disable", EDITORS, lambda o: Task.objects.get(pk=o.pk).enabled),
     ("task", "reschedule", EDITORS, None),
     ("project", "reschedule", EDITORS, None),
+    ("project", "duplicate", EDITORS, lambda o: Project.objects.filter(name__startswith=f"{o.name} (copy").count()),
     ("connection", "test_connections", EDITORS, lambda o: Connection.objects.get(pk=o.pk).last_tested_at),
     ("backfill", "cancel_backfills", EDITORS, lambda o: Backfill.objects.get(pk=o.pk).cancelled_at),
     ("systemjob", "activate", SUPERUSERS, lambda o: SystemJob.objects.get(pk=o.pk).active),

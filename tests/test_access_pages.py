@@ -144,6 +144,11 @@ ROWS = [
     ("task reschedule", lambda w: f"/tasks/{w['task'].pk}/reschedule/", dict, EDITORS | {"group_editor"}),
     ("task cancel retry", lambda w: f"/tasks/{w['task'].pk}/cancel-retry/", dict, EDITORS | {"group_editor"}),
     ("run cancel", lambda w: f"/runs/{w['queued'].pk}/cancel/", dict, EDITORS | {"group_editor"}),
+    ("runs rerun", lambda w: "/runs/rerun/", lambda w: {"run": w["done"].pk}, EDITORS | {"group_editor"}),
+    ("project run", lambda w: f"/projects/{w['project'].pk}/run/", dict, EDITORS | {"group_editor"}),
+    ("project disable all", lambda w: f"/projects/{w['project'].pk}/set-enabled/", lambda w: {"enabled": "0"},
+     EDITORS | {"group_editor"}),
+    ("project duplicate", lambda w: f"/projects/{w['project'].pk}/duplicate/", dict, EDITORS | {"group_editor"}),
     ("task backfill", lambda w: f"/tasks/{w['task'].pk}/backfill/",
      lambda w: {"first_date": "2024-05-01", "last_date": "2024-05-02", "max_dates": 1}, EDITORS | {"group_editor"}),
     ("project backfill", lambda w: f"/projects/{w['project'].pk}/backfill/",
@@ -190,6 +195,7 @@ ROWS = [
 # Requests that change something when allowed (the others only queue work or may fail softly).
 CHANGING = {"project new", "project edit", "task new", "task new with a script", "task edit", "script edit",
             "task delete", "task duplicate", "task toggle", "task run", "task bulk disable", "run cancel",
+            "runs rerun", "project run", "project disable all", "project duplicate",
             "task backfill", "project backfill", "backfill cancel",
             "connection new", "sqlite connection new", "connection edit", "connection test",
             "connection forget host key", "member add", "member change", "member remove", "organization settings",
@@ -260,7 +266,7 @@ def test_members_see_and_others_do_not_even_learn_it_exists(client, world, user_
     for url in READ_URLS:
         status = client.get(url(world)).status_code
         assert status == (200 if user_name in MEMBERS or user_name == "superuser" else 404), (url(world), status)
-    listing = client.get("/tasks/").content.decode() + client.get("/connections/").content.decode()
+    listing = "".join(client.get(url).content.decode() for url in ("/tasks/", "/connections/", "/runs/"))
     assert ("Orders" in listing and "Shop" in listing) == (user_name in MEMBERS or user_name == "superuser")
 
 
@@ -269,7 +275,8 @@ def test_the_table_covers_every_changing_url():
     from django.urls import get_resolver
 
     names = {name for name in _walk(get_resolver().url_patterns) if not name.endswith(":")}
-    read_only = {"tasks:list", "tasks:mine", "tasks:detail", "tasks:preview", "runs:detail", "runs:log", "runs:live",
+    read_only = {"dashboard:home", "runs:list", "tasks:list", "tasks:mine", "tasks:detail", "tasks:preview",
+                 "runs:detail", "runs:log", "runs:live",
                  "runs:backfill", "runs:file-download", "runs:manifest", "runs:dry-run",
                  "files:hub", "projects:list", "projects:detail", "connections:list", "connections:detail",
                  "organizations:list", "organizations:detail", "tasks:history", "projects:history",
@@ -289,8 +296,11 @@ def test_the_table_covers_every_changing_url():
                "tasks:backfill", "projects:backfill", "runs:backfill-cancel",
                "organizations:member-change", "organizations:member-remove", "tasks:try",
                "organizations:settings", "projects:settings", "tasks:inherit",
-               "alerts:task-webhook-new", "alerts:project-webhook-new", "alerts:webhook-edit", "alerts:webhook-delete"}
+               "alerts:task-webhook-new", "alerts:project-webhook-new", "alerts:webhook-edit", "alerts:webhook-delete",
+               "runs:rerun", "projects:run", "projects:set-enabled", "projects:duplicate"}
     own = {"account:settings"}  # changes only the signed-in user's own settings (tests/test_pages_live.py)
+    # Reruns only what the user may run among everything they see, refusing a viewer (tests/test_dashboard.py).
+    own |= {"dashboard:run-errored"}
     assert names - read_only - covered - own == set()
 
 

@@ -202,6 +202,10 @@ def test_the_main_pages_work_under_the_content_security_policy(page, owner, staf
         page.goto(f"/runs/{run.pk}/")
         page.goto(f"/projects/{project.pk}/")
         page.wait_for_selector("svg.dependency-graph")
+        page.goto("/")  # the dashboard: its timeline is drawn on the server, no script
+        page.wait_for_selector("svg.timeline")
+        page.goto("/runs/")
+        page.wait_for_selector("#run-table")
         page.goto("/connections/new/")
         page.select_option("#id_kind", "sftp")
         page.goto(f"/connections/{source.pk}/")

@@ -120,3 +120,11 @@ def test_the_form_takes_the_passwords_expiry(organization, org_admin, client_of)
     vendor.refresh_from_db()
     assert vendor.secret_expires_on == datetime.date(2027, 2, 28)
     assert "password or key (as entered): " in page.content.decode()
+
+
+def test_the_dashboard_lists_what_expires_soon(organization, member, client_of):
+    factories.connection(organization, "sftp", name="Vendor SFTP", host="127.0.0.1",
+                         secret_expires_on=timezone.localdate() + datetime.timedelta(days=9))
+    page = client_of(member).get("/").content.decode()
+    listed = page.split('id="dashboard-expiring"')[1].split("</ul>")[0]
+    assert "Vendor SFTP</a>: password or key (as entered) expires" in listed and "(in 9 days)" in listed

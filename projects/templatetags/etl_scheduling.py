@@ -1,5 +1,6 @@
 """Template tags behind the scheduling includes: task controls, next run times, the dependency graph."""
 from django import template
+from django.db.models import Q
 
 from projects import graph, scheduling, triggers
 
@@ -17,13 +18,16 @@ def task_controls(context, task):
     rights = getattr(task, "rights", None)  # set by projects.access when the page fetched the task: no query
     can_edit = rights.can_edit if rights is not None else bool(
         user and user.is_authenticated and Task.objects.editable_by(user).filter(pk=task.pk).exists())
-    running = list(task.runs.filter(status=Run.Status.RUNNING).order_by("id"))
-    # A backfill's queued runs are cancelled as one batch (its button), not one button per date.
-    queued = task.runs.filter(status=Run.Status.QUEUED, backfill__isnull=True).exclude(trigger=Run.Trigger.RETRY)
+    # Running and queued runs in one read. A backfill's queued runs are cancelled as one batch (its button), not one
+    # button per date; a queued retry has its own button.
+    live = list(task.runs.filter(Q(status=Run.Status.RUNNING) | Q(
+        status=Run.Status.QUEUED, backfill__isnull=True) & ~Q(trigger=Run.Trigger.RETRY)).order_by("id"))
+    running = [run for run in live if run.status == Run.Status.RUNNING]
+    queued = [run for run in live if run.status == Run.Status.QUEUED]
     backfills = Backfill.objects.filter(runs__task=task, runs__status__in=(Run.Status.QUEUED, Run.Status.RUNNING),
                                         cancelled_at__isnull=True).distinct().order_by("id")
     return {"can_edit": can_edit, "running": running, "pending_retries": list(pending_retries(task)),
-            "queued": list(queued), "backfills": list(backfills)}
+            "queued": queued, "backfills": list(backfills)}
 
 
 @register.simple_tag
