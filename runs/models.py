@@ -10,7 +10,7 @@ import datetime
 import logging
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -149,6 +149,36 @@ class Run(models.Model):
         # database restart during a run costs a reconnect, not the run.
         message = self.masker(message)
         return durable(lambda: RunLog.objects.create(run=self, level=level, message=message))
+
+    # --- what a run records while its worker holds it: durable (a database restart costs a reconnect) and fenced
+    # (a worker that lost the run, runs/leases.py, changes nothing) ---
+
+    def _held(self):
+        """This run, while the worker that claimed it (`self.worker`) still holds it."""
+        runs = Run.objects.filter(pk=self.pk)
+        return runs.filter(worker=self.worker, status=self.Status.RUNNING) if self.worker else runs
+
+    def record(self, **fields):
+        """Write what the run found (its query text, its row count); False when its worker no longer holds it."""
+        recorded = durable(lambda: self._held().update(**fields)) == 1
+        if recorded:
+            for name, value in fields.items():
+                setattr(self, name, value)
+        return recorded
+
+    def record_files(self, files):
+        """Save the run's delivered files (unsaved RunFile objects) in one transaction, while its worker holds it;
+        False when it does not. Idempotent: a write retried after its connection was lost at the commit finds
+        the files there and adds nothing."""
+        def write():
+            with transaction.atomic():
+                if not self._held().select_for_update().exists():
+                    return False
+                if not self.files.exists():
+                    RunFile.objects.bulk_create(files)
+                return True
+
+        return durable(write)
 
     # --- its life: every status change of a run passes here (see TRANSITIONS) ---
 

@@ -1,14 +1,18 @@
 """Runs that survive their servers: Redis (the broker) stopped and started again, and a restart of the app's own
 PostgreSQL. Each test starts its own server on a free loopback port and stops it by PID."""
+import json
 import subprocess
 import sys
 import time
 
+import psycopg
 import pytest
 
 from runs.models import Run
 from runs.queueing import BROKER_DOWN
 from tests.fixtures.scheduling import MANAGE, cluster_environment, wait_for
+from tests.servers import postgres as pg
+from tests.servers.private_postgres import PrivatePostgres
 from tests.servers.common import free_port, require_binary, stop_process, wait_for_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -56,3 +60,70 @@ def test_a_run_queued_while_the_broker_is_down_starts_when_it_returns(redis, sta
              message=lambda: f"the run to end\n{cluster.log()[-3000:]}")
     time.sleep(2)  # a second start would show now
     assert task.runs.count() == 1 and counted_source.executions() == 1 and outbox.delivered() == [run.pk]
+
+
+# --- the app's own PostgreSQL restarted under running runs ---------------------------------------------------
+
+@pytest.fixture
+def private_postgres():
+    server = PrivatePostgres()
+    server.start()
+    yield server
+    server.remove()
+
+
+def manage(environment, *arguments):
+    done = subprocess.run([sys.executable, str(MANAGE), *arguments], capture_output=True, text=True,
+                          env=environment, cwd=MANAGE.parent, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def in_app(environment, action, **argument):
+    """seed/report of tests/fixtures/app_world.py, run by the portal on the private database."""
+    code = f"from tests.fixtures.app_world import main; main({action!r}, {json.dumps(argument)!r})"
+    return json.loads(manage(environment, "shell", "-c", code).strip().splitlines()[-1])
+
+
+def test_runs_survive_a_restart_of_the_app_database_and_end_once(private_postgres, start_cluster, counted_source,
+                                                                 tmp_path):
+    """The app database (PostgreSQL, the ORM broker in it too) restarts while two runs wait on their source query
+    (on another server) and a third is queued: every run reconnects and carries on, and ends once."""
+    private_postgres.create_database("etl_app")
+    outbox = tmp_path / "outbox"
+    outbox.mkdir()
+    # A lease long enough to ride out the restart (the writes retry for half of it, runs/durable.py).
+    app = {"DATABASE_URL": private_postgres.url("etl_app"), "ETL_DATA_DIR": tmp_path / "app-data",
+           "ETL_RUN_LEASE_SECONDS": 20}
+    environment = cluster_environment(ETL_LOCAL_ROOTS=tmp_path, **app)
+    manage(environment, "migrate", "--noinput", "-v0")
+    host, port, user = pg.dsn_parts()
+    world = in_app(environment, "seed", source={"host": host, "port": port, "username": user,
+                                                "database": counted_source.database},
+                   outbox=str(outbox), tasks=3, seconds=6)
+    cluster = start_cluster(**app)
+    for task in world["tasks"]:
+        manage(environment, "run_task", str(task))
+    wait_for(lambda: counted_source.executions() == 2, timeout=30,
+             message=lambda: f"two queries to start\n{cluster.log()[-3000:]}")
+
+    private_postgres.restart()
+
+    def finished():
+        with psycopg.connect(private_postgres.url("etl_app")) as conn:
+            return conn.execute("SELECT count(*) FROM runs_run WHERE status NOT IN ('queued', 'running')"
+                                ).fetchone()[0]
+
+    wait_for(lambda: finished() >= 3, timeout=90, interval=0.5,
+             message=lambda: f"the three runs to end\n{cluster.log()[-4000:]}")
+    time.sleep(3)  # a second attempt, delivery or record would show now
+    seen = in_app(environment, "report", tasks=world["tasks"])
+    runs = seen["runs"]
+    assert [(run["task"], run["attempt"], run["status"]) for run in runs] == \
+        [(task, 1, "succeeded") for task in world["tasks"]], [run["log"] for run in runs]
+    assert counted_source.executions() == 3  # counted by the source database: no query ran twice
+    delivered = sorted(int(path.relative_to(outbox).parts[0]) for path in outbox.rglob("*") if path.is_file())
+    assert delivered == [run["id"] for run in runs]  # one file per run, from its one attempt
+    assert seen["files"] == 3 and all(run["files"] == 1 and run["rows"] == 1 for run in runs)
+    assert all(run["query_text"] for run in runs)
+    assert not any(line.startswith("Interrupted") for run in runs for line in run["log"])
