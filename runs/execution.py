@@ -62,8 +62,10 @@ def _execute_claimed(run_id, worker, now=None):
     run.log(f"Started on {worker.rsplit(':', 1)[0]} (attempt {run.attempt})")
     secrets, error = [], None
     timeout = effective_timeout(run.task)
-    with cancellation.scope(run_id), shutdown.running(run_id, worker):
-        with LeaseKeeper(run_id, worker, timeout) as keeper:
+    # `shutdown.running` covers what follows the outcome too: a worker told to stop exits only after the run's
+    # notifications went out and its retry or successors were decided.
+    with shutdown.running(run_id, worker):
+        with cancellation.scope(run_id), LeaseKeeper(run_id, worker, timeout) as keeper:
             keeper.attempt = run.attempt
             warnings, stopped = [], True
             try:
@@ -86,13 +88,14 @@ def _execute_claimed(run_id, worker, now=None):
                 shutdown.hand_back(run, worker)
                 return "handed back"
             finished = _record_outcome(run, worker, reason, error, warnings, timeout)
-    if not finished:
-        # Another writer ended the run first (the reaper after a lapsed lease, an operator): it decides what follows.
-        logger.warning("Run %s was no longer held by %s when it ended; nothing follows from this worker",
-                       run_id, worker)
-        return "fenced"
-    notifications.notify(run)
-    orchestration.after_run_safely(run, now=now)
+        if not finished:
+            # Another writer ended the run first (the reaper after a lapsed lease, an operator): it decides what
+            # follows.
+            logger.warning("Run %s was no longer held by %s when it ended; nothing follows from this worker",
+                           run_id, worker)
+            return "fenced"
+        notifications.notify(run)
+        orchestration.after_run_safely(run, now=now)
     return run.status
 
 

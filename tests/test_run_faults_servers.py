@@ -1,6 +1,5 @@
 """Runs that survive their servers: Redis (the broker) stopped and started again, and a restart of the app's own
 PostgreSQL. Each test starts its own server on a free loopback port and stops it by PID."""
-import json
 import subprocess
 import sys
 import time
@@ -10,6 +9,7 @@ import pytest
 
 from runs.models import Run
 from runs.queueing import BROKER_DOWN
+from tests.fixtures.app_world import delivered, in_app, manage
 from tests.fixtures.scheduling import MANAGE, cluster_environment, wait_for
 from tests.servers import postgres as pg
 from tests.servers.private_postgres import PrivatePostgres
@@ -72,19 +72,6 @@ def private_postgres():
     server.remove()
 
 
-def manage(environment, *arguments):
-    done = subprocess.run([sys.executable, str(MANAGE), *arguments], capture_output=True, text=True,
-                          env=environment, cwd=MANAGE.parent, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout
-
-
-def in_app(environment, action, **argument):
-    """seed/report of tests/fixtures/app_world.py, run by the portal on the private database."""
-    code = f"from tests.fixtures.app_world import main; main({action!r}, {json.dumps(argument)!r})"
-    return json.loads(manage(environment, "shell", "-c", code).strip().splitlines()[-1])
-
-
 def test_runs_survive_a_restart_of_the_app_database_and_end_once(private_postgres, start_cluster, counted_source,
                                                                  tmp_path):
     """The app database (PostgreSQL, the ORM broker in it too) restarts while two runs wait on their source query
@@ -100,7 +87,7 @@ def test_runs_survive_a_restart_of_the_app_database_and_end_once(private_postgre
     host, port, user = pg.dsn_parts()
     world = in_app(environment, "seed", source={"host": host, "port": port, "username": user,
                                                 "database": counted_source.database},
-                   outbox=str(outbox), tasks=3, seconds=6)
+                   outbox=str(outbox), seconds=[6, 6, 6])
     cluster = start_cluster(**app)
     for task in world["tasks"]:
         manage(environment, "run_task", str(task))
@@ -122,8 +109,7 @@ def test_runs_survive_a_restart_of_the_app_database_and_end_once(private_postgre
     assert [(run["task"], run["attempt"], run["status"]) for run in runs] == \
         [(task, 1, "succeeded") for task in world["tasks"]], [run["log"] for run in runs]
     assert counted_source.executions() == 3  # counted by the source database: no query ran twice
-    delivered = sorted(int(path.relative_to(outbox).parts[0]) for path in outbox.rglob("*") if path.is_file())
-    assert delivered == [run["id"] for run in runs]  # one file per run, from its one attempt
+    assert delivered(outbox) == [run["id"] for run in runs]  # one file per run, from its one attempt
     assert seen["files"] == 3 and all(run["files"] == 1 and run["rows"] == 1 for run in runs)
     assert all(run["query_text"] for run in runs)
     assert not any(line.startswith("Interrupted") for run in runs for line in run["log"])
