@@ -113,7 +113,12 @@ def resend(run_file, user=None):
                              step="settings")
     secrets = secret_values(task)
     requested = f" (requested by {user.username})" if user is not None else ""
-    output = OutputFile(path=archive.local_copy(run_file.stored_path), name=run_file.name, rows=0 if run_file.size == 0 else None)
+    try:
+        kept = archive.local_copy(run_file.stored_path)
+    except FileNotFoundError:
+        raise ConnectorError(f"{run_file.display_name} is no longer in the archive: it cannot be resent",
+                             step="settings") from None
+    output = OutputFile(path=kept, name=run_file.name, rows=0 if run_file.size == 0 else None)
     params = resolve(task, run)
     results = []
 

@@ -52,7 +52,8 @@ def run_pipeline(run, secrets=()):
         # or timeout this late came too late to matter: the files are out, and recorded.)
         raise RunStopped(LEASE_LOST)
     stored = [RunFile(run=run, name=output.name, shown_name=run.masker(output.name), size=output.size,
-                      md5=output.md5, stored_path=archive.store(output.path),
+                      md5=output.md5,
+                      stored_path=archive.store(output.path, warn=lambda why: ctx.log(why, level="warning")),
                       deliveries=[RunFile.shown_record(record, run.masker) for record in output.deliveries])
               for output in outputs]
     if not run.record_files(stored):  # the reaper took the run while it delivered: fenced, as above
