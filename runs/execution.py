@@ -23,7 +23,7 @@ from etl_portal.cancellation import LEASE_LOST, RunStopped
 from runs import notifications, orchestration, shutdown
 from runs.leases import LeaseKeeper, effective_timeout, worker_id
 from runs.models import Run
-from runs.pipeline import run_pipeline, secrets_of
+from runs.pipeline import run_pipeline
 from runs.queueing import submit
 
 logger = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ def _execute_claimed(run_id, worker, now=None):
             keeper.attempt = run.attempt
             warnings, stopped = [], True
             try:
-                secrets = secrets_of(run.task)
+                secrets = run.secrets
                 warnings = run_pipeline(run, secrets)
                 stopped = False  # the work was done: a stop asked for meanwhile came too late to matter
             except RunStopped:

@@ -137,11 +137,19 @@ class Run(models.Model):
         return None
 
     @property
+    def secrets(self):
+        """Every secret value a run of its task could meet (runs/masking.py): read (and decrypted) once per Run
+        instance, as its masker and the worker's scrubbing of errors need the same list."""
+        if getattr(self, "_secrets", None) is None:
+            self._secrets = secret_values(self.task)
+        return self._secrets
+
+    @property
     def masker(self):
         """Hides the task's secrets (runs/masking.py); worked out once per Run instance, as a run's log lines
         all go through the one instance the worker holds."""
         if getattr(self, "_masker", None) is None:
-            self._masker = Masker(secret_values(self.task))
+            self._masker = Masker(self.secrets)
         return self._masker
 
     def log(self, message, level="info"):

@@ -12,13 +12,7 @@ from runs import archive, conditions, delivery, packaging, parameters, processin
 from runs.context import RunContext
 from runs.durable import ensure_connected
 from runs.files import run_folder
-from runs.masking import secret_values
 from runs.models import RunFile
-
-
-def secrets_of(task):
-    """Every secret value a run of `task` could meet, so messages can be scrubbed of them (runs/masking.py)."""
-    return secret_values(task)
 
 
 def _next_stage(run):
