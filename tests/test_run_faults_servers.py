@@ -13,24 +13,10 @@ from tests.fixtures.app_world import delivered, in_app, manage
 from tests.fixtures.scheduling import MANAGE, cluster_environment, wait_for
 from tests.servers import postgres as pg
 from tests.servers.private_postgres import PrivatePostgres
-from tests.servers.common import free_port, require_binary, stop_process, wait_for_port
+from tests.servers.common import free_port
+from tests.servers.redis_server import Redis
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-class Redis:
-    def __init__(self, port):
-        self.port, self.process = port, None
-        self.url = f"redis://127.0.0.1:{port}/0"
-
-    def start(self):
-        self.process = subprocess.Popen([require_binary("redis-server"), "--port", str(self.port), "--bind",
-                                         "127.0.0.1", "--save", "", "--appendonly", "no"],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for_port(self.port, self.process)
-
-    def stop(self):
-        stop_process(self.process)
 
 
 @pytest.fixture
