@@ -1,5 +1,5 @@
-"""Runs that survive their servers: Redis (the broker) stopped and started again, and a restart of the app's own
-PostgreSQL. Each test starts its own server on a free loopback port and stops it by PID."""
+"""Runs that survive their servers: Redis (the broker) down when a run is asked for, or stopped under a running run
+and started again, and a restart of the app's own PostgreSQL. Each test starts its own server on a free loopback port and stops it by PID."""
 import subprocess
 import sys
 import time
@@ -77,7 +77,7 @@ def test_runs_survive_a_restart_of_the_app_database_and_end_once(private_postgre
     cluster = start_cluster(**app)
     for task in world["tasks"]:
         manage(environment, "run_task", str(task))
-    wait_for(lambda: counted_source.executions() == 2, timeout=30,
+    wait_for(lambda: counted_source.executions() == 2, timeout=90,
              message=lambda: f"two queries to start\n{cluster.log()[-3000:]}")
 
     private_postgres.restart()
@@ -99,3 +99,33 @@ def test_runs_survive_a_restart_of_the_app_database_and_end_once(private_postgre
     assert seen["files"] == 3 and all(run["files"] == 1 and run["rows"] == 1 for run in runs)
     assert all(run["query_text"] for run in runs)
     assert not any(line.startswith("Interrupted") for run in runs for line in run["log"])
+
+
+def test_redis_stopped_under_a_running_run_and_started_again_every_run_ends_once(redis, start_cluster, counted_task,
+                                                                                  counted_source, outbox):
+    """The broker goes away while a run runs and another is asked for: the running one ends (its follow-ups wait
+    for the broker), the command records the new one and says so, exit 0; once Redis is back the new run starts.
+    Every run ends once: two queries at the source, two deliveries."""
+    redis.start()
+    cluster = start_cluster(REDIS_URL=redis.url)
+    first_task, second_task = counted_task("Before the outage", seconds=5), counted_task("During", seconds=0)
+    command = subprocess.run([sys.executable, str(MANAGE), "run_task", str(first_task.pk)], capture_output=True,
+                             text=True, env=cluster_environment(REDIS_URL=redis.url), cwd=MANAGE.parent, timeout=60)
+    assert command.returncode == 0 and BROKER_DOWN not in command.stdout, command.stderr
+    first = first_task.runs.get()
+    wait_for(lambda: counted_source.executions() == 1, timeout=30,
+             message=lambda: f"the first query to start\n{cluster.log()[-3000:]}")
+    redis.stop()
+    command = subprocess.run([sys.executable, str(MANAGE), "run_task", str(second_task.pk)], capture_output=True,
+                             text=True, env=cluster_environment(REDIS_URL=redis.url), cwd=MANAGE.parent, timeout=60)
+    second = second_task.runs.get()
+    assert command.returncode == 0 and command.stdout.strip() == f"run {second.pk} {BROKER_DOWN}", command.stderr
+    wait_for(lambda: Run.objects.filter(pk=first.pk, status="succeeded").exists(), timeout=30,
+             message=lambda: f"the first run to end without the broker\n{cluster.log()[-3000:]}")
+    assert Run.objects.get(pk=second.pk).status == "queued"
+    redis.start()  # the same port: the cluster and the housekeeping loop find it again
+    wait_for(lambda: Run.objects.filter(pk=second.pk, status="succeeded").exists(), timeout=60,
+             message=lambda: f"the second run to end\n{cluster.log()[-3000:]}")
+    time.sleep(2)  # a second start would show now
+    assert [task.runs.count() for task in (first_task, second_task)] == [1, 1]
+    assert counted_source.executions() == 2 and outbox.delivered() == sorted([first.pk, second.pk])
