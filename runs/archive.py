@@ -176,7 +176,10 @@ def delete(key):
     """Remove a stored file and the run folders it leaves empty; never outside the archive, nor (for an
     absolute key) outside ETL_DATA_DIR, whatever a record says."""
     if key and key.startswith(CONNECTION_KEY):
-        store, remote = _on_connection(key)
+        try:
+            store, remote = _on_connection(key)
+        except FileNotFoundError:  # its connection was deleted: nothing the portal can reach is left
+            return False
         with store.session() as session:
             if session.exists(remote):
                 session.delete(remote)

@@ -169,7 +169,11 @@ def purge_expired_files(now=None):
             continue
         expired = RunFile.objects.filter(run__task=task, purged_at__isnull=True, created_at__lt=cutoff)
         for run_file in expired:
-            archive.delete(run_file.stored_path)  # never outside the archive or ETL_DATA_DIR
+            try:
+                archive.delete(run_file.stored_path)  # never outside the archive or ETL_DATA_DIR
+            except ConnectorError as exc:  # the archive connection's server is down: try again on the next pass
+                logger.warning("Could not purge file %s from the archive: %s", run_file.pk, exc.message)
+                continue
             run_file.purged_at = now
             run_file.save(update_fields=["purged_at"])
             purged += 1

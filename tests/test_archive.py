@@ -137,3 +137,16 @@ def test_an_unreachable_archive_server_keeps_the_file_on_the_worker_and_says_so(
                                       "orders.csv").resolve())
     response = client_of(owner).get(f"/runs/files/{record.pk}/download/")
     assert b"".join(response.streaming_content) == (drop_folder / "orders.csv").read_bytes()
+
+
+def test_a_purge_the_archive_server_cannot_do_now_is_tried_again_later(make_task, sqlite_orders, organization):
+    closed = factories.connection(organization, "sftp", "Archive down", host="127.0.0.1", port=free_port(),
+                                  username="nobody", secrets={"password": "x"})
+    task = make_task(sqlite_orders, ORDERS_QUERY, retention_days=1)
+    record = factories.run_file(factories.run(task), stored_path=f"connection:{closed.pk}:/archive/1-orders.csv")
+    gone = factories.run_file(factories.run(task), stored_path="connection:999999:/archive/2-orders.csv")
+    later = record.created_at + datetime.timedelta(days=2)
+    assert purge_expired_files(now=later) == 1  # the one whose connection was deleted: nothing left to reach
+    record.refresh_from_db()
+    gone.refresh_from_db()
+    assert record.purged_at is None and gone.purged_at == later
