@@ -180,7 +180,10 @@ class Run(models.Model):
         the files there and adds nothing."""
         def write():
             with transaction.atomic():
-                if not self._held().select_for_update().exists():
+                # A write first (that changes nothing): it takes the run's row lock (PostgreSQL) or the write lock
+                # (SQLite, waiting its busy timeout; a read first would fail at once when another writer came
+                # between), so the check and the insert are one step.
+                if not self._held().update(worker=models.F("worker")):
                     return False
                 if not self.files.exists():
                     RunFile.objects.bulk_create(files)
