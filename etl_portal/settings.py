@@ -219,6 +219,8 @@ ETL_METRICS_TOKEN = env("ETL_METRICS_TOKEN", "")
 # Where delivered files are kept for download and resend (runs/archive.py): blank = this node's ETL_DATA_DIR;
 # a folder every node mounts for several worker hosts.
 ETL_ARCHIVE_DIR = env("ETL_ARCHIVE_DIR", "")
+# Or a file-store connection of the portal's own (its id or name: SFTP, SMB, FTP) for hosts that share no folder.
+ETL_ARCHIVE_CONNECTION = env("ETL_ARCHIVE_CONNECTION", "")
 # Niceness a django-q2 worker adds to itself (projects/housekeeping.py start_heartbeat).
 ETL_WORKER_NICE = env_int("ETL_WORKER_NICE", 5)
 ETL_PROGRESS_EVERY_ROWS = env_int("ETL_PROGRESS_EVERY_ROWS", 100_000)

@@ -123,7 +123,12 @@ def resend(run_file, user=None):
                              step="settings")
     secrets = secret_values(task)
     requested = f" (requested by {user.username})" if user is not None else ""
-    output = OutputFile(path=archive.local_copy(run_file.stored_path), name=run_file.name, rows=0 if run_file.size == 0 else None)
+    try:
+        kept = archive.local_copy(run_file.stored_path)
+    except FileNotFoundError:
+        raise ConnectorError(f"{run_file.display_name} is no longer in the archive: it cannot be resent",
+                             step="settings") from None
+    output = OutputFile(path=kept, name=run_file.name, rows=0 if run_file.size == 0 else None)
     output.size, output.md5, output.sha256 = checksum(output.path)
     params = resolve(task, run)
     results = []
@@ -181,7 +186,11 @@ def purge_expired_files(now=None):
             continue
         expired = RunFile.objects.filter(run__task=task, purged_at__isnull=True, created_at__lt=cutoff)
         for run_file in expired:
-            archive.delete(run_file.stored_path)  # never outside the archive or ETL_DATA_DIR
+            try:
+                archive.delete(run_file.stored_path)  # never outside the archive or ETL_DATA_DIR
+            except ConnectorError as exc:  # the archive connection's server is down: try again on the next pass
+                logger.warning("Could not purge file %s from the archive: %s", run_file.pk, exc.message)
+                continue
             run_file.purged_at = now
             run_file.save(update_fields=["purged_at"])
             purged += 1

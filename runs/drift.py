@@ -112,8 +112,7 @@ def check(ctx):
     drift = find(ctx.run)
     if not drift:
         return
-    ctx.run.drift = drift
-    Run.objects.filter(pk=ctx.run.pk).update(drift=drift)
+    ctx.run.record(drift=drift)
     message = describe(drift)
     if ctx.task.drift_check == Task.DriftCheck.STOP:
         raise PipelineError(f"Not delivered: {message}. Accept the change on the run's page if it is right.",

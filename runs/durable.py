@@ -6,7 +6,8 @@ write again with back-off, for at most `ETL_DB_RETRY_SECONDS` (kept well under t
 that gets its database back in time is never taken for dead). Inside a transaction nothing is retried: the
 transaction is lost with its connection, and only its owner may start it again.
 
-Plain Django, no run logic: runs/models.py (log lines, status moves) and runs/leases.py (lease renewal) use it.
+Plain Django, no run logic: runs/models.py (log lines, status moves, what a run records), runs/leases.py (lease
+renewal) and runs/pipeline.py (between stages, `ensure_connected`) use it.
 """
 import logging
 import time
@@ -49,3 +50,15 @@ def durable(write, seconds=None, alias=DEFAULT_DB_ALIAS):
             reconnect(alias)
             time.sleep(wait)
             wait = min(wait * 2, LONGEST_WAIT)
+
+
+def ensure_connected(alias=DEFAULT_DB_ALIAS):
+    """Make sure this thread's connection answers (one `SELECT 1`), reconnecting with back-off when it was lost:
+    called before a run reads the app database again after long work elsewhere."""
+    def check():
+        connection = connections[alias]
+        connection.ensure_connection()
+        if not connection.is_usable():
+            raise InterfaceError("the connection to the app database was lost")
+
+    durable(check, alias=alias)

@@ -25,7 +25,7 @@ from etl_portal.cancellation import LEASE_LOST, RunStopped
 from runs import notifications, orchestration, shutdown, windows
 from runs.leases import LeaseKeeper, effective_timeout, worker_id
 from runs.models import Run
-from runs.pipeline import run_pipeline, secrets_of
+from runs.pipeline import run_pipeline
 from runs.queueing import submit
 
 logger = logging.getLogger(__name__)
@@ -64,12 +64,14 @@ def _execute_claimed(run_id, worker, now=None):
     run.log(f"Started on {worker.rsplit(':', 1)[0]} (attempt {run.attempt})")
     secrets, error = [], None
     timeout = effective_timeout(run.task)
-    with cancellation.scope(run_id), shutdown.running(run_id, worker):
-        with LeaseKeeper(run_id, worker, timeout) as keeper:
+    # `shutdown.running` covers what follows the outcome too: a worker told to stop exits only after the run's
+    # notifications went out and its retry or successors were decided.
+    with shutdown.running(run_id, worker):
+        with cancellation.scope(run_id), LeaseKeeper(run_id, worker, timeout) as keeper:
             keeper.attempt = run.attempt
             warnings, stopped = [], True
             try:
-                secrets = secrets_of(run.task)
+                secrets = run.secrets
                 warnings = run_pipeline(run, secrets)
                 stopped = False  # the work was done: a stop asked for meanwhile came too late to matter
             except RunStopped:
@@ -88,14 +90,15 @@ def _execute_claimed(run_id, worker, now=None):
                 shutdown.hand_back(run, worker)
                 return "handed back"
             finished = _record_outcome(run, worker, reason, error, warnings, timeout)
-    if not finished:
-        # Another writer ended the run first (the reaper after a lapsed lease, an operator): it decides what follows.
-        logger.warning("Run %s was no longer held by %s when it ended; nothing follows from this worker",
-                       run_id, worker)
-        return "fenced"
-    notifications.notify(run)
-    outbox.queue_run_event(run)  # webhooks: sent by the housekeeping leader, never by this worker
-    orchestration.after_run_safely(run, now=now)
+        if not finished:
+            # Another writer ended the run first (the reaper after a lapsed lease, an operator): it decides what
+            # follows.
+            logger.warning("Run %s was no longer held by %s when it ended; nothing follows from this worker",
+                           run_id, worker)
+            return "fenced"
+        notifications.notify(run)
+        outbox.queue_run_event(run)  # webhooks: sent by the housekeeping leader, never by this worker
+        orchestration.after_run_safely(run, now=now)
     return run.status
 
 

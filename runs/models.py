@@ -10,7 +10,7 @@ import datetime
 import logging
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -198,11 +198,19 @@ class Run(models.Model):
         return None
 
     @property
+    def secrets(self):
+        """Every secret value a run of its task could meet (runs/masking.py): read (and decrypted) once per Run
+        instance, as its masker and the worker's scrubbing of errors need the same list."""
+        if getattr(self, "_secrets", None) is None:
+            self._secrets = secret_values(self.task)
+        return self._secrets
+
+    @property
     def masker(self):
         """Hides the task's secrets (runs/masking.py); worked out once per Run instance, as a run's log lines
         all go through the one instance the worker holds."""
         if getattr(self, "_masker", None) is None:
-            self._masker = Masker(secret_values(self.task))
+            self._masker = Masker(self.secrets)
         return self._masker
 
     def manifest(self):
@@ -227,6 +235,40 @@ class Run(models.Model):
         # database restart during a run costs a reconnect, not the run.
         message = self.masker(message)
         return durable(lambda: RunLog.objects.create(run=self, level=level, message=message))
+
+    # --- what a run records while its worker holds it: durable (a database restart costs a reconnect) and fenced
+    # (a worker that lost the run, runs/leases.py, changes nothing) ---
+
+    def _held(self):
+        """This run, while the worker that claimed it (`self.worker`) still holds it."""
+        runs = Run.objects.filter(pk=self.pk)
+        return runs.filter(worker=self.worker, status=self.Status.RUNNING) if self.worker else runs
+
+    def record(self, **fields):
+        """Write what the run found (its query text, its row count and columns); False when its worker no longer
+        holds it. A run never saved (a dry run, runs/dry_run.py) only keeps them on itself."""
+        recorded = self.pk is None or durable(lambda: self._held().update(**fields)) == 1
+        if recorded:
+            for name, value in fields.items():
+                setattr(self, name, value)
+        return recorded
+
+    def record_files(self, files):
+        """Save the run's delivered files (unsaved RunFile objects) in one transaction, while its worker holds it;
+        False when it does not. Idempotent: a write retried after its connection was lost at the commit finds
+        the files there and adds nothing."""
+        def write():
+            with transaction.atomic():
+                # A write first (that changes nothing): it takes the run's row lock (PostgreSQL) or the write lock
+                # (SQLite, waiting its busy timeout; a read first would fail at once when another writer came
+                # between), so the check and the insert are one step.
+                if not self._held().update(worker=models.F("worker")):
+                    return False
+                if not self.files.exists():
+                    RunFile.objects.bulk_create(files)
+                return True
+
+        return durable(write)
 
     # --- its life: every status change of a run passes here (see TRANSITIONS) ---
 

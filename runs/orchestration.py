@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from projects.models import Project
 from runs import pools, queueing, windows
+from runs.durable import durable
 from runs.models import Backfill, Run
 from tasks.models import MAX_RETRY_DELAY_SECONDS, Dependency, Task
 
@@ -287,9 +288,10 @@ def schedule_retry(run, now=None):
 
 
 def after_run_safely(run, now=None):
-    """`after_run` for workers and the reaper: logged, never raised."""
+    """`after_run` for workers and the reaper: logged, never raised; retried with a fresh connection while the app
+    database restarts (each of its steps is conditional: a retry, a skip, a wake-up happens once)."""
     try:
-        after_run(run, now=now)
+        durable(lambda: after_run(run, now=now))
     except Exception:
         logger.exception("Could not decide what follows run %s", run.pk)
 

@@ -12,15 +12,18 @@ from connections.secrets import scrub
 from etl_portal.cancellation import LEASE_LOST, RunStopped, check_stop, stop_requested
 from runs import archive, conditions, delivery, delivery_proof, drift, packaging, parameters, processing, sources
 from runs.context import RunContext
+from runs.durable import ensure_connected
 from runs.errors import PipelineError
 from runs.files import run_folder
-from runs.masking import secret_values
 from runs.models import RunFile
 
 
-def secrets_of(task):
-    """Every secret value a run of `task` could meet, so messages can be scrubbed of them (runs/masking.py)."""
-    return secret_values(task)
+def _next_stage(run):
+    """Between stages: stop when asked to, and make sure the app database answers. A stage may have worked for
+    hours on other servers meanwhile; if the app database restarted, its first read (the task's destinations,
+    conditions) would fail the run: `ensure_connected` reconnects, with back-off (runs/durable.py)."""
+    check_stop(run.pk)
+    ensure_connected()
 
 
 def run_pipeline(run, secrets=()):
@@ -31,28 +34,29 @@ def run_pipeline(run, secrets=()):
                      log=lambda message, level="info": run.log(scrub(message, secrets), level=level))
     check_stop(run.pk)
     outputs = sources.produce(ctx)
-    check_stop(run.pk)
+    _next_stage(run)
     outputs = processing.apply(ctx, outputs)
+    ensure_connected()
     reason = conditions.failed_condition(ctx, outputs)
     if reason:
         ctx.warn(f"Not delivered: {reason}")
         return ctx.warnings
     drift.check(ctx)
     outputs = packaging.finish(ctx, outputs)
-    check_stop(run.pk)
+    _next_stage(run)
     outputs = delivery.deliver_all(ctx, outputs)
     refused = delivery_proof.await_answers(ctx, ctx.awaited_answers)
     if stop_requested(run.pk) == LEASE_LOST:
         # Fenced off while delivering: another worker may own the run now, so this one records nothing. (A cancel
         # or timeout this late came too late to matter: the files are out, and recorded.)
         raise RunStopped(LEASE_LOST)
-    RunFile.objects.bulk_create([
-        RunFile(run=run, name=output.name, shown_name=run.masker(output.name), size=output.size, md5=output.md5,
-                sha256=output.sha256 or "",
-                stored_path=archive.store(output.path),
-                deliveries=[RunFile.shown_record(record, run.masker) for record in output.deliveries])
-        for output in outputs
-    ])
+    stored = [RunFile(run=run, name=output.name, shown_name=run.masker(output.name), size=output.size,
+                      md5=output.md5, sha256=output.sha256 or "",
+                      stored_path=archive.store(output.path, warn=lambda why: ctx.log(why, level="warning")),
+                      deliveries=[RunFile.shown_record(record, run.masker) for record in output.deliveries])
+              for output in outputs]
+    if not run.record_files(stored):  # the reaper took the run while it delivered: fenced, as above
+        raise RunStopped(LEASE_LOST)
     sources.after_delivery(ctx)
     if refused:  # the files did reach the receiver, and are recorded: only then does the run fail
         raise PipelineError(f"The receiver did not accept the delivery: {refused}", step="acknowledgement")

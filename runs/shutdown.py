@@ -5,9 +5,11 @@ line. A routine restart therefore never fails a run as *Interrupted*.
 How it hooks into django-q2: a worker process (django_q/worker.py) starts with SIGTERM at its default (die at
 once). `install` (connected to django-q2's post_spawn signal, runs/apps.py) replaces that in
 each worker with `_on_sigterm`: an idle worker exits at once; a busy one starts the grace timer and exits when
-its run ended or was handed back. systemd's default KillMode=control-group sends SIGTERM to every process of the
-cluster, so every worker hears it. (A SIGTERM to the cluster's main process alone makes django-q2 wait for the
-workers to finish their task, without limit.)
+its run ended or was handed back. `manage.py serve` sends SIGTERM to every process of the cluster but its main
+process, waits for the workers to be gone, then stops the main process (runs/management/commands/serve.py). A
+SIGTERM to the main process alone makes django-q2 wait for the workers to finish their task, without limit; one
+to every process at once (systemd's KillMode=control-group on a bare qcluster) drains the workers the same way,
+but django-q2's main process may then wait for ever on the sentinel the signal killed.
 """
 import contextlib
 import logging

@@ -1,11 +1,12 @@
 from django.core.paginator import Paginator
 from django.db.models import Q
-from django.http import FileResponse, Http404, JsonResponse
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils.formats import date_format
 from django.utils.timezone import localtime
 
 from accounts.middleware import activate_zone
+from connections.protocols import ConnectorError
 from etl_portal.web import Page, int_param
 from projects import access
 from runs import archive
@@ -74,8 +75,15 @@ def file_download(request, pk):
     run_file = get_object_or_404(allowed, pk=pk)
     if not run_file.is_available:
         raise Http404("This file is no longer kept (retention period passed).")
+    try:
+        handle = archive.open_file(run_file.stored_path)
+    except FileNotFoundError:
+        raise Http404("This file is no longer kept in the archive.") from None
+    except ConnectorError as exc:  # the archive connection's server is unreachable or refused: say why
+        return HttpResponse(f"{run_file.display_name} could not be read from the archive: {exc.message}",
+                            status=503, content_type="text/plain; charset=utf-8")
     FileDownload.objects.create(run_file=run_file, user=request.user)
-    return FileResponse(archive.open_file(run_file.stored_path), as_attachment=True, filename=run_file.display_name)
+    return FileResponse(handle, as_attachment=True, filename=run_file.display_name)
 
 
 def file_hub(request):

@@ -32,8 +32,7 @@ class QueryKind(SourceKind):
         text = render_query(text)
         sql, values = bind_query(text, ctx.params, style=parameters.paramstyle_for(database))
         shown = mask(display_query(text, ctx.params), values=ctx.secrets)
-        ctx.run.query_text = shown
-        type(ctx.run).objects.filter(pk=ctx.run.pk).update(query_text=shown)
+        ctx.run.record(query_text=shown)
         name = files.output_name(parameters.render(task.file_name, ctx.params), task.name,
                                     sources.output_extension(task))
         ctx.log(f"Running query on {task.source_connection.name}")
@@ -50,10 +49,8 @@ class QueryKind(SourceKind):
             ctx.log(f"The statement ran and returned no result set ({outcome.rowcount:,} rows affected), "
                     "so there is no file to deliver")
             return []
-        ctx.run.rows = extract.rows
         types = extract.types or [None] * len(extract.columns)
-        ctx.run.columns = [[name, kind] for name, kind in zip(extract.columns, types)]
-        type(ctx.run).objects.filter(pk=ctx.run.pk).update(rows=extract.rows, columns=ctx.run.columns)
+        ctx.run.record(rows=extract.rows, columns=[[name, kind] for name, kind in zip(extract.columns, types)])
         for warning in extract.warnings:  # values written in a documented fallback (a cut cell), counted
             ctx.warn(warning)
         ctx.log(f"Query finished: {extract.rows:,} rows, {len(extract.columns)} columns")

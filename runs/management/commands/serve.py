@@ -63,25 +63,62 @@ class Command(BaseCommand):
         while not stopping and all(child.poll() is None for child in children):
             time.sleep(0.2)
         failed = [child for child in children if child.poll() not in (None, 0)]
-        for child in children:
-            # The leader only: gunicorn's master and qcluster's main process each stop their own workers in
-            # order; signalling the whole group at once leaves qcluster waiting on a sentinel already gone.
+        cluster, housekeeping, web = children
+        # Stop taking new work first, then drain. gunicorn's master and housekeeping each take one SIGTERM and
+        # stop their own workers gracefully. In the cluster every worker gets it (as under systemd's
+        # KillMode=control-group) and finishes its run within ETL_SHUTDOWN_GRACE_SECONDS or hands it back to the
+        # queue (runs/shutdown.py); django-q2's sentinel, pusher and monitor stop at once, so nothing new starts.
+        # Its main process last, once it has nothing left: a SIGTERM to it alone makes django-q2 wait for the
+        # running tasks without limit, and with the sentinel killed under it, it waits on the sentinel's stop event
+        # for ever.
+        for child in (web, housekeeping):
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.stderr.write(f"Process {child.pid} did not stop within 30 s: killed with its group")
+        _signal_group(cluster, signal.SIGTERM, but=cluster.pid)
+        deadline = time.monotonic() + settings.ETL_SHUTDOWN_GRACE_SECONDS + 30  # the grace, a hand-back, the exit
+        while _group(cluster.pid) - {cluster.pid} and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if cluster.poll() is None:
+            cluster.send_signal(signal.SIGTERM)
+        for child, seconds in ((cluster, 15), (housekeeping, 30), (web, 30)):
+            deadline = time.monotonic() + seconds
+            while _group(child.pid) and time.monotonic() < deadline:
+                child.poll()
+                time.sleep(0.2)
+            if _group(child.pid):
+                self.stderr.write(f"Process {child.pid} did not stop in time: killed with its group")
                 _signal_group(child, signal.SIGKILL)
-                child.wait()
+            child.wait()
         self.stdout.write("Stopped.")
         if failed and not stopping:
             raise CommandError(f"{' '.join(failed[0].args[:4])} exited with status {failed[0].returncode}")
 
 
-def _signal_group(child, sig):
-    try:
-        os.killpg(child.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
+def _group(group):
+    """The running processes of the process group `group` (zombies do not count)."""
+    found = set()
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat") as stat:
+                    state, _parent, pgrp = stat.read().rsplit(")", 1)[1].split()[:3]
+            except OSError:
+                continue
+            if int(pgrp) == group and state != "Z":
+                found.add(int(entry.name))
+    return found
+
+
+def _signal_group(child, sig, but=None):
+    """`sig` to every process of `child`'s group (each child leads its own), except the process `but`."""
+    if but is None:
+        try:
+            os.killpg(child.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+        return
+    for pid in _group(child.pid) - {but}:
+        try:
+            os.kill(pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
