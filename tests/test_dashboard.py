@@ -14,7 +14,13 @@ from tests import factories
 
 pytestmark = pytest.mark.django_db
 
-NOW = timezone.now().replace(microsecond=0)
+NOW = None  # this test's "now", set when it starts (a module-level time would age while other modules run)
+
+
+@pytest.fixture(autouse=True)
+def now_is_the_tests_start():
+    global NOW
+    NOW = timezone.now().replace(microsecond=0)
 
 
 def ago(**delta):

@@ -110,6 +110,6 @@ def test_a_server_killed_mid_upload_fails_clearly_and_the_retry_leaves_no_part_f
 
     restart_server(own_sshd)
     records = attempt(retry)
-    assert [record["path"] for record in records] == [f"{own_sshd.root}/inbox/big.csv"]
+    assert [record["path"] for _, record in records] == [f"{own_sshd.root}/inbox/big.csv"]
     assert sorted(entry.name for entry in folder.iterdir()) == ["big.csv"]  # the retry replaced the part file
     assert (folder / "big.csv").stat().st_size == SIZE

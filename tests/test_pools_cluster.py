@@ -27,7 +27,9 @@ BUSY_QUERY = ("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WH
 def start_cluster(log_path, roots):
     with open(log_path, "w") as log:
         process = subprocess.Popen([sys.executable, str(MANAGE), "qcluster"], stdout=log, stderr=subprocess.STDOUT,
-                                   env=cluster_environment(ETL_LOCAL_ROOTS=roots), cwd=MANAGE.parent)
+                                   # One worker each: two runs at once then need both clusters, so the cap is
+                                   # held across clusters, not inside one.
+                                   env=cluster_environment(ETL_LOCAL_ROOTS=roots, ETL_WORKERS=1), cwd=MANAGE.parent)
     cluster = QCluster(process, log_path)
     wait_for(lambda: "running." in cluster.log() or process.poll() is not None, timeout=60, message="a cluster")
     assert process.poll() is None, cluster.log()[-2000:]
