@@ -87,23 +87,9 @@ def child(setup):
              median=round(percentile(delays, 0.5), 3), p95=round(percentile(delays, 0.95), 3),
              workers_busy=HEAVY)
     finally:
-        for process in (housekeeper, cluster):
-            if process is not None and process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-        from django.db import connections
+        from bench.common import stop_and_clean
 
-        connections.close_all()
-        for step in cleanup:
-            step()
-        import shutil
-
-        shutil.rmtree(os.environ["ETL_DATA_DIR"], ignore_errors=True)
-        shutil.rmtree(os.environ["ETL_LOCAL_ROOTS"], ignore_errors=True)
-
+        stop_and_clean((housekeeper, cluster), cleanup)
 
 if __name__ == "__main__":
     if len(sys.argv) > 1:

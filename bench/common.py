@@ -59,3 +59,25 @@ def run_child(module, *args):
     output = subprocess.run([sys.executable, "-m", module, *args], check=True, capture_output=True, text=True,
                             env={**os.environ})
     return json.loads(output.stdout.strip().splitlines()[-1])
+
+
+def stop_and_clean(processes, cleanup=()):
+    """End a benchmark that started workers: SIGTERM each process still running (only it: a cluster's main process
+    stops its own workers), kill what is still there after 30 s, close the database connections, run the
+    `cleanup` steps, and remove the benchmark's data folders (ETL_DATA_DIR, ETL_LOCAL_ROOTS)."""
+    import shutil
+
+    from django.db import connections
+
+    for process in processes:
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    connections.close_all()
+    for step in cleanup:
+        step()
+    shutil.rmtree(os.environ["ETL_DATA_DIR"], ignore_errors=True)
+    shutil.rmtree(os.environ["ETL_LOCAL_ROOTS"], ignore_errors=True)

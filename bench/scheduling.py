@@ -250,25 +250,9 @@ def child(setup):
         emit("reap_delay", reap_delay, "s", ref=LEASE + 15, ratio=reap_delay / (LEASE + 15), setup=setup,
              lease_seconds=LEASE)
     finally:
-        if housekeeper is not None and housekeeper.poll() is None:
-            housekeeper.terminate()
-            housekeeper.wait(timeout=30)
-        if cluster is not None and cluster.poll() is None:
-            cluster.terminate()  # SIGTERM to the cluster's main process only
-            try:
-                cluster.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                cluster.kill()
-        from django.db import connections
+        from bench.common import stop_and_clean
 
-        connections.close_all()
-        for step in cleanup:
-            step()
-        import shutil
-
-        shutil.rmtree(os.environ["ETL_DATA_DIR"], ignore_errors=True)
-        shutil.rmtree(os.environ["ETL_LOCAL_ROOTS"], ignore_errors=True)
-
+        stop_and_clean((housekeeper, cluster), cleanup)
 
 if __name__ == "__main__":
     if len(sys.argv) > 1:
