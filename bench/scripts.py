@@ -26,7 +26,7 @@ def bench_context(folder):
     project = SimpleNamespace(pk=1, name="Bench", time_zone="UTC")
     task = SimpleNamespace(pk=1, name="Bench script", project=project, timeout_seconds=120, file_name="",
                            source_connection=None, destinations=NoDestinations(),
-                           destinations_in_effect=lambda: [])
+                           destinations_in_effect=lambda: [], effective=lambda name: None)
     run = SimpleNamespace(pk=1, attempt=1, trigger="manual", scheduled_for=None)
     return RunContext(run=run, task=task, folder=folder, params={}, log=lambda message, level="info": None)
 

@@ -372,9 +372,10 @@ def run_script(ctx, script, inputs=(), step="processing"):
 
 
 def step_timeout(task):
-    """Seconds a script or command may run: the task's timeout (the run's watcher enforces it and stops the
-    script); this step's own deadline follows a few seconds later, as a backstop."""
-    return (task.timeout_seconds or getattr(settings, "ETL_SCRIPT_TIMEOUT", 6 * 3600)) \
+    """Seconds a script or command may run: the task's timeout in effect (its own, else its project's or
+    organization's: tasks/inheritance.py), which the run's watcher enforces by stopping the script; this step's
+    own deadline follows a few seconds later, as a backstop."""
+    return (task.effective("timeout_seconds") or getattr(settings, "ETL_SCRIPT_TIMEOUT", 6 * 3600)) \
         + script_process.BACKSTOP_SECONDS
 
 
