@@ -280,6 +280,19 @@ def command_user(username=None):
     return user
 
 
+def command_project(user, wanted):
+    """The one project a command names by id or name (`wanted`, text). A user's names are those of the projects
+    they see: another organization's project of the same name neither makes theirs ambiguous nor is revealed."""
+    from django.core.management.base import CommandError
+
+    projects = Project.objects.visible_to(user) if user else Project.objects.all()
+    found = projects.filter(pk=int(wanted)) if wanted.isdigit() else projects.filter(name=wanted)
+    if found.count() != 1:
+        raise CommandError(f"There is no single project with id or name {wanted!r}"
+                           f"{' that ' + user.username + ' may see' if user else ''}")
+    return found.get()
+
+
 def command_require(user, need, obj=None, doing="do that"):
     """A command's check: CommandError naming the missing right unless `user` may do `need` on `obj`.
 

@@ -3,7 +3,6 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from projects import access
-from projects.models import Project
 from runs import orchestration
 from runs.models import Run
 
@@ -23,14 +22,7 @@ class Command(BaseCommand):
 
     def handle(self, project, wait, timeout, **options):
         user = access.command_user(options.get("user"))
-        # A user's names are those of the projects they see: another organization's project of the same name
-        # neither makes theirs ambiguous nor is revealed.
-        projects = Project.objects.visible_to(user) if user else Project.objects.all()
-        found = projects.filter(pk=int(project)) if project.isdigit() else projects.filter(name=project)
-        if found.count() != 1:
-            raise CommandError(f"There is no single project with id or name {project!r}"
-                               f"{' that ' + user.username + ' may see' if user else ''}")
-        project = found.get()
+        project = access.command_project(user, project)
         access.command_require(user, access.EDIT, project, f"start project {project.name}")
         if not project.enabled:
             raise CommandError(f"Project {project.name} is disabled; enable it first")

@@ -1,7 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from projects import access
-from projects.models import Project
 from runs import backfill
 from runs.models import Backfill
 from runs.orchestration import Refused
@@ -63,13 +62,7 @@ class Command(BaseCommand):
             return found, found.project
         if not project:
             raise CommandError("Give --task TASK_ID or --project PROJECT (or --cancel BATCH_ID)")
-        # A user's names are those of the projects they see (as run_project).
-        projects = Project.objects.visible_to(user) if user else Project.objects.all()
-        found = projects.filter(pk=int(project)) if project.isdigit() else projects.filter(name=project)
-        if found.count() != 1:
-            raise CommandError(f"There is no single project with id or name {project!r}"
-                               f"{' that ' + user.username + ' may see' if user else ''}")
-        found = found.get()
+        found = access.command_project(user, project)
         access.command_require(user, access.EDIT, found, f"backfill project {found.name}")
         return None, found
 
