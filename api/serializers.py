@@ -51,6 +51,18 @@ def request_user(serializer):
     return serializer.context["request"].user
 
 
+def require_for_new(serializer, attrs, user, need):
+    """Creating an object in an organization: one the user does not see is "not found" on the field (as a
+    choice), one where they may not do `need` a 403. Changing an existing object was checked when it was
+    fetched (projects.access)."""
+    organization = attrs.get("organization")
+    if serializer.instance is None and organization is not None:
+        rights = access.organization_rights(user, organization)
+        if not rights.can_view:
+            raise serializers.ValidationError({"organization": ["Not found, or you may not see it."]})
+        access.require(rights, need)
+
+
 class KnownPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
     """A primary-key field that, given `lookup` (a callable returning {pk: object} of its queryset, from a
     PickerCache), finds the object there instead of querying: the API's bulk reads each picker once per request."""
@@ -255,12 +267,7 @@ class ProjectSerializer(serializers.ModelSerializer):
         from projects.forms import ProjectForm, TriggerForm
 
         user = request_user(self)
-        organization = attrs.get("organization") or getattr(self.instance, "organization", None)
-        if self.instance is None and organization is not None:
-            rights = access.organization_rights(user, organization)
-            if not rights.can_view:
-                raise serializers.ValidationError({"organization": ["Not found, or you may not see it."]})
-            access.require(rights, access.EDIT)
+        require_for_new(self, attrs, user, access.EDIT)
         refuse_repeats(attrs, (("parameters", "key"),))
         base = model_to_dict(self.instance or Project(owner_id=user.pk), fields=ProjectForm._meta.fields)
         plain = {name: value for name, value in attrs.items() if name in ProjectForm._meta.fields}
@@ -276,6 +283,7 @@ class ProjectSerializer(serializers.ModelSerializer):
             if not trigger_form.is_valid():
                 raise serializers.ValidationError({"triggers": {index: form_errors(trigger_form)}})
         if "settings" in attrs:
+            organization = attrs.get("organization") or getattr(self.instance, "organization", None)
             attrs["settings"] = checked_level_settings(attrs["settings"], organization)
         attrs["_form"] = form
         return attrs
@@ -491,12 +499,7 @@ class ConnectionSerializer(serializers.ModelSerializer):
         from connections.forms import ConnectionForm
 
         user = request_user(self)
-        organization = attrs.get("organization") or getattr(self.instance, "organization", None)
-        if self.instance is None and organization is not None:
-            rights = access.organization_rights(user, organization)
-            if not rights.can_view:
-                raise serializers.ValidationError({"organization": ["Not found, or you may not see it."]})
-            access.require(rights, access.MANAGE)
+        require_for_new(self, attrs, user, access.MANAGE)
         fields = ("organization", "name", "kind", "description", "max_runs", "host", "port", "username", "database",
                   "path")
         data = as_form_data(model_to_dict(self.instance or Connection(), fields=fields))
