@@ -11,8 +11,7 @@ import os
 import subprocess
 import sys
 
-from bench.scheduling import HEAVY_QUERY, ROOT, percentile, prepare_environment, start_cluster, start_housekeeping, \
-    wait_until
+from bench.scheduling import HEAVY_QUERY, ROOT, benchmark_cluster, percentile, wait_until
 
 HEAVY = 2
 QUEUED = 18
@@ -68,28 +67,15 @@ def measure():
 
 
 def child(setup):
-    cleanup = prepare_environment(setup)
-    cluster = housekeeper = None
-    try:
-        sys.path.insert(0, str(ROOT))
-        from bench.common import emit, setup_django
+    with benchmark_cluster(setup):
+        from bench.common import emit
 
-        setup_django()
-        from django.core.management import call_command
-
-        call_command("migrate", verbosity=0)
-        cluster = start_cluster()
-        housekeeper = start_housekeeping()
         delays, complete, expected = measure()
         worst = max(delays) if delays else float("nan")
         emit("late_alert_delay", worst, "s", ref=GOAL, ratio=worst / GOAL, setup=setup,
              measured="alert raised - deadline (max)", alerts=len(delays), expected=expected, complete=complete,
              median=round(percentile(delays, 0.5), 3), p95=round(percentile(delays, 0.95), 3),
              workers_busy=HEAVY)
-    finally:
-        from bench.common import stop_and_clean
-
-        stop_and_clean((housekeeper, cluster), cleanup)
 
 if __name__ == "__main__":
     if len(sys.argv) > 1:

@@ -14,6 +14,7 @@ still busy; ref = ETL_RUN_LEASE_SECONDS (10 here) + 15.
 runs_per_second: trivial runs (a 3-row SQLite query to CSV, no destination) queued at once, then completed by the
 two workers: runs / (last finish - first start).
 """
+import contextlib
 import json
 import os
 import subprocess
@@ -220,20 +221,35 @@ def measure_busy(projects, tasks):
     return lateness, fired, still_busy, reap_delay
 
 
-def child(setup):
+@contextlib.contextmanager
+def benchmark_cluster(setup, prepare=None):
+    """In the benchmark's child process: its environment (`setup`: embedded or postgres+redis), Django with a
+    migrated database, what `prepare()` makes before the workers start (yielded), a cluster and the housekeeping
+    loop; all stopped and removed afterwards."""
     cleanup = prepare_environment(setup)
     cluster = housekeeper = None
     try:
         sys.path.insert(0, str(ROOT))
-        from bench.common import emit, setup_django
+        from bench.common import setup_django
 
         setup_django()
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)
-        projects, tasks = fixtures(TRIGGERS + BUSY_TRIGGERS + 2)
+        prepared = prepare() if prepare else None
         cluster = start_cluster()
         housekeeper = start_housekeeping()
+        yield prepared
+    finally:
+        from bench.common import stop_and_clean
+
+        stop_and_clean((housekeeper, cluster), cleanup)
+
+
+def child(setup):
+    with benchmark_cluster(setup, lambda: fixtures(TRIGGERS + BUSY_TRIGGERS + 2)) as (projects, tasks):
+        from bench.common import emit
+
         lateness, complete, count = measure_lateness(projects, tasks)
         emit("trigger_lateness_p95", percentile(lateness, 0.95), "s", ref=1.0,
              ratio=percentile(lateness, 0.95) / 1.0, setup=setup, scheduler="housekeeping, every second",
@@ -249,10 +265,6 @@ def child(setup):
              median=round(percentile(lateness, 0.5), 3), max=round(max(lateness), 3))
         emit("reap_delay", reap_delay, "s", ref=LEASE + 15, ratio=reap_delay / (LEASE + 15), setup=setup,
              lease_seconds=LEASE)
-    finally:
-        from bench.common import stop_and_clean
-
-        stop_and_clean((housekeeper, cluster), cleanup)
 
 if __name__ == "__main__":
     if len(sys.argv) > 1:
