@@ -30,7 +30,9 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.servers]  # s
 def start_host(folder, shared, roots):
     """A worker host: `manage.py qcluster` with its own data folder, the shared database and archive."""
     folder.mkdir()
-    extra = {"ETL_DATA_DIR": folder, "ETL_ARCHIVE_DIR": shared, "ETL_LOCAL_ROOTS": roots}
+    # One worker per host: a host takes one job at a time from the broker, so the runs spread over both hosts
+    # (with two, one host could take and finish every run before the other's turn).
+    extra = {"ETL_DATA_DIR": folder, "ETL_ARCHIVE_DIR": shared, "ETL_LOCAL_ROOTS": roots, "ETL_WORKERS": 1}
     database = django_settings.DATABASES["default"]
     if database["ENGINE"].endswith("sqlite3"):  # the data folder no longer holds the database: name it
         extra["DATABASE_URL"] = f"sqlite:///{database['NAME']}"
