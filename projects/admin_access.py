@@ -24,7 +24,6 @@ ROLE_FOR = {access.VIEW: Role.VIEWER, access.EDIT: Role.EDITOR, access.MANAGE: R
 
 def choices(model, user, need=access.VIEW):
     """The objects of `model` that `user` may pick in a form, or None when the layer does not scope `model`."""
-    organizations = Organization.objects.where_role(user)
     if model is Organization:
         return Organization.objects.where_role(user, ROLE_FOR.get(need, Role.EDITOR))
     if model is Project:
@@ -44,9 +43,9 @@ def choices(model, user, need=access.VIEW):
     if model is SystemJob:
         return SystemJob.objects.none()
     if model is get_user_model():
-        return access.users_of(organizations)
+        return access.users_of(Organization.objects.where_role(user))
     if model is Group:
-        return access.groups_of(organizations)
+        return access.groups_of(Organization.objects.where_role(user))
     return None
 
 
@@ -141,8 +140,15 @@ class OrganizationScoped:
         if not path:  # a new organization has no admin yet to allow it
             return False
         field = self.model._meta.get_field(path.split("__")[0])
-        allowed = choices(field.related_model, request.user, self.need)
-        return allowed is None or allowed.exists()
+        # Every admin page asks this of every registered model (the sidebar's "Add" links) and of every related
+        # field's "+" button; most share a parent (project, task, connection), so one answer per parent and need
+        # serves the whole request.
+        answers = request.__dict__.setdefault("_etl_add_scope", {})
+        key = (field.related_model, self.need)
+        if key not in answers:
+            allowed = choices(field.related_model, request.user, self.need)
+            answers[key] = allowed is None or allowed.exists()
+        return answers[key]
 
     def get_list_filter(self, request):
         """A filter by organization, project or connection lists only those of the objects shown: Django's
