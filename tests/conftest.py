@@ -63,6 +63,23 @@ def pytest_collection_modifyitems(session, items):
             item.add_marker(pytest.mark.servers)
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_use_migrations, django_db_blocker):
+    """pytest-django's test database; under `--no-migrations` (`make test-fast`) its tables come from the models,
+    so what migrating adds besides is added here (tests/schema_from_models.py)."""
+    if not django_db_use_migrations:
+        from django.conf import settings
+
+        from tests.schema_from_models import complete_database
+
+        # pytest-django switched the migration modules off for the whole session; tests that read them
+        # (makemigrations --check) get the project's own back.
+        settings.MIGRATION_MODULES = {}
+        with django_db_blocker.unblock():
+            complete_database()
+    yield
+
+
 @pytest.fixture(scope="session", autouse=True)
 def session_keys_in_environment():
     """The session's keys (read from ./data, made by `make install`) exported to the environment, so a process a
