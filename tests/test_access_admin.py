@@ -3,6 +3,7 @@
 Two organizations (Acme, from conftest, and Globex). In the admin, every user but `member` is staff with every
 model permission of the portal's apps, so what refuses them is their organization role and nothing else.
 """
+import copy
 import re
 
 import pytest
@@ -17,7 +18,7 @@ from runs.models import Backfill, DryRun, FileDownload, Run, RunFile, RunLog
 from tasks.models import Condition, Dependency, Destination, Notification, Task
 from tests import factories
 from tests.conftest import PASSWORD
-from tests.shared_rows import built_once, fresh
+from tests.shared_rows import built_once, fresh, log_in, sessions_of
 
 pytestmark = pytest.mark.django_db
 
@@ -94,15 +95,19 @@ def build_world(folder):
 def world_rows(django_db_setup, django_db_blocker, tmp_path_factory):
     """The world built once per module (tests/shared_rows.py): every test sees its rows unchanged."""
     folder = tmp_path_factory.mktemp("admin-world")
-    with built_once(django_db_blocker, lambda: build_world(folder)) as world:
-        yield {"folder": folder, "world": world}
+    def build():
+        world = build_world(folder)
+        return {**world, "sessions": sessions_of(world["users"])}
+
+    with built_once(django_db_blocker, build) as world:
+        yield {"folder": folder, "world": world, "unchanged_forms": {}}
 
 
 @pytest.fixture
 def w(world_rows, db, settings):
     """This test's copy of the world; its SQLite connections' folder is a server folder the portal may use."""
     settings.ETL_LOCAL_ROOTS = [*settings.ETL_LOCAL_ROOTS, world_rows["folder"].resolve()]
-    return fresh(world_rows["world"])
+    return {**fresh(world_rows["world"]), "unchanged_forms": world_rows["unchanged_forms"]}
 
 
 def backfill_of(task):
@@ -177,7 +182,17 @@ def form_data(response):
 
 
 def login(client, w, who):
-    client.force_login(w["users"][who])
+    log_in(client, w["sessions"][who])
+
+
+def unchanged_form(client, w, url):
+    """What the superuser's change page at `url` posts unchanged. The world's rows are the same in every test of
+    the module, so each page is read once and its data copied to each test."""
+    forms = w["unchanged_forms"]
+    if url not in forms:
+        login(client, w, "superuser")
+        forms[url] = form_data(client.get(url))
+    return copy.deepcopy(forms[url])
 
 
 @pytest.mark.parametrize("model", MODELS)
@@ -204,8 +219,7 @@ def test_admin_change_view_by_role(client, w, model, who):
     app, allowed, field, value = MODELS[model]
     obj = obj_of(w, model)
     url = f"/admin/{app}/{model}/{obj.pk}/change/"
-    login(client, w, "superuser")
-    data = form_data(client.get(url))
+    data = unchanged_form(client, w, url)
     data[field] = str(value)
     before = getattr(type(obj).objects.get(pk=obj.pk), field)
     login(client, w, who)
