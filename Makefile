@@ -37,8 +37,9 @@ test: system-deps-test install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The tests that need no server (no sshd/ftpd/smbd/SMTP sink/PostgreSQL/MariaDB/browser/qcluster): a quick check.
+# Its database is made from the models, not migrated (tests/schema_from_models.py); `make test` migrates.
 test-fast: install
-	$(PY) -m pytest -m "not servers" -n auto $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not servers" -n auto --no-migrations $(PYTEST_ARGS)
 
 bench: system-deps-test install
 	$(PY) -m bench $(BENCH_ARGS)
