@@ -3,30 +3,21 @@ answer's status is documented for its operation and its body conforms to the sch
 process, on the test database with the access world.
 
 Schemathesis's pytest plugin (`schemathesis.pytest.from_fixture`) fails under pytest 9 (it reads a private
-`_nodeid`), so the operations are walked here with Hypothesis directly.
+`_nodeid`), so the operations are walked here with Hypothesis directly; pytest.ini leaves both plugins out, and
+both libraries are imported by this test only, not by every worker that collects it (about two seconds each).
 """
 import pytest
-import schemathesis
-from schemathesis import checks
-from hypothesis import HealthCheck, given, settings
 
 from api.models import ApiToken
 from tests.test_access_pages import world, world_rows  # noqa: F401
 
 pytestmark = pytest.mark.django_db
-CHECKS = [checks.not_a_server_error, checks.response_schema_conformance, checks.content_type_conformance,
-          checks.status_code_conformance]
-EXCLUDED = [checks.positive_data_acceptance, checks.negative_data_rejection,
-            checks.missing_required_header, checks.unsupported_method, checks.use_after_free,
-            checks.ensure_resource_availability, checks.ignored_auth, checks.response_headers_conformance]
 MAIN = r"^/api/v1/(organizations|projects|tasks|connections|runs|files)/"
 
 
 def test_no_5xx_and_answers_conform_to_the_schema(world):  # noqa: F811
     from django.core.signals import request_finished, request_started
     from django.db import close_old_connections
-
-    from etl_portal.wsgi import application
 
     # As Django's test client does: the in-process WSGI app must not close the test's database connection.
     request_started.disconnect(close_old_connections)
@@ -39,7 +30,17 @@ def test_no_5xx_and_answers_conform_to_the_schema(world):  # noqa: F811
 
 
 def _check_every_operation(world):  # noqa: F811
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis import checks
+
     from etl_portal.wsgi import application
+
+    checked_by = [checks.not_a_server_error, checks.response_schema_conformance, checks.content_type_conformance,
+                  checks.status_code_conformance]
+    left_out = [checks.positive_data_acceptance, checks.negative_data_rejection, checks.missing_required_header,
+                checks.unsupported_method, checks.use_after_free, checks.ensure_resource_availability,
+                checks.ignored_auth, checks.response_headers_conformance]
 
     _, key = ApiToken.issue(world["users"]["coder"], "schemathesis")
     headers = {"Authorization": f"Bearer {key}"}
@@ -54,7 +55,7 @@ def _check_every_operation(world):  # noqa: F811
         @settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         def check(case):
             # No 5xx; every answer's status documented for its operation, its body and type as documented.
-            case.call_and_validate(headers=headers, checks=CHECKS, excluded_checks=EXCLUDED)
+            case.call_and_validate(headers=headers, checks=checked_by, excluded_checks=left_out)
 
         check()
         checked.append(f"{operation.method.upper()} {operation.path}")
