@@ -100,14 +100,17 @@ def test_seed_demo_prints_a_random_password_once_and_never_resets_it(capsys):
 
 # --- settings from the environment --------------------------------------------------------------------------
 
-def setup_django(tmp_path, **variables):
+def settings_read(tmp_path, **variables):
+    """A new process reads the settings from these variables and prints the HTTPS ones. Only the settings
+    module is read, as the first thing `django.setup()` does (test_settings.py starts the whole of Django and
+    checks that writes nothing): a second rather than the two of a whole start."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(("ETL_", "DJANGO_"))}
     env.update({"ETL_DATA_DIR": str(tmp_path / "data"), "DJANGO_SETTINGS_MODULE": "etl_portal.settings"},
                **variables)
     # The data folder's keys, as `make install` makes them: settings only read them.
     subprocess.run([sys.executable, str(BASE_DIR / "scripts" / "init-keys.py")], env=env, check=True,
                    capture_output=True)
-    code = ("import django; django.setup(); from django.conf import settings as s; "
+    code = ("from django.conf import settings as s; "
             "print(s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_HSTS_SECONDS, "
             "s.SECURE_HSTS_INCLUDE_SUBDOMAINS, s.SECURE_SSL_REDIRECT, s.SECURE_PROXY_SSL_HEADER)")
     return subprocess.run([sys.executable, "-c", code], env=env, cwd=BASE_DIR, capture_output=True, text=True,
@@ -115,18 +118,18 @@ def setup_django(tmp_path, **variables):
 
 
 def test_a_yes_no_variable_refuses_a_word_it_does_not_know(tmp_path):
-    typo = setup_django(tmp_path, ETL_HTTPS="ture")
+    typo = settings_read(tmp_path, ETL_HTTPS="ture")
     assert typo.returncode != 0
     assert "ImproperlyConfigured: ETL_HTTPS='ture' is not a yes/no value" in typo.stderr
-    number = setup_django(tmp_path, ETL_LOGIN_ATTEMPTS="five")
+    number = settings_read(tmp_path, ETL_LOGIN_ATTEMPTS="five")
     assert number.returncode != 0 and "ETL_LOGIN_ATTEMPTS='five' is not a whole number" in number.stderr
 
 
 def test_https_settings_follow_etl_https(tmp_path):
-    plain = setup_django(tmp_path, ETL_HTTPS="no")
+    plain = settings_read(tmp_path, ETL_HTTPS="no")
     assert plain.returncode == 0, plain.stderr
     assert plain.stdout.split() == ["False", "False", "0", "False", "False", "None"]
-    https = setup_django(tmp_path, ETL_HTTPS="1", ETL_BEHIND_PROXY="yes")
+    https = settings_read(tmp_path, ETL_HTTPS="1", ETL_BEHIND_PROXY="yes")
     assert https.returncode == 0, https.stderr
     assert https.stdout.strip() == "True True 31536000 False False ('HTTP_X_FORWARDED_PROTO', 'https')"
     # Nothing written at import (no static folder): only the keys scripts/init-keys.py made.

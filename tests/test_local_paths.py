@@ -228,9 +228,9 @@ def test_the_default_root_is_the_demo_folder_beside_the_data_folder(tmp_path):
     code = "from django.conf import settings; print(settings.ETL_LOCAL_ROOTS, settings.ETL_DEMO_DIR)"
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "etl_portal.settings", "ETL_DATA_DIR": str(tmp_path / "data")}
     env.pop("ETL_LOCAL_ROOTS", None)
-    manage = Path(__file__).resolve().parents[1] / "manage.py"
-    def settings_printed():
-        out = subprocess.run([sys.executable, str(manage), "shell", "--no-imports", "-c", code], env=env,
+
+    def settings_printed():  # in a new process, which reads the settings module as Django's start does
+        out = subprocess.run([sys.executable, "-c", code], env=env, cwd=Path(__file__).resolve().parents[1],
                              capture_output=True, text=True, check=True).stdout
         return out.strip()
 
