@@ -1,4 +1,5 @@
 """Shared fixtures: the four kinds of user, an organization, and real servers started once per session."""
+import gc
 import os
 
 import pytest
@@ -61,6 +62,15 @@ def pytest_collection_modifyitems(session, items):
         if (engine or any(_needs_server(name, item, cache) for name in set(getattr(item, "fixturenames", ())) | named)
                 or any(item.get_closest_marker(name) for name in SERVER_MARKERS)):
             item.add_marker(pytest.mark.servers)
+
+
+def pytest_collection_finish(session):
+    """Python's cycle collector walks every live object at each full collection: after collection that is
+    Django, every app and every test module, which never become garbage. Frozen, they are left out of the walks,
+    and collections come less often: they took about 6 % of the authorization tables' time."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
 
 
 @pytest.fixture(scope="session")
