@@ -36,10 +36,11 @@ run: migrate
 test: system-deps-test install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# The tests that need no server (no sshd/ftpd/smbd/SMTP sink/PostgreSQL/MariaDB/browser/qcluster): a quick check.
-# Its database is made from the models, not migrated (tests/schema_from_models.py); `make test` migrates.
+# A quick check: the tests that need no server (sshd/ftpd/smbd/SMTP sink/PostgreSQL/MariaDB/browser/qcluster) and
+# are not slow by nature (a real timeout or lease waited for, the API fuzzed). Its database is made from the
+# models, not migrated (tests/schema_from_models.py). `make test` runs every test on a migrated database.
 test-fast: install
-	$(PY) -m pytest -m "not servers" -n auto --no-migrations $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not servers and not slow" -n auto --no-migrations $(PYTEST_ARGS)
 
 bench: system-deps-test install
 	$(PY) -m bench $(BENCH_ARGS)

@@ -15,6 +15,7 @@ pytestmark = pytest.mark.django_db
 MAIN = r"^/api/v1/(organizations|projects|tasks|connections|runs|files)/"
 
 
+@pytest.mark.slow  # fuzzes every operation: the fast tier's longest test by far
 def test_no_5xx_and_answers_conform_to_the_schema(world):  # noqa: F811
     from django.core.signals import request_finished, request_started
     from django.db import close_old_connections

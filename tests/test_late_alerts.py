@@ -262,6 +262,7 @@ def test_for_real_a_run_past_its_deadline_raises_one_alert_one_webhook_and_clear
     assert Run.objects.get(pk=run.pk).status == "succeeded"
 
 
+@pytest.mark.slow  # waits for the start grace to pass on the clock
 @pytest.mark.django_db(transaction=True)
 def test_for_real_a_scheduled_run_no_worker_takes_is_missed_once_and_clears_once_it_ran(add_task, project):
     from runs.execution import execute_run

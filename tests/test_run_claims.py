@@ -57,6 +57,7 @@ def test_a_run_whose_lease_lapsed_is_reaped_as_interrupted(task):
     assert Run.objects.get(pk=alive.pk).status == "running"
 
 
+@pytest.mark.slow  # waits for the lease to be renewed on the clock
 def test_a_running_run_keeps_renewing_its_lease(task, settings, monkeypatch):
     settings.ETL_RUN_LEASE_SECONDS = 3
     from tasks.source_kinds.query import QueryKind

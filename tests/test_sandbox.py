@@ -159,6 +159,7 @@ DETACHING_SLEEPER = textwrap.dedent('''\
 ''')
 
 
+@pytest.mark.slow  # waits for a real timeout
 def test_a_timeout_kills_the_detached_children_too(source_task, run_task):
     marker = unique_sleep()
     task = source_task(source_kind="script", script=DETACHING_SLEEPER.format(marker=marker), timeout_seconds=2)

@@ -126,6 +126,7 @@ def test_a_listed_path_outside_the_run_folder_is_refused(sqlite_db, source_task,
     assert run.error.startswith("The script listed /etc/passwd, which is outside the run folder")
 
 
+@pytest.mark.slow  # waits for a real timeout
 def test_a_timeout_kills_the_script_and_every_process_it_started(sqlite_db, source_task, run_task, tmp_path):
     # The script runs in its own PID namespace, so its child's pid means nothing out here: the child is
     # found by a unique argument instead.
@@ -289,6 +290,7 @@ def test_a_package_from_the_registry_is_installed_once_and_then_reused(sqlite_db
     assert "Reused environment" in log_text(second) and "Building environment" not in log_text(second)
 
 
+@pytest.mark.slow  # waits for a real timeout
 def test_outside_a_watched_run_the_step_deadline_still_stops_a_script(tmp_path, settings):
     from runs import script_process
 
