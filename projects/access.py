@@ -116,6 +116,15 @@ def organization_rights(user, organization):
     return _rights_from(_memberships(user).get(organization_id))
 
 
+def allowed_in_some_organization(user, need):
+    """Whether `user`'s role allows `need` in at least one organization, from the memberships already read for
+    the request (no query)."""
+    if user is None or not user.is_authenticated:
+        return False
+    return user.is_superuser or any(allows(_rights_from(membership), need)
+                                    for membership in _memberships(user).values())
+
+
 def project_rights(user, project):
     if user is None or not user.is_authenticated:
         return NO_RIGHTS

@@ -146,8 +146,11 @@ class OrganizationScoped:
         answers = request.__dict__.setdefault("_etl_add_scope", {})
         key = (field.related_model, self.need)
         if key not in answers:
-            allowed = choices(field.related_model, request.user, self.need)
-            answers[key] = allowed is None or allowed.exists()
+            if field.related_model is Organization:  # the user's own roles answer it
+                answers[key] = access.allowed_in_some_organization(request.user, self.need)
+            else:
+                allowed = choices(field.related_model, request.user, self.need)
+                answers[key] = allowed is None or allowed.exists()
         return answers[key]
 
     def get_list_filter(self, request):
