@@ -38,9 +38,10 @@ test: system-deps-test install
 
 # A quick check: the tests that need no server (sshd/ftpd/smbd/SMTP sink/PostgreSQL/MariaDB/browser/qcluster) and
 # are not slow by nature (a real timeout or lease waited for, the API fuzzed). Its database is made from the
-# models, not migrated (tests/schema_from_models.py). `make test` runs every test on a migrated database.
+# models, not migrated (tests/schema_from_models.py); each test module stays on one worker, so the worlds the
+# authorization tables build once per module are built once. `make test` runs every test, migrated.
 test-fast: install
-	$(PY) -m pytest -m "not servers and not slow" -n auto --no-migrations $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not servers and not slow" -n auto --dist loadfile --no-migrations $(PYTEST_ARGS)
 
 bench: system-deps-test install
 	$(PY) -m bench $(BENCH_ARGS)
