@@ -77,21 +77,29 @@ ATTEMPTS = textwrap.dedent('''\
 
 @pytest.fixture
 def secrets_around(data_dir, tmp_path):
-    """What a script must not reach: a key, a database, another run's file, a cached text."""
+    """What a script must not reach: a key, a database, another run's file, a cached text.
+    `secrets_around(task)` gives their paths, with the task's runs folder (the one on the way to its run's own
+    folder: named by the task's id, which depends on the tests run before) and another run in it."""
     (data_dir / "fernet.key").write_text("the-fernet-key")
     sqlite3.connect(data_dir / "etl_portal.sqlite3").execute("create table secrets (value text)").connection.close()
-    other = data_dir / "runs" / "1" / "999999"
-    other.mkdir(parents=True)
-    (other / "secret.csv").write_text("another run's data\n")
     cached = data_dir / "cache" / "text" / "1" / "source"
     cached.mkdir(parents=True)
     (cached / "script.py").write_text("a cached text")
     portal_key = Path(django_settings.BASE_DIR) / "data" / "fernet.key"  # the default ETL_DATA_DIR's
-    return {"key": str(data_dir / "fernet.key"), "portal_key": str(portal_key),
-            "database": str(data_dir / "etl_portal.sqlite3"), "other_run": str(other),
-            "other_run_file": str(other / "secret.csv"), "runs": str(data_dir / "runs" / "1"),
-            "cached_text": str(cached / "script.py"), "data": str(data_dir), "outside": str(tmp_path),
-            "code": str(django_settings.BASE_DIR), "marker": unique_sleep()}
+    marker = unique_sleep()
+
+    def around(task=None):
+        runs = data_dir / "runs" / str(task.pk if task else 0)
+        other = runs / "999999"
+        other.mkdir(parents=True, exist_ok=True)
+        (other / "secret.csv").write_text("another run's data\n")
+        return {"key": str(data_dir / "fernet.key"), "portal_key": str(portal_key),
+                "database": str(data_dir / "etl_portal.sqlite3"), "other_run": str(other),
+                "other_run_file": str(other / "secret.csv"), "runs": str(runs),
+                "cached_text": str(cached / "script.py"), "data": str(data_dir), "outside": str(tmp_path),
+                "code": str(django_settings.BASE_DIR), "marker": marker}
+
+    return around
 
 
 def attempts(paths):
@@ -105,7 +113,10 @@ def results_of(run, label="script.py"):
 
 def test_a_script_reaches_nothing_outside_its_folder_and_leaves_no_process(
         source_task, run_task, secrets_around, data_dir, tmp_path):
-    task = source_task(name="Escape artist", source_kind="script", script=attempts(secrets_around))
+    task = source_task(name="Escape artist", source_kind="script", script="pass")
+    paths = secrets_around(task)
+    task.script = attempts(paths)
+    task.save()
     started = time.monotonic()
     run = run_task(task)
     log = log_text(run)
@@ -127,21 +138,24 @@ def test_a_script_reaches_nothing_outside_its_folder_and_leaves_no_process(
     uid, processes = seen.split()[2], json.loads(seen.split("processes seen ", 1)[1].replace("'", '"'))
     assert uid != "0" and processes[0] == "bwrap" and len(processes) <= 4, seen  # its two children may be
     assert set(processes) <= {"bwrap", "python", "setsid", "sleep"}, seen          # between fork and exec
-    for escaped in (data_dir / "escaped.txt", data_dir / "runs" / "1" / "escaped.txt", tmp_path / "escaped.txt",
+    for escaped in (data_dir / "escaped.txt", Path(paths["runs"]) / "escaped.txt", tmp_path / "escaped.txt",
                     Path("/etc/escaped.txt"), Path(django_settings.BASE_DIR) / "escaped.txt"):
         assert not escaped.exists()
     assert list(run.files.values_list("name", flat=True)) == ["mine.txt"]
-    assert not still_running_with(secrets_around["marker"])
+    assert not still_running_with(paths["marker"])
 
 
 def test_a_processing_script_is_sandboxed_too(sqlite_db, source_task, run_task, secrets_around):
     task = source_task(source_connection=sqlite_db, query="select 1 as n", file_name="numbers.csv",
-                       processing_location="inline", processing_script=attempts(secrets_around))
+                       processing_location="inline", processing_script="pass")
+    paths = secrets_around(task)
+    task.processing_script = attempts(paths)
+    task.save()
     run = run_task(task)
     assert run.status == "succeeded", log_text(run)
     results = results_of(run, "processing.py")
     assert len(results) == 14 and "allowed" not in results.values(), results
-    assert not still_running_with(secrets_around["marker"])
+    assert not still_running_with(paths["marker"])
 
 
 DETACHING_SLEEPER = textwrap.dedent('''\
@@ -233,7 +247,7 @@ def test_links_a_script_leaves_to_files_outside_its_folder_are_not_delivered(
         source_task, run_task, dropbox, secrets_around):
     script = textwrap.dedent(f'''\
         import os
-        os.symlink({secrets_around["key"]!r}, "key.csv")
+        os.symlink({secrets_around()["key"]!r}, "key.csv")
         os.symlink("/etc/passwd", "passwd.csv")
         os.mkfifo("pipe.csv")
         with open("report.csv", "w") as out:
