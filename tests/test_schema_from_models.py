@@ -6,14 +6,13 @@ builds: the same tables, columns and constraints, and the same rows from the dat
 from types import SimpleNamespace
 
 import pytest
-from django.apps import apps
 from django.db import connection, connections
 from django.db.backends.sqlite3.base import DatabaseWrapper
 from django.test import override_settings
 from django_q.models import Schedule
 
 from projects.models import SystemJob, Trigger
-from tests.schema_from_models import add_data_migration_rows, data_migration_steps
+from tests.schema_from_models import add_data_migration_rows, create_missing_tables, data_migration_steps
 
 # Under --no-migrations (make test-fast) there is no migrated database to compare with: tests/conftest.py
 # leaves these out there.
@@ -46,10 +45,8 @@ def test_the_tables_made_from_the_models_are_the_migrated_tables():
     made = DatabaseWrapper({**connection.settings_dict, "NAME": ":memory:"}, alias="from_models")
     connections["from_models"] = made  # the schema editor looks its connection up by alias
     try:
-        with made.schema_editor() as editor:  # what `migrate --run-syncdb` and create_missing_tables do
-            for model in apps.get_models():
-                if model._meta.managed and not model._meta.proxy:
-                    editor.create_model(model)
+        with made.schema_editor() as editor:  # on an empty database: every model's table, as the fast tier's
+            create_missing_tables(editor)    # --run-syncdb and this together make them
         made_shape, migrated_shape = shape_of(made), shape_of(connection)
     finally:
         made.close()
@@ -95,12 +92,14 @@ def test_the_data_migrations_functions_add_the_rows_migrating_added():
     add_data_migration_rows(SimpleNamespace(connection=connection))
     assert system_rows() == migrated_rows
     counts = row_counts()
+    # Nothing else added (change history, say), nothing missing.
     assert {table: (counts[table], migrated_counts[table]) for table in counts
-            if counts[table] != migrated_counts[table]} == {}  # nothing else added (change history, say), nothing missing
+            if counts[table] != migrated_counts[table]} == {}
 
 
 def test_every_data_migration_is_run_in_the_order_migrate_applies_it():
     steps = [f"{migration.app_label}.{migration.name}" for migration, _function in data_migration_steps()]
-    assert steps.index("projects.0003_default_system_jobs") < steps.index("projects.0004_prune_script_environments_job")
+    assert (steps.index("projects.0003_default_system_jobs")
+            < steps.index("projects.0004_prune_script_environments_job"))
     assert {"runs.0003_reaper_schedule", "projects.0008_remind_expiring_credentials_job",
             "runs.0005_mask_recorded_file_names"} <= set(steps)
