@@ -4,7 +4,10 @@ from django.db import models
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from connections import maintenance
+from connections.protocols import registry
 from connections.secrets import EncryptedJSONField
+from projects.models import Organization, Role
 
 ADDRESS_COLUMNS = ("host", "port", "username", "database", "path")
 
@@ -12,8 +15,6 @@ ADDRESS_COLUMNS = ("host", "port", "username", "database", "path")
 def validate_kind(value):
     """A kind must be a registered protocol. Checked in `Connection.clean`, not as a field validator or choices,
     so that the registry alone knows the kinds and adding one needs no migration."""
-    from connections.protocols import registry
-
     if registry.get(value) is None:
         raise ValidationError(f"{value!r} is not a known connection kind", code="unknown_kind")
 
@@ -21,21 +22,15 @@ def validate_kind(value):
 class ConnectionQuerySet(models.QuerySet):
     def with_capability(self, *capabilities):
         """Connections whose protocol has at least one of `capabilities` (connections.protocols.Capability)."""
-        from connections.protocols import registry
-
         kinds = {kind for capability in capabilities for kind in registry.kinds_with(capability)}
         return self.filter(kind__in=sorted(kinds))
 
     def visible_to(self, user):
         """Connections of the user's organizations: every member sees them and editors use them in tasks."""
-        from projects.models import Organization
-
         return self.filter(organization__in=Organization.objects.where_role(user).values("pk"))
 
     def manageable_by(self, user):
         """Connections the user may create, change and delete: those of organizations they administer."""
-        from projects.models import Organization, Role
-
         return self.filter(organization__in=Organization.objects.where_role(user, Role.ADMIN).values("pk"))
 
 
@@ -100,8 +95,6 @@ class Connection(models.Model):
     @property
     def protocol(self):
         """The protocol class of `kind` (connections.protocols.base.Connector), or None for an unknown kind."""
-        from connections.protocols import registry
-
         return registry.get(self.kind)
 
     def has(self, capability):
@@ -114,8 +107,6 @@ class Connection(models.Model):
         return cls.label if cls else self.kind
 
     def connector(self):
-        from connections.protocols import registry
-
         return registry.connector_for(self)
 
     def secret(self, name):
@@ -131,8 +122,6 @@ class Connection(models.Model):
         unless new ones are entered in the same save. Each protocol declares its harmless options; see
         `Connector.addressing`.
         """
-        from connections.protocols import registry
-
         protocol = registry.get(kind or self.kind)
         if protocol is None:
             return ("kind",) + ADDRESS_COLUMNS, ()
@@ -144,8 +133,9 @@ class Connection(models.Model):
         Every foreign key to Connection is followed: on Task itself (source, text, processing, GPG key) or on
         a model that belongs to a task (destinations, conditions, notifications), so a new one is covered.
         """
-        from tasks.models import Task
-
+        # Tasks are a layer above connections (tasks.models imports this module): reach them through the reverse
+        # relation their foreign key declares, not by importing them.
+        Task = type(self)._meta.get_field("source_tasks").related_model
         uses = models.Q(pk__in=[])
         for relation in type(self)._meta.related_objects:
             model, field = relation.related_model, relation.field
@@ -214,18 +204,12 @@ class MaintenanceWindow(models.Model):
         ordering = ["connection", "kind", "starts_at", "start_time", "id"]
 
     def __str__(self):
-        from connections import maintenance
-
         return maintenance.describe(self)
 
     def clean(self):
         super().clean()
-        from connections import maintenance
-
         maintenance.validate(self)
 
     def closed_until(self, at):
         """The end of this window when `at` lies in it, else None."""
-        from connections import maintenance
-
         return maintenance.window_end(self, at)

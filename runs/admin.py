@@ -2,7 +2,9 @@ from django.contrib import admin, messages
 
 from etl_portal.admin_site import SystemWritten
 from projects.admin_access import OrganizationScoped, ParentScopedInline
+from runs import backfill
 from runs.models import Backfill, DryRun, FileDownload, Run, RunFile, RunLog
+from runs.orchestration import Refused
 
 RUN_PATH = "run__task__project__organization"
 
@@ -73,9 +75,6 @@ class BackfillAdmin(SystemWritten, OrganizationScoped, admin.ModelAdmin):
 
     @admin.action(description="Cancel the selected backfills (queued runs cancelled, running ones stopped)")
     def cancel_backfills(self, request, queryset):
-        from runs import backfill
-        from runs.orchestration import Refused
-
         for batch in self.allowed(request, queryset):
             try:
                 self.message_user(request, backfill.cancel(batch, request.user))

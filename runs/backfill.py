@@ -20,9 +20,11 @@ import zoneinfo
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from connections.protocols import ConnectorError
 from runs import orchestration, queueing
 from runs.models import Backfill, Run
 from runs.orchestration import Refused
+from runs.preview import preview
 
 logger = logging.getLogger(__name__)
 MAX_DATES = 1000  # dates in one batch
@@ -87,9 +89,6 @@ def plan(project, task, first, last, max_dates):
 
 
 def _preview(task, moment):
-    from connections.protocols import ConnectorError
-    from runs.preview import preview
-
     try:
         return preview(task, moment)
     except ConnectorError as exc:

@@ -42,6 +42,7 @@ from connections.protocols import MAIL, ConnectorError
 from etl_portal.links import run_url, task_url
 from runs import archive
 from runs.parameters import project_zone, render, resolve
+from tasks.models import Notification
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +92,6 @@ def notify(run):
 def shared_mailbox(task, event):
     """The outcome's mailbox the task's levels set, as an unsaved Notification (nothing when its recipients are
     not set, or set to none)."""
-    from tasks.models import Notification
-
     recipients = task.effective(f"{event}_recipients")
     if not addresses(recipients):
         return []

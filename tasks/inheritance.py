@@ -18,10 +18,22 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from django import forms
+from django.apps import apps
 from django.core.exceptions import ValidationError
+from django.db.models import Q
+
+from connections.models import Connection
+from connections.protocols import FILES, MAIL
+from projects.models import Organization, Parameter, Project
 
 ORGANIZATION, PROJECT, TASK, DEFAULT = "organization", "project", "task", "default"
 LEVEL_LABELS = {ORGANIZATION: "organization", PROJECT: "project", TASK: "task", DEFAULT: "portal default"}
+
+
+def _task_model():
+    # tasks.models imports this module (a task resolves its settings here), so the model is found in Django's app
+    # registry by its name, as a ForeignKey("tasks.Task") names it, rather than imported back in a cycle.
+    return apps.get_model("tasks", "Task")
 
 
 def _without_destinations(tasks):
@@ -40,9 +52,7 @@ class Inheritable:
 
     @property
     def model_field(self):
-        from tasks.models import Task
-
-        return Task._meta.get_field(self.name)
+        return _task_model()._meta.get_field(self.name)
 
     @property
     def is_connection(self):
@@ -50,8 +60,6 @@ class Inheritable:
 
     @property
     def capability(self):
-        from connections.protocols import FILES, MAIL
-
         return MAIL if self.name.endswith("smtp_connection") else FILES
 
     def verbose(self):
@@ -66,8 +74,6 @@ class Inheritable:
             form_field.widget.choices = [("unknown", inherit_label), ("true", "Yes"), ("false", "No")]
             return form_field
         if self.is_connection:
-            from connections.models import Connection
-
             queryset = (connections if connections is not None else Connection.objects.all())
             return forms.ModelChoiceField(queryset.with_capability(self.capability), required=False,
                                           empty_label=inherit_label, label=self.verbose())
@@ -202,11 +208,9 @@ class Effective:
 
 def inherited_for(project):
     """{name: Effective} a task of `project` that sets nothing itself would have (the form's "Blank: ...")."""
-    from tasks.models import Task
-
     if project is None:
         return {}
-    return Task(project=project).effective_settings()
+    return _task_model()(project=project).effective_settings()
 
 
 def settings_url(level, source):
@@ -224,8 +228,6 @@ def settings_url(level, source):
 def clean_level_settings(data, organization, connections=None):
     """Check a project's or organization's settings (name -> value; None or "" drops it) and return them as
     stored (JSON). Raises ValidationError with one message per bad name."""
-    from connections.models import Connection
-
     if not isinstance(data, dict):
         raise ValidationError("settings must be an object of setting name to value.")
     if connections is None:
@@ -264,16 +266,12 @@ def save_level_settings(holder, stored):
 
 
 def level_of(holder):
-    from projects.models import Organization
-
     return ORGANIZATION if isinstance(holder, Organization) else PROJECT
 
 
 def inherited_by_level(holder):
     """{name: Effective} a value not set on `holder` would take: for a project, its organization's value or the
     portal default; for an organization, the portal default."""
-    from projects.models import Project
-
     if isinstance(holder, Project):
         bare = Project(organization=holder.organization, settings={})
         return inherited_for(bare)
@@ -283,8 +281,6 @@ def inherited_by_level(holder):
 def copy_project_settings(template, project):
     """A project template: `project` takes `template`'s shared settings and parameters (not its tasks).
     Parameters `project` already has are kept; both must be of one organization (settings name connections)."""
-    from projects.models import Parameter
-
     if template.organization_id != project.organization_id:
         raise ValidationError("A project copies settings only from a project of its own organization.")
     save_level_settings(project, {**(template.settings or {}), **(project.settings or {})})
@@ -297,10 +293,6 @@ def copy_project_settings(template, project):
 def levels_using(connection):
     """The organizations and projects whose shared settings name `connection` (a JSON value, which no foreign
     key protects): a connection they use is not deleted, as one a task uses is not."""
-    from django.db.models import Q
-
-    from projects.models import Organization, Project
-
     uses = Q(pk__in=[])
     for setting in SETTINGS:
         if setting.is_connection:
@@ -314,8 +306,6 @@ def resolve_many(tasks):
 
     The tasks should come with `project__organization` selected; the connections named at any level are
     read with one query for all of them."""
-    from connections.models import Connection
-
     wanted = set()
     for task in tasks:
         for setting in SETTINGS:
@@ -357,12 +347,10 @@ def affected_tasks(level, holder, names):
     """The tasks a value set at `level` on `holder` (an Organization or a Project) reaches for each setting:
     those under it that do not set it themselves nor, for an organization, at their project.
     Returns {name: (task count, project count)} with two queries per setting."""
-    from tasks.models import Task
-
     counts = {}
     for name in names:
         setting = BY_NAME[name]
-        tasks = Task.objects.filter(**{f"{setting.name}__isnull": True})
+        tasks = _task_model().objects.filter(**{f"{setting.name}__isnull": True})
         if level == ORGANIZATION:
             tasks = tasks.filter(project__organization=holder).exclude(
                 project__settings__has_key=setting.name)

@@ -5,9 +5,12 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, transaction
 from django.db.models import OuterRef, Subquery
+from django.urls import reverse
 from simple_history.models import HistoricalRecords
 
-from tasks import source_kinds
+from connections.models import Connection
+from projects.models import Project, Trigger
+from tasks import inheritance, source_kinds
 
 
 def run_timeout_limit():
@@ -31,15 +34,11 @@ class TaskQuerySet(models.QuerySet):
     # Membership tests are subqueries, not joins, so no row is repeated and no DISTINCT is needed.
     # Who may see or change a task is decided by its project (projects.access explains the roles).
     def visible_to(self, user):
-        from projects.models import Project
-
         if user.is_superuser:
             return self
         return self.filter(project__in=Project.objects.visible_to(user).values("pk"))
 
     def editable_by(self, user):
-        from projects.models import Project
-
         if user.is_superuser:
             return self
         return self.filter(project__in=Project.objects.editable_by(user).values("pk"))
@@ -58,8 +57,6 @@ class TaskQuerySet(models.QuerySet):
 
     def with_run_summary(self):
         """Annotate the last run's status and time and the project's next trigger time, in one query."""
-        from projects.models import Trigger
-
         # Runs are a layer above tasks (runs.models imports this module): reach them through the reverse relation
         # their foreign key declares, not by importing them.
         Run = self.model._meta.get_field("runs").related_model
@@ -294,8 +291,6 @@ class Task(models.Model):
     def connections_outside_organization(self):
         """Connections this task (or its destinations, conditions and emails) uses that belong to another
         organization than its project: each would hand one organization's data or credentials to another."""
-        from connections.models import Connection
-
         used = {self.source_connection_id, self.text_connection_id, self.processing_connection_id, self.gpg_key_id,
                 self.destination_connection_id, self.error_smtp_connection_id, self.warning_smtp_connection_id,
                 self.success_smtp_connection_id}
@@ -306,8 +301,6 @@ class Task(models.Model):
         return Connection.objects.filter(pk__in=used).exclude(organization_id=self.project.organization_id)
 
     def get_absolute_url(self):
-        from django.urls import reverse
-
         return reverse("tasks:detail", args=[self.pk])
 
     # --- settings shared across levels (tasks/inheritance.py) ---
@@ -315,8 +308,6 @@ class Task(models.Model):
     def effective_settings(self):
         """{name: inheritance.Effective}: each shared setting's value in effect, its level and where it is set.
         Read once per task object (resolve_many fills it for a whole list with one query)."""
-        from tasks import inheritance
-
         if getattr(self, "_effective", None) is None:
             inheritance.resolve_many([self])
         return self._effective
@@ -357,8 +348,6 @@ class Task(models.Model):
 
     def use_inherited(self, name):
         """Drop the task's own value of a shared setting, so the project's, organization's or portal's applies."""
-        from tasks import inheritance
-
         setting = inheritance.get(name)
         setattr(self, setting.model_field.attname, None)
         self.save(update_fields=[setting.model_field.name, "updated_at"])
