@@ -1,16 +1,14 @@
-"""Webhook pages of a task or project: add, change, remove (the editor role, through projects/access.py)."""
+"""Webhook pages of a task, project or organization: add, change, remove.
+
+Rights come from projects/access.py: a task's or project's webhooks need the editor role there, an
+organization's the organization's admin role (`webhook_rights`)."""
 from django.contrib import messages
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from alerts.forms import WebhookForm
 from alerts.models import Webhook
 from projects import access
-
-
-def _page_of(webhook):
-    return webhook.task.get_absolute_url() if webhook.task_id else reverse("projects:detail", args=[webhook.project_id])
 
 
 def _save(request, webhook, owner):
@@ -21,8 +19,9 @@ def _save(request, webhook, owner):
         if form.dropped_secret:
             messages.warning(request, "The stored signing secret was removed because the URL changed: enter it "
                                       "again to sign the messages.")
-        return redirect(_page_of(saved) + "#webhooks")
-    return render(request, "alerts/webhook_form.html", {"form": form, "webhook": webhook, "owner": owner})
+        return redirect(saved.page_url + "#webhooks")
+    return render(request, "alerts/webhook_form.html", {"form": form, "webhook": webhook, "owner": owner,
+                                                        "back_url": webhook.page_url + "#webhooks"})
 
 
 def task_webhook_new(request, pk):
@@ -35,6 +34,11 @@ def project_webhook_new(request, pk):
     return _save(request, Webhook(project=project), project)
 
 
+def organization_webhook_new(request, pk):
+    organization = access.get_organization(request.user, pk, access.MANAGE)
+    return _save(request, Webhook(organization=organization), organization)
+
+
 def webhook_edit(request, pk):
     webhook = access.get_webhook(request.user, pk, access.EDIT)
     return _save(request, webhook, webhook.owner)
@@ -43,7 +47,7 @@ def webhook_edit(request, pk):
 @require_POST
 def webhook_delete(request, pk):
     webhook = access.get_webhook(request.user, pk, access.EDIT)
-    page = _page_of(webhook)
+    page = webhook.page_url
     webhook.delete()
     messages.success(request, f"Webhook {webhook.name} removed.")
     return redirect(page + "#webhooks")
