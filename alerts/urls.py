@@ -11,4 +11,5 @@ urlpatterns = [
     path("organizations/<int:pk>/webhooks/new/", views.organization_webhook_new, name="organization-webhook-new"),
     path("webhooks/<int:pk>/edit/", views.webhook_edit, name="webhook-edit"),
     path("webhooks/<int:pk>/delete/", views.webhook_delete, name="webhook-delete"),
+    path("webhooks/<int:pk>/test/", views.webhook_test, name="webhook-test"),
 ]

@@ -1,4 +1,4 @@
-"""Webhook pages of a task, project or organization: add, change, remove.
+"""Webhook pages of a task, project or organization: add, change, remove, send a test message.
 
 Rights come from projects/access.py: a task's or project's webhooks need the editor role there, an
 organization's the organization's admin role (`webhook_rights`)."""
@@ -6,9 +6,13 @@ from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from alerts import webhooks
 from alerts.forms import WebhookForm
 from alerts.models import Webhook
+from etl_portal.web import safe_next
 from projects import access
+
+MAX_ERROR = 300  # characters of a failed test's error shown in the message
 
 
 def _save(request, webhook, owner):
@@ -51,3 +55,16 @@ def webhook_delete(request, pk):
     webhook.delete()
     messages.success(request, f"Webhook {webhook.name} removed.")
     return redirect(page + "#webhooks")
+
+
+@require_POST
+def webhook_test(request, pk):
+    """Send one test message now and say how it went; back to the page the button was on. Nothing is recorded."""
+    webhook = access.get_webhook(request.user, pk, access.EDIT)
+    status_code, error, seconds = webhooks.send_test(webhook)
+    if error:
+        shown = error if len(error) <= MAX_ERROR else error[:MAX_ERROR] + "…"
+        messages.error(request, f"Test message to {webhook.name}: Failed: {shown}")
+    else:
+        messages.success(request, f"Test message to {webhook.name}: Sent: HTTP {status_code} in {seconds:.2f} s")
+    return safe_next(request, webhook.page_url)  # the page the button was on, where the message shows
