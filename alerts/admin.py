@@ -1,10 +1,11 @@
 """The operators' view of alerts, webhook deliveries and their tries: read-only, scoped to the user's
-organizations. Webhooks themselves are edited on the task and project pages (their signing secret is
-write-only there)."""
+organizations. Webhooks themselves are edited on the task, project and organization pages (their signing
+secret is write-only there)."""
 from django.contrib import admin
 
 from alerts.models import Alert, Delivery, DeliveryAttempt, Webhook
 from etl_portal.admin_site import SystemWritten
+from projects import access
 from projects.admin_access import OrganizationScoped
 
 TASK_PATH = "task__project__organization"
@@ -21,11 +22,15 @@ class ReadOnly:
 
 @admin.register(Webhook)
 class WebhookAdmin(ReadOnly, SystemWritten, OrganizationScoped, admin.ModelAdmin):
-    organization_path = ("project__organization", TASK_PATH)
-    list_display = ("name", "style", "task", "project")
+    organization_path = ("project__organization", TASK_PATH, "organization")
+    list_display = ("name", "style", "task", "project", "organization")
     list_filter = ("style",)
-    search_fields = ("name", "task__name", "project__name")
+    search_fields = ("name", "task__name", "project__name", "organization__name")
     exclude = exclude_fields = ("secret", "url")  # the URL's path is a credential for Slack and Teams
+
+    def object_rights(self, request, obj):
+        """The pages' rule: an organization's webhook is its admins' to delete, a task's or project's its editors'."""
+        return access.webhook_rights(request.user, obj)
 
 
 @admin.register(Alert)

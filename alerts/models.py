@@ -1,8 +1,9 @@
 """Late and missed runs, and the channels that tell people about runs: webhooks, and an outbox of what to send.
 
-- `Webhook`: a task's or a project's HTTP endpoint (generic JSON, Slack, Microsoft Teams) with the events it
-  wants and an optional HMAC-SHA256 signing secret (encrypted at rest, never shown again; the webhook form drops
-  it when the URL changes unless it is entered again, so it never goes where nobody re-entered it for).
+- `Webhook`: a task's, a project's or an organization's HTTP endpoint (generic JSON, Slack, Microsoft Teams)
+  with the events it wants and an optional HMAC-SHA256 signing secret (encrypted at rest, never shown again; the
+  webhook form drops it when the URL changes unless it is entered again, so it never goes where nobody re-entered
+  it for). Channels add up: a run's event goes to its task's, project's and organization's webhooks.
 - `Alert`: a run late past its deadline, or a scheduled start that did not begin within its grace period; raised
   once (the unique keys below), cleared when its run ends (alerts/deadlines.py).
 - `Delivery`: one message to one channel (a webhook, or an email of the task for alerts) for one event, sent by
@@ -40,15 +41,32 @@ def shown_url(url):
 
 class WebhookQuerySet(models.QuerySet):
     def visible_to(self, user):
-        from projects.models import Project
+        from projects.models import Organization, Project
         from tasks.models import Task
 
+        organizations = Organization.objects.where_role(user).values("pk")
         projects = Project.objects.visible_to(user).values("pk")
-        return self.filter(Q(project__in=projects) | Q(task__in=Task.objects.visible_to(user).values("pk")))
+        return self.filter(Q(organization__in=organizations) | Q(project__in=projects)
+                           | Q(task__in=Task.objects.visible_to(user).values("pk")))
+
+    def reaching(self, task):
+        """The webhooks a run of `task` may go to: the task's, its project's and its organization's (each row
+        belongs to one of them, so none comes twice)."""
+        return self.filter(Q(task=task) | Q(project=task.project_id)
+                           | Q(organization=task.project.organization_id))
+
+    def reaching_project(self, project):
+        """The webhooks every task of `project` may send to besides its own: the project's and its organization's."""
+        return self.filter(Q(project=project) | Q(organization=project.organization_id))
+
+    def nearest_first(self):
+        """The task's first, then the project's, then the organization's (the order pages list them in)."""
+        return self.order_by(models.F("task").asc(nulls_last=True), models.F("project").asc(nulls_last=True),
+                             "name", "id")
 
     def for_event(self, task, event):
-        """The enabled webhooks of `task` and of its project that want `event`."""
-        return self.filter(Q(task=task) | Q(project=task.project_id), enabled=True, **{f"on_{event}": True})
+        """The enabled webhooks of `task`, of its project and of its organization that want `event`."""
+        return self.reaching(task).filter(enabled=True, **{f"on_{event}": True})
 
 
 class Webhook(models.Model):
@@ -57,6 +75,9 @@ class Webhook(models.Model):
         SLACK = "slack", "Slack incoming webhook"
         TEAMS = "teams", "Microsoft Teams (workflow / incoming webhook)"
 
+    # Exactly one of the three: the level it is set at. An organization's reaches every task of the organization.
+    organization = models.ForeignKey("projects.Organization", null=True, blank=True, on_delete=models.CASCADE,
+                                     related_name="webhooks")
     project = models.ForeignKey("projects.Project", null=True, blank=True, on_delete=models.CASCADE,
                                 related_name="webhooks")
     task = models.ForeignKey("tasks.Task", null=True, blank=True, on_delete=models.CASCADE, related_name="webhooks")
@@ -73,21 +94,42 @@ class Webhook(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = WebhookQuerySet.as_manager()
-    # On the task's and project's History: the secret only as "set"/"changed", the URL as its scheme and host.
+    # On its task's, project's or organization's History: the secret only as "set"/"changed", the URL as its
+    # scheme and host.
     history = HistoricalRecords(app="audit")
 
     class Meta:
         ordering = ["name", "id"]
-        constraints = [models.CheckConstraint(condition=Q(project__isnull=True) ^ Q(task__isnull=True),
-                                              name="webhook_belongs_to_project_xor_task")]
+        # One owner: exactly one of the three is set (a XOR of three would also pass all three).
+        constraints = [models.CheckConstraint(
+            condition=(Q(organization__isnull=False, project__isnull=True, task__isnull=True)
+                       | Q(organization__isnull=True, project__isnull=False, task__isnull=True)
+                       | Q(organization__isnull=True, project__isnull=True, task__isnull=False)),
+            name="webhook_belongs_to_one_level")]
 
     def __str__(self):
         return self.name
 
     @property
     def owner(self):
-        """The task or project it belongs to (rights are theirs)."""
-        return self.task or self.project
+        """The task, project or organization it belongs to (rights are theirs: projects/access.webhook_rights)."""
+        return self.task or self.project or self.organization
+
+    @property
+    def level(self):
+        """"task", "project" or "organization": where it is set."""
+        return "task" if self.task_id else "project" if self.project_id else "organization"
+
+    @property
+    def page_url(self):
+        """The page it is set on (and managed from): Task Details, the project page, the organization's settings."""
+        from django.urls import reverse
+
+        if self.task_id:
+            return reverse("tasks:detail", args=[self.task_id])
+        if self.project_id:
+            return reverse("projects:detail", args=[self.project_id])
+        return reverse("organizations:settings", args=[self.organization_id])
 
     @property
     def shown_url(self):

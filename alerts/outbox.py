@@ -2,12 +2,13 @@
 
 A run's outcome (`queue_run_event`, called by the worker after the run is recorded, and by the reaper) and an
 alert (`queue_alert`, called when alerts/deadlines.py raises it) each become one `Delivery` per channel that
-wants the event: the task's and its project's webhooks, and for alerts the task's "when late or missed" emails.
-The housekeeping leader (projects/housekeeping.py) hands due deliveries to a sender thread (`dispatch`) so its
-one-second loop never waits on a slow receiver. Each delivery is claimed by a conditional UPDATE with a claim
-that lapses (a sender that died is replaced), so a message is sent by one sender at a time. Every try is a
-`DeliveryAttempt` (status code, error) and a line in the run's log; a failed try is retried after
-`RETRY_DELAYS`, and after the last one the delivery is failed. Nothing here changes a run's status.
+wants the event: the task's, its project's and its organization's webhooks, and for alerts the task's "when
+late or missed" emails. The housekeeping leader (projects/housekeeping.py) hands due deliveries to a sender
+thread (`dispatch`) so its one-second loop never waits on a slow receiver. Each delivery is claimed by a
+conditional UPDATE with a claim that lapses (a sender that died is replaced), so a message is sent by one sender
+at a time. Every try is a `DeliveryAttempt` (status code, error) and a line in the run's log; a failed try is
+retried after `RETRY_DELAYS`, and after the last one the delivery is failed. Nothing here changes a run's
+status.
 """
 import datetime
 import logging
@@ -38,7 +39,8 @@ def queue_run_event(run):
 
 
 def queue_alert(alert):
-    """Queue an alert for the task's and project's webhooks that want it and the task's late emails."""
+    """Queue an alert for the task's, project's and organization's webhooks that want it and the task's late
+    emails."""
     from tasks.models import Notification
 
     task = alert.task

@@ -16,6 +16,12 @@ for the late and missed events. `delivery` stays the same on every retry of one 
 a repeat. With a signing secret, `X-ETL-Signature-256: sha256=<hex HMAC-SHA256 of the raw body with the
 secret>`. Slack gets {"text", "blocks"}, Microsoft Teams an Adaptive Card message; both carry the same text and
 link. Every text is masked with the task's secrets (runs/masking.py).
+
+A test message (`send_test`, the webhook row's *Send a test message*) goes through the same POST with the same
+headers and signature: {"event": "test", "delivery": null, "text": "Test message from ETL Portal: ...",
+"project", "task" (null where the webhook is set above them), "run": null, "alert": null, "webhook": {"id",
+"name", "level"}}; Slack and Teams get their shapes of it. It is sent now, with a short timeout, and recorded
+nowhere.
 """
 import hashlib
 import hmac
@@ -26,7 +32,7 @@ import requests
 from django.conf import settings
 from django.utils import timezone
 
-from etl_portal.links import run_url, task_url
+from etl_portal.links import absolute, run_url, task_url
 from etl_portal.masking import Masker
 from runs.masking import secret_values
 
@@ -71,16 +77,36 @@ def payload(delivery, now=None):
     return body
 
 
+TEST_TEXT = "Test message from ETL Portal"
+TEST_TIMEOUT = 5  # seconds: the user waits for the answer on the page
+
+
+def payload_of_test(webhook, now=None):
+    """The generic body of a test message to `webhook` (a dict): no run, no alert, no delivery."""
+    task, project = webhook.task, webhook.project or (webhook.task.project if webhook.task_id else None)
+    return {
+        "event": "test", "delivery": None, "sent_at": _iso(now or timezone.now()),
+        "text": f"{TEST_TEXT}: webhook {webhook.name} of the {webhook.level} {webhook.owner.name}",
+        "project": {"id": project.pk, "name": project.name} if project else None,
+        "task": {"id": task.pk, "name": task.name, "url": task_url(task.pk)} if task else None,
+        "run": None, "alert": None,
+        "webhook": {"id": webhook.pk, "name": webhook.name, "level": webhook.level,
+                    "url": absolute(webhook.page_url)},
+    }
+
+
 def link_of(body):
-    return (body["run"] or {}).get("url") or body["task"]["url"]
+    return ((body["run"] or {}).get("url") or (body["task"] or {}).get("url")
+            or (body.get("webhook") or {}).get("url"))
 
 
 def slack_body(body):
     link = link_of(body)
+    project = f"Project {_slack(body['project']['name'])} · " if body["project"] else ""
     return {"text": f"{body['text']} <{link}|Open>",
             "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": f"*{_slack(body['text'])}*"}},
                        {"type": "context", "elements": [{"type": "mrkdwn", "text": (
-                           f"Project {_slack(body['project']['name'])} · <{link}|Open in ETL Portal>")}]}]}
+                           f"{project}<{link}|Open in ETL Portal>")}]}]}
 
 
 def _slack(text):
@@ -88,9 +114,12 @@ def _slack(text):
 
 
 def teams_body(body):
-    facts = [{"title": "Project", "value": body["project"]["name"]}, {"title": "Task", "value": body["task"]["name"]}]
+    facts = [{"title": title.capitalize(), "value": body[title]["name"]}
+             for title in ("project", "task") if body[title]]
     if body["run"]:
         facts.append({"title": "Run", "value": f"#{body['run']['id']} ({body['run']['status']})"})
+    if body.get("webhook"):  # a test message
+        facts.append({"title": "Webhook", "value": f"{body['webhook']['name']} ({body['webhook']['level']})"})
     card = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard",
             "version": "1.4",
             "body": [{"type": "TextBlock", "text": body["text"], "wrap": True, "weight": "Bolder"},
@@ -111,13 +140,23 @@ def sign(secret, raw):
 def post(webhook, delivery, now=None):
     """POST the delivery's body to its webhook: (HTTP status or None, error text or "", seconds). Never raises;
     the error names neither the URL's path (a Slack or Teams credential) nor the secret."""
-    raw = json.dumps(body_for(webhook, payload(delivery, now)), ensure_ascii=False).encode()
+    return _send(webhook, payload(delivery, now), {"X-ETL-Delivery": str(delivery.pk)},
+                 settings.ETL_CONNECT_TIMEOUT)
+
+
+def send_test(webhook, now=None):
+    """POST a test message to `webhook` now, as `post` sends a delivery (same body style, headers, signature),
+    with a short timeout: (HTTP status or None, error text or "", seconds). Never raises; records nothing."""
+    return _send(webhook, payload_of_test(webhook, now), {}, min(TEST_TIMEOUT, settings.ETL_CONNECT_TIMEOUT))
+
+
+def _send(webhook, generic, headers, timeout):
+    raw = json.dumps(body_for(webhook, generic), ensure_ascii=False).encode()
     headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "ETL-Portal",
-               "X-ETL-Event": delivery.event, "X-ETL-Delivery": str(delivery.pk)}
+               "X-ETL-Event": generic["event"], **headers}
     if webhook.secret:
         headers[SIGNATURE_HEADER] = sign(webhook.secret, raw)
     started = time.monotonic()
-    timeout = settings.ETL_CONNECT_TIMEOUT
     try:
         # No redirects: the body and its signature go to the address the user entered, nowhere else.
         response = requests.post(webhook.url, data=raw, headers=headers, timeout=(timeout, timeout),
@@ -135,6 +174,7 @@ def hide_address(webhook, text):
     from urllib.parse import urlsplit
 
     parts = urlsplit(webhook.url)
-    hidden = [webhook.url, webhook.secret] + ([parts.path, parts.query] if parts.path not in ("", "/") else
-                                              [parts.query])
+    # The path as typed and as sent (requests quotes it; an error quotes what was sent).
+    paths = [parts.path, requests.utils.requote_uri(parts.path)] if parts.path not in ("", "/") else []
+    hidden = [webhook.url, webhook.secret, parts.query, *paths]
     return Masker([value for value in hidden if value and len(value) > 1])(text)

@@ -330,12 +330,14 @@ def task_sources(task_id):
 
 
 def organization_sources(organization_id):
-    """The organization (its shared settings) and its parameters; members have their own history."""
+    """The organization (its shared settings), its parameters and webhooks; members have their own history."""
+    from alerts.models import Webhook
     from projects.models import Organization, Parameter
 
     return [
         (Organization.history.filter(id=organization_id), True),
         (Parameter.history.filter(organization_id=organization_id), True),
+        (Webhook.history.filter(organization_id=organization_id), True),
     ]
 
 

@@ -34,7 +34,7 @@ def task_history(request, pk):
 
 
 def organization_history(request, pk):
-    """The organization's own changes: its shared settings (at the organization level) and parameters."""
+    """The organization's own changes: its shared settings (at the organization level), parameters and webhooks."""
     from projects import access
 
     organization = access.get_organization(request.user, pk)

@@ -14,7 +14,7 @@ Superusers may do everything; staff keep only Django's meaning (they may open th
 their roles allow). Something the user may not see is "not found" (404), so its existence is not revealed;
 something they see but may not change is "forbidden" (403).
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -197,12 +197,30 @@ def get_backfill(user, pk, need=VIEW):
     return backfill
 
 
+def webhook_rights(user, webhook):
+    """Rights on a webhook: those of the task or project it belongs to. An organization's webhook reaches every
+    task of the organization, so only the organization's admins change it (as its connections): there
+    `can_edit` is `can_manage`, and every member still sees it."""
+    if webhook.organization_id:
+        rights = organization_rights(user, webhook.organization_id)
+        return replace(rights, can_edit=rights.can_manage)
+    return project_rights(user, webhook.task.project if webhook.task_id else webhook.project)
+
+
+def with_webhook_rights(user, webhooks, page_rights):
+    """The webhooks a page lists, each with `.rights`: a task's and its project's take the page's rights (a task's
+    are its project's), an organization's its own (webhook_rights). No query: the memberships are read once."""
+    webhooks = list(webhooks)
+    for webhook in webhooks:
+        webhook.rights = webhook_rights(user, webhook) if webhook.organization_id else page_rights
+    return webhooks
+
+
 def get_webhook(user, pk, need=VIEW):
-    """A task's or project's webhook with `.rights` on it: those of its task or project."""
-    webhook = _get(Webhook.objects.visible_to(user).select_related("task__project__organization",
-                                                                  "project__organization"), pk)
-    webhook.rights = require(project_rights(user, webhook.task.project if webhook.task_id else webhook.project),
-                             need)
+    """A task's, project's or organization's webhook with `.rights` on it (webhook_rights)."""
+    webhook = _get(Webhook.objects.visible_to(user).select_related(
+        "task__project__organization", "project__organization", "organization"), pk)
+    webhook.rights = require(webhook_rights(user, webhook), need)
     return webhook
 
 
@@ -237,7 +255,7 @@ def get_connection(user, pk, need=VIEW):
 
 
 def object_rights(user, obj):
-    """Rights on any object the layer knows: an organization, project, task, run or connection."""
+    """Rights on any object the layer knows: an organization, project, task, run, connection or webhook."""
     if isinstance(obj, Organization):
         return organization_rights(user, obj)
     if isinstance(obj, Project):
@@ -250,6 +268,8 @@ def object_rights(user, obj):
         return project_rights(user, obj.project)
     if isinstance(obj, Connection):
         return organization_rights(user, obj.organization_id)
+    if isinstance(obj, Webhook):
+        return webhook_rights(user, obj)
     raise TypeError(f"projects.access knows no rights on a {type(obj).__name__}")
 
 

@@ -5,6 +5,7 @@ from django.db.models import Count
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from alerts.models import Webhook
 from etl_portal.web import count_of
 from projects import access
 from projects.forms import ProjectForm, ProjectParameterFormSet, TriggerFormSet
@@ -28,7 +29,10 @@ def project_detail(request, pk):
         "triggers": project.triggers.all(),
         "parameters": project.parameters.all(),
         "backfills": project.backfills.select_related("task", "requested_by")[:5],
-        "webhooks": project.webhooks.all(),
+        # The project's and its organization's, each with the rights of its level.
+        "webhooks": access.with_webhook_rights(request.user, Webhook.objects.reaching_project(project)
+                                               .select_related("organization").nearest_first(),
+                                               project.rights),
         "can_edit": project.rights.can_edit,
         "rights": project.rights,
     })

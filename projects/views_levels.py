@@ -1,7 +1,8 @@
 """The organization's and the project's shared settings pages (tasks/inheritance.py).
 
 Organization settings need the organization's admin role, a project's the project's editor role
-(projects/access.py). A change first shows how many tasks take it (those that do not set the value
+(projects/access.py). The organization's page also lists its webhooks (alerts/views.py manages them, for its
+admins). A change first shows how many tasks take it (those that do not set the value
 themselves, nor, for an organization's, at their project); a second click saves it.
 """
 from django.contrib import messages
@@ -15,7 +16,7 @@ from projects.forms_levels import LevelSettingsForm, OrganizationParameterFormSe
 from tasks import inheritance
 
 
-def _settings_page(request, holder, kind, can_change, parameters=None):
+def _settings_page(request, holder, kind, can_change, parameters=None, webhooks=None):
     form = LevelSettingsForm(request.POST or None, holder=holder)
     changes = None
     if request.method == "POST" and form.is_valid() and (parameters is None or parameters.is_valid()):
@@ -33,6 +34,7 @@ def _settings_page(request, holder, kind, can_change, parameters=None):
         "holder": holder, "kind": kind, "form": form, "changes": changes, "parameters": parameters,
         "back_url": reverse(f"{kind}s:detail", args=[holder.pk]),
         "history_url": reverse(f"{kind}s:history", args=[holder.pk]), "can_change": can_change,
+        "webhooks": webhooks,
     })
 
 
@@ -41,7 +43,10 @@ def organization_settings(request, pk):
     if request.method == "POST":
         access.require(organization.rights, access.MANAGE)
     parameters = OrganizationParameterFormSet(request.POST or None, instance=organization, prefix="parameters")
-    return _settings_page(request, organization, "organization", organization.rights.can_manage, parameters)
+    webhooks = access.with_webhook_rights(request.user, organization.webhooks.select_related("organization"),
+                                          organization.rights)
+    return _settings_page(request, organization, "organization", organization.rights.can_manage, parameters,
+                          webhooks)
 
 
 def project_settings(request, pk):

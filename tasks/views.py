@@ -132,7 +132,9 @@ def task_detail(request, pk):
             organization=task.project.organization_id).exclude(pk=task.project_id).order_by("name"),
         "is_running": bool(live_run and live_run.status == Run.Status.RUNNING),
         "open_alerts": task.alerts.open().select_related("run"),
-        "webhooks": Webhook.objects.filter(Q(task=task) | Q(project=task.project_id)).order_by("task", "name"),
+        # The task's, its project's and its organization's, each with the rights of its level.
+        "webhooks": access.with_webhook_rights(request.user, Webhook.objects.reaching(task).select_related(
+            "project", "organization").nearest_first(), task.rights),
     })
 
 

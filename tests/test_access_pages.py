@@ -5,6 +5,8 @@ the row says so); anyone else gets 403 or 404 (404 when they may not even see th
 database changes. Admin actions and commands have their own table in test_access_admin.py.
 """
 
+import socket
+
 import pytest
 from django.contrib.auth.models import Group, User
 from django.db import connection
@@ -62,9 +64,15 @@ def build_world(local):
     batch = Backfill.objects.create(project=project, task=task, first_date="2024-05-01", last_date="2024-05-01")
     Run.objects.create(task=task, status=Run.Status.QUEUED, trigger=Run.Trigger.BACKFILL, backfill=batch)
     hook = Webhook.objects.create(project=project, name="Ops", url="https://hooks.example/ops", secret="sig")
+    # A test message is really sent: to a local port nothing listens on, so it fails at once (and says so).
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    probe = Webhook.objects.create(project=project, name="Probe", url=f"{closed}/probe")
+    org_hook = Webhook.objects.create(organization=org_a, name="Org ops", url=f"{closed}/org", secret="sig")
     return {"users": users, "a": org_a, "b": org_b, "shop": shop, "spare": spare, "project": project,
             "task": task, "script_task": script_task, "queued": queued, "done": done, "file": run_file,
-            "backfill": batch, "hook": hook}
+            "backfill": batch, "hook": hook, "probe": probe, "org_hook": org_hook}
 
 
 @pytest.fixture(scope="module")
@@ -169,6 +177,14 @@ ROWS = [
     ("webhook edit", lambda w: f"/alerts/webhooks/{w['hook'].pk}/edit/", lambda w: webhook_data(w, name="Ops 2"),
      EDITORS | {"group_editor"}),
     ("webhook delete", lambda w: f"/alerts/webhooks/{w['hook'].pk}/delete/", dict, EDITORS | {"group_editor"}),
+    ("webhook test", lambda w: f"/alerts/webhooks/{w['probe'].pk}/test/", dict, EDITORS | {"group_editor"}),
+    # An organization's webhooks reach every task of it: its admins manage them, as its connections.
+    ("organization webhook new", lambda w: f"/alerts/organizations/{w['a'].pk}/webhooks/new/", webhook_data,
+     ADMINS),
+    ("organization webhook edit", lambda w: f"/alerts/webhooks/{w['org_hook'].pk}/edit/",
+     lambda w: webhook_data(w, name="Org ops 2"), ADMINS),
+    ("organization webhook delete", lambda w: f"/alerts/webhooks/{w['org_hook'].pk}/delete/", dict, ADMINS),
+    ("organization webhook test", lambda w: f"/alerts/webhooks/{w['org_hook'].pk}/test/", dict, ADMINS),
     ("connection new", lambda w: "/connections/new/", connection_data, ADMINS),
     ("sqlite connection new", lambda w: "/connections/new/",
      lambda w: connection_data(w, kind="sqlite", host="", port="", username="", path=w["shop"].path), ADMINS),
@@ -201,7 +217,8 @@ CHANGING = {"project new", "project edit", "task new", "task new with a script",
             "task backfill", "project backfill", "backfill cancel",
             "connection new", "sqlite connection new", "connection edit", "connection test",
             "connection forget host key", "member add", "member change", "member remove", "organization settings",
-            "project settings", "task webhook new", "project webhook new", "webhook edit", "webhook delete"}
+            "project settings", "task webhook new", "project webhook new", "webhook edit", "webhook delete",
+            "organization webhook new", "organization webhook edit", "organization webhook delete"}
 
 CODE_ROWS = {"task new with a script", "script edit"}
 CREATING = {"project new", "task new", "task new with a script", "connection new", "sqlite connection new"}
@@ -305,6 +322,7 @@ def test_the_table_covers_every_changing_url():
                "organizations:member-change", "organizations:member-remove", "tasks:try",
                "organizations:settings", "projects:settings", "tasks:inherit",
                "alerts:task-webhook-new", "alerts:project-webhook-new", "alerts:webhook-edit", "alerts:webhook-delete",
+               "alerts:organization-webhook-new", "alerts:webhook-test",
                "runs:rerun", "projects:run", "projects:set-enabled", "projects:duplicate"}
     own = {"account:settings"}  # changes only the signed-in user's own settings (tests/test_pages_live.py)
     # Reruns only what the user may run among everything they see, refusing a viewer (tests/test_dashboard.py).
