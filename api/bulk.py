@@ -104,7 +104,8 @@ def bulk_upsert(request, context):
 
 def _update(checker, instance, attrs, before):
     """Save one update; undo it and call it unchanged when the task reads as it did `before` (its representation
-    before validation) and no webhook secret changed (write-only, so no representation shows it)."""
+    before validation) and no secret changed (a sensitive parameter's value, a webhook's secret: no representation
+    shows them)."""
     savepoint = transaction.savepoint()
     task = save_task(checker, attrs)
     task = Task.objects.prefetch_related(*PREFETCH).get(pk=task.pk)

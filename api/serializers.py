@@ -143,17 +143,21 @@ class TriggerSerializer(serializers.ModelSerializer):
 
 def replace_parameters(owner_field, owner, items):
     """Replace an owner's parameters by `items`, matched by key; a sensitive one given without a value keeps its
-    stored value. Unchanged parameters are not saved again, so a repeated request writes no history."""
+    stored value. Unchanged parameters are not saved again, so a repeated request writes no history. Returns
+    whether the value of a parameter sensitive before and after changed: a change no answer shows."""
     stored = {parameter.key: parameter for parameter in Parameter.objects.filter(**{owner_field: owner})}
+    secret_changed = False
     for item in items:
         parameter = stored.get(item["key"]) or Parameter(**{owner_field: owner}, key=item["key"])
         keeps = parameter.pk and parameter.sensitive and "value" not in item
         value = parameter.value if keeps else item.get("value", "")
         sensitive = item.get("sensitive", False)
         if parameter.pk is None or (parameter.value, parameter.sensitive) != (value, sensitive):
+            secret_changed |= bool(parameter.pk and parameter.sensitive and sensitive)
             parameter.value, parameter.sensitive = value, sensitive
             parameter.save()
     Parameter.objects.filter(**{owner_field: owner}).exclude(key__in=[item["key"] for item in items]).delete()
+    return secret_changed
 
 
 def _values(model, item, names):
@@ -208,13 +212,14 @@ def writable_names(list_serializer):
 def replace_nested(serializer, owner, attrs):
     """Every nested list given in `attrs` replaces the owner's stored one (parameters by key, webhooks by name
     (api/webhooks.py), the others by replace_list); a list left out is kept. The one place the API writes nested
-    lists. Returns whether a webhook's secret changed: a change no answer shows."""
+    lists. Returns whether a secret changed (a sensitive parameter's value, a webhook's secret): a change no answer
+    shows."""
     secret_changed = False
     for name, field in serializer.fields.items():
         if name not in attrs or not isinstance(field, serializers.ListSerializer) or field.read_only:
             continue
         if name == "parameters":
-            replace_parameters(owner._meta.model_name, owner, attrs[name])
+            secret_changed |= replace_parameters(owner._meta.model_name, owner, attrs[name])
         elif name == "webhooks":
             secret_changed |= replace_webhooks(owner, attrs[name])
         else:
