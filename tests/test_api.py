@@ -72,7 +72,7 @@ def test_bad_input_is_a_400_naming_the_field(world):  # noqa: F811
         "after": ["after must be a whole number."]}
 
 
-def bulk_items(world, count):
+def bulk_items(world, count):  # noqa: F811
     return [{"project": world["project"].pk, "name": f"table_{n}", "source_kind": "query",
              "source_connection": world["shop"].pk, "query": f"SELECT * FROM table_{n}",
              "destinations": [{"connection": world["spare"].pk, "folder": "in"}]} for n in range(count)]
