@@ -11,14 +11,16 @@ from django.db import IntegrityError, transaction
 from rest_framework import exceptions
 from simple_history.utils import bulk_create_with_history
 
+from alerts.models import Webhook
 from api.serializers import NESTED, TaskSerializer, save_task
+from api.webhooks import built
 from projects.models import Parameter
 from tasks.pickers import PickerCache
 from tasks.models import Task
 
 MAX_ITEMS = 1000
-PREFETCH = ("destinations", "conditions", "notifications", "upstream_links", "parameters", "publish_to_users",
-            "publish_to_groups")
+PREFETCH = ("destinations", "conditions", "notifications", "upstream_links", "parameters", "webhooks",
+            "publish_to_users", "publish_to_groups")
 
 
 def _comparable(data):
@@ -102,11 +104,12 @@ def bulk_upsert(request, context):
 
 def _update(checker, instance, attrs, before):
     """Save one update; undo it and call it unchanged when the task reads as it did `before` (its representation
-    before validation)."""
+    before validation) and no secret changed (a sensitive parameter's value, a webhook's secret: no representation
+    shows them)."""
     savepoint = transaction.savepoint()
     task = save_task(checker, attrs)
     task = Task.objects.prefetch_related(*PREFETCH).get(pk=task.pk)
-    if _comparable(checker.to_representation(task)) == before:
+    if not checker.secret_changed and _comparable(checker.to_representation(task)) == before:
         transaction.savepoint_rollback(savepoint)
         return instance, "unchanged"
     transaction.savepoint_commit(savepoint)
@@ -137,6 +140,9 @@ def _create(validated, user):
                   for task, attrs in zip(tasks, validated) for item in attrs.get("parameters") or ()]
     if parameters:
         bulk_create_with_history(parameters, Parameter, default_user=user)
+    webhooks = [built(task, item) for task, attrs in zip(tasks, validated) for item in attrs.get("webhooks") or ()]
+    if webhooks:
+        bulk_create_with_history(webhooks, Webhook, default_user=user)
     return tasks
 
 

@@ -1,10 +1,13 @@
-"""Tasks as code: projects, triggers, parameters and tasks as YAML, for git and review before going live.
+"""Tasks as code: projects, triggers, parameters, webhooks and tasks as YAML, for git and review before going live.
 
 Connections, users and groups are referenced by name (connections by name within the project's organization);
 no secret is ever written: a sensitive parameter's value is left out, and left out on import it keeps the
-stored value. Import writes through the API's serializers, so the pages' rules and rights apply; it matches
-projects by (organization, name) and tasks by (project, name), deletes the tasks of a listed project that the
-file no longer lists, and saves nothing that is already equal (importing the same file twice changes nothing).
+stored value; a webhook's signing secret is left out too, and kept on import while the webhook's URL stays the
+same, removed when the file changes its URL (the plan says so; give `secret` to set one). Import writes through
+the API's serializers, so the pages' rules and rights apply; it matches projects by (organization, name), tasks by
+(project, name) and webhooks by name within their task or project (api/webhooks.py), deletes the tasks of a listed
+project that the file no longer lists, and saves nothing that is already equal (importing the same file twice
+changes nothing).
 
 Levels (tasks/inheritance.py) are kept: a project's `settings` and, under `organizations`, each organization's
 `settings` and `parameters` (written only by its admins); a task's shared setting it inherits is null.
@@ -17,7 +20,9 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from rest_framework import serializers as drf
 
+from alerts.models import Webhook
 from api.serializers import OrganizationSerializer, ProjectSerializer, TaskSerializer
+from api.webhooks import losing_secret
 from connections.models import Connection
 from projects import access
 from projects.models import Organization, Project
@@ -28,7 +33,8 @@ SHARED_CONNECTIONS = {setting.name for setting in inheritance.SETTINGS if settin
 CONNECTION_FIELDS = {"source_connection", "text_connection", "processing_connection", "gpg_key", "connection",
                      "smtp_connection"} | SHARED_CONNECTIONS
 TASK_SKIP = {"id", "project", "created_at", "updated_at", "effective_settings"}
-PROJECT_SKIP = {"id", "organization", "created_at", "updated_at", "triggers", "parameters", "settings"}
+PROJECT_SKIP = {"id", "organization", "created_at", "updated_at", "triggers", "parameters", "settings",
+                "webhooks"}
 TRIGGER_SKIP = {"id", "next_run_at", "last_fired_at"}
 
 
@@ -43,6 +49,12 @@ def _context(user):
 def _parameters(items):
     return [{key: value for key, value in item.items() if not (key == "value" and item["sensitive"])}
             for item in items]
+
+
+def _webhooks(items):
+    """Webhooks as the file holds them: no id, and nothing of the secret (not even whether one is set, so a file
+    imported into an empty portal exports the same text again)."""
+    return [{key: value for key, value in item.items() if key not in ("id", "secret_set")} for item in items]
 
 
 def _names(user_pks, model, attribute):
@@ -60,6 +72,7 @@ def project_document(project, user):
     doc["parameters"] = _parameters(data["parameters"])
     connections = dict(Connection.objects.filter(organization=project.organization_id).values_list("pk", "name"))
     doc["settings"] = _named_settings(data["settings"], connections)
+    doc["webhooks"] = _webhooks(data["webhooks"])
     doc["tasks"] = [task_document(task, user, connections) for task in project.tasks.order_by("name")]
     return doc
 
@@ -81,6 +94,7 @@ def task_document(task, user, connections):
     doc["upstream_links"] = sorted(({"upstream": upstream[link["upstream"]], "on": link["on"]}
                                     for link in data["upstream_links"]), key=lambda link: link["upstream"])
     doc["parameters"] = _parameters(data["parameters"])
+    doc["webhooks"] = _webhooks(data["webhooks"])
     return doc
 
 
@@ -169,6 +183,8 @@ def plan(user, text):
         changed = [key for key in wanted if key != "tasks" and wanted[key] != current.get(key)]
         if changed:
             lines.append(f"~ project {label}: {', '.join(changed)}")
+        if "webhooks" in changed:
+            lines.extend(_secret_warnings(f"project {label}", project.webhooks.all(), wanted["webhooks"]))
         stored = {task["name"]: task for task in current["tasks"]}
         for task in wanted.get("tasks", []):
             before = stored.pop(task.get("name"), None)
@@ -178,8 +194,16 @@ def plan(user, text):
                 fields = [key for key in task if task[key] != before.get(key)]
                 if fields:
                     lines.append(f"~ task {label}/{task['name']}: {', '.join(fields)}")
+                if "webhooks" in fields:
+                    stored_hooks = Webhook.objects.filter(task__project=project, task__name=task["name"])
+                    lines.extend(_secret_warnings(f"task {label}/{task['name']}", stored_hooks, task["webhooks"]))
         lines.extend(f"- task {label}/{name}" for name in stored)
     return lines or ["No changes."]
+
+
+def _secret_warnings(owner, stored, items):
+    return [f"! {owner}: webhook {name} gets a new URL, so its signing secret is removed (give `secret` with the "
+            f"new URL to keep signing)" for name in losing_secret(stored, items)]
 
 
 def _find_project(user, wanted, must_exist=True):

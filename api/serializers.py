@@ -11,6 +11,7 @@ from django.db import transaction
 from django.forms.models import model_to_dict
 from rest_framework import serializers
 
+from api.webhooks import WebhookSerializer, replace_webhooks
 from connections.models import Connection, MaintenanceWindow
 from projects import access
 from projects.models import Organization, Parameter, Project, Trigger
@@ -142,17 +143,21 @@ class TriggerSerializer(serializers.ModelSerializer):
 
 def replace_parameters(owner_field, owner, items):
     """Replace an owner's parameters by `items`, matched by key; a sensitive one given without a value keeps its
-    stored value. Unchanged parameters are not saved again, so a repeated request writes no history."""
+    stored value. Unchanged parameters are not saved again, so a repeated request writes no history. Returns
+    whether the value of a parameter sensitive before and after changed: a change no answer shows."""
     stored = {parameter.key: parameter for parameter in Parameter.objects.filter(**{owner_field: owner})}
+    secret_changed = False
     for item in items:
         parameter = stored.get(item["key"]) or Parameter(**{owner_field: owner}, key=item["key"])
         keeps = parameter.pk and parameter.sensitive and "value" not in item
         value = parameter.value if keeps else item.get("value", "")
         sensitive = item.get("sensitive", False)
         if parameter.pk is None or (parameter.value, parameter.sensitive) != (value, sensitive):
+            secret_changed |= bool(parameter.pk and parameter.sensitive and sensitive)
             parameter.value, parameter.sensitive = value, sensitive
             parameter.save()
     Parameter.objects.filter(**{owner_field: owner}).exclude(key__in=[item["key"] for item in items]).delete()
+    return secret_changed
 
 
 def _values(model, item, names):
@@ -205,15 +210,21 @@ def writable_names(list_serializer):
 
 
 def replace_nested(serializer, owner, attrs):
-    """Every nested list given in `attrs` replaces the owner's stored one (parameters by key, the others by
-    replace_list); a list left out is kept. The one place the API writes nested lists."""
+    """Every nested list given in `attrs` replaces the owner's stored one (parameters by key, webhooks by name
+    (api/webhooks.py), the others by replace_list); a list left out is kept. The one place the API writes nested
+    lists. Returns whether a secret changed (a sensitive parameter's value, a webhook's secret): a change no answer
+    shows."""
+    secret_changed = False
     for name, field in serializer.fields.items():
         if name not in attrs or not isinstance(field, serializers.ListSerializer) or field.read_only:
             continue
         if name == "parameters":
-            replace_parameters(owner._meta.model_name, owner, attrs[name])
+            secret_changed |= replace_parameters(owner._meta.model_name, owner, attrs[name])
+        elif name == "webhooks":
+            secret_changed |= replace_webhooks(owner, attrs[name])
         else:
             replace_list(getattr(owner, name), attrs[name], writable_names(field))
+    return secret_changed
 
 
 class OrganizationSerializer(serializers.ModelSerializer):
@@ -247,8 +258,9 @@ class OrganizationSerializer(serializers.ModelSerializer):
 
 
 class ProjectSerializer(serializers.ModelSerializer):
-    """A project with its triggers and parameters (nested, writable: a given list replaces the stored one), and
-    its shared settings (`settings`, the object given replaces the stored one)."""
+    """A project with its triggers, parameters and webhooks (nested, writable: a given list replaces the stored
+    one; webhooks as api/webhooks.py says), and its shared settings (`settings`, the object given replaces the
+    stored one)."""
 
     organization = serializers.PrimaryKeyRelatedField(queryset=Organization.objects.all())
     owner = serializers.PrimaryKeyRelatedField(queryset=get_user_model().objects.all(), required=False)
@@ -256,19 +268,20 @@ class ProjectSerializer(serializers.ModelSerializer):
     triggers = TriggerSerializer(many=True, required=False)
     parameters = ParameterSerializer(many=True, required=False)
     settings = LevelSettingsField(required=False)
+    webhooks = WebhookSerializer(many=True, required=False)
 
     class Meta:
         model = Project
         fields = ("id", "organization", "name", "description", "owner", "editor_groups", "enabled", "mode",
                   "max_parallel", "time_zone", "missed_runs", "created_at", "updated_at", "triggers", "parameters",
-                  "settings")
+                  "settings", "webhooks")
 
     def validate(self, attrs):
         from projects.forms import ProjectForm, TriggerForm
 
         user = request_user(self)
         require_for_new(self, attrs, user, access.EDIT)
-        refuse_repeats(attrs, (("parameters", "key"),))
+        refuse_repeats(attrs, (("parameters", "key"), ("webhooks", "name")))
         base = model_to_dict(self.instance or Project(owner_id=user.pk), fields=ProjectForm._meta.fields)
         plain = {name: value for name, value in attrs.items() if name in ProjectForm._meta.fields}
         form = ProjectForm(data=as_form_data({**base, **plain}), instance=self.instance, user=user)
@@ -355,7 +368,8 @@ class EffectiveListSerializer(serializers.ListSerializer):
 
 
 class TaskSerializer(serializers.ModelSerializer):
-    """A task with every setting: destinations, conditions, emails, dependencies ("runs after") and parameters.
+    """A task with every setting: destinations, conditions, emails, dependencies ("runs after"), parameters and
+    webhooks (api/webhooks.py: matched by name, the secret write-only, the URL whole only to its editors).
 
     A nested list given on a write replaces the stored one; a list left out is kept. A shared setting
     (tasks/inheritance.py) is null when the task inherits it; `effective_settings` gives each one's value in
@@ -368,6 +382,7 @@ class TaskSerializer(serializers.ModelSerializer):
     notifications = NotificationSerializer(many=True, required=False)
     upstream_links = DependencySerializer(many=True, required=False, help_text="Runs after these tasks.")
     parameters = ParameterSerializer(many=True, required=False)
+    webhooks = WebhookSerializer(many=True, required=False)
     # Its upper bound is a setting read at validation time (the form checks it); the schema cannot hold a callable.
     timeout_seconds = serializers.IntegerField(min_value=1, required=False, allow_null=True,
                                                help_text="Null: inherited, else the portal's default.")
@@ -378,7 +393,7 @@ class TaskSerializer(serializers.ModelSerializer):
         list_serializer_class = EffectiveListSerializer
         fields = (["id"] + concrete_names(Task) + [field.name for field in Task._meta.many_to_many]
                   + ["created_at", "updated_at", "destinations", "conditions", "notifications", "upstream_links",
-                     "parameters", "effective_settings"])
+                     "parameters", "webhooks", "effective_settings"])
         read_only_fields = ("created_at", "updated_at")
 
     def get_effective_settings(self, task) -> dict:
@@ -411,7 +426,7 @@ class TaskSerializer(serializers.ModelSerializer):
         project = attrs.get("project") or getattr(self.instance, "project", None)
         if project is not None:
             access.require(access.project_rights(user, project), access.EDIT)  # 403, as the pages
-        refuse_repeats(attrs, (("parameters", "key"), ("upstream_links", "upstream")))
+        refuse_repeats(attrs, (("parameters", "key"), ("upstream_links", "upstream"), ("webhooks", "name")))
         form_fields = TaskForm._meta.model._meta
         names = [field.name for field in form_fields.concrete_fields + form_fields.many_to_many
                  if field.editable and field.name not in INTERNAL]
@@ -442,9 +457,10 @@ class TaskSerializer(serializers.ModelSerializer):
 
 
 def save_task(serializer, attrs):
-    """Save a validated task write (the form, then each nested list given); refuse a dependency cycle."""
+    """Save a validated task write (the form, then each nested list given); refuse a dependency cycle. Sets
+    `serializer.secret_changed` (replace_nested)."""
     task = attrs["_form"].save()
-    replace_nested(serializer, task, attrs)
+    serializer.secret_changed = replace_nested(serializer, task, attrs)
     cycle = find_cycle(task)
     if cycle:
         raise serializers.ValidationError({"upstream_links": [

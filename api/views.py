@@ -54,7 +54,7 @@ class ProjectViewSet(AccessMixin, mixins.CreateModelMixin, mixins.UpdateModelMix
 
     def get_queryset(self):
         return (Project.objects.visible_to(self.request.user).select_related("organization")
-                .prefetch_related("triggers", "parameters", "editor_groups").order_by("name", "id"))
+                .prefetch_related("triggers", "parameters", "editor_groups", "webhooks").order_by("name", "id"))
 
     def create(self, request, *args, **kwargs):
         if not Organization.objects.where_role(request.user, Role.EDITOR).exists():
@@ -95,7 +95,8 @@ class TaskViewSet(AccessMixin, viewsets.ModelViewSet):
     def get_queryset(self):
         return (Task.objects.visible_to(self.request.user).select_related("project__organization")
                 .prefetch_related("destinations", "conditions", "notifications", "upstream_links", "parameters",
-                                  "publish_to_users", "publish_to_groups").order_by("project__name", "name", "id"))
+                                  "webhooks", "publish_to_users", "publish_to_groups")
+                .order_by("project__name", "name", "id"))
 
     def create(self, request, *args, **kwargs):
         if not Project.objects.editable_by(request.user).exists():

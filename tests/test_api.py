@@ -72,7 +72,7 @@ def test_bad_input_is_a_400_naming_the_field(world):  # noqa: F811
         "after": ["after must be a whole number."]}
 
 
-def bulk_items(world, count):
+def bulk_items(world, count):  # noqa: F811
     return [{"project": world["project"].pk, "name": f"table_{n}", "source_kind": "query",
              "source_connection": world["shop"].pk, "query": f"SELECT * FROM table_{n}",
              "destinations": [{"connection": world["spare"].pk, "folder": "in"}]} for n in range(count)]
@@ -191,6 +191,20 @@ def test_a_bulk_keeps_every_setting_and_rule_of_a_single_write(world):  # noqa: 
     assert {(e["index"], e["field"]) for e in errors} == {
         (0, "file_name"), (1, "parameters.1.key"), (2, "non_field_errors"), (3, "destinations.0.connection")}
     assert "may write code" in next(e["message"] for e in errors if e["index"] == 2)
+
+
+def test_a_bulk_update_that_only_changes_a_sensitive_value_is_saved(world):  # noqa: F811
+    """No answer shows a sensitive value, so the bulk cannot see that change in the task's representation."""
+    from projects.models import Parameter
+
+    api, _ = token_client(world["users"]["editor"])
+    [item] = bulk_items(world, 1)
+    item["parameters"] = [{"key": "token", "value": "first", "sensitive": True}]
+    assert api.post("/api/v1/tasks/bulk/", [item], format="json").json()["created"] == 1
+    item["parameters"][0]["value"] = "rotated"
+    assert api.post("/api/v1/tasks/bulk/", [item], format="json").json()["updated"] == 1
+    assert Parameter.objects.get(task__name=item["name"]).value == "rotated"
+    assert api.post("/api/v1/tasks/bulk/", [item], format="json").json()["unchanged"] == 1
 
 
 def test_patching_the_same_nested_lists_twice_changes_nothing_the_second_time(world):  # noqa: F811
