@@ -5,12 +5,12 @@ no secret is ever written: a sensitive parameter's value is left out, and left o
 stored value; a webhook's signing secret is left out too, and kept on import while the webhook's URL stays the
 same, removed when the file changes its URL (the plan says so; give `secret` to set one). Import writes through
 the API's serializers, so the pages' rules and rights apply; it matches projects by (organization, name), tasks by
-(project, name) and webhooks by name within their task or project (api/webhooks.py), deletes the tasks of a listed
+(project, name) and webhooks by name within their task, project or organization (api/webhooks.py), deletes the tasks of a listed
 project that the file no longer lists, and saves nothing that is already equal (importing the same file twice
 changes nothing).
 
 Levels (tasks/inheritance.py) are kept: a project's `settings` and, under `organizations`, each organization's
-`settings` and `parameters` (written only by its admins); a task's shared setting it inherits is null.
+`settings`, `parameters` and `webhooks` (written only by its admins); a task's shared setting it inherits is null.
 """
 from types import SimpleNamespace
 
@@ -22,7 +22,7 @@ from rest_framework import serializers as drf
 
 from alerts.models import Webhook
 from api.serializers import OrganizationSerializer, ProjectSerializer, TaskSerializer
-from api.webhooks import losing_secret
+from api.webhooks import as_shown_where_hidden, losing_secret
 from connections.models import Connection
 from projects import access
 from projects.models import Organization, Project
@@ -119,7 +119,7 @@ def organization_document(organization, user):
     data = OrganizationSerializer(organization, context=_context(user)).data
     connections = dict(Connection.objects.filter(organization=organization).values_list("pk", "name"))
     return {"name": organization.name, "settings": _named_settings(data["settings"], connections),
-            "parameters": _parameters(data["parameters"])}
+            "parameters": _parameters(data["parameters"]), "webhooks": _webhooks(data["webhooks"])}
 
 
 def export_config(user, projects=None):
@@ -161,7 +161,9 @@ def _organization_changes(user, wanted):
     if organization is None:
         raise ConfigError(f"There is no organization {wanted['name']!r}, or you may not see it.")
     current = organization_document(organization, user)
-    return organization, [key for key in ("settings", "parameters") if key in wanted
+    if isinstance(wanted.get("webhooks"), list):
+        wanted = {**wanted, "webhooks": as_shown_where_hidden(wanted["webhooks"], current["webhooks"])}
+    return organization, [key for key in ("settings", "parameters", "webhooks") if key in wanted
                           and wanted[key] != current.get(key)]
 
 
@@ -169,9 +171,12 @@ def plan(user, text):
     """What an import would do, as lines like terraform's plan: + create, ~ change (fields), - delete."""
     lines = []
     for wanted in _load_organizations(text):
-        _, changed = _organization_changes(user, wanted)
+        organization, changed = _organization_changes(user, wanted)
         if changed:
             lines.append(f"~ organization {wanted['name']}: {', '.join(changed)}")
+        if "webhooks" in changed:
+            lines.extend(_secret_warnings(f"organization {wanted['name']}", organization.webhooks.all(),
+                                          wanted["webhooks"]))
     for wanted in _load(text):
         project = _find_project(user, wanted, must_exist=False)
         current = project_document(project, user) if project else None

@@ -228,21 +228,24 @@ def replace_nested(serializer, owner, attrs):
 
 
 class OrganizationSerializer(serializers.ModelSerializer):
-    """An organization's shared settings and parameters are writable by its admins (PATCH)."""
+    """An organization's shared settings, parameters and webhooks (those reach every task of the organization;
+    api/webhooks.py) are writable by its admins (PATCH)."""
 
     role = serializers.SerializerMethodField()
     settings = LevelSettingsField(required=False)
     parameters = ParameterSerializer(many=True, required=False)
+    webhooks = WebhookSerializer(many=True, required=False)
 
     class Meta:
         model = Organization
-        fields = ("id", "name", "created_at", "role", "settings", "parameters")
+        fields = ("id", "name", "created_at", "role", "settings", "parameters", "webhooks")
         read_only_fields = ("name", "created_at")
 
     def get_role(self, organization) -> str:
         return access.organization_rights(request_user(self), organization).role
 
     def validate(self, attrs):
+        refuse_repeats(attrs, (("parameters", "key"), ("webhooks", "name")))
         if "settings" in attrs:
             attrs["settings"] = checked_level_settings(attrs["settings"], self.instance)
         return attrs
@@ -254,6 +257,8 @@ class OrganizationSerializer(serializers.ModelSerializer):
             inheritance.save_level_settings(self.instance, attrs["settings"])
         if "parameters" in attrs:
             replace_parameters("organization", self.instance, attrs["parameters"])
+        if "webhooks" in attrs:
+            replace_webhooks(self.instance, attrs["webhooks"])
         return self.instance
 
 

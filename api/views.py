@@ -33,7 +33,7 @@ class AccessMixin:
 
 
 class OrganizationViewSet(AccessMixin, mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):
-    """Organizations; their admins change their shared settings and parameters (PATCH)."""
+    """Organizations; their admins change their shared settings, parameters and webhooks (PATCH)."""
 
     serializer_class = s.OrganizationSerializer
     getter = staticmethod(access.get_organization)
@@ -42,7 +42,8 @@ class OrganizationViewSet(AccessMixin, mixins.UpdateModelMixin, viewsets.ReadOnl
     ordering_fields = ("name", "id")
 
     def get_queryset(self):
-        return Organization.objects.where_role(self.request.user).prefetch_related("parameters").order_by("name")
+        return (Organization.objects.where_role(self.request.user).prefetch_related("parameters", "webhooks")
+                .order_by("name"))
 
 
 class ProjectViewSet(AccessMixin, mixins.CreateModelMixin, mixins.UpdateModelMixin, viewsets.ReadOnlyModelViewSet):

@@ -1,8 +1,10 @@
-"""A task's or project's webhooks in the API and in tasks as code (api/config.py): the nested `webhooks` list.
+"""A task's, project's or organization's webhooks in the API and in tasks as code (api/config.py): the nested
+`webhooks` list.
 
 Writes go through the webhook page's own form (alerts/forms.py WebhookForm), so the API keeps exactly its rules:
 an http:// or https:// URL only, and its signing-secret rule. The rights are the owner's: a task's or project's
-serializer checks them before a list is written (editors), as for every other nested list.
+serializer checks them before a list is written (editors), an organization's view its admins, as for every other
+nested list.
 
 - Matching: an item is the stored webhook of the same owner with the same `name` (the natural key in a YAML
   file; a name given twice in one list is a 400). A list given replaces the stored one: an item with a new name
@@ -12,7 +14,8 @@ serializer checks them before a list is written (editors), as for every other ne
 - Secret (`secret`, write-only; answers say only `secret_set`): left out (or null), a matched webhook keeps its
   stored secret while its URL is unchanged; when the same write changes its URL, the secret is dropped (a secret
   never goes to an address nobody re-entered it for). A secret given is stored; `""` removes the stored one.
-- URL: answers show the whole `url` only to those who may change the owner (as the page's edit form does);
+- URL: answers show the whole `url` only to those who may change the webhook (projects/access.webhook_rights: a
+  task's or project's editors, an organization's admins), as the page's edit form does;
   anyone else gets the form the pages show, scheme and host only (`https://hooks.slack.com/…`), because the path
   of a Slack or Teams URL is its credential. That shown form is refused on a write, so a viewer's export cannot
   overwrite a real URL.
@@ -27,16 +30,16 @@ from projects import access
 FLAGS = ("on_success", "on_warning", "on_failure", "on_late", "on_missed", "enabled")
 STATE = ("name", "style", "url", "secret", *FLAGS)  # what a write may change (the comparison for "unchanged")
 URL_HELP = ("http:// or https://; the body is POSTed here. Answers give it whole only to those who may change the "
-            "task or project, to others as scheme and host (https://host/…): a Slack or Teams URL's path is its "
-            "credential.")
+            "webhook (its task's or project's editors, its organization's admins), to others as scheme and host "
+            "(https://host/…): a Slack or Teams URL's path is its credential.")
 SECRET_HELP = ("Write-only HMAC-SHA256 signing secret. Left out or null: the stored one is kept while the URL stays "
                "the same, and dropped when this write changes the URL. \"\": remove it.")
 
 
 class WebhookSerializer(serializers.ModelSerializer):
-    """A webhook of a task or project. On a write the list replaces the stored one, each item matched by `name`
-    (a new name is a new webhook). `secret` is write-only (answers say `secret_set`); `url` is whole only for those
-    who may change the task or project."""
+    """A webhook of a task, project or organization. On a write the list replaces the stored one, each item matched
+    by `name` (a new name is a new webhook). `secret` is write-only (answers say `secret_set`); `url` is whole only
+    for those who may change the webhook."""
 
     url = serializers.CharField(max_length=1000, help_text=URL_HELP)
     secret = serializers.CharField(write_only=True, required=False, allow_null=True, allow_blank=True,
@@ -52,20 +55,23 @@ class WebhookSerializer(serializers.ModelSerializer):
 
     def to_representation(self, webhook):
         data = super().to_representation(webhook)
-        if not self._may_change_owner(webhook):
+        if not self._may_change(webhook):
             data["url"] = webhook.shown_url
         return data
 
-    def _may_change_owner(self, webhook):
-        """Whether the request's user may edit the webhook's task or project (read once per project)."""
+    def _may_change(self, webhook):
+        """Whether the request's user may change the webhook (read once per project or organization)."""
         request = self.context.get("request")
         if request is None:
             return False
-        project = webhook.task.project if webhook.task_id else webhook.project
-        known = self.context.setdefault("webhook_editable_projects", {})
-        if project.pk not in known:
-            known[project.pk] = access.project_rights(request.user, project).can_edit
-        return known[project.pk]
+        if webhook.organization_id:
+            where = ("organization", webhook.organization_id)
+        else:
+            where = ("project", webhook.task.project_id if webhook.task_id else webhook.project_id)
+        known = self.context.setdefault("webhook_changeable", {})
+        if where not in known:
+            known[where] = access.webhook_rights(request.user, webhook).can_edit
+        return known[where]
 
     def validate(self, attrs):
         form = WebhookForm(data=form_data(attrs))
@@ -119,6 +125,16 @@ def replace_webhooks(owner, items):
         kept.append(webhook.pk)
     owner.webhooks.exclude(pk__in=kept).delete()
     return secret_changed
+
+
+def as_shown_where_hidden(items, shown):
+    """`items` (a file's webhooks) with each URL the user is shown only as scheme and host (`shown`, their export of
+    the stored webhooks) put in that shown form, so a file exported by someone who sees the whole URL compares
+    equal for someone who does not (an organization's webhook, for a project's editor)."""
+    hidden = {item["name"]: item["url"] for item in shown if item["url"] == shown_url(item["url"])}
+    return [{**item, "url": hidden[item.get("name")]}
+            if isinstance(item, dict) and hidden.get(item.get("name")) == shown_url(str(item.get("url", "")))
+            else item for item in items or ()]
 
 
 def losing_secret(stored, items):

@@ -1,10 +1,10 @@
 """Webhooks through the REST API and tasks as code (api/webhooks.py, api/config.py), as a script or a reviewer sees
-them: a task's and a project's `webhooks` list is written like the other nested lists (a list given replaces the
-stored one, matched by name; left out, kept; the same write twice saves nothing); the signing secret never comes
-back and follows the page's rule (kept while the URL stays, dropped when a write moves the URL without it); only
-those who may change the owner read the whole URL (its path is a credential); the export holds webhooks without
-secrets, re-importing it changes nothing, and a plan says when an import drops a secret. The last test sends a
-real run's message to a webhook made through the API."""
+them: a task's, a project's and an organization's `webhooks` list is written like the other nested lists (a list
+given replaces the stored one, matched by name; left out, kept; the same write twice saves nothing); the signing
+secret never comes back and follows the page's rule (kept while the URL stays, dropped when a write moves the URL
+without it); only those who may change the webhook (an organization's: its admins) read the whole URL (its path is a
+credential); the export holds webhooks without secrets, re-importing it changes nothing, and a plan says when an
+import drops a secret. The last test sends a real run's message to a webhook made through the API."""
 import hashlib
 import hmac
 
@@ -19,6 +19,7 @@ from tests.test_channels import receiver, run_now  # noqa: F401 (receiver: a fix
 pytestmark = [pytest.mark.django_db]
 SLACK = "https://hooks.slack.example/services/T01/B02/credential-path"
 TEAMS = "https://teams.example/workflows/abc/credential-too"
+ORGANIZATION_HOOK = "https://alerts.example/etl/company"
 
 
 def api(user):
@@ -183,44 +184,80 @@ def test_the_bulk_creates_webhooks_and_a_new_secret_alone_is_an_update(task, own
     assert again.json()["unchanged"] == 1 and Webhook.objects.get().secret == "rotated"
 
 
+def test_an_organization_has_webhooks_its_admins_write(organization, project, org_admin, owner, member):
+    path = f"/api/v1/organizations/{organization.pk}/"
+
+    answer = api(org_admin).patch(path, {"webhooks": [ops()]}, format="json")
+
+    assert answer.status_code == 200, answer.content
+    assert (answer.json()["webhooks"][0]["url"], answer.json()["webhooks"][0]["secret_set"]) == (SLACK, True)
+    assert "sign-4711" not in answer.content.decode()
+    hook = Webhook.objects.get()
+    assert (hook.organization, hook.project, hook.task, hook.secret) == (organization, None, None, "sign-4711")
+    # A project's editor is no admin of the organization: refused, and shown the URL as viewers see it.
+    assert api(owner).patch(path, {"webhooks": []}, format="json").status_code == 403
+    for user in (owner, member):
+        shown = api(user).get(path).json()["webhooks"][0]
+        assert (shown["url"], shown["secret_set"]) == ("https://hooks.slack.example/…", True)
+    assert Webhook.objects.get().url == SLACK
+    moved = api(org_admin).patch(path, {"webhooks": [ops(secret=None, url=TEAMS)]}, format="json")
+    assert moved.json()["webhooks"][0]["secret_set"] is False and Webhook.objects.get().secret == ""
+
+
 # --- tasks as code -------------------------------------------------------------------------------------------
 
 @pytest.fixture
-def hooked(task, project, owner):
-    """A task with a signed Slack webhook and an unsigned one; its project with a signed Teams webhook."""
+def hooked(task, project, owner, org_admin):
+    """A task with a signed Slack webhook and an unsigned one; its project with a signed Teams webhook; its
+    organization with a signed generic one."""
     patch_task(owner, task, {"webhooks": [ops(), {"name": "Audit", "url": "https://audit.example/in"}]})
     api(owner).patch(f"/api/v1/projects/{project.pk}/", {"webhooks": [ops(name="Team", url=TEAMS, style="teams",
                                                                           secret="team-key")]}, format="json")
+    api(org_admin).patch(f"/api/v1/organizations/{project.organization_id}/", {"webhooks": [
+        ops(name="Company", url=ORGANIZATION_HOOK, style="json", secret="company-key")]}, format="json")
     return task
 
 
-def test_the_export_holds_webhooks_without_their_secrets(hooked, owner):
-    text = export_config(owner)
+def test_the_export_holds_webhooks_without_their_secrets(hooked, owner, org_admin):
+    text = export_config(org_admin)
 
-    assert "sign-4711" not in text and "team-key" not in text and "secret" not in text
+    assert "sign-4711" not in text and "team-key" not in text and "company-key" not in text and "secret" not in text
     assert f"url: {SLACK}" in text and f"url: {TEAMS}" in text and "name: Audit" in text
     assert "style: teams" in text and "on_success: true" in text
+    assert f"url: {ORGANIZATION_HOOK}" in text and "name: Company" in text
+    # A project's editor exports the organization's webhook as the pages show it to them.
+    assert f"url: {ORGANIZATION_HOOK}" not in export_config(owner) and "url: https://alerts.example/…" in export_config(
+        owner)
 
 
-def test_importing_the_export_again_changes_nothing(hooked, owner):
-    text = export_config(owner)
+def test_importing_the_export_again_changes_nothing(hooked, owner, org_admin):
     records = Webhook.history.count()
 
-    assert plan(owner, text) == ["No changes."]
-    import_config(owner, text)
+    for user in (owner, org_admin):
+        text = export_config(user)
+        assert plan(user, text) == ["No changes."]
+        import_config(user, text)
+    # The admin's file, with the organization's whole URL, is no change for an editor who sees it shortened.
+    assert plan(owner, export_config(org_admin)) == ["No changes."]
+    import_config(owner, export_config(org_admin))
 
     assert Webhook.history.count() == records
     assert dict(Webhook.objects.values_list("name", "secret")) == {"Ops": "sign-4711", "Audit": "",
-                                                                  "Team": "team-key"}
+                                                                  "Team": "team-key", "Company": "company-key"}
 
 
-def test_an_import_that_moves_a_webhook_drops_its_secret_and_the_plan_says_so(hooked, owner):
+def test_an_import_that_moves_a_webhook_drops_its_secret_and_the_plan_says_so(hooked, org_admin):
+    owner = org_admin  # who may change every level's webhooks
     moved = export_config(owner).replace(SLACK, "https://hooks.slack.example/services/T01/B02/another-channel")
     moved = moved.replace(TEAMS, "https://teams.example/workflows/abc/moved")
+    moved = moved.replace(ORGANIZATION_HOOK, "https://alerts.example/etl/moved")
     warnings = [line for line in plan(owner, moved) if line.startswith("!")]
 
     assert "~ task Acme Analytics/Vendor feeds/Orders: webhooks" in plan(owner, moved)
+    assert "~ organization Acme Analytics: webhooks" in plan(owner, moved)
     assert warnings == [
+        "! organization Acme Analytics: webhook Company gets a new URL, so its signing secret is removed (give "
+        "`secret` with the new URL to keep signing)",
         "! project Acme Analytics/Vendor feeds: webhook Team gets a new URL, so its signing secret is removed (give "
         "`secret` with the new URL to keep signing)",
         "! task Acme Analytics/Vendor feeds/Orders: webhook Ops gets a new URL, so its signing secret is removed "
@@ -230,7 +267,7 @@ def test_an_import_that_moves_a_webhook_drops_its_secret_and_the_plan_says_so(ho
     done = import_config(owner, moved)
 
     assert [line for line in done if line.startswith("!")] == warnings
-    assert dict(Webhook.objects.values_list("name", "secret")) == {"Ops": "", "Audit": "", "Team": ""}
+    assert dict(Webhook.objects.values_list("name", "secret")) == {"Ops": "", "Audit": "", "Team": "", "Company": ""}
     assert Webhook.objects.get(name="Ops").url.endswith("/another-channel")
     # The secret given with the new URL in the file: kept, and nothing to warn about.
     signed = export_config(owner).replace("url: https://audit.example/in",
