@@ -556,7 +556,8 @@ class RunSerializer(serializers.ModelSerializer):
 class DryRunSerializer(serializers.ModelSerializer):
     task = TaskBriefSerializer(read_only=True)
     report = serializers.JSONField(read_only=True, help_text="runs/dry_run.py: query, rows, first rows, files, "
-                                                             "destinations with remote paths, emails, GPG key.")
+                                                             "destinations with remote paths, emails, GPG key, "
+                                                             "maintenance windows a run now would wait for.")
 
     class Meta:
         model = DryRun

@@ -1,6 +1,7 @@
 """Maintenance windows of a connection (connections.models.MaintenanceWindow): is a moment inside one, and
-until when. Plain functions of a window and a moment, so the claim (runs/windows.py) and the pages decide the
-same way and a test passes the moment it means.
+until when; when do they begin between two moments (the dry run lists the windows of the coming day). Plain
+functions of a window and a moment, so the claim (runs/windows.py), the dry run and the pages decide the same
+way and a test passes the moment it means.
 
 Times of day and one-off inputs are read in the window's own zone (default UTC, the zone the form proposes is
 the editor's): a weekly 22:00-02:00 in Europe/Berlin is 22:00 Berlin time whatever the season. A local time
@@ -34,20 +35,39 @@ def window_end(window, at):
         return None
     if window.start_time is None or window.end_time is None:
         return None
-    tz = zone(window.time_zone)
-    today = at.astimezone(tz).date()
-    days = weekdays(window)
+    today = at.astimezone(zone(window.time_zone)).date()
     # A window that started yesterday may still be open (it crosses midnight).
-    for offset in (-1, 0):
-        day = today + datetime.timedelta(days=offset)
-        if day.weekday() not in days:
-            continue
-        start = datetime.datetime.combine(day, window.start_time, tzinfo=tz)
-        end_day = day + datetime.timedelta(days=1) if window.end_time <= window.start_time else day
-        end = datetime.datetime.combine(end_day, window.end_time, tzinfo=tz)
+    for start, end in _weekly_spans(window, today - datetime.timedelta(days=1), today):
         if start <= at < end:
             return end.astimezone(datetime.timezone.utc)
     return None
+
+
+def window_starts(window, after, before):
+    """The instants (UTC) in (after, before] at which `window` begins, earliest first."""
+    if window.kind == "once":
+        if window.starts_at and window.ends_at and after < window.starts_at <= before:
+            return [window.starts_at.astimezone(datetime.timezone.utc)]
+        return []
+    if window.start_time is None or window.end_time is None:
+        return []
+    tz = zone(window.time_zone)
+    spans = _weekly_spans(window, after.astimezone(tz).date(), before.astimezone(tz).date())
+    return [start.astimezone(datetime.timezone.utc) for start, _ in spans if after < start <= before]
+
+
+def _weekly_spans(window, first_day, last_day):
+    """(start, end) in the window's zone of each of its weeks' windows starting on a day from `first_day` to
+    `last_day` (local dates)."""
+    tz = zone(window.time_zone)
+    days = weekdays(window)
+    day = first_day
+    while day <= last_day:
+        if day.weekday() in days:
+            start = datetime.datetime.combine(day, window.start_time, tzinfo=tz)
+            end_day = day + datetime.timedelta(days=1) if window.end_time <= window.start_time else day
+            yield start, datetime.datetime.combine(end_day, window.end_time, tzinfo=tz)
+        day += datetime.timedelta(days=1)
 
 
 def closed_until(windows, at):

@@ -8,6 +8,18 @@ the final remote path of each file, the marker and acknowledgement it would expe
 recipients after test mode; the GPG key's fingerprint and expiry. Nothing leaves the portal, no Run is
 recorded, no file is kept: the report (a JSON-ready dict, secrets masked) is all that remains, in a `DryRun`.
 
+Maintenance windows (runs/windows.py): the report's `maintenance` says, for each connection the run would use
+(runs/pools.py: source, text, processing, destinations, conditions) that is in a window, "A run now would wait
+for the maintenance window of <connection> until <end>", and lists the windows beginning within the next 24 h on
+those connections. The moment that counts is the dry run's own, when the worker (or the command) makes it: the
+moment a run started now would be claimed. A run "as of" a date is such a run standing for that date (a
+backfill starts now), so the date changes nothing here; a scheduled start within the day shows among the coming
+windows. A window exists because the system must not be touched, so the dry run does not connect to a connection
+in one either: it stops before the first stage that would (the source or the query's text connection: no rows
+are read; the processing script's connection; a condition query's), says which connection and why, and still
+shows the emails and the GPG key. A destination is never connected to in a dry run, so a destination in a window
+changes nothing but the wait line. The texts are in the project's zone; the page shows the times in the viewer's.
+
 The work is done by a django-q2 worker (`execute`), as a run would be: a page asks (`request`) and shows the
 report when it is ready; `run_task --dry-run` works it out in the command's own process (`build`).
 """
@@ -17,10 +29,11 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from connections.protocols import ConnectorError, KEY
 from etl_portal.masking import Masker
-from runs import conditions, drift, packaging, parameters, processing, sources
+from runs import conditions, drift, packaging, parameters, processing, sources, windows
 from runs.context import RunContext
 from runs.delivery_proof import answer_names
 from runs.masking import secret_values
@@ -31,6 +44,8 @@ from tasks.models import Destination, Task
 EXECUTE = "runs.dry_run.execute"
 FIRST_ROWS = 10
 FIRST_ROW_CHARACTERS = 2000
+NOT_TOUCHED = "a dry run does not connect to a connection in maintenance"
+MOMENT_FORMAT = "%Y-%m-%d %H:%M %Z"
 
 
 def request(task, user, when=None):
@@ -56,8 +71,9 @@ def execute(dry_run_id):
     dry_run.finish(report=report)
 
 
-def build(task, scheduled_for):
-    """The dry run's report for `task` as a run at `scheduled_for`."""
+def build(task, scheduled_for, at=None):
+    """The dry run's report for `task` as a run at `scheduled_for`, made at `at` (default now: the moment whose
+    maintenance windows count, see the module's docstring)."""
     task = task.with_effective_settings()  # its shared settings as its levels set them (tasks/inheritance.py)
     run = Run(task=task, trigger=Run.Trigger.MANUAL, scheduled_for=scheduled_for, attempt=1)
     secrets = secret_values(task)
@@ -67,21 +83,27 @@ def build(task, scheduled_for):
     def log(message, level="info"):
         lines.append([level, masker(message)])
 
+    at = at or timezone.now()
+    zone = parameters.project_zone(task)
+    closed = windows.in_maintenance(task.pk, at)
     folder = Path(settings.ETL_DATA_DIR) / "dry-runs" / uuid.uuid4().hex
     folder.mkdir(parents=True)
     report = {"task": task.name, "scheduled_for": parameters.run_moment(task, run).isoformat(),
-              "time_zone": str(parameters.project_zone(task)), "sent": "nothing: this is a dry run"}
+              "time_zone": str(zone), "sent": "nothing: this is a dry run",
+              "maintenance": maintenance(closed, windows.coming(task.pk, at), at, zone)}
     try:
         ctx = RunContext(run=run, task=task, folder=folder, params=parameters.resolve(task, run),
                          secrets=list(secrets), log=log, dry_run=True)
         report["parameters"] = [{"name": key, "value": masker(parameters.value_text(value))}
                                 for key, value in ctx.params.items()]
-        _work(ctx, report, masker)
+        _work(ctx, report, masker, {connection.pk: connection for connection, _ in closed})
     except ConnectorError as exc:
         report["outcome"] = f"A run would fail: {masker(exc.message)}"
         report["error"] = masker(exc.message)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+    if closed and not report.get("error"):
+        report["outcome"] += "; a run now would wait for a maintenance window"
     report["warnings"] = [masker(warning) for warning in report.pop("_warnings", [])]
     report["log"] = lines
     report["emails"] = emails(task)
@@ -89,21 +111,41 @@ def build(task, scheduled_for):
     return report
 
 
-def _work(ctx, report, masker):
+def _work(ctx, report, masker, closed):
+    """The stages as a run goes through them; `closed` ({id: connection} in a maintenance window) stops the dry
+    run before the first stage that would connect to one of them."""
     task, run = ctx.task, ctx.run
     if task.source.not_in_dry_run:
         report["source"] = f"Not run: {task.source.not_in_dry_run}"
         report["outcome"] = "Shown only: the source is not run in a dry run"
         return
+    text_connection = task.text_connection_id if task.text_location == "remote" else None
+    held = _held(closed, [task.source_connection_id, text_connection])
+    if held:
+        report["source"] = f"Not read: {held} in a maintenance window and {NOT_TOUCHED}; no rows were read"
+        report["outcome"] = f"Stopped before the source: {held} in a maintenance window"
+        return
     outputs = sources.produce(ctx)
     report.update(query=run.query_text or "", rows=run.rows, columns=run.columns or [])
+    report["_warnings"] = ctx.warnings
+    held = _held(closed, [task.processing_connection_id]) if task.processing_location == "remote" and outputs \
+        else ""
+    if held:
+        report["processing"] = f"Not run: {held} in a maintenance window and {NOT_TOUCHED}"
+        report["outcome"] = f"Stopped before the processing script: {held} in a maintenance window"
+        return
     outputs = processing.apply(ctx, outputs)
     report["first_rows"] = first_rows(outputs[0], masker) if outputs else ""
+    held = _held(closed, [condition.connection_id for condition in task.conditions.all()
+                          if condition.kind in ("query_rows", "query_value")])
+    if held:
+        report["conditions"] = f"Not checked: {held} in a maintenance window and {NOT_TOUCHED}"
+        report["outcome"] = f"Stopped before the conditions: {held} in a maintenance window"
+        return
     reason = conditions.failed_condition(ctx, outputs)
     report["conditions"] = reason or ("All conditions hold" if task.conditions.exists() else "None")
     found = drift.find(run) if task.drift_check != Task.DriftCheck.OFF else {}
     report["drift"] = drift.describe(found) if found else ""
-    report["_warnings"] = ctx.warnings
     if reason:
         report["outcome"] = f"Nothing would be delivered: {reason}"
         return
@@ -116,6 +158,31 @@ def _work(ctx, report, masker):
     report["destinations"] = destinations(task, outputs, ctx.params, masker)
     report["outcome"] = ("Would deliver" if outputs else "Nothing to deliver") + (
         " (with warnings)" if ctx.warnings else "")
+
+
+def _held(closed, connection_ids):
+    """`Orders DB is` / `Orders DB, Vendor are`: those of the connections that are in a maintenance window."""
+    names = sorted({closed[pk].name for pk in connection_ids if pk in closed})
+    if not names:
+        return ""
+    return ", ".join(names) + (" is" if len(names) == 1 else " are")
+
+
+def maintenance(closed, coming, at, zone):
+    """The report's `maintenance`: what a run claimed at `at` would wait for, and the windows of the coming day
+    (from runs/windows.py), each with its line in the project's zone; the page shows the times in the viewer's."""
+    def moment(value):
+        return value.astimezone(zone).strftime(MOMENT_FORMAT)
+
+    return {
+        "at": at.isoformat(),
+        "waits": [{"connection": connection.name, "until": end.isoformat(),
+                   "text": f"A run now would wait for the maintenance window of {connection.name} until {moment(end)}"}
+                  for connection, end in closed],
+        "coming": [{"connection": connection.name, "from": start.isoformat(), "to": end.isoformat(),
+                    "text": f"{connection.name} has a maintenance window from {moment(start)} to {moment(end)}"}
+                   for connection, start, end in coming],
+    }
 
 
 def first_rows(output, masker):

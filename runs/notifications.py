@@ -14,10 +14,11 @@ Test mode (the task's, or ETL_EMAIL_TEST_ADDRESS for a whole staging install) se
 test address instead: one email per original recipient, that address in front of the subject, no CC/BCC.
 `notify` never raises: a mail problem is logged on the run and never changes its outcome.
 
-Every email links back to its run (ETL_BASE_URL, etl_portal/links.py). Per email: `attach_log` attaches the
-run's log as a text file; `skip_when_empty` sends nothing when the run wrote no data rows. Late and missed
-alerts (alerts/deadlines.py) go to the task's "when late or missed" emails through `send_alert_email`, which the
-outbox (alerts/outbox.py) calls and retries outside any run.
+Every email links back to its run (ETL_BASE_URL, etl_portal/links.py), and so does a text message, at its end
+and within its 160 characters (`sms_text`: the link kept whole, the text before it shortened). Per email:
+`attach_log` attaches the run's log as a text file; `skip_when_empty` sends nothing when the run wrote no data
+rows. Late and missed alerts (alerts/deadlines.py) go to the task's "when late or missed" emails through
+`send_alert_email`, which the outbox (alerts/outbox.py) calls and retries outside any run.
 
 Secrets (runs/masking.py): the subject, the bodies, the SMS text and the attachments' *names* are masked
 with the run's masker, as a recipient is a person reading text, like a page; the attachments' content is
@@ -254,8 +255,21 @@ def sms_message(run, notification, params):
             text += f" - {run.error}"
     text = " ".join(_scrub(run, text).split())
     message = _new_message(f"{run.task.name}: {run.get_status_display()}"[:60])
-    message.set_content(text[:SMS_LENGTH - 1] + "…" if len(text) > SMS_LENGTH else text)
+    message.set_content(sms_text(text, run_url(run.pk)))
     return message
+
+
+def sms_text(text, link=""):
+    """`text` (already masked) and then `link`, within SMS_LENGTH characters: the link is kept whole and the text
+    before it shortened (ending in …) to make room; a link that would not fit even alone is left out. The link
+    is the portal's own address (ETL_BASE_URL) and a page's path: it holds no secret, so it is not masked (a
+    masked link would not open)."""
+    if not settings.ETL_BASE_URL or len(link) > SMS_LENGTH:
+        link = ""
+    room = SMS_LENGTH - (len(link) + 1 if link else 0)
+    if len(text) > room:
+        text = text[:room - 1].rstrip() + "…" if room > 1 else ""
+    return f"{text} {link}".strip() if link else text
 
 
 def build_email(run, notification, event, subject, params, notes):
@@ -419,8 +433,7 @@ def send_alert_email(alert, notification):
             continue
         if title is None:  # a text message: one short line
             message = _new_message(subject[:60])
-            text = " ".join(scrub(f"{task.name}: {alert.message}").split())
-            message.set_content(text[:SMS_LENGTH - 1] + "…" if len(text) > SMS_LENGTH else text)
+            message.set_content(sms_text(" ".join(scrub(f"{task.name}: {alert.message}").split()), link))
         else:
             message = _new_message(title)
             message.set_content(body)

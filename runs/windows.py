@@ -7,6 +7,9 @@ claiming transaction just before the conditional update, reads the candidate's w
 moment, so a window is held by every worker on every host (windows are data; each claim decides from the rows
 and its own clock). At a window's end, `kick_stalled_runs` (called every second by the housekeeping leader) finds
 the run claimable again and wakes a worker. Whether a moment lies in a window: connections/maintenance.py.
+
+The dry run (runs/dry_run.py) asks the same question of a run claimed at its own moment (`in_maintenance`) and
+lists the windows beginning within the next day on the connections the task uses (`coming`).
 """
 import datetime
 
@@ -16,6 +19,8 @@ from connections import maintenance
 from connections.models import Connection, MaintenanceWindow
 from runs import pools
 from runs.models import Run
+
+COMING_HOURS = 24  # the dry run lists the windows that begin within this many hours
 
 
 def _by_connection(at):
@@ -69,12 +74,42 @@ def tasks_reopened(now, seconds):
 
 def waiting_for_window(run, at=None):
     """[(connection, end)] of the windows a queued run waits for, by name, for the pages; [] otherwise."""
-    if run.status != Run.Status.QUEUED or not MaintenanceWindow.objects.exists():
+    if run.status != Run.Status.QUEUED:
+        return []
+    return in_maintenance(run.task_id, at)
+
+
+def in_maintenance(task_id, at=None):
+    """[(connection, end)] of the connections the task's runs use that are in a maintenance window at `at`
+    (default: now), by name: what a run claimed at `at` would wait for (the queued run's wait, the dry run's)."""
+    if not MaintenanceWindow.objects.exists():
         return []
     closed = closed_connections(at)
-    used = pools.connections_of([run.task_id], set(closed)).get(run.task_id) if closed else None
+    used = pools.connections_of([task_id], set(closed)).get(task_id) if closed else None
     if not used:
         return []
     return [(connection, closed[connection.pk]) for connection in Connection.objects.filter(pk__in=used)
             .order_by("name")]
+
+
+def coming(task_id, at=None, hours=COMING_HOURS):
+    """[(connection, start, end)] of the maintenance that begins within `hours` after `at` (default: now) on the
+    connections the task's runs use, earliest first. Windows that overlap or follow one another are one (its end
+    is the last one's, as for the wait); one already holding at `at` is `in_maintenance`'s, not listed here."""
+    at = at or timezone.now()
+    by_connection = _by_connection(at)
+    used = pools.connections_of([task_id], set(by_connection)).get(task_id) if by_connection else None
+    if not used:
+        return []
+    horizon = at + datetime.timedelta(hours=hours)
+    found = []
+    for connection in Connection.objects.filter(pk__in=used).order_by("name"):
+        windows = by_connection[connection.pk]
+        covered = maintenance.closed_until(windows, at) or at
+        for start in sorted(start for window in windows for start in maintenance.window_starts(window, at, horizon)):
+            if start <= covered:  # inside (or joined to) maintenance already listed
+                continue
+            covered = maintenance.closed_until(windows, start)
+            found.append((connection, start, covered))
+    return sorted(found, key=lambda item: item[1])
 

@@ -83,7 +83,7 @@ def test_a_late_alert_is_emailed_by_the_outbox_with_a_link_and_only_once(add_tas
     body = plain_text(email)
     assert "Late: still running after 5 min (its maximum duration)" in body and f"Open: {BASE}/runs/{run.pk}/" in body
     assert mails[("5551234567@sms.example",)].get_content().strip() == (
-        "Orders: Late: still running after 5 min (its maximum duration)")
+        f"Orders: Late: still running after 5 min (its maximum duration) {BASE}/runs/{run.pk}/")
     assert Delivery.objects.get().status == "sent"
     assert "The late message to oncall@example.com, 5551234567@sms.example was sent" in log_text(run)
 

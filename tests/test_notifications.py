@@ -7,6 +7,7 @@ import zipfile
 import pytest
 
 from connections.models import Connection
+from etl_portal.links import run_url
 from runs.models import RunFile
 from tasks.models import Condition, Notification
 from tests.fixtures.delivery import ORDERS_QUERY, log_text
@@ -135,7 +136,7 @@ def test_phone_gateways_get_a_short_plain_text_message(orders_task, smtp_connect
     assert list(attachments(mails[("ana@example.com",)])) == ["orders.csv"]
     sms = mails[("5551234567@vtext.example", "+447700900123@sms.example")]
     assert not sms.is_multipart() and sms.get_content_type() == "text/plain"
-    assert sms.get_content().strip() == f"Extract: succeeded (run {run.pk})"
+    assert sms.get_content().strip() == f"Extract: succeeded (run {run.pk}) {run_url(run.pk)}"
     assert ("Sent the success email to ana@example.com; Sent a text message to 5551234567@vtext.example, "
             "+447700900123@sms.example") in log_text(run)
 

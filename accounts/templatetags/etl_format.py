@@ -65,6 +65,19 @@ def when(value, style="full"):
 
 
 @register.filter
+def instant(value):
+    """An ISO 8601 text (as a stored JSON report keeps times) as an aware time for `when` and `until`; blank for
+    anything else."""
+    if isinstance(value, datetime.datetime):
+        return value
+    try:
+        parsed = datetime.datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return ""
+    return parsed if timezone.is_aware(parsed) else ""
+
+
+@register.filter
 def until(value):
     """A coming time as `02:00 CET` when it falls within a day, else `2026-12-01 02:00 CET` (the end of a wait)."""
     if not isinstance(value, datetime.datetime):

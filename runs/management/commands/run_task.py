@@ -26,8 +26,8 @@ class Command(BaseCommand):
         parser.add_argument("--as-of", metavar="YYYY-MM-DD", help="Run as of this date (a backfill of one date).")
         parser.add_argument("--dry-run", action="store_true",
                             help="Do everything but send: print the query, rows, files, destinations and emails a run "
-                                 "would have (runs/dry_run.py), as of --as-of (default now). Nothing is recorded or "
-                                 "delivered.")
+                                 "would have (runs/dry_run.py), as of --as-of (default now), and the maintenance "
+                                 "windows a run started now would wait for. Nothing is recorded or delivered.")
         access.add_command_user_argument(parser)
 
     def handle(self, task_id, sync, as_of=None, **options):
