@@ -39,11 +39,12 @@ from runs.delivery_proof import answer_names
 from runs.masking import secret_values
 from runs.models import DryRun, Run
 from runs.notifications import addresses, is_phone_gateway, shared_mailbox, test_address
-from tasks.models import Destination, Task
+from tasks.models import Condition, Destination, Task
 
 EXECUTE = "runs.dry_run.execute"
 FIRST_ROWS = 10
 FIRST_ROW_CHARACTERS = 2000
+QUERY_CONDITIONS = (Condition.Kind.QUERY_HAS_ROWS, Condition.Kind.QUERY_VALUE)  # those that connect to a database
 NOT_TOUCHED = "a dry run does not connect to a connection in maintenance"
 MOMENT_FORMAT = "%Y-%m-%d %H:%M %Z"
 
@@ -119,7 +120,7 @@ def _work(ctx, report, masker, closed):
         report["source"] = f"Not run: {task.source.not_in_dry_run}"
         report["outcome"] = "Shown only: the source is not run in a dry run"
         return
-    text_connection = task.text_connection_id if task.text_location == "remote" else None
+    text_connection = task.text_connection_id if task.text_location == Task.TextLocation.REMOTE else None
     held = _held(closed, [task.source_connection_id, text_connection])
     if held:
         report["source"] = f"Not read: {held} in a maintenance window and {NOT_TOUCHED}; no rows were read"
@@ -128,8 +129,8 @@ def _work(ctx, report, masker, closed):
     outputs = sources.produce(ctx)
     report.update(query=run.query_text or "", rows=run.rows, columns=run.columns or [])
     report["_warnings"] = ctx.warnings
-    held = _held(closed, [task.processing_connection_id]) if task.processing_location == "remote" and outputs \
-        else ""
+    remote_script = task.processing_location == Task.TextLocation.REMOTE
+    held = _held(closed, [task.processing_connection_id]) if remote_script and outputs else ""
     if held:
         report["processing"] = f"Not run: {held} in a maintenance window and {NOT_TOUCHED}"
         report["outcome"] = f"Stopped before the processing script: {held} in a maintenance window"
@@ -137,7 +138,7 @@ def _work(ctx, report, masker, closed):
     outputs = processing.apply(ctx, outputs)
     report["first_rows"] = first_rows(outputs[0], masker) if outputs else ""
     held = _held(closed, [condition.connection_id for condition in task.conditions.all()
-                          if condition.kind in ("query_rows", "query_value")])
+                          if condition.kind in QUERY_CONDITIONS])
     if held:
         report["conditions"] = f"Not checked: {held} in a maintenance window and {NOT_TOUCHED}"
         report["outcome"] = f"Stopped before the conditions: {held} in a maintenance window"
