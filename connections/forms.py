@@ -67,10 +67,18 @@ def option_form_field(key, protocol=None):
     return copy.deepcopy(declared)
 
 
+class SecretTextarea(forms.Textarea):
+    """A text area for a multi-line secret (a private key) that never sends it back, not even when the form is
+    shown again for an error elsewhere (as a password box does with render_value=False)."""
+
+    def format_value(self, value):
+        return None
+
+
 def secret_form_field(name, protocol=None):
     secret = secret_of(name, protocol)
     if secret.multiline:
-        widget = forms.Textarea(attrs={"rows": 4, "class": "font-monospace", "autocomplete": "off"})
+        widget = SecretTextarea(attrs={"rows": 4, "class": "font-monospace", "autocomplete": "off"})
     else:
         widget = forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
     # A password may begin or end with a space; only a pasted key is trimmed.
