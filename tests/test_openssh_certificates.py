@@ -294,6 +294,11 @@ def test_a_certificate_for_another_key_is_a_field_error_with_both_fingerprints(a
     assert response.context["form"].errors["certificate"] == [expected]
     assert Connection.objects.get(pk=connection.pk).options == {}
 
+    # Stored without the form: the test says the same before connecting.
+    Connection.objects.filter(pk=connection.pk).update(options={"certificate": someone_elses})
+    assert press_test(admin_page, connection) == f"Authentication failed: {expected}"
+    assert Connection.objects.get(pk=connection.pk).host_key == ""
+
 
 @pytest.mark.parametrize("text, message", [
     ("not a certificate at all", "This is not an OpenSSH certificate: paste the one line of the key's -cert.pub "
