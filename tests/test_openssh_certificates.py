@@ -310,11 +310,17 @@ def test_a_certificate_for_another_key_is_a_field_error_with_both_fingerprints(a
     ("private key", "This is a private key: paste the certificate (the -cert.pub file), which is public"),
     ("host certificate", "This is a host certificate (it proves a server's identity): a login needs a user "
                          "certificate"),
+    ("altered certificate", "The OpenSSH certificate ada@etl-portal does not match its CA's signature: it was "
+                            "altered or damaged; paste it again"),
 ])
 def test_text_that_is_no_user_certificate_is_a_field_error(admin_page, organization, sshd, tmp_path, signed_key,
                                                            text, message):
-    private, public, _ = signed_key
-    if text == "public key":
+    private, public, certificate = signed_key
+    if text == "altered certificate":  # one character of the CA's signature, at the end of the blob, changed
+        kind, blob, comment = certificate.split()
+        spot = len(blob) - 10
+        text = f"{kind} {blob[:spot]}{'B' if blob[spot] == 'A' else 'A'}{blob[spot + 1:]} {comment}"
+    elif text == "public key":
         text = public.read_text()
     elif text == "private key":
         text = private

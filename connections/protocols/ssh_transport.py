@@ -116,7 +116,13 @@ def _when(moment):
 
 
 def _moment(seconds, unbounded):
-    return None if seconds == unbounded else datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+    """The instant of a certificate's bound; None for `unbounded`, and for an end past what a date can hold."""
+    if seconds == unbounded:
+        return None
+    try:
+        return datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+    except (OverflowError, OSError, ValueError):
+        return None if unbounded == FOREVER else datetime.datetime.max.replace(tzinfo=datetime.UTC)
 
 
 NOT_A_CERTIFICATE = ("This is not an OpenSSH certificate: paste the one line of the key's -cert.pub file (it starts "
@@ -141,12 +147,14 @@ def read_certificate(text):
     if certificate.type != SSHCertificateType.USER:
         raise ConnectorError("This is a host certificate (it proves a server's identity): a login needs a user "
                              "certificate", step="authentication")
-    key_id = certificate.key_id.decode("utf-8", errors="replace")
+    key_id = certificate.key_id.decode("utf-8", errors="replace").strip() or "(no key id)"
     try:
         certificate.verify_cert_signature()
     except InvalidSignature:
         raise ConnectorError(f"The OpenSSH certificate {key_id} does not match its CA's signature: it was altered "
                              "or damaged; paste it again", step="authentication") from None
+    except UnsupportedAlgorithm:
+        pass  # a CA key type cryptography cannot verify with: the server checks the signature in any case
     try:
         blob = base64.b64decode(text.split()[1], validate=True)
     except (IndexError, binascii.Error):  # cannot happen after cryptography read it; kept an error all the same
