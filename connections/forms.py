@@ -67,10 +67,18 @@ def option_form_field(key, protocol=None):
     return copy.deepcopy(declared)
 
 
+class SecretTextarea(forms.Textarea):
+    """A text area for a multi-line secret (a private key) that never sends it back, not even when the form is
+    shown again for an error elsewhere (as a password box does with render_value=False)."""
+
+    def format_value(self, value):
+        return None
+
+
 def secret_form_field(name, protocol=None):
     secret = secret_of(name, protocol)
     if secret.multiline:
-        widget = forms.Textarea(attrs={"rows": 4, "class": "font-monospace", "autocomplete": "off"})
+        widget = SecretTextarea(attrs={"rows": 4, "class": "font-monospace", "autocomplete": "off"})
     else:
         widget = forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
     # A password may begin or end with a space; only a pasted key is trimmed.
@@ -180,11 +188,33 @@ class BaseConnectionForm(forms.ModelForm):
             self.add_error("kind", access.refusal(access.CODE))
         if "port" in protocol.fields and not cleaned.get("port"):
             cleaned["port"] = protocol.port_for(self.options_for(protocol))
-        # The protocol's own checks (a server path under ETL_LOCAL_ROOTS, a usable GPG key), next to the field.
-        for name, message in protocol.validate(cleaned).items():
+        # The protocol's own checks (a server path under ETL_LOCAL_ROOTS, a usable GPG key, a certificate for the
+        # key), next to the field.
+        for name, message in protocol.validate(self._values_to_check(protocol, cleaned)).items():
             if name not in self.errors:
                 self.add_error(name if name in self.fields else None, message)
         return cleaned
+
+    def _values_to_check(self, protocol, cleaned):
+        """The settings as this save will store them: the secrets entered now, else those kept (a certificate is
+        checked against the stored private key when no new one is entered)."""
+        keep = not (self.drops_secrets_when_readdressed and self.changed_address())
+        secrets = self.secrets_for(protocol, keep_stored=keep)
+        self.dropped_secrets = []  # said by save(), which decides again
+        return {**cleaned, **{name: secrets.get(name, "") for name in protocol.secret_fields}}
+
+    def _found_expiries(self, protocol, options):
+        """The connection's found expiries with those its settings tell (an OpenSSH certificate's end) noted now,
+        in place of those the stored settings told: a replaced certificate's date does not linger until a test."""
+        stored = self._stored_address
+        before = registry.get(stored["kind"]) if stored else None
+        now = protocol.settings_expiries(options)
+        replaced = {what for what, _ in now}
+        if before is not None:
+            replaced |= {what for what, _ in before.settings_expiries(stored["options"])}
+        kept = [item for item in (self.instance.found_expiries or [])
+                if not (isinstance(item, dict) and item.get("what") in replaced)]
+        return kept + [{"what": what, "expires_on": date.isoformat()} for what, date in now]
 
     # --- where the connection points --------------------------------------------------------------------
 
@@ -277,6 +307,7 @@ class BaseConnectionForm(forms.ModelForm):
         connection = super().save(commit=False)
         protocol = registry.get(connection.kind)
         connection.options = self.options_for(protocol)
+        connection.found_expiries = self._found_expiries(protocol, connection.options)
         changed = self.changed_address() if self.drops_secrets_when_readdressed else []
         self.dropped_secrets = []
         connection.secrets = self.secrets_for(protocol, keep_stored=not changed)

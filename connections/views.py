@@ -54,6 +54,8 @@ def readable_settings(connection):
         value = options.get(key, field.initial)  # an option never saved has its form's default
         if isinstance(value, bool):
             value = "yes" if value else "no"
+        elif value not in (None, ""):
+            value = protocol.readable_option(key, value)  # a certificate: its key id and validity, not its text
         rows.append((field.label or key, "—" if value in (None, "") else value))
     for name, secret in protocol.secret_fields.items():
         rows.append((secret.label, "stored" if connection.secret(name) else "not set"))

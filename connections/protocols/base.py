@@ -167,8 +167,10 @@ class Connector:
     def validate(cls, values):
         """Check the settings a form is about to save: {field name: message} for those refused.
 
-        `values` holds the columns, options and new secrets by name. The base checks a server path against
-        ETL_LOCAL_ROOTS (`local_path`); a protocol may add checks (GPG: the pasted key is a usable public key).
+        `values` holds the columns, options and secrets by name, the secrets as the save will store them
+        (entered now, else kept). The base checks a server path against ETL_LOCAL_ROOTS (`local_path`); a
+        protocol may add checks (GPG: the pasted key is a usable public key; SFTP and SSH: a certificate is for
+        the private key). A message never quotes a secret.
         """
         errors = {}
         if cls.local_path:
@@ -179,6 +181,17 @@ class Connector:
             except ConnectorError as exc:
                 errors["path"] = exc.message
         return errors
+
+    @classmethod
+    def settings_expiries(cls, options):
+        """(what, date) of the credentials whose expiry the settings themselves tell, without connecting (an
+        OpenSSH certificate's end date): noted when the connection form is saved, as a test would note them."""
+        return []
+
+    @classmethod
+    def readable_option(cls, key, value):
+        """The option `key` as the connection page shows it (an OpenSSH certificate: its key id and validity)."""
+        return value
 
     @property
     def timeout(self):

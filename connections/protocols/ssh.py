@@ -7,9 +7,11 @@ import time
 import paramiko
 from paramiko.common import cMSG_CHANNEL_REQUEST
 
-from connections.protocols.base import SHELL, Connector, ConnectorError, Secret, password_secret
+from connections.protocols.base import SHELL, Connector, ConnectorError
 from connections.protocols.registry import register
-from connections.protocols.ssh_transport import open_transport
+from connections.protocols.ssh_transport import (
+    CERTIFICATE, OpenSshLogin, certificate_option, login_secrets, open_transport,
+)
 
 # How long one wait for output lasts; also how quickly a stop request or a timeout is noticed.
 POLL_SECONDS = 0.1
@@ -70,13 +72,15 @@ def signal_remote(channel, name="TERM"):
 
 
 @register
-class SshShell(Connector):
+class SshShell(OpenSshLogin, Connector):
     kind = "ssh"
     label = "SSH (run commands)"
     capabilities = frozenset({SHELL})
     fields = ("host", "port", "username")
-    secret_fields = {"password": password_secret(), "private_key": Secret("Private key", multiline=True),
-                     "passphrase": Secret("Key passphrase")}
+    secret_fields = login_secrets()
+    option_fields = {CERTIFICATE: certificate_option()}
+    # A renewed certificate is the same login to the same server: the stored key stays.
+    harmless_options = frozenset({CERTIFICATE})
     default_port = 22
 
     def run(self, command, on_line, timeout=None, env=None, stop=None):

@@ -1,4 +1,5 @@
-"""OpenSSH's sshd on 127.0.0.1 with a throwaway host key, a test user with a password and a key."""
+"""OpenSSH's sshd on 127.0.0.1 with a throwaway host key, a test user with a password and a key, and a user CA
+it trusts (TrustedUserCAKeys): a key it signs logs in with its certificate alone, never listed in authorized_keys."""
 import os
 import pwd
 import shutil
@@ -24,6 +25,18 @@ class SshServer:
     root: Path  # a folder the user owns; tests deliver under it
     process: subprocess.Popen = None
     workdir: Path = None
+    user_ca: Path = None  # the private key of the CA the server trusts for user certificates
+
+    def certify(self, public_key, key_id, principals=None, validity=None, ca=None):
+        """Sign the public key file `public_key` with `ca` (default the trusted user CA) as `ssh-keygen -s` does
+        for a company's users; returns the certificate's one line (ssh-ed25519-cert-v01@openssh.com ...).
+        `principals` default to the test user; `validity` is ssh-keygen's -V (none: valid forever)."""
+        command = ["ssh-keygen", "-q", "-s", str(ca or self.user_ca), "-I", key_id,
+                   "-n", ",".join(principals or [self.username])]
+        if validity:
+            command += ["-V", validity]
+        subprocess.run(command + [str(public_key)], check=True, capture_output=True)
+        return Path(str(public_key).removesuffix(".pub") + "-cert.pub").read_text()
 
     def make_folder(self, name):
         """A fresh folder under `root` that the test user can write to."""
@@ -49,6 +62,8 @@ def start_sshd():
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(workdir / "host_key")], check=True)
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "etl-test", "-f", str(workdir / "user_key")],
                    check=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "etl-test-user-ca", "-f",
+                    str(workdir / "user_ca")], check=True)
     authorized = workdir / "authorized_keys"
     authorized.write_text((workdir / "user_key.pub").read_text())
     authorized.chmod(0o644)
@@ -62,6 +77,7 @@ ListenAddress 127.0.0.1
 HostKey {workdir / 'host_key'}
 PidFile {workdir / 'sshd.pid'}
 AuthorizedKeysFile {authorized}
+TrustedUserCAKeys {workdir / 'user_ca.pub'}
 StrictModes no
 UsePAM no
 PasswordAuthentication yes
@@ -79,5 +95,5 @@ LogLevel ERROR
         host="127.0.0.1", port=port, username=USER, password=PASSWORD,
         private_key=(workdir / "user_key").read_text(),
         host_public_key=" ".join((workdir / "host_key.pub").read_text().split()[:2]),
-        root=root, process=process, workdir=workdir,
+        root=root, process=process, workdir=workdir, user_ca=workdir / "user_ca",
     )
