@@ -23,6 +23,7 @@ pytest_plugins = [
     "tests.fixtures.delivery",
     "tests.fixtures.scheduling",
     "tests.fixtures.faults",
+    "tests.fixtures.webhooks",
 ]
 
 
@@ -31,7 +32,7 @@ pytest_plugins = [
 # `servers`; a test that starts one itself carries the marker by hand (`pytestmark = pytest.mark.servers`).
 SERVER_FIXTURES = {
     "sshd", "ftpd", "smbd", "smtp_sink", "http_fake", "make_http_fake", "pg_database", "mariadb_database",
-    "qcluster",
+    "qcluster", "receiver",
 }
 SERVER_MARKERS = {"browser"}
 

@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 from alerts import outbox
 from alerts.models import Webhook
 from api.config import export_config, import_config, plan
-from tests.test_channels import receiver, run_now  # noqa: F401 (receiver: a fixture)
+from tests.fixtures.webhooks import run_now
 
 pytestmark = [pytest.mark.django_db]
 SLACK = "https://hooks.slack.example/services/T01/B02/credential-path"

@@ -11,32 +11,16 @@ from django.utils import timezone
 
 from alerts import outbox
 from alerts.models import MAX_ATTEMPTS, RETRY_DELAYS, Delivery, DeliveryAttempt, Webhook
-from runs.execution import execute_run
-from tests import factories
 from tests.fixtures.delivery import log_text
-from tests.servers.webhook_receiver import WebhookReceiver
+from tests.fixtures.webhooks import run_now
 
 pytestmark = [pytest.mark.django_db, pytest.mark.servers]  # each test starts its own HTTP receiver
 BASE = "https://etl.example.com"
 
 
-@pytest.fixture
-def receiver():
-    server = WebhookReceiver().start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture(autouse=True)
 def base_url(settings):
     settings.ETL_BASE_URL = BASE
-
-
-def run_now(task):
-    run = factories.run(task)
-    execute_run(run.pk)
-    run.refresh_from_db()
-    return run
 
 
 def hook(owner, url, **fields):

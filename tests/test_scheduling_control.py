@@ -295,7 +295,8 @@ def test_every_ops_command_explains_itself(command, capsys):
 def test_ops_commands_run_a_project_list_schedules_and_cancel(project, add_task, add_trigger, capsys):
     project.mode = Project.Mode.SERIES
     project.save()
-    first, second = add_task("First"), add_task("Second", run_rank=2)
+    add_task("First")
+    add_task("Second", run_rank=2)
     add_trigger(project, hour="2", minute="30", time_zone="Europe/London")
     call_command("run_project", str(project.pk))
     out = capsys.readouterr().out

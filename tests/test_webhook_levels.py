@@ -21,27 +21,12 @@ from django.utils import timezone
 
 from alerts import outbox
 from alerts.models import Alert, Delivery, DeliveryAttempt, Webhook
-from runs.execution import execute_run
 from runs.models import Run, RunLog
 from tests import factories
-from tests.servers.webhook_receiver import WebhookReceiver
+from tests.fixtures.webhooks import run_now
 
 pytestmark = [pytest.mark.django_db, pytest.mark.servers]  # each test starts its own HTTP receiver
 SECRET_PATH = "/services/T1/B2/very-secret-path"
-
-
-@pytest.fixture
-def receiver():
-    server = WebhookReceiver().start()
-    yield server
-    server.stop()
-
-
-def run_now(task):
-    run = factories.run(task)
-    execute_run(run.pk)
-    run.refresh_from_db()
-    return run
 
 
 def messages_of(response):
