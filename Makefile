@@ -33,15 +33,20 @@ run: migrate
 	@echo "Open http://127.0.0.1:8000/ and log in with the user printed above."
 	$(PY) manage.py serve
 
+# Python's bytecode cache, pytest's rewritten test modules included, is written (to the git-ignored __pycache__)
+# even where the environment sets PYTHONDONTWRITEBYTECODE: without it every pytest process, each xdist worker
+# too, parses and rewrites every test module again, about 3 s each.
+PYTEST := env -u PYTHONDONTWRITEBYTECODE $(PY) -m pytest
+
 test: system-deps-test install
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 
 # A quick check: the tests that need no server (sshd/ftpd/smbd/SMTP sink/PostgreSQL/MariaDB/browser/qcluster) and
 # are not slow by nature (a real timeout or lease waited for, the API fuzzed). Its database is made from the
 # models, not migrated (tests/schema_from_models.py); each test module stays on one worker, so the worlds the
 # authorization tables build once per module are built once. `make test` runs every test, migrated.
 test-fast: install
-	$(PY) -m pytest -m "not servers and not slow" -n auto --dist loadfile --no-migrations $(PYTEST_ARGS)
+	$(PYTEST) -m "not servers and not slow" -n auto --dist loadfile --no-migrations $(PYTEST_ARGS)
 
 bench: system-deps-test install
 	$(PY) -m bench $(BENCH_ARGS)
