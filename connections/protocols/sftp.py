@@ -15,9 +15,7 @@ import paramiko
 from connections.protocols import sftp_transfer
 from connections.protocols.base import ConnectorError, FileSession, FileStore
 from connections.protocols.registry import register
-from connections.protocols.ssh_transport import (
-    CERTIFICATE, OpenSshLogin, certificate_option, login_secrets, open_transport,
-)
+from connections.protocols.ssh_transport import OpenSshLogin, open_transport
 
 BULK_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 # Room for all the reads a download keeps in flight, so the server never waits for the window to reopen,
@@ -155,10 +153,6 @@ class SftpStore(OpenSshLogin, FileStore):
     kind = "sftp"
     label = "SFTP"
     fields = ("host", "port", "username", "path")
-    secret_fields = login_secrets()
-    option_fields = {CERTIFICATE: certificate_option()}
-    # A renewed certificate is the same login to the same server: the stored key stays.
-    harmless_options = frozenset({CERTIFICATE})
     default_port = 22
 
     def session(self):

@@ -9,9 +9,7 @@ from paramiko.common import cMSG_CHANNEL_REQUEST
 
 from connections.protocols.base import SHELL, Connector, ConnectorError
 from connections.protocols.registry import register
-from connections.protocols.ssh_transport import (
-    CERTIFICATE, OpenSshLogin, certificate_option, login_secrets, open_transport,
-)
+from connections.protocols.ssh_transport import OpenSshLogin, open_transport
 
 # How long one wait for output lasts; also how quickly a stop request or a timeout is noticed.
 POLL_SECONDS = 0.1
@@ -77,10 +75,6 @@ class SshShell(OpenSshLogin, Connector):
     label = "SSH (run commands)"
     capabilities = frozenset({SHELL})
     fields = ("host", "port", "username")
-    secret_fields = login_secrets()
-    option_fields = {CERTIFICATE: certificate_option()}
-    # A renewed certificate is the same login to the same server: the stored key stays.
-    harmless_options = frozenset({CERTIFICATE})
     default_port = 22
 
     def run(self, command, on_line, timeout=None, env=None, stop=None):

@@ -36,22 +36,6 @@ CERTIFICATE = "certificate"
 FOREVER = 2 ** 64 - 1
 
 
-def login_secrets():
-    """The secrets an SSH login uses: a password, or a private key and its passphrase."""
-    return {"password": password_secret(), "private_key": Secret("Private key", multiline=True),
-            "passphrase": Secret("Key passphrase")}
-
-
-def certificate_option():
-    """The OpenSSH user certificate of the private key: public text (not a secret), one line."""
-    return forms.CharField(
-        label="OpenSSH certificate", required=False, strip=True,
-        widget=forms.Textarea(attrs={"rows": 3, "class": "font-monospace", "spellcheck": "false"}),
-        help_text="Only when your organization's SSH CA signed your key: paste the one line of the key's "
-                  "-cert.pub file (ssh-ed25519-cert-v01@openssh.com AAAA...). It is used with the private key "
-                  "above, and its end date is noted for expiry reminders.")
-
-
 @dataclass(frozen=True)
 class Certificate:
     """What a user needs to recognise an OpenSSH user certificate, and what logging in with it needs."""
@@ -175,8 +159,20 @@ def certificate_of(options):
 
 
 class OpenSshLogin:
-    """What SFTP and SSH connections do alike with their login settings; each declares the fields itself
-    (`login_secrets()`, `certificate_option()`), and puts this class before its base class."""
+    """The login settings SFTP and SSH connections declare and check alike (each puts this class before its base
+    class): a password, or a private key and its passphrase (secrets), optionally with the key's OpenSSH user
+    certificate (a public option)."""
+
+    secret_fields = {"password": password_secret(), "private_key": Secret("Private key", multiline=True),
+                     "passphrase": Secret("Key passphrase")}
+    option_fields = {CERTIFICATE: forms.CharField(
+        label="OpenSSH certificate", required=False, strip=True,
+        widget=forms.Textarea(attrs={"rows": 3, "class": "font-monospace", "spellcheck": "false"}),
+        help_text="Only when your organization's SSH CA signed your key: paste the one line of the key's "
+                  "-cert.pub file (ssh-ed25519-cert-v01@openssh.com AAAA...). It is used with the private key "
+                  "above, and its end date is noted for expiry reminders.")}
+    # A renewed certificate is the same login to the same server: the stored key stays.
+    harmless_options = frozenset({CERTIFICATE})
 
     @classmethod
     def validate(cls, values):
