@@ -52,12 +52,15 @@ class WebhookQuerySet(models.QuerySet):
     def reaching(self, task):
         """The webhooks a run of `task` may go to: the task's, its project's and its organization's (each row
         belongs to one of them, so none comes twice)."""
-        return self.filter(Q(task=task) | Q(project=task.project_id)
-                           | Q(organization=task.project.organization_id))
+        return self.filter(Q(task=task) | self._above(task.project))
 
     def reaching_project(self, project):
         """The webhooks every task of `project` may send to besides its own: the project's and its organization's."""
-        return self.filter(Q(project=project) | Q(organization=project.organization_id))
+        return self.filter(self._above(project))
+
+    @staticmethod
+    def _above(project):
+        return Q(project=project.pk) | Q(organization=project.organization_id)
 
     def nearest_first(self):
         """The task's first, then the project's, then the organization's (the order pages list them in)."""
